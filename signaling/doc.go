@@ -1,0 +1,19 @@
+// Package signaling is the meeting room where WebRTC peers find each other:
+// a WebTorrent-protocol websocket tracker (the wire format of the
+// bittorrent-tracker npm package, spoken by webtorrent in browsers).
+//
+// Peers announce the swarms (info hashes) they take part in and hand the
+// server SDP offers; the server relays each offer to one other peer of the
+// swarm and relays the answer back to the offerer, nothing else. It knows
+// nothing of torrent data: no pieces, no metadata, no peer wire protocol.
+// An info hash is only the name of a room.
+//
+// Unlike the reference server it binds every peer_id to the socket that
+// announced it, accepts an answer only for an offer it actually relayed to the
+// answering peer, keeps sockets alive with pings, bounds every queue and
+// table, and closes a slow socket instead of letting it block anyone.
+//
+// The gateway itself can take part in swarms without a socket through a
+// LocalPeer (AttachLocal, Join, SendOffer). Client is the same protocol from
+// the peer's side, for native (Go) WebRTC peers.
+package signaling

@@ -1,0 +1,393 @@
+package signaling
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+type event int
+
+const (
+	eventUpdate event = iota
+	eventStarted
+	eventCompleted
+	eventStopped
+)
+
+func parseEvent(raw json.RawMessage) (event, error) {
+	s, _, err := stringField(raw, "event")
+	if err != nil {
+		return 0, err
+	}
+	switch s {
+	case "", "empty", "update":
+		return eventUpdate, nil
+	case "started":
+		return eventStarted, nil
+	case "completed":
+		return eventCompleted, nil
+	case "stopped":
+		return eventStopped, nil
+	}
+	return 0, fmt.Errorf("%w: %q", ErrUnknownEvent, s)
+}
+
+// wireOffer is one parsed entry of an announce's offers.
+type wireOffer struct {
+	id  ID
+	sdp string
+}
+
+// handle serves one client message. Anything wrong with it gets a failure
+// reply and leaves the socket open.
+func (s *Server) handle(c *conn, data []byte) {
+	var m inMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		c.failure(actionAnnounce, "", fmt.Errorf("%w: not a JSON object", ErrBadMessage))
+		return
+	}
+	action, _, actionErr := stringField(m.Action, "action")
+	// Echo the request's info_hash when it is a string, even an invalid one:
+	// clients match replies to their torrents by it.
+	echoIH, _, _ := stringField(m.InfoHash, "info_hash")
+	if actionErr != nil {
+		c.failure(actionAnnounce, echoIH, actionErr)
+		return
+	}
+	var err error
+	switch action {
+	case actionAnnounce:
+		if !isAbsent(m.Answer) {
+			err = s.answer(c, &m)
+		} else {
+			err = s.announce(c, &m)
+		}
+	case actionScrape:
+		err = s.scrape(c, &m)
+	default:
+		err = fmt.Errorf("%w: %q", ErrUnknownAction, action)
+	}
+	if err != nil {
+		c.failure(action, echoIH, err)
+	}
+}
+
+func (s *Server) announce(c *conn, m *inMessage) error {
+	ih, err := idField(m.InfoHash, "info_hash")
+	if err != nil {
+		return err
+	}
+	pid, err := idField(m.PeerID, "peer_id")
+	if err != nil {
+		return err
+	}
+	ev, err := parseEvent(m.Event)
+	if err != nil {
+		return err
+	}
+	// left is null when the client does not know the size yet (JSON has no Infinity).
+	var left *float64
+	if !isAbsent(m.Left) {
+		if err := json.Unmarshal(m.Left, &left); err != nil {
+			return fmt.Errorf("%w: left is not a number", ErrBadMessage)
+		}
+	}
+	seeder := ev == eventCompleted || (left != nil && *left == 0)
+	offers, err := s.parseOffers(m.Offers)
+	if err != nil {
+		return err
+	}
+	s.announces.Add(1)
+
+	now := time.Now()
+	s.mu.Lock()
+	if s.local != nil && pid == s.localID {
+		s.mu.Unlock()
+		return ErrReservedPeerID
+	}
+	sw := s.swarms[ih]
+	if ev == eventStopped {
+		if sw != nil {
+			// Only the socket a peer_id is bound to may stop it.
+			if p := sw.peers[pid]; p != nil && p.c == c {
+				s.removePeer(ih, sw, p)
+				s.dropIfEmpty(ih, sw)
+			}
+		}
+		complete, incomplete := s.counts(s.swarms[ih])
+		s.mu.Unlock()
+		s.reply(c, ih, complete, incomplete)
+		return nil
+	}
+	if err := s.upsertPeer(c, ih, sw, pid, ev, seeder, now); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	sw = s.swarms[ih]
+	complete, incomplete := s.counts(sw)
+	local, localJoined := s.local, sw.local
+	s.mu.Unlock()
+
+	s.reply(c, ih, complete, incomplete)
+	if len(offers) == 0 {
+		return nil
+	}
+	// WantOffer runs without locks: it may look at the local peer's own state.
+	if local != nil && localJoined && local.WantOffer(ih, pid) {
+		s.offerToLocal(local, Offer{InfoHash: ih, PeerID: pid, OfferID: offers[0].id, SDP: offers[0].sdp})
+		offers = offers[1:]
+	}
+	s.relayOffers(c, ih, pid, offers, now)
+	return nil
+}
+
+// upsertPeer adds pid to the swarm or refreshes it, binding it to c. Caller holds s.mu.
+func (s *Server) upsertPeer(c *conn, ih ID, sw *swarm, pid ID, ev event, seeder bool, now time.Time) error {
+	var p *peer
+	if sw != nil {
+		p = sw.peers[pid]
+	}
+	b := binding{ih, pid}
+	if p == nil || p.c != c {
+		if len(c.peers) >= s.cfg.MaxSwarmsPerSocket {
+			return fmt.Errorf("%w (max %d)", ErrTooManySwarms, s.cfg.MaxSwarmsPerSocket)
+		}
+	}
+	if p == nil {
+		if sw != nil && len(sw.peers) >= s.cfg.MaxPeersPerSwarm {
+			return fmt.Errorf("%w (max %d peers)", ErrSwarmFull, s.cfg.MaxPeersPerSwarm)
+		}
+		if sw == nil {
+			sw = &swarm{peers: make(map[ID]*peer)}
+			s.swarms[ih] = sw
+		}
+		p = &peer{id: pid, c: c, seeder: seeder}
+		sw.add(p)
+		c.peers[b] = struct{}{}
+	} else if p.c != c {
+		// A re-announce from a new socket moves the peer: offers and answers
+		// now go there, and the old socket can no longer answer as it.
+		delete(p.c.peers, b)
+		p.c = c
+		c.peers[b] = struct{}{}
+	}
+	sw.setSeeder(p, seeder)
+	if ev == eventCompleted && !p.completed {
+		p.completed = true
+		sw.downloaded++
+	}
+	p.seen = now
+	return nil
+}
+
+func (s *Server) reply(c *conn, ih ID, complete, incomplete int) {
+	c.send(mustMarshal(announceReply{
+		Action:     actionAnnounce,
+		InfoHash:   ih.binary(),
+		Interval:   s.intervalSeconds(),
+		Complete:   complete,
+		Incomplete: incomplete,
+	}))
+}
+
+// parseOffers validates the offers used (the first MaxOffersPerAnnounce) and
+// ignores the rest, as aquatic_ws does.
+func (s *Server) parseOffers(raw json.RawMessage) ([]wireOffer, error) {
+	if isAbsent(raw) {
+		return nil, nil
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, fmt.Errorf("%w: offers is not an array", ErrBadMessage)
+	}
+	if len(list) > s.cfg.MaxOffersPerAnnounce {
+		list = list[:s.cfg.MaxOffersPerAnnounce]
+	}
+	out := make([]wireOffer, 0, len(list))
+	for i, e := range list {
+		var o struct {
+			OfferID json.RawMessage `json:"offer_id"`
+			Offer   json.RawMessage `json:"offer"`
+		}
+		if err := json.Unmarshal(e, &o); err != nil {
+			return nil, fmt.Errorf("%w: offers[%d] is not an object", ErrBadMessage, i)
+		}
+		id, err := idField(o.OfferID, fmt.Sprintf("offers[%d].offer_id", i))
+		if err != nil {
+			return nil, err
+		}
+		sdp, err := sdpField(o.Offer, fmt.Sprintf("offers[%d].offer", i), "offer")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, wireOffer{id: id, sdp: sdp})
+	}
+	return out, nil
+}
+
+// relayOffers sends each offer to a different random peer of the swarm on
+// another socket and remembers where it went.
+func (s *Server) relayOffers(c *conn, ih, from ID, offers []wireOffer, now time.Time) {
+	if len(offers) == 0 {
+		return
+	}
+	type delivery struct {
+		to *conn
+		o  wireOffer
+	}
+	var ds []delivery
+	s.mu.Lock()
+	if sw := s.swarms[ih]; sw != nil {
+		// The peer may have left (or moved) while the lock was released.
+		if p := sw.peers[from]; p != nil && p.c == c {
+			for i, t := range pickTargets(sw, c, len(offers)) {
+				s.rememberOffer(p, offers[i].id, t.id, now)
+				ds = append(ds, delivery{t.c, offers[i]})
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, d := range ds {
+		msg := mustMarshal(offerMsg{
+			Action:   actionAnnounce,
+			InfoHash: ih.binary(),
+			PeerID:   from.binary(),
+			OfferID:  d.o.id.binary(),
+			Offer:    sdpMsg{Type: "offer", SDP: d.o.sdp},
+		})
+		if d.to.send(msg) {
+			s.offersRelayed.Add(1)
+		}
+	}
+}
+
+// answer relays an answer to the offerer, but only when the answering
+// peer_id is bound to this socket and the offer was relayed to it.
+func (s *Server) answer(c *conn, m *inMessage) error {
+	ih, err := idField(m.InfoHash, "info_hash")
+	if err != nil {
+		return err
+	}
+	pid, err := idField(m.PeerID, "peer_id")
+	if err != nil {
+		return err
+	}
+	to, err := idField(m.ToPeerID, "to_peer_id")
+	if err != nil {
+		return err
+	}
+	oid, err := idField(m.OfferID, "offer_id")
+	if err != nil {
+		return err
+	}
+	sdp, err := sdpField(m.Answer, "answer", "answer")
+	if err != nil {
+		return err
+	}
+
+	now := time.Now()
+	s.mu.Lock()
+	sw := s.swarms[ih]
+	var ap *peer
+	if sw != nil {
+		ap = sw.peers[pid]
+	}
+	if ap == nil || ap.c != c {
+		s.mu.Unlock()
+		return ErrNotAnnounced
+	}
+	ap.seen = now
+	if s.local != nil && to == s.localID {
+		lo := s.localOffers[localOfferKey{ih, oid}]
+		if lo == nil || lo.to != pid {
+			s.mu.Unlock()
+			return ErrUnknownOffer
+		}
+		delete(s.localOffers, localOfferKey{ih, oid})
+		lo.finish(offerResult{sdp: sdp})
+		s.mu.Unlock()
+		s.answersRelayed.Add(1)
+		return nil
+	}
+	op := sw.peers[to]
+	if op == nil {
+		s.mu.Unlock()
+		return ErrUnknownOffer
+	}
+	o, ok := op.offers[oid]
+	if !ok || o.to != pid || now.Sub(o.at) > s.cfg.OfferTimeout {
+		s.mu.Unlock()
+		return ErrUnknownOffer
+	}
+	delete(op.offers, oid) // one answer per offer
+	target := op.c
+	s.mu.Unlock()
+
+	msg := mustMarshal(answerMsg{
+		Action:   actionAnnounce,
+		InfoHash: ih.binary(),
+		PeerID:   pid.binary(),
+		ToPeerID: to.binary(),
+		OfferID:  oid.binary(),
+		Answer:   sdpMsg{Type: "answer", SDP: sdp},
+	})
+	if target.send(msg) {
+		s.answersRelayed.Add(1)
+	}
+	return nil
+}
+
+func (s *Server) scrape(c *conn, m *inMessage) error {
+	var hashes []ID
+	all := isAbsent(m.InfoHash)
+	if !all {
+		var one string
+		if err := json.Unmarshal(m.InfoHash, &one); err == nil {
+			id, err := parseBinaryID(one)
+			if err != nil {
+				return fmt.Errorf("%w: info_hash: %w", ErrBadMessage, err)
+			}
+			hashes = []ID{id}
+		} else {
+			var list []json.RawMessage
+			if err := json.Unmarshal(m.InfoHash, &list); err != nil {
+				return fmt.Errorf("%w: info_hash is neither a string nor an array", ErrBadMessage)
+			}
+			if len(list) > s.cfg.MaxScrapeHashes {
+				return fmt.Errorf("%w: %d, max %d", ErrTooManyHashes, len(list), s.cfg.MaxScrapeHashes)
+			}
+			for i, e := range list {
+				id, err := idField(e, fmt.Sprintf("info_hash[%d]", i))
+				if err != nil {
+					return err
+				}
+				hashes = append(hashes, id)
+			}
+		}
+	}
+	s.scrapes.Add(1)
+	r := scrapeReply{Action: actionScrape, Files: make(map[string]scrapeFile)}
+	r.Flags.MinRequestInterval = minScrapeInterval
+	s.mu.Lock()
+	if all {
+		for ih := range s.swarms {
+			if len(hashes) == s.cfg.MaxScrapeHashes {
+				break
+			}
+			hashes = append(hashes, ih)
+		}
+	}
+	for _, ih := range hashes {
+		sw := s.swarms[ih]
+		f := scrapeFile{}
+		f.Complete, f.Incomplete = s.counts(sw)
+		if sw != nil {
+			f.Downloaded = sw.downloaded
+		}
+		r.Files[ih.binary()] = f
+	}
+	s.mu.Unlock()
+	c.send(mustMarshal(r))
+	return nil
+}

@@ -1,0 +1,221 @@
+package signaling
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Server is the websocket tracker. It is an http.Handler, so it mounts on any
+// path of any router.
+//
+// All swarm state sits behind one mutex: every operation on it is a few map
+// lookups and no I/O happens under it (sends only enqueue), which keeps the
+// code simpler than a hub goroutine and fast enough for the gateway's scale.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+
+	ctx       context.Context // cancelled by Close; parent of LocalPeer.HandleOffer contexts
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup // socket readers/writers, janitor, local offer handlers
+	closeOnce sync.Once
+
+	mu          sync.Mutex
+	closed      bool
+	conns       map[*conn]struct{}
+	swarms      map[ID]*swarm
+	local       LocalPeer
+	localID     ID
+	localOffers map[localOfferKey]*localOffer
+
+	announces, scrapes, offersRelayed, answersRelayed, failures atomic.Uint64
+}
+
+// Stats is a snapshot of the server's size and counters.
+type Stats struct {
+	Sockets, Swarms, Peers                                      int
+	Announces, Scrapes, OffersRelayed, AnswersRelayed, Failures uint64
+}
+
+// New validates cfg and starts the janitor that expires peers and offers.
+// A nil log discards.
+func New(cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:         cfg,
+		log:         log.With("component", "signaling"),
+		ctx:         ctx,
+		cancel:      cancel,
+		conns:       make(map[*conn]struct{}),
+		swarms:      make(map[ID]*swarm),
+		localOffers: make(map[localOfferKey]*localOffer),
+	}
+	checkOrigin := cfg.CheckOrigin
+	if checkOrigin == nil {
+		// Browsers on any page may use a public tracker; gorilla's default would demand same origin.
+		checkOrigin = func(*http.Request) bool { return true }
+	}
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		CheckOrigin:      checkOrigin,
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			writeHTTPError(w, status, reason.Error())
+		},
+	}
+	s.wg.Add(1)
+	go s.janitor()
+	return s, nil
+}
+
+func writeHTTPError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+// ServeHTTP upgrades any request to a tracker websocket. A request that is
+// not a websocket upgrade gets 400 with a JSON error body.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !websocket.IsWebSocketUpgrade(r) {
+		writeHTTPError(w, http.StatusBadRequest, "websocket tracker: expected a websocket upgrade")
+		return
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		writeHTTPError(w, http.StatusServiceUnavailable, "websocket tracker: shutting down")
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	c := &conn{
+		s:      s,
+		ws:     ws,
+		out:    make(chan []byte, s.cfg.SendQueue),
+		done:   make(chan struct{}),
+		peers:  make(map[binding]struct{}),
+		remote: r.RemoteAddr,
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = ws.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	// Added under mu with closed false, so Close's Wait cannot have started.
+	s.wg.Add(2)
+	s.mu.Unlock()
+	go c.writeLoop()
+	go c.readLoop()
+}
+
+// Close closes every socket, stops the janitor and waits for all goroutines
+// the server started. It is idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		for c := range s.conns {
+			c.kill("server closing")
+		}
+		s.mu.Unlock()
+		s.cancel()
+		s.wg.Wait()
+	})
+	return nil
+}
+
+// Stats returns current sizes and counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	st := Stats{Sockets: len(s.conns), Swarms: len(s.swarms)}
+	for _, sw := range s.swarms {
+		st.Peers += len(sw.peers)
+	}
+	s.mu.Unlock()
+	st.Announces = s.announces.Load()
+	st.Scrapes = s.scrapes.Load()
+	st.OffersRelayed = s.offersRelayed.Load()
+	st.AnswersRelayed = s.answersRelayed.Load()
+	st.Failures = s.failures.Load()
+	return st
+}
+
+// janitor expires silent peers and unanswered offers.
+func (s *Server) janitor() {
+	defer s.wg.Done()
+	period := min(s.cfg.PeerTimeout, s.cfg.OfferTimeout) / 4
+	period = max(period, 10*time.Millisecond)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case now := <-t.C:
+			s.expire(now)
+		}
+	}
+}
+
+func (s *Server) expire(now time.Time) {
+	peerDeadline := now.Add(-s.cfg.PeerTimeout)
+	offerDeadline := now.Add(-s.cfg.OfferTimeout)
+	expired := 0
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ih, sw := range s.swarms {
+		// Iterating backwards keeps swap-removal from skipping a peer.
+		for i := len(sw.list) - 1; i >= 0; i-- {
+			p := sw.list[i]
+			if p.seen.Before(peerDeadline) {
+				s.removePeer(ih, sw, p)
+				expired++
+				continue
+			}
+			for oid, o := range p.offers {
+				if o.at.Before(offerDeadline) {
+					delete(p.offers, oid)
+				}
+			}
+		}
+		s.dropIfEmpty(ih, sw)
+	}
+	if expired > 0 {
+		s.log.Debug("peers expired", "count", expired)
+	}
+}
+
+// failure sends a failure reply. Clients close the socket on any action other
+// than announce or scrape, so the reply uses one of those.
+func (c *conn) failure(action, infoHash string, err error) {
+	if action != actionScrape {
+		action = actionAnnounce
+	}
+	c.s.failures.Add(1)
+	c.s.log.Debug("failure", "remote", c.remote, "action", action, "err", err)
+	c.send(mustMarshal(failureMsg{Action: action, InfoHash: infoHash, Reason: err.Error()}))
+}
+
+func (s *Server) intervalSeconds() int {
+	return int((s.cfg.AnnounceInterval + time.Second - 1) / time.Second)
+}
