@@ -1,0 +1,52 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/pion/logging"
+)
+
+// slogFactory bridges pion's leveled loggers into slog. pion is chatty below warn (every ICE
+// check), so lower levels are dropped before formatting.
+type slogFactory struct {
+	log *slog.Logger
+	min slog.Level
+}
+
+func (f slogFactory) NewLogger(scope string) logging.LeveledLogger {
+	return slogLeveled{log: f.log.With("pion", scope), min: f.min}
+}
+
+type slogLeveled struct {
+	log *slog.Logger
+	min slog.Level
+}
+
+const levelTrace = slog.LevelDebug - 4
+
+func (l slogLeveled) emit(level slog.Level, msg string) {
+	if level < l.min || !l.log.Enabled(context.Background(), level) {
+		return
+	}
+	l.log.Log(context.Background(), level, msg)
+}
+
+func (l slogLeveled) emitf(level slog.Level, format string, args ...any) {
+	if level < l.min || !l.log.Enabled(context.Background(), level) {
+		return
+	}
+	l.log.Log(context.Background(), level, fmt.Sprintf(format, args...))
+}
+
+func (l slogLeveled) Trace(msg string)                  { l.emit(levelTrace, msg) }
+func (l slogLeveled) Tracef(format string, args ...any) { l.emitf(levelTrace, format, args...) }
+func (l slogLeveled) Debug(msg string)                  { l.emit(slog.LevelDebug, msg) }
+func (l slogLeveled) Debugf(format string, args ...any) { l.emitf(slog.LevelDebug, format, args...) }
+func (l slogLeveled) Info(msg string)                   { l.emit(slog.LevelInfo, msg) }
+func (l slogLeveled) Infof(format string, args ...any)  { l.emitf(slog.LevelInfo, format, args...) }
+func (l slogLeveled) Warn(msg string)                   { l.emit(slog.LevelWarn, msg) }
+func (l slogLeveled) Warnf(format string, args ...any)  { l.emitf(slog.LevelWarn, format, args...) }
+func (l slogLeveled) Error(msg string)                  { l.emit(slog.LevelError, msg) }
+func (l slogLeveled) Errorf(format string, args ...any) { l.emitf(slog.LevelError, format, args...) }
