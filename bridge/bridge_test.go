@@ -388,4 +388,3 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
-
