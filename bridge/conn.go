@@ -184,9 +184,12 @@ func (c *Conn) Write(p []byte) (int, error) {
 		c.injectPending = true
 	}
 	written := 0
-	for len(p) > 0 {
+	for {
 		if err := c.injectAtBoundary(); err != nil {
 			return written, err
+		}
+		if len(p) == 0 {
+			return written, nil
 		}
 		// While an unchoke is pending, stop at the next boundary to insert it there.
 		n := c.out.feed(p, c.injectPending, c.onOutMsg)
@@ -196,7 +199,6 @@ func (c *Conn) Write(p []byte) (int, error) {
 		written += n
 		p = p[n:]
 	}
-	return written, nil
 }
 
 // injectAtBoundary writes the pending unchoke if our output is between messages and our last
