@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"runtime"
@@ -256,3 +257,10 @@ func (p *rawPeer) expectFailure(action, infoHash, want string) {
 }
 
 func num(v any) int { f, _ := v.(float64); return int(f) }
+
+// newLoopbackServer serves h on 127.0.0.1 until the benchmark or test ends.
+func newLoopbackServer(tb testing.TB, h http.Handler) string {
+	ts := httptest.NewServer(h)
+	tb.Cleanup(ts.Close)
+	return ts.URL
+}

@@ -1,0 +1,229 @@
+package signaling
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeLocal is a LocalPeer that answers every offer unless told otherwise.
+type fakeLocal struct {
+	want   atomic.Bool
+	block  atomic.Bool // HandleOffer waits for ctx instead of answering
+	fail   atomic.Bool
+	offers chan Offer
+}
+
+func newFakeLocal() *fakeLocal {
+	f := &fakeLocal{offers: make(chan Offer, 64)}
+	f.want.Store(true)
+	return f
+}
+
+func (f *fakeLocal) WantOffer(infoHash, from ID) bool { return f.want.Load() }
+
+func (f *fakeLocal) HandleOffer(ctx context.Context, o Offer) (string, error) {
+	f.offers <- o
+	if f.block.Load() {
+		<-ctx.Done()
+		return "", ctx.Err()
+	}
+	if f.fail.Load() {
+		return "", errors.New("no thanks")
+	}
+	return "local answer to " + o.OfferID.String(), nil
+}
+
+func (f *fakeLocal) nextOffer(t *testing.T) Offer {
+	t.Helper()
+	select {
+	case o := <-f.offers:
+		return o
+	case <-time.After(waitTimeout):
+		t.Fatal("no offer reached the local peer")
+	}
+	return Offer{}
+}
+
+func TestLocalPeerReceivesOffers(t *testing.T) {
+	s, url := newTestServer(t, testConfig())
+	lid, ih := testID(99), testID(1)
+	f := newFakeLocal()
+	s.AttachLocal(lid, f)
+	s.Join(ih)
+	pa, pb := testID(2), testID(3)
+	a, b := dialRaw(t, url), dialRaw(t, url)
+	if r := b.announce(ih, pb, nil); num(r["complete"]) != 1 || num(r["incomplete"]) != 1 {
+		t.Fatalf("local peer not counted as seeder: %v", r)
+	}
+	b.send(msg{"action": "scrape", "info_hash": bin(ih)})
+	if f := b.next()["files"].(map[string]any)[bin(ih)].(map[string]any); num(f["complete"]) != 1 {
+		t.Fatalf("scrape %v", f)
+	}
+
+	// First offer to the local peer, the second to b.
+	a.announce(ih, pa, msg{"offers": offersList(testID(10), testID(11))})
+	o := f.nextOffer(t)
+	if o.InfoHash != ih || o.PeerID != pa || o.OfferID != testID(10) || o.SDP != "v=0 offer "+testID(10).String() {
+		t.Fatalf("local got %+v", o)
+	}
+	if m := b.next(); m["offer_id"] != bin(testID(11)) {
+		t.Fatalf("b got %v", m)
+	}
+	ans := a.next()
+	if ans["peer_id"] != bin(lid) || ans["to_peer_id"] != bin(pa) || ans["offer_id"] != bin(testID(10)) ||
+		ans["answer"].(map[string]any)["sdp"] != "local answer to "+testID(10).String() {
+		t.Fatalf("a got %v", ans)
+	}
+
+	// WantOffer false: the offer goes to a socket peer instead.
+	f.want.Store(false)
+	before := s.Stats().OffersRelayed
+	a.announce(ih, pa, msg{"offers": offersList(testID(12))})
+	if m := b.next(); m["offer_id"] != bin(testID(12)) {
+		t.Fatalf("b got %v", m)
+	}
+	a.expectNothing()
+	if got := s.Stats().OffersRelayed - before; got != 1 || len(f.offers) != 0 {
+		t.Fatalf("%d relayed, %d at local", got, len(f.offers))
+	}
+
+	// Socket peers cannot pose as the local peer.
+	a.send(announceMsg(ih, lid, nil))
+	a.expectFailure("announce", bin(ih), "reserved")
+
+	// After Leave: no local offers, not counted.
+	f.want.Store(true)
+	s.Leave(ih)
+	if r := a.announce(ih, pa, msg{"offers": offersList(testID(13))}); num(r["complete"]) != 0 {
+		t.Fatalf("after Leave %v", r)
+	}
+	if m := b.next(); m["offer_id"] != bin(testID(13)) {
+		t.Fatalf("b got %v", m)
+	}
+	if len(f.offers) != 0 {
+		t.Fatal("offer reached the local peer after Leave")
+	}
+}
+
+func TestLocalPeerFailingAndBlocking(t *testing.T) {
+	s, url := newTestServer(t, testConfig())
+	lid, ih := testID(99), testID(1)
+	f := newFakeLocal()
+	s.AttachLocal(lid, f)
+	s.Join(ih)
+	a := dialRaw(t, url)
+	f.fail.Store(true)
+	a.announce(ih, testID(2), msg{"offers": offersList(testID(10))})
+	f.nextOffer(t)
+	a.expectNothing()
+	// A HandleOffer still running when the server closes gets its ctx cancelled;
+	// the leak check proves Close waited for it.
+	f.fail.Store(false)
+	f.block.Store(true)
+	a.announce(ih, testID(2), msg{"offers": offersList(testID(11))})
+	f.nextOffer(t)
+	_ = s.Close()
+}
+
+func TestSendOffer(t *testing.T) {
+	cfg := testConfig()
+	cfg.OfferTimeout = 300 * time.Millisecond
+	s, url := newTestServer(t, cfg)
+	ctx := context.Background()
+	lid, ih := testID(99), testID(1)
+	pb, pc := testID(3), testID(4)
+	b, c := dialRaw(t, url), dialRaw(t, url)
+	b.announce(ih, pb, nil)
+	c.announce(ih, pc, nil)
+
+	if _, err := s.SendOffer(ctx, ih, pb, "x"); !errors.Is(err, ErrNoLocalPeer) {
+		t.Fatalf("before AttachLocal: %v", err)
+	}
+	s.AttachLocal(lid, newFakeLocal())
+	if _, err := s.SendOffer(ctx, ih, pb, "x"); !errors.Is(err, ErrNotJoined) {
+		t.Fatalf("before Join: %v", err)
+	}
+	s.Join(ih)
+	if _, err := s.SendOffer(ctx, ih, testID(50), "x"); !errors.Is(err, ErrUnknownPeer) {
+		t.Fatalf("unknown peer: %v", err)
+	}
+
+	type result struct {
+		sdp string
+		err error
+	}
+	sendAsync := func(ctx context.Context, to ID) chan result {
+		ch := make(chan result, 1)
+		go func() {
+			sdp, err := s.SendOffer(ctx, ih, to, "local offer")
+			ch <- result{sdp, err}
+		}()
+		return ch
+	}
+	wait := func(ch chan result) result {
+		t.Helper()
+		select {
+		case r := <-ch:
+			return r
+		case <-time.After(waitTimeout):
+			t.Fatal("SendOffer did not return")
+		}
+		return result{}
+	}
+
+	// Round trip, with a spoofed answer refused on the way.
+	done := sendAsync(ctx, pb)
+	o := b.next()
+	if o["peer_id"] != bin(lid) || o["offer"].(map[string]any)["sdp"] != "local offer" {
+		t.Fatalf("b got %v", o)
+	}
+	oid, err := parseBinaryID(o["offer_id"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.answer(ih, pc, lid, oid, "spoof")
+	c.expectFailure("announce", bin(ih), "no pending offer")
+	b.answer(ih, pb, lid, oid, "b answer")
+	if r := wait(done); r.err != nil || r.sdp != "b answer" {
+		t.Fatalf("SendOffer = %q, %v", r.sdp, r.err)
+	}
+	b.expectNothing()
+
+	// No answer: OfferTimeout.
+	if r := wait(sendAsync(ctx, pb)); !errors.Is(r.err, ErrOfferTimeout) {
+		t.Fatalf("unanswered: %v", r.err)
+	}
+	b.next()
+	// ctx ends first.
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if r := wait(sendAsync(short, pb)); !errors.Is(r.err, context.DeadlineExceeded) {
+		t.Fatalf("ctx: %v", r.err)
+	}
+	b.next()
+	// The peer's socket closes while we wait.
+	done = sendAsync(ctx, pc)
+	c.next()
+	_ = c.ws.Close()
+	if r := wait(done); !errors.Is(r.err, ErrPeerGone) {
+		t.Fatalf("peer gone: %v", r.err)
+	}
+	// The server closes while we wait.
+	done = sendAsync(ctx, pb)
+	b.next()
+	_ = s.Close()
+	if r := wait(done); !errors.Is(r.err, ErrClosed) && !errors.Is(r.err, ErrPeerGone) {
+		t.Fatalf("server closed: %v", r.err)
+	}
+	if _, err := s.SendOffer(ctx, ih, pb, "x"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.localOffers) != 0 {
+		t.Fatalf("%d local offers left behind", len(s.localOffers))
+	}
+}
