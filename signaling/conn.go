@@ -113,10 +113,4 @@ func (s *Server) dropConn(c *conn) {
 		}
 		s.dropIfEmpty(b.infoHash, sw)
 	}
-	for k, lo := range s.localOffers {
-		if lo.c == c {
-			lo.finish(offerResult{err: ErrPeerGone})
-			delete(s.localOffers, k)
-		}
-	}
 }

@@ -26,8 +26,7 @@ type localOfferKey struct{ infoHash, offerID ID }
 
 // localOffer is an offer of the local peer awaiting its answer.
 type localOffer struct {
-	to ID
-	c  *conn // the socket it went to; its closing fails the offer
+	to ID // the peer that may answer; its leaving the swarm fails the offer
 	ch chan offerResult
 }
 
@@ -158,7 +157,7 @@ func (s *Server) SendOffer(ctx context.Context, infoHash, to ID, sdp string) (st
 		s.mu.Unlock()
 		return "", ErrUnknownPeer
 	}
-	lo.c = p.c
+	target := p.c
 	s.localOffers[key] = lo
 	localID := s.localID
 	s.mu.Unlock()
@@ -175,7 +174,7 @@ func (s *Server) SendOffer(ctx context.Context, infoHash, to ID, sdp string) (st
 		OfferID:  oid.binary(),
 		Offer:    sdpMsg{Type: "offer", SDP: sdp},
 	})
-	if !lo.c.send(msg) {
+	if !target.send(msg) {
 		return "", ErrPeerGone
 	}
 	s.offersRelayed.Add(1)

@@ -129,9 +129,7 @@ func TestLocalPeerFailingAndBlocking(t *testing.T) {
 }
 
 func TestSendOffer(t *testing.T) {
-	cfg := testConfig()
-	cfg.OfferTimeout = 300 * time.Millisecond
-	s, url := newTestServer(t, cfg)
+	s, url := newTestServer(t, testConfig())
 	ctx := context.Background()
 	lid, ih := testID(99), testID(1)
 	pb, pc := testID(3), testID(4)
@@ -151,28 +149,8 @@ func TestSendOffer(t *testing.T) {
 		t.Fatalf("unknown peer: %v", err)
 	}
 
-	type result struct {
-		sdp string
-		err error
-	}
-	sendAsync := func(ctx context.Context, to ID) chan result {
-		ch := make(chan result, 1)
-		go func() {
-			sdp, err := s.SendOffer(ctx, ih, to, "local offer")
-			ch <- result{sdp, err}
-		}()
-		return ch
-	}
-	wait := func(ch chan result) result {
-		t.Helper()
-		select {
-		case r := <-ch:
-			return r
-		case <-time.After(waitTimeout):
-			t.Fatal("SendOffer did not return")
-		}
-		return result{}
-	}
+	sendAsync := func(ctx context.Context, to ID) chan sendResult { return sendOfferAsync(ctx, s, ih, to) }
+	wait := func(ch chan sendResult) sendResult { t.Helper(); return waitSend(t, ch) }
 
 	// Round trip, with a spoofed answer refused on the way.
 	done := sendAsync(ctx, pb)
@@ -192,11 +170,6 @@ func TestSendOffer(t *testing.T) {
 	}
 	b.expectNothing()
 
-	// No answer: OfferTimeout.
-	if r := wait(sendAsync(ctx, pb)); !errors.Is(r.err, ErrOfferTimeout) {
-		t.Fatalf("unanswered: %v", r.err)
-	}
-	b.next()
 	// ctx ends first.
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
@@ -225,5 +198,75 @@ func TestSendOffer(t *testing.T) {
 	defer s.mu.Unlock()
 	if len(s.localOffers) != 0 {
 		t.Fatalf("%d local offers left behind", len(s.localOffers))
+	}
+}
+
+type sendResult struct {
+	sdp string
+	err error
+}
+
+func sendOfferAsync(ctx context.Context, s *Server, ih, to ID) chan sendResult {
+	ch := make(chan sendResult, 1)
+	go func() {
+		sdp, err := s.SendOffer(ctx, ih, to, "local offer")
+		ch <- sendResult{sdp, err}
+	}()
+	return ch
+}
+
+func waitSend(t *testing.T, ch chan sendResult) sendResult {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(waitTimeout):
+		t.Fatal("SendOffer did not return")
+	}
+	return sendResult{}
+}
+
+func TestSendOfferTimeout(t *testing.T) {
+	cfg := testConfig()
+	cfg.OfferTimeout = 30 * time.Millisecond
+	s, url := newTestServer(t, cfg)
+	lid, ih, pb := testID(99), testID(1), testID(3)
+	s.AttachLocal(lid, newFakeLocal())
+	s.Join(ih)
+	b := dialRaw(t, url)
+	b.announce(ih, pb, nil)
+	if r := waitSend(t, sendOfferAsync(context.Background(), s, ih, pb)); !errors.Is(r.err, ErrOfferTimeout) {
+		t.Fatalf("unanswered: %v", r.err)
+	}
+	o := b.next()
+	oid, _ := parseBinaryID(o["offer_id"].(string))
+	b.answer(ih, pb, lid, oid, "late")
+	b.expectFailure("announce", bin(ih), "no pending offer")
+}
+
+// A peer that moves to a new socket can still answer; one that stops cannot.
+func TestSendOfferFollowsPeer(t *testing.T) {
+	s, url := newTestServer(t, testConfig())
+	ctx := context.Background()
+	lid, ih, pb := testID(99), testID(1), testID(3)
+	s.AttachLocal(lid, newFakeLocal())
+	s.Join(ih)
+	old, cur := dialRaw(t, url), dialRaw(t, url)
+	old.announce(ih, pb, nil)
+	done := sendOfferAsync(ctx, s, ih, pb)
+	oid, _ := parseBinaryID(old.next()["offer_id"].(string))
+	cur.announce(ih, pb, nil)
+	_ = old.ws.Close()
+	waitFor(t, "old socket gone", func() bool { return s.Stats().Sockets == 1 })
+	cur.answer(ih, pb, lid, oid, "from the new socket")
+	if r := waitSend(t, done); r.err != nil || r.sdp != "from the new socket" {
+		t.Fatalf("SendOffer = %+v", r)
+	}
+
+	done = sendOfferAsync(ctx, s, ih, pb)
+	cur.next()
+	cur.announce(ih, pb, msg{"event": "stopped"})
+	if r := waitSend(t, done); !errors.Is(r.err, ErrPeerGone) {
+		t.Fatalf("after stopped: %v", r.err)
 	}
 }

@@ -544,7 +544,7 @@ func TestPeerExpiry(t *testing.T) {
 
 func TestPingKeepsAliveAndSilenceCloses(t *testing.T) {
 	cfg := testConfig()
-	cfg.PingInterval = 20 * time.Millisecond
+	cfg.PingInterval = 100 * time.Millisecond
 	s, url := newTestServer(t, cfg)
 
 	// A client that reads answers pings (gorilla's default handler) and stays.
@@ -555,7 +555,7 @@ func TestPingKeepsAliveAndSilenceCloses(t *testing.T) {
 			return ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
 		})
 	})
-	for range 5 { // 5 pings = 100 ms > the 40 ms read timeout
+	for range 3 { // 3 pings = 300 ms > the 200 ms read timeout
 		select {
 		case <-pings:
 		case <-time.After(waitTimeout):

@@ -80,6 +80,14 @@ func (s *Server) removePeer(ih ID, sw *swarm, p *peer) {
 		sw.seeders--
 	}
 	delete(p.c.peers, binding{ih, p.id})
+	// Offers of the local peer to p can no longer be answered; the map is
+	// as small as the number of SendOffer calls in flight.
+	for k, lo := range s.localOffers {
+		if k.infoHash == ih && lo.to == p.id {
+			lo.finish(offerResult{err: ErrPeerGone})
+			delete(s.localOffers, k)
+		}
+	}
 }
 
 // dropIfEmpty forgets a swarm nobody is in. Caller holds s.mu.
