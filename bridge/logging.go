@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/pion/logging"
 )
@@ -26,7 +27,23 @@ type slogLeveled struct {
 
 const levelTrace = slog.LevelDebug - 4
 
+// routine are pion warnings that every healthy PeerConnection produces (ICE checks starting
+// before the SDP's candidates are added; SCTP writing after DTLS closed on teardown). At
+// thousands of peers they would drown real warnings, so they are logged at debug.
+var routine = []string{
+	"Failed to ping without candidate pairs",
+	"failed to write packets on netConn: dtls fatal: conn is closed",
+}
+
 func (l slogLeveled) emit(level slog.Level, msg string) {
+	if level == slog.LevelWarn {
+		for _, r := range routine {
+			if strings.Contains(msg, r) {
+				level = slog.LevelDebug
+				break
+			}
+		}
+	}
 	if level < l.min || !l.log.Enabled(context.Background(), level) {
 		return
 	}
@@ -37,7 +54,7 @@ func (l slogLeveled) emitf(level slog.Level, format string, args ...any) {
 	if level < l.min || !l.log.Enabled(context.Background(), level) {
 		return
 	}
-	l.log.Log(context.Background(), level, fmt.Sprintf(format, args...))
+	l.emit(level, fmt.Sprintf(format, args...))
 }
 
 func (l slogLeveled) Trace(msg string)                  { l.emit(levelTrace, msg) }
