@@ -33,6 +33,7 @@ type Bridge struct {
 	nextID   atomic.Uint64
 
 	bytesRead, bytesWritten atomic.Uint64
+	bufs                    sync.Pool // *[]byte of MaxMessageSize, for conn reads
 
 	mu     sync.Mutex
 	closed bool
@@ -178,6 +179,21 @@ func (b *Bridge) spawn(f func()) bool {
 	return true
 }
 
+func (b *Bridge) getBuf(size int) []byte {
+	if size == int(b.cfg.MaxMessageSize) {
+		if p, ok := b.bufs.Get().(*[]byte); ok {
+			return *p
+		}
+	}
+	return make([]byte, size)
+}
+
+func (b *Bridge) putBuf(buf []byte) {
+	if len(buf) == int(b.cfg.MaxMessageSize) {
+		b.bufs.Put(&buf)
+	}
+}
+
 // Accept returns the next conn of an answered peer. It returns net.ErrClosed after Close.
 func (b *Bridge) Accept() (net.Conn, error) {
 	select {
@@ -247,9 +263,11 @@ func (b *Bridge) Close() error {
 	}
 	b.mu.Unlock()
 
+	var closing sync.WaitGroup
 	for _, p := range peers {
-		p.close()
+		closing.Go(p.close)
 	}
+	closing.Wait()
 	b.wg.Wait()
 	var err error
 	if b.mux != nil {

@@ -31,6 +31,21 @@ func TestConnBothWays(t *testing.T) {
 		t.Fatal("68-byte message garbled")
 	}
 
+	if ac.rbuf != nil {
+		t.Error("read buffer held after the message was drained")
+	}
+	// Byte by byte.
+	if _, err := oc.Write([]byte("0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for range 10 {
+		got = append(got, readFull(t, ac, 1)...)
+	}
+	if string(got) != "0123456789" || ac.rbuf != nil {
+		t.Fatalf("1-byte reads got %q", got)
+	}
+
 	// Larger than MaxMessageSize both ways: split on write, intact on read.
 	for _, dir := range []struct {
 		name string
@@ -74,11 +89,11 @@ func TestConnBothWays(t *testing.T) {
 	if off.Connected(PeerMeta{}) {
 		t.Error("Connected true for an unknown peer")
 	}
-	wantBytes := uint64(68 + 5*msgSize + 123)
-	if s := off.Stats(); s.OpenConns != 1 || s.PeerConnections != 1 || s.BytesWritten != wantBytes || s.BytesRead != wantBytes-68 {
+	wantBytes := uint64(68 + 10 + 5*msgSize + 123)
+	if s := off.Stats(); s.OpenConns != 1 || s.PeerConnections != 1 || s.BytesWritten != wantBytes || s.BytesRead != wantBytes-78 {
 		t.Errorf("offerer stats %+v", s)
 	}
-	if s := ac.Stats(); s.BytesRead != wantBytes || s.BytesWritten != wantBytes-68 {
+	if s := ac.Stats(); s.BytesRead != wantBytes || s.BytesWritten != wantBytes-78 {
 		t.Errorf("answerer conn stats %+v", s)
 	}
 }
@@ -186,6 +201,49 @@ func TestRemotePeerConnectionGone(t *testing.T) {
 		t.Fatalf("read after the remote went away: %v", err)
 	}
 	eventually(t, ctx, "answerer PeerConnection closed", func() bool { return ans.Stats().PeerConnections == 0 })
+}
+
+// A local Close ends a blocked Read and a Write blocked on a remote that does not read, at once
+// (not after WriteTimeout).
+func TestCloseUnblocks(t *testing.T) {
+	ctx := guard(t, 20*time.Second)
+	small := func(c *Config) { c.ReceiveBuffer = 64 << 10 }
+	off, ans := newBridge(t, small), newBridge(t, small)
+	oc, _ := connect(t, ctx, off, ans) // the answerer never reads nor writes
+
+	readErr := make(chan error, 1)
+	go func() { _, err := oc.Read(make([]byte, 1)); readErr <- err }()
+	writeErr := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 16<<10)
+		for {
+			if _, err := oc.Write(buf); err != nil {
+				writeErr <- err
+				return
+			}
+		}
+	}()
+	// Wait until the writer is stuck: the remote's window is full.
+	eventually(t, ctx, "writer blocked", func() bool {
+		before := oc.Stats().BytesWritten
+		time.Sleep(50 * time.Millisecond)
+		return before > 0 && oc.Stats().BytesWritten == before
+	})
+	start := time.Now()
+	_ = oc.Close()
+	for _, ch := range []chan error{readErr, writeErr} {
+		select {
+		case err := <-ch:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Errorf("blocked call ended with %v, want net.ErrClosed", err)
+			}
+		case <-ctx.Done():
+			t.Fatal("Close did not unblock")
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("unblocking took %v", d)
+	}
 }
 
 func TestConnectTimeout(t *testing.T) {

@@ -37,11 +37,12 @@ type Conn struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 
-	readMu sync.Mutex
-	rbuf   []byte
-	rpos   int
-	rend   int
-	in     wireParser
+	readMu   sync.Mutex
+	readSize int    // largest message expected: MaxMessageSize unless the remote sent larger
+	rbuf     []byte // holds the rest of a message the caller's buffer was too small for
+	rpos     int
+	rend     int
+	in       wireParser
 
 	writeMu       sync.Mutex
 	out           wireParser
@@ -74,7 +75,8 @@ func newConn(p *peer, pc *webrtc.PeerConnection, rwc datachannel.ReadWriteCloser
 		rwc:    rwc,
 		chunk:  int(p.b.cfg.MaxMessageSize),
 		closed: make(chan struct{}),
-		rbuf:   make([]byte, p.b.cfg.MaxMessageSize),
+
+		readSize: int(p.b.cfg.MaxMessageSize),
 	}
 	if sctp := pc.SCTP(); sctp != nil {
 		// The association's max is the remote's advertised max-message-size (65535 if absent).
@@ -123,26 +125,32 @@ func (c *Conn) Read(p []byte) (int, error) {
 	defer c.readMu.Unlock()
 	if c.rpos < c.rend {
 		n := copy(p, c.rbuf[c.rpos:c.rend])
-		c.rpos += n
+		if c.rpos += n; c.rpos == c.rend {
+			c.releaseBuf()
+		}
 		return n, nil
 	}
 	if len(p) == 0 {
 		return 0, nil
 	}
-	direct := len(p) >= len(c.rbuf) // p holds any message we accept: skip the copy
 	for {
-		buf := c.rbuf
-		if direct {
-			buf = p
+		direct := len(p) >= c.readSize // p holds any message we accept: skip the copy
+		buf := p
+		if !direct {
+			if c.rbuf == nil {
+				c.rbuf = c.b.getBuf(c.readSize)
+			}
+			buf = c.rbuf
 		}
 		n, err := c.rwc.Read(buf)
-		if errors.Is(err, io.ErrShortBuffer) && len(c.rbuf) < maxMessageSize {
+		if errors.Is(err, io.ErrShortBuffer) && c.readSize < maxMessageSize {
 			// The remote ignored our max-message-size; the message stays queued, so grow and retry.
-			c.rbuf = make([]byte, min(2*len(c.rbuf), maxMessageSize))
-			direct = false
+			c.readSize = min(2*c.readSize, maxMessageSize)
+			c.releaseBuf()
 			continue
 		}
 		if err != nil {
+			c.releaseBuf()
 			return 0, c.readErr(err)
 		}
 		if n == 0 { // an empty message
@@ -155,9 +163,22 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return n, nil
 		}
 		k := copy(p, buf[:n])
-		c.rpos, c.rend = k, n
+		if k == n {
+			c.releaseBuf()
+		} else {
+			c.rpos, c.rend = k, n
+		}
 		return k, nil
 	}
+}
+
+// releaseBuf returns the drained read buffer: an idle conn holds none (thousands of browsers ×
+// 64 KiB would add up).
+func (c *Conn) releaseBuf() {
+	if c.rbuf != nil {
+		c.b.putBuf(c.rbuf)
+	}
+	c.rbuf, c.rpos, c.rend = nil, 0, 0
 }
 
 func (c *Conn) readErr(err error) error {

@@ -248,7 +248,10 @@ func (o *PendingOffer) SDP() string { return o.sdp }
 func (o *PendingOffer) Accept(answerSDP string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.closed || o.accepted {
+	o.p.mu.Lock()
+	gone := o.p.closing // ConnectTimeout or Bridge.Close came first
+	o.p.mu.Unlock()
+	if o.closed || o.accepted || gone {
 		return ErrClosed
 	}
 	answer := webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answerSDP}
