@@ -113,11 +113,10 @@ func (p *peer) onOpen(dc *webrtc.DataChannel) {
 }
 
 // closeAsync closes the peer without blocking the caller (pion callbacks, Conn.Close under the
-// torrent client's lock).
+// torrent client's lock). Once the bridge is closing, Bridge.Close closes every peer itself; a
+// pion callback must not wait for that, since pc.Close may be waiting for the callback.
 func (p *peer) closeAsync() {
-	if !p.b.spawn(p.close) {
-		p.close()
-	}
+	p.b.spawn(p.close)
 }
 
 // close closes the conn and the PeerConnection. Every caller returns only once it is done.
