@@ -446,3 +446,59 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// Many peers at once through one answering Bridge: every conn opens, carries its own bytes, and
+// everything is torn down again.
+func TestManyPeersAtOnce(t *testing.T) {
+	ctx := guard(t, 30*time.Second)
+	const n = 8
+	ans := newBridge(t, nil)
+	off := newBridge(t, nil)
+	type pair struct{ oc, ac *Conn }
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			meta := testMeta
+			meta.PeerID[19] = byte(i)
+			po, err := off.Offer(ctx, meta)
+			if err == nil {
+				var answer string
+				if answer, err = ans.Answer(ctx, meta, po.SDP()); err == nil {
+					err = po.Accept(answer)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	byID := map[byte]*pair{}
+	for range n {
+		ac := accept(t, ctx, ans)
+		byID[ac.Meta().PeerID[19]] = &pair{ac: ac}
+	}
+	for range n {
+		oc := dial(t, ctx, off)
+		byID[oc.Meta().PeerID[19]].oc = oc
+	}
+	for id, p := range byID {
+		msg := bytes.Repeat([]byte{id}, 40<<10)
+		go func() { _, _ = p.oc.Write(msg) }()
+		if got := readFull(t, p.ac, len(msg)); !bytes.Equal(got, msg) {
+			t.Fatalf("peer %d got another peer's bytes", id)
+		}
+	}
+	if s := ans.Stats(); s.OpenConns != n || s.PeerConnections != n {
+		t.Fatalf("answerer stats %+v", s)
+	}
+	for _, p := range byID {
+		_ = p.oc.Close()
+		_ = p.ac.Close()
+	}
+	eventually(t, ctx, "all PeerConnections closed", func() bool {
+		return ans.Stats().PeerConnections == 0 && off.Stats().PeerConnections == 0
+	})
+}
