@@ -247,7 +247,8 @@ func (b *Bridge) Stats() Stats {
 }
 
 // Close closes every PeerConnection and conn and the UDP mux, and waits for the bridge's
-// goroutines. It is idempotent.
+// goroutines. It is idempotent. Close the torrent client first: its accept loop retries a
+// failing Accept without pause until the client itself is closed.
 func (b *Bridge) Close() error {
 	b.mu.Lock()
 	if b.closed {

@@ -369,6 +369,9 @@ func (c *Conn) shut() bool {
 		first = true
 		close(c.closed)
 		_ = c.rwc.Close()
+		// A pending read deadline keeps a timer goroutine in the SCTP stream until it expires (the
+		// torrent client sets 150 s ones); clearing it ends that goroutine now.
+		_ = c.rwc.SetReadDeadline(time.Time{})
 		c.b.removeConn(c)
 	})
 	return first
