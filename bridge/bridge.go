@@ -33,6 +33,7 @@ type Bridge struct {
 	nextID   atomic.Uint64
 
 	bytesRead, bytesWritten atomic.Uint64
+	extraUnchokes           atomic.Uint64
 	bufs                    sync.Pool // *[]byte of MaxMessageSize, for conn reads
 
 	mu     sync.Mutex
@@ -49,6 +50,7 @@ type Stats struct {
 	OpenConns       int // conns whose channel is open and not closed
 	BytesRead       uint64
 	BytesWritten    uint64
+	ExtraUnchokes   uint64 // unchokes the wire shim added after a remote's interested
 }
 
 var (
@@ -243,6 +245,7 @@ func (b *Bridge) Stats() Stats {
 		OpenConns:       len(b.conns),
 		BytesRead:       b.bytesRead.Load(),
 		BytesWritten:    b.bytesWritten.Load(),
+		ExtraUnchokes:   b.extraUnchokes.Load(),
 	}
 }
 

@@ -236,6 +236,7 @@ func (c *Conn) injectAtBoundary() error {
 		return err
 	}
 	c.extraUnchokes.Add(1)
+	c.b.extraUnchokes.Add(1)
 	return nil
 }
 

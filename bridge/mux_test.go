@@ -57,3 +57,33 @@ func TestUDPMuxSharesOnePort(t *testing.T) {
 		})
 	}
 }
+
+// PublicIPs replace the host addresses in what we advertise (NAT 1:1); with the UDP mux the
+// advertised port is the configured one.
+func TestPublicIPsAdvertised(t *testing.T) {
+	ctx := guard(t, 20*time.Second)
+	port := freeUDPPort(t)
+	b := newBridge(t, func(c *Config) {
+		c.PublicIPs = []string{"203.0.113.7"}
+		c.UDPPort = port
+	})
+	po, err := b.Offer(ctx, testMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer po.Close()
+	var cands []string
+	for line := range strings.SplitSeq(po.SDP(), "\n") {
+		if strings.HasPrefix(line, "a=candidate:") {
+			cands = append(cands, strings.TrimSpace(line))
+		}
+	}
+	if len(cands) == 0 {
+		t.Fatal("no candidates in the offer")
+	}
+	for _, c := range cands {
+		if !strings.Contains(c, " 203.0.113.7 "+strconv.Itoa(port)+" ") {
+			t.Errorf("candidate %q does not advertise 203.0.113.7:%d", c, port)
+		}
+	}
+}

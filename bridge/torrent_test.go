@@ -129,6 +129,9 @@ func TestTorrentOverBridge(t *testing.T) {
 		t.Errorf("seeder bridge wrote %d bytes, less than the file", s.BytesWritten)
 	}
 	t.Logf("%d bytes in %v; seeder bridge %+v, leecher bridge %+v", len(data), time.Since(start), ans.Stats(), off.Stats())
+	if s := off.Stats(); s.ExtraUnchokes != 0 {
+		t.Errorf("the leecher, never unchoking, added %d unchokes", s.ExtraUnchokes)
+	}
 	// Two seeds have nothing for each other: the torrent client drops the conn itself.
 
 	// Closing the clients closes the conns and with them the PeerConnections.
