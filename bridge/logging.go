@@ -28,11 +28,12 @@ type slogLeveled struct {
 const levelTrace = slog.LevelDebug - 4
 
 // routine are pion warnings that every healthy PeerConnection produces (ICE checks starting
-// before the SDP's candidates are added; SCTP writing after DTLS closed on teardown). At
+// before the SDP's candidates are added; SCTP and ICE reading or writing during teardown). At
 // thousands of peers they would drown real warnings, so they are logged at debug.
 var routine = []string{
 	"Failed to ping without candidate pairs",
 	"failed to write packets on netConn: dtls fatal: conn is closed",
+	"io: read/write on closed pipe",
 }
 
 func (l slogLeveled) emit(level slog.Level, msg string) {
