@@ -1,0 +1,202 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/storage"
+
+	"github.com/swarmgate/swarmgate/signaling"
+)
+
+// maxTorrentFileBytes bounds an uploaded .torrent; real ones with tens of thousands of pieces stay
+// well under it.
+const maxTorrentFileBytes = 8 << 20
+
+// AddMagnet adds a torrent by magnet link. A magnet's x.pe peers are dialled at once.
+func (g *Gateway) AddMagnet(uri string) (*torrent.Torrent, bool, error) {
+	if !strings.HasPrefix(uri, "magnet:") {
+		return nil, false, fmt.Errorf("%w: magnet must start with \"magnet:\"", ErrBadInput)
+	}
+	spec, err := torrent.TorrentSpecFromMagnetUri(uri)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: magnet: %v", ErrBadInput, err)
+	}
+	if spec.InfoHash.IsZero() {
+		return nil, false, fmt.Errorf("%w: magnet has no BitTorrent v1 infohash (xt=urn:btih:...)", ErrBadInput)
+	}
+	return g.addSpec(spec, true)
+}
+
+// AddInfoHash adds a torrent known only by its v1 infohash (40 hex digits); peers come from the
+// DHT and from browsers.
+func (g *Gateway) AddInfoHash(s string) (*torrent.Torrent, bool, error) {
+	ih, err := parseInfoHash(s)
+	if err != nil {
+		return nil, false, err
+	}
+	spec := &torrent.TorrentSpec{}
+	spec.InfoHash = ih
+	return g.addSpec(spec, true)
+}
+
+// AddMetainfo adds a torrent from the bytes of a .torrent file.
+func (g *Gateway) AddMetainfo(b []byte) (*torrent.Torrent, bool, error) {
+	mi, err := metainfo.Load(bytes.NewReader(b))
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: not a .torrent file: %v", ErrBadInput, err)
+	}
+	info, err := mi.UnmarshalInfo()
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: .torrent info dictionary: %v", ErrBadInput, err)
+	}
+	if !info.HasV1() {
+		return nil, false, fmt.Errorf("%w: only BitTorrent v1 and hybrid torrents are supported", ErrBadInput)
+	}
+	if err := checkInfo(&info); err != nil {
+		return nil, false, err
+	}
+	spec, err := torrent.TorrentSpecFromMetaInfoErr(mi)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: %v", ErrBadInput, err)
+	}
+	return g.addSpec(spec, true)
+}
+
+// checkInfo refuses info dictionaries whose paths would escape the torrent's folder.
+func checkInfo(info *metainfo.Info) error {
+	if info.PieceLength <= 0 {
+		return fmt.Errorf("%w: piece length must be positive", ErrBadInput)
+	}
+	if !safePathPart(info.BestName()) {
+		return fmt.Errorf("%w: torrent name %q is not a safe file name", ErrBadInput, info.BestName())
+	}
+	for _, f := range info.UpvertedFiles() {
+		for _, part := range f.BestPath() {
+			if !safePathPart(part) {
+				return fmt.Errorf("%w: file path %q is not safe", ErrBadInput, strings.Join(f.BestPath(), "/"))
+			}
+		}
+	}
+	return nil
+}
+
+func safePathPart(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\\\x00")
+}
+
+func parseInfoHash(s string) (metainfo.Hash, error) {
+	var ih metainfo.Hash
+	if len(s) != 40 {
+		return ih, fmt.Errorf("%w: infohash must be 40 hex digits, got %d characters", ErrBadInput, len(s))
+	}
+	if _, err := hex.Decode(ih[:], []byte(s)); err != nil {
+		return ih, fmt.Errorf("%w: infohash must be 40 hex digits: %v", ErrBadInput, err)
+	}
+	return ih, nil
+}
+
+func (g *Gateway) addSpec(spec *torrent.TorrentSpec, owned bool) (*torrent.Torrent, bool, error) {
+	select {
+	case <-g.stop:
+		return nil, false, ErrClosed
+	default:
+	}
+	if e, ok := g.torrents.get(spec.InfoHash); ok {
+		return e.t, false, nil
+	}
+	t, isNew, err := g.client.AddTorrentSpec(spec)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: %v", ErrBadInput, err)
+	}
+	e, added := g.torrents.put(&entry{t: t, added: time.Now(), ownedData: owned})
+	if added {
+		g.tracker.Join(signaling.ID(t.InfoHash()))
+		g.log.Info("torrent added", "infohash", t.InfoHash().HexString(), "name", t.Name())
+		g.watchMetadata(e)
+	}
+	return t, isNew && added, nil
+}
+
+func (g *Gateway) watchMetadata(e *entry) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		select {
+		case <-e.t.GotInfo():
+			if info := e.t.Info(); info != nil {
+				if err := checkInfo(info); err != nil {
+					g.log.Warn("dropping torrent with unsafe metadata", "infohash", e.t.InfoHash().HexString(), "err", err)
+					g.remove(e.t.InfoHash(), false)
+					return
+				}
+			}
+			g.log.Info("metadata", "infohash", e.t.InfoHash().HexString(), "name", e.t.Name(), "length", e.t.Length())
+		case <-e.t.Closed():
+		case <-g.stop:
+		}
+	}()
+}
+
+// Remove drops a torrent; with deleteData its downloaded data goes too.
+func (g *Gateway) Remove(ih metainfo.Hash, deleteData bool) error {
+	e, ok := g.torrents.get(ih)
+	if !ok {
+		return fmt.Errorf("%w: no torrent %s", ErrNotFound, ih.HexString())
+	}
+	if deleteData && !e.ownedData {
+		return fmt.Errorf("%w: this torrent is seeded from files the gateway does not own; they are not deleted", ErrConflict)
+	}
+	return g.remove(ih, deleteData)
+}
+
+func (g *Gateway) remove(ih metainfo.Hash, deleteData bool) error {
+	e, ok := g.torrents.remove(ih)
+	if !ok {
+		return nil
+	}
+	e.stopPrefetch()
+	g.tracker.Leave(signaling.ID(ih))
+	e.t.Drop()
+	g.log.Info("torrent removed", "infohash", ih.HexString(), "data", deleteData)
+	if deleteData && e.ownedData {
+		if err := os.RemoveAll(torrentDir(filepath.Join(g.cfg.DataDir, torrentsDir), nil, ih)); err != nil {
+			return fmt.Errorf("removing data: %w", err)
+		}
+	}
+	return nil
+}
+
+// AddLocal seeds files that are already complete on disk under parentDir, as described by info
+// (built by HashPath). The files stay where they are and are never deleted by the gateway.
+func (g *Gateway) AddLocal(parentDir string, info *metainfo.Info) (*torrent.Torrent, error) {
+	infoBytes, err := bencode.Marshal(info)
+	if err != nil {
+		return nil, err
+	}
+	mi := &metainfo.MetaInfo{InfoBytes: infoBytes}
+	ih := mi.HashInfoBytes()
+	// The pieces were hashed a moment ago; mark them complete instead of hashing them twice.
+	completion := storage.NewMapPieceCompletion()
+	for i := range info.NumPieces() {
+		completion.Set(metainfo.PieceKey{InfoHash: ih, Index: i}, true)
+	}
+	spec, err := torrent.TorrentSpecFromMetaInfoErr(mi)
+	if err != nil {
+		return nil, err
+	}
+	spec.Storage = storage.NewFileOpts(storage.NewFileClientOpts{
+		ClientBaseDir:   parentDir,
+		PieceCompletion: completion,
+	})
+	t, _, err := g.addSpec(spec, false)
+	return t, err
+}

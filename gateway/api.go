@@ -1,0 +1,381 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+func (g *Gateway) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = g.errorHandler
+	e.Use(middleware.Recover())
+	// Browsers fetch webseed ranges and streams cross-origin (embeds, other players); webtorrent
+	// sends range, cache-control and user-agent headers.
+	e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+		AllowOrigins:  []string{"*"},
+		AllowMethods:  []string{http.MethodGet, http.MethodHead, http.MethodOptions},
+		AllowHeaders:  []string{"Range", "Cache-Control", "User-Agent", "Content-Type"},
+		ExposeHeaders: []string{"Content-Range", "Content-Length", "Accept-Ranges"},
+		MaxAge:        86400,
+	}))
+
+	e.GET("/healthz", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	e.GET("/announce", echo.WrapHandler(g.tracker))
+	e.GET("/api/config", g.getConfig)
+	e.GET("/api/torrents", g.listTorrents)
+	e.POST("/api/torrents", g.postTorrent)
+	e.GET("/api/torrents/:ih", g.getTorrent)
+	e.DELETE("/api/torrents/:ih", g.deleteTorrent)
+	e.GET("/api/torrents/:ih/metainfo", g.getMetainfo)
+	e.GET("/stream/:ih/:file", g.stream)
+	e.HEAD("/stream/:ih/:file", g.stream)
+	e.GET("/webseed/:ih/*", g.webseed)
+	e.HEAD("/webseed/:ih/*", g.webseed)
+	e.GET("/playlist/:name", g.playlist)
+	g.pageRoutes(e)
+	return e
+}
+
+// apiError is the one shape every error answer has.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func (g *Gateway) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code := http.StatusInternalServerError
+	msg := err.Error()
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &he):
+		code = he.Code
+		msg = fmt.Sprint(he.Message)
+		if he.Internal != nil {
+			msg += ": " + he.Internal.Error()
+		}
+	case errors.Is(err, ErrBadInput):
+		code = http.StatusBadRequest
+	case errors.Is(err, ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, ErrConflict):
+		code = http.StatusConflict
+	case errors.Is(err, ErrMetadataPending):
+		code = http.StatusServiceUnavailable
+		c.Response().Header().Set("Retry-After", "2")
+	case errors.Is(err, ErrClosed):
+		code = http.StatusServiceUnavailable
+	}
+	if code >= 500 && !errors.Is(err, ErrMetadataPending) {
+		g.log.Error("request failed", "path", c.Request().URL.Path, "err", err)
+	}
+	if c.Request().Method == http.MethodHead {
+		c.NoContent(code)
+		return
+	}
+	c.JSON(code, apiError{Error: msg})
+}
+
+// baseURL is where viewers reach this gateway: the configured public URL, or the request's own.
+func (g *Gateway) baseURL(c echo.Context) string {
+	if g.cfg.PublicURL != "" {
+		return strings.TrimSuffix(g.cfg.PublicURL, "/")
+	}
+	return c.Scheme() + "://" + c.Request().Host
+}
+
+// TrackerURL is the websocket tracker URL of a gateway reached at base (http→ws, https→wss).
+func TrackerURL(base string) string {
+	if rest, ok := strings.CutPrefix(base, "https://"); ok {
+		return "wss://" + rest + "/announce"
+	}
+	return "ws://" + strings.TrimPrefix(base, "http://") + "/announce"
+}
+
+// clientConfig is what a browser page needs to join: the tracker and the ICE servers to use.
+type clientConfig struct {
+	TrackerURL string      `json:"tracker_url"`
+	ICEServers []ICEServer `json:"ice_servers"`
+}
+
+func (g *Gateway) getConfig(c echo.Context) error {
+	ice := g.cfg.ICEServers
+	if ice == nil {
+		ice = []ICEServer{}
+	}
+	return c.JSON(http.StatusOK, clientConfig{TrackerURL: TrackerURL(g.baseURL(c)), ICEServers: ice})
+}
+
+type fileView struct {
+	Index     int    `json:"index"`
+	Path      string `json:"path"`
+	Length    int64  `json:"length"`
+	MIME      string `json:"mime"`
+	StreamURL string `json:"stream_url"`
+	WatchURL  string `json:"watch_url"`
+}
+
+type torrentView struct {
+	InfoHash    string     `json:"infohash"`
+	Name        string     `json:"name"`
+	State       string     `json:"state"`
+	Length      int64      `json:"length"`
+	PieceLength int64      `json:"piece_length"`
+	Pieces      int        `json:"pieces"`
+	Progress    float64    `json:"progress"`
+	Files       []fileView `json:"files"`
+	Peers       peerCounts `json:"peers"`
+	Rates       rates      `json:"rates"`
+	Bytes       byteCounts `json:"bytes"`
+	Magnet      string     `json:"magnet"`
+	MetainfoURL string     `json:"metainfo_url"`
+}
+
+// Torrent states.
+const (
+	stateMetadata    = "metadata"    // waiting for the info dictionary
+	stateIdle        = "idle"        // incomplete, nobody watching
+	stateDownloading = "downloading" // incomplete, fetching ahead for viewers
+	stateSeeding     = "seeding"     // complete
+)
+
+func (g *Gateway) view(e *entry, base string) torrentView {
+	t := e.t
+	ih := t.InfoHash().HexString()
+	v := torrentView{
+		InfoHash:    ih,
+		Name:        t.Name(),
+		State:       stateMetadata,
+		Files:       []fileView{},
+		Rates:       e.currentRates(),
+		MetainfoURL: base + "/api/torrents/" + ih + "/metainfo",
+	}
+	v.Bytes, v.Peers = e.counts()
+	m := t.Metainfo().Magnet(nil, nil)
+	m.Trackers = []string{TrackerURL(base)}
+	v.Magnet = m.String()
+	info := t.Info()
+	if info == nil {
+		return v
+	}
+	v.Length = info.TotalLength()
+	v.PieceLength = info.PieceLength
+	v.Pieces = info.NumPieces()
+	if v.Length > 0 {
+		v.Progress = float64(t.BytesCompleted()) / float64(v.Length)
+	}
+	e.mu.Lock()
+	fetching := e.prefetch != nil
+	e.mu.Unlock()
+	switch {
+	case t.Complete().Bool():
+		v.State = stateSeeding
+	case fetching:
+		v.State = stateDownloading
+	default:
+		v.State = stateIdle
+	}
+	for i, f := range t.Files() {
+		v.Files = append(v.Files, fileView{
+			Index:     i,
+			Path:      f.DisplayPath(),
+			Length:    f.Length(),
+			MIME:      mimeType(f.DisplayPath()),
+			StreamURL: fmt.Sprintf("%s/stream/%s/%d", base, ih, i),
+			WatchURL:  fmt.Sprintf("%s/watch/%s?file=%d", base, ih, i),
+		})
+	}
+	return v
+}
+
+func (g *Gateway) listTorrents(c echo.Context) error {
+	base := g.baseURL(c)
+	out := []torrentView{}
+	for _, e := range g.torrents.list() {
+		out = append(out, g.view(e, base))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// addRequest is the JSON body of POST /api/torrents: exactly one of the two.
+type addRequest struct {
+	Magnet   string `json:"magnet"`
+	InfoHash string `json:"infohash"`
+}
+
+func (g *Gateway) postTorrent(c echo.Context) error {
+	req := c.Request()
+	body, err := io.ReadAll(io.LimitReader(req.Body, maxTorrentFileBytes+1))
+	if err != nil {
+		return fmt.Errorf("%w: reading body: %v", ErrBadInput, err)
+	}
+	if len(body) > maxTorrentFileBytes {
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", maxTorrentFileBytes))
+	}
+	var (
+		t     *torrent.Torrent
+		isNew bool
+	)
+	ctype, _, _ := strings.Cut(req.Header.Get(echo.HeaderContentType), ";")
+	switch strings.TrimSpace(strings.ToLower(ctype)) {
+	case "application/x-bittorrent":
+		t, isNew, err = g.AddMetainfo(body)
+	case "application/json", "":
+		var ar addRequest
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&ar); err != nil {
+			return fmt.Errorf("%w: body must be JSON {\"magnet\": ...} or {\"infohash\": ...}, or a .torrent with Content-Type application/x-bittorrent: %v", ErrBadInput, err)
+		}
+		switch {
+		case ar.Magnet != "" && ar.InfoHash != "":
+			return fmt.Errorf("%w: give either magnet or infohash, not both", ErrBadInput)
+		case ar.Magnet != "":
+			t, isNew, err = g.AddMagnet(ar.Magnet)
+		case ar.InfoHash != "":
+			t, isNew, err = g.AddInfoHash(ar.InfoHash)
+		default:
+			return fmt.Errorf("%w: body needs \"magnet\" or \"infohash\"", ErrBadInput)
+		}
+	default:
+		return echo.NewHTTPError(http.StatusUnsupportedMediaType, "Content-Type must be application/json or application/x-bittorrent")
+	}
+	if err != nil {
+		return err
+	}
+	e, ok := g.torrents.get(t.InfoHash())
+	if !ok {
+		return fmt.Errorf("%w: torrent was removed", ErrNotFound)
+	}
+	code := http.StatusOK
+	if isNew {
+		code = http.StatusCreated
+	}
+	return c.JSON(code, g.view(e, g.baseURL(c)))
+}
+
+func (g *Gateway) lookup(ihHex string) (*entry, error) {
+	ih, err := parseInfoHash(ihHex)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := g.torrents.get(ih)
+	if !ok {
+		return nil, fmt.Errorf("%w: no torrent %s", ErrNotFound, ih.HexString())
+	}
+	return e, nil
+}
+
+func (g *Gateway) getTorrent(c echo.Context) error {
+	e, err := g.lookup(c.Param("ih"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, g.view(e, g.baseURL(c)))
+}
+
+func (g *Gateway) deleteTorrent(c echo.Context) error {
+	ih, err := parseInfoHash(c.Param("ih"))
+	if err != nil {
+		return err
+	}
+	deleteData := false
+	switch d := c.QueryParam("data"); d {
+	case "", "0", "false":
+	case "1", "true":
+		deleteData = true
+	default:
+		return fmt.Errorf("%w: data must be 1 or 0, got %q", ErrBadInput, d)
+	}
+	if err := g.Remove(ih, deleteData); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// waitInfo waits for a torrent's metadata, bounded by MetadataWait and the request.
+func (g *Gateway) waitInfo(ctx context.Context, e *entry) (*metainfo.Info, error) {
+	if info := e.t.Info(); info != nil {
+		return info, nil
+	}
+	timer := time.NewTimer(g.cfg.MetadataWait)
+	defer timer.Stop()
+	select {
+	case <-e.t.GotInfo():
+		return e.t.Info(), nil
+	case <-timer.C:
+	case <-ctx.Done():
+	case <-g.stop:
+	}
+	return nil, fmt.Errorf("%w for %s; retry shortly", ErrMetadataPending, e.t.InfoHash().HexString())
+}
+
+func (g *Gateway) getMetainfo(c echo.Context) error {
+	e, err := g.lookup(c.Param("ih"))
+	if err != nil {
+		return err
+	}
+	if _, err := g.waitInfo(c.Request().Context(), e); err != nil {
+		return err
+	}
+	ih := e.t.InfoHash().HexString()
+	base := g.baseURL(c)
+	mi := e.t.Metainfo()
+	ws := TrackerURL(base)
+	// The gateway's tracker first; other websocket trackers stay as fallbacks. Browsers cannot use
+	// http/udp trackers, native clients ignore the ws ones.
+	list := metainfo.AnnounceList{{ws}}
+	for _, tier := range mi.UpvertedAnnounceList() {
+		for _, u := range tier {
+			if u != ws && (strings.HasPrefix(u, "ws://") || strings.HasPrefix(u, "wss://")) {
+				list = append(list, []string{u})
+			}
+		}
+	}
+	mi.Announce = ws
+	mi.AnnounceList = list
+	mi.UrlList = []string{base + "/webseed/" + ih + "/"}
+	c.Response().Header().Set(echo.HeaderContentType, "application/x-bittorrent")
+	c.Response().Header().Set(echo.HeaderContentDisposition, fmt.Sprintf("attachment; filename=%q", e.t.Name()+".torrent"))
+	c.Response().WriteHeader(http.StatusOK)
+	return mi.Write(c.Response())
+}
+
+func (g *Gateway) playlist(c echo.Context) error {
+	name := c.Param("name")
+	ihHex, ok := strings.CutSuffix(name, ".m3u")
+	if !ok {
+		return fmt.Errorf("%w: playlist path must be /playlist/<infohash>.m3u", ErrNotFound)
+	}
+	e, err := g.lookup(ihHex)
+	if err != nil {
+		return err
+	}
+	if _, err := g.waitInfo(c.Request().Context(), e); err != nil {
+		return err
+	}
+	base := g.baseURL(c)
+	var b strings.Builder
+	b.WriteString("#EXTM3U\n")
+	for i, f := range e.t.Files() {
+		fmt.Fprintf(&b, "#EXTINF:-1,%s\n%s/stream/%s/%s\n", f.DisplayPath(), base, e.t.InfoHash().HexString(), strconv.Itoa(i))
+	}
+	return c.Blob(http.StatusOK, "audio/x-mpegurl", []byte(b.String()))
+}

@@ -1,0 +1,132 @@
+package gateway
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// ICEServer is a STUN or TURN server handed to WebRTC peers (the gateway's own and the browsers').
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// ParseICEServer reads "stun:host:port" or "turn:user:pass@host:port?transport=udp".
+// Credentials ride in the URL because a flag or an env var holds one string.
+func ParseICEServer(s string) (ICEServer, error) {
+	scheme, rest, ok := strings.Cut(s, ":")
+	switch {
+	case !ok || rest == "":
+		return ICEServer{}, fmt.Errorf("ice server %q: want stun:host:port or turn:user:pass@host:port", s)
+	case scheme != "stun" && scheme != "stuns" && scheme != "turn" && scheme != "turns":
+		return ICEServer{}, fmt.Errorf("ice server %q: scheme must be stun, stuns, turn or turns", s)
+	}
+	srv := ICEServer{}
+	if creds, hostPart, ok := strings.Cut(rest, "@"); ok {
+		user, pass, ok := strings.Cut(creds, ":")
+		if !ok || user == "" {
+			return ICEServer{}, fmt.Errorf("ice server %q: credentials must be user:pass@", s)
+		}
+		srv.Username, srv.Credential = user, pass
+		rest = hostPart
+	}
+	hostPort, _, _ := strings.Cut(rest, "?")
+	if _, _, err := net.SplitHostPort(hostPort); err != nil {
+		return ICEServer{}, fmt.Errorf("ice server %q: %v", s, err)
+	}
+	if (scheme == "turn" || scheme == "turns") && srv.Username == "" {
+		return ICEServer{}, fmt.Errorf("ice server %q: a TURN server needs user:pass@", s)
+	}
+	srv.URLs = []string{scheme + ":" + rest}
+	return srv, nil
+}
+
+// Config is everything a Gateway needs. Zero values are filled in by DefaultConfig; Validate says
+// which setting is wrong and why.
+type Config struct {
+	// HTTPAddr is where the API, pages, streams, webseed and the websocket tracker listen.
+	HTTPAddr string
+	// PublicURL is the base URL viewers reach the gateway at (e.g. https://tv.example.org) when a
+	// reverse proxy sits in front; empty means "derive it from each request".
+	PublicURL string
+	// DataDir holds downloaded torrent data (one folder per infohash) and piece completion state.
+	DataDir string
+	// BTPort is the TCP and uTP port for native BitTorrent peers; 0 picks a free one.
+	BTPort int
+	// BTHost limits the BitTorrent listeners to one address ("" = all).
+	BTHost string
+	// NoUPnP stops the BitTorrent client from asking the LAN's router to forward its port.
+	NoUPnP bool
+	// NoDHT turns the mainline DHT off (tests, private deployments).
+	NoDHT bool
+	// WebRTCUDPPort is the one UDP port shared by every WebRTC peer; 0 means an ephemeral port each.
+	WebRTCUDPPort int
+	// PublicIPs are advertised as host candidates instead of local addresses (NAT 1:1).
+	PublicIPs []string
+	// ICEServers go to the gateway's WebRTC stack and to every browser page; default none.
+	ICEServers []ICEServer
+	// LoopbackWebRTC restricts WebRTC to the loopback interface (tests on machines without a
+	// network): loopback candidates on, mDNS off.
+	LoopbackWebRTC bool
+	// Demo seeds the built-in demo video on start.
+	Demo bool
+	// ViewerLinger is how long a torrent counts as watched after its last HTTP read, so that its
+	// files are fetched ahead in order.
+	ViewerLinger time.Duration
+	// MetadataWait bounds how long a stream request waits for a magnet's metadata.
+	MetadataWait time.Duration
+	// ShutdownTimeout bounds the graceful drain of HTTP connections.
+	ShutdownTimeout time.Duration
+}
+
+// DefaultConfig returns the settings a new user gets.
+func DefaultConfig() Config {
+	return Config{
+		HTTPAddr:        ":8080",
+		DataDir:         "swarmgate-data",
+		BTPort:          6881,
+		ViewerLinger:    30 * time.Second,
+		MetadataWait:    20 * time.Second,
+		ShutdownTimeout: 10 * time.Second,
+	}
+}
+
+// Validate reports the first setting that cannot work, naming it.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		return fmt.Errorf("http-addr %q: %v", c.HTTPAddr, err)
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("public-url %q: want an absolute http(s) URL such as https://tv.example.org", c.PublicURL)
+		}
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("data-dir: must not be empty")
+	}
+	if c.BTPort < 0 || c.BTPort > 65535 {
+		return fmt.Errorf("bt-port %d: must be 0..65535", c.BTPort)
+	}
+	if c.WebRTCUDPPort < 0 || c.WebRTCUDPPort > 65535 {
+		return fmt.Errorf("webrtc-udp-port %d: must be 0..65535", c.WebRTCUDPPort)
+	}
+	for _, ip := range c.PublicIPs {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("public-ip %q: not an IP address", ip)
+		}
+	}
+	for _, s := range c.ICEServers {
+		if len(s.URLs) == 0 {
+			return fmt.Errorf("ice-server: an entry has no URL")
+		}
+	}
+	if c.ViewerLinger <= 0 || c.MetadataWait <= 0 || c.ShutdownTimeout <= 0 {
+		return fmt.Errorf("timeouts must be positive")
+	}
+	return nil
+}

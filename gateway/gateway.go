@@ -1,0 +1,308 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/storage"
+	"github.com/labstack/echo/v4"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/swarmgate/swarmgate/bridge"
+	"github.com/swarmgate/swarmgate/signaling"
+)
+
+// webrtcNetwork is the network name bridge conns report; anacrolix copies it into PeerConn.Network.
+const webrtcNetwork = "webrtc"
+
+// Gateway is one running swarmgate node.
+type Gateway struct {
+	cfg     Config
+	log     *slog.Logger
+	client  *torrent.Client
+	storage storage.ClientImplCloser
+	tracker *signaling.Server
+	bridge  *bridge.Bridge
+	peerID  signaling.ID
+	echo    *echo.Echo
+	server  *http.Server
+	ln      net.Listener
+
+	torrents *registry
+
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New builds a gateway and binds its ports, so that a port in use fails here and not later.
+// Serve starts answering.
+func New(cfg Config, log *slog.Logger) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data-dir: %w", err)
+	}
+	cfg.DataDir = dataDir
+	if err := os.MkdirAll(filepath.Join(dataDir, torrentsDir), 0o755); err != nil {
+		return nil, fmt.Errorf("data-dir: %w", err)
+	}
+	g := &Gateway{
+		cfg:      cfg,
+		log:      log.With("component", "gateway"),
+		torrents: newRegistry(),
+		stop:     make(chan struct{}),
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			g.Close()
+		}
+	}()
+
+	completion, err := storage.NewDefaultPieceCompletionForDir(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("piece completion store in %s: %w", dataDir, err)
+	}
+	g.storage = storage.NewFileOpts(storage.NewFileClientOpts{
+		ClientBaseDir:   filepath.Join(dataDir, torrentsDir),
+		TorrentDirMaker: torrentDir,
+		PieceCompletion: completion,
+	})
+
+	tcfg := torrent.NewDefaultClientConfig()
+	tcfg.DataDir = dataDir
+	tcfg.DefaultStorage = g.storage
+	tcfg.ListenPort = cfg.BTPort
+	if cfg.BTHost != "" {
+		tcfg.SetListenAddr(net.JoinHostPort(cfg.BTHost, fmt.Sprint(cfg.BTPort)))
+		if ip := net.ParseIP(cfg.BTHost); ip != nil && ip.To4() != nil {
+			tcfg.DisableIPv6 = true
+		}
+	}
+	tcfg.NoDHT = cfg.NoDHT
+	tcfg.NoDefaultPortForwarding = cfg.NoUPnP
+	// A torrent nobody watches yet wants no pieces, and anacrolix would then turn away the very
+	// browser whose arrival makes it wanted.
+	tcfg.AlwaysWantConns = true
+	tcfg.Seed = true
+	// Browsers come through our own bridge; anacrolix's WebTorrent client would open its own pion
+	// stack with settings we cannot reach.
+	tcfg.DisableWebtorrent = true
+	// PEX would advertise browsers' ICE addresses to native peers as if they were dialable.
+	tcfg.DisablePEX = true
+	// Browsers speak plain BitTorrent; try plaintext first, fall back for native peers that insist.
+	tcfg.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: false, RequirePreferred: false}
+	tcfg.EstablishedConnsPerTorrent = 200
+	tcfg.Slogger = log.With("component", "torrent")
+	tcfg.Callbacks.PeerConnClosed = g.onPeerConnClosed
+	tcfg.Callbacks.PeerConnAdded = append(tcfg.Callbacks.PeerConnAdded, g.onPeerConnAdded)
+	g.client, err = torrent.NewClient(tcfg)
+	if err != nil {
+		return nil, fmt.Errorf("bittorrent client on port %d: %w", cfg.BTPort, err)
+	}
+	g.peerID = signaling.ID(g.client.PeerID())
+
+	g.bridge, err = bridge.New(bridge.Config{
+		ICEServers:   cfg.pionICEServers(),
+		UDPPort:      cfg.WebRTCUDPPort,
+		PublicIPs:    cfg.PublicIPs,
+		LoopbackOnly: cfg.LoopbackWebRTC,
+		OnDialable:   g.onDialable,
+	}, log)
+	if err != nil {
+		return nil, fmt.Errorf("webrtc: %w", err)
+	}
+	g.client.AddListener(g.bridge)
+	g.client.AddDialer(g.bridge)
+
+	g.tracker, err = signaling.New(signaling.DefaultConfig(), log)
+	if err != nil {
+		return nil, fmt.Errorf("signaling: %w", err)
+	}
+	g.tracker.AttachLocal(g.peerID, localPeer{g})
+
+	g.ln, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("http-addr %s: %w", cfg.HTTPAddr, err)
+	}
+	g.echo = g.routes()
+	g.server = &http.Server{Handler: g.echo, ReadHeaderTimeout: 10 * time.Second}
+
+	if cfg.Demo {
+		if _, err := g.addDemo(); err != nil {
+			return nil, fmt.Errorf("demo: %w", err)
+		}
+	}
+	g.wg.Add(1)
+	go g.maintain()
+	ok = true
+	return g, nil
+}
+
+// Addr is the address the HTTP server listens on.
+func (g *Gateway) Addr() net.Addr { return g.ln.Addr() }
+
+// BTAddr is the address native BitTorrent peers reach the gateway at (TCP).
+func (g *Gateway) BTAddr() net.Addr {
+	for _, l := range g.client.Listeners() {
+		if l.Addr().Network() == "tcp" {
+			return l.Addr()
+		}
+	}
+	return nil
+}
+
+// Client exposes the torrent client for tests and tools in this module.
+func (g *Gateway) Client() *torrent.Client { return g.client }
+
+// Serve answers HTTP until ctx ends, then shuts down gracefully.
+func (g *Gateway) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- g.server.Serve(g.ln) }()
+	select {
+	case err := <-errc:
+		g.Close()
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
+	defer cancel()
+	// Websockets are hijacked and ignored by Shutdown: the tracker closes them itself.
+	g.tracker.Close()
+	err := g.server.Shutdown(shutdownCtx)
+	if cerr := g.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Close stops everything at once. It is safe to call more than once.
+func (g *Gateway) Close() error {
+	g.closeOnce.Do(func() {
+		close(g.stop)
+		var errs []error
+		if g.server != nil {
+			errs = append(errs, ignoreClosed(g.server.Close()))
+		} else if g.ln != nil {
+			errs = append(errs, ignoreClosed(g.ln.Close()))
+		}
+		if g.tracker != nil {
+			errs = append(errs, g.tracker.Close())
+		}
+		g.torrents.closeAll()
+		g.wg.Wait()
+		if g.client != nil {
+			for _, err := range g.client.Close() {
+				errs = append(errs, err)
+			}
+		}
+		if g.bridge != nil {
+			errs = append(errs, g.bridge.Close())
+		}
+		if g.storage != nil {
+			errs = append(errs, g.storage.Close())
+		}
+		g.closeErr = errors.Join(errs...)
+	})
+	return g.closeErr
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func (c Config) pionICEServers() []webrtc.ICEServer {
+	out := make([]webrtc.ICEServer, 0, len(c.ICEServers))
+	for _, s := range c.ICEServers {
+		out = append(out, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	return out
+}
+
+// localPeer lets the gateway answer browser offers in the swarms it serves, without a socket.
+type localPeer struct{ g *Gateway }
+
+func (p localPeer) WantOffer(infoHash, from signaling.ID) bool {
+	if _, ok := p.g.torrents.get(metainfo.Hash(infoHash)); !ok {
+		return false
+	}
+	return !p.g.bridge.Connected(bridge.PeerMeta{InfoHash: infoHash, PeerID: from})
+}
+
+func (p localPeer) HandleOffer(ctx context.Context, o signaling.Offer) (string, error) {
+	return p.g.bridge.Answer(ctx, bridge.PeerMeta{InfoHash: o.InfoHash, PeerID: o.PeerID}, o.SDP)
+}
+
+// onDialable hands a data channel we offered to anacrolix as an outgoing peer; anacrolix then
+// "dials" it through the bridge.
+func (g *Gateway) onDialable(meta bridge.PeerMeta, addr string) {
+	t, ok := g.client.Torrent(metainfo.Hash(meta.InfoHash))
+	if !ok {
+		return
+	}
+	t.AddPeers([]torrent.PeerInfo{{Addr: torrent.StringAddr(addr), Id: meta.PeerID, Source: "webrtc"}})
+}
+
+// onPeerConnAdded and onPeerConnClosed run with anacrolix's lock held: they only file the conn.
+func (g *Gateway) onPeerConnAdded(pc *torrent.PeerConn) {
+	if pc.Network != webrtcNetwork {
+		return
+	}
+	if t := pc.Torrent(); t != nil {
+		if e, ok := g.torrents.get(t.InfoHash()); ok {
+			e.webrtc.added(pc)
+		}
+	}
+}
+
+func (g *Gateway) onPeerConnClosed(pc *torrent.PeerConn) {
+	if pc.Network != webrtcNetwork {
+		return
+	}
+	if t := pc.Torrent(); t != nil {
+		if e, ok := g.torrents.get(t.InfoHash()); ok {
+			e.webrtc.closedConn(pc)
+		}
+	}
+}
+
+// maintain samples rates and switches in-order prefetching on and off with demand.
+func (g *Gateway) maintain() {
+	defer g.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case now := <-tick.C:
+			for _, e := range g.torrents.list() {
+				e.sampleRates(now)
+				g.updateDemand(e, now)
+			}
+		}
+	}
+}

@@ -1,0 +1,159 @@
+package gateway
+
+import (
+	"bytes"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/labstack/echo/v4"
+)
+
+// streamReadahead is how far past a /stream reader's position pieces are asked for: a few seconds
+// of HD video, so that playback does not wait on every piece.
+const streamReadahead = 8 << 20
+
+func (g *Gateway) stream(c echo.Context) error {
+	e, err := g.lookup(c.Param("ih"))
+	if err != nil {
+		return err
+	}
+	e.touch()
+	if _, err := g.waitInfo(c.Request().Context(), e); err != nil {
+		return err
+	}
+	files := e.t.Files()
+	idx, err := strconv.Atoi(c.Param("file"))
+	if err != nil || idx < 0 || idx >= len(files) {
+		return fmt.Errorf("%w: file %q out of range: torrent has %d file(s), indexed from 0", ErrNotFound, c.Param("file"), len(files))
+	}
+	return g.serveFile(c, e, files[idx], streamReadahead)
+}
+
+// webseed answers BEP 19 requests: <base>/webseed/<ih>/<name> for a single-file torrent and
+// <base>/webseed/<ih>/<name>/<path> for a multi-file one. Paths are looked up, never joined onto
+// the file system, so traversal has nothing to reach.
+func (g *Gateway) webseed(c echo.Context) error {
+	e, err := g.lookup(c.Param("ih"))
+	if err != nil {
+		return err
+	}
+	e.touch()
+	info, err := g.waitInfo(c.Request().Context(), e)
+	if err != nil {
+		return err
+	}
+	rest, err := url.PathUnescape(c.Param("*"))
+	if err != nil {
+		return fmt.Errorf("%w: bad path escape: %v", ErrBadInput, err)
+	}
+	for _, f := range e.t.Files() {
+		want := info.BestName()
+		if info.IsDir() {
+			fi := f.FileInfo()
+			want = path.Join(append([]string{info.BestName()}, fi.BestPath()...)...)
+		}
+		if rest == want {
+			// A webseed request covers a few pieces: read just that, no further.
+			return g.serveFile(c, e, f, 0)
+		}
+	}
+	return fmt.Errorf("%w: no file %q in torrent %s", ErrNotFound, rest, e.t.InfoHash().HexString())
+}
+
+// serveFile streams one file with Range support, reading through the torrent so that missing
+// pieces are fetched first, then verified, then sent.
+func (g *Gateway) serveFile(c echo.Context, e *entry, f *torrent.File, readahead int64) error {
+	r := f.NewReader()
+	defer r.Close()
+	r.SetResponsive()
+	if readahead > 0 {
+		r.SetReadahead(readahead)
+	}
+	req := c.Request()
+	r.SetContext(req.Context())
+	w := &servedWriter{ResponseWriter: c.Response().Writer, e: e}
+	w.Header().Set(echo.HeaderContentType, mimeType(f.DisplayPath()))
+	w.Header().Set("Cache-Control", "public, max-age=86400, immutable")
+	modTime := time.Time{}
+	http.ServeContent(w, req, path.Base(f.DisplayPath()), modTime, r)
+	return w.finish()
+}
+
+// servedWriter counts bytes sent and touches the torrent's viewer clock while a long stream runs.
+// Errors that http.ServeContent writes as text (416, 412) are turned into our JSON shape.
+type servedWriter struct {
+	http.ResponseWriter
+	e       *entry
+	errCode int
+	errBody bytes.Buffer
+}
+
+func (w *servedWriter) WriteHeader(code int) {
+	if code >= 400 {
+		w.errCode = code
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *servedWriter) Write(p []byte) (int, error) {
+	if w.errCode != 0 {
+		return w.errBody.Write(p)
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.e.countHTTP(n)
+	w.e.touch()
+	return n, err
+}
+
+func (w *servedWriter) finish() error {
+	if w.errCode == 0 {
+		return nil
+	}
+	w.Header().Del("Content-Type")
+	w.Header().Del("Cache-Control")
+	return echo.NewHTTPError(w.errCode, strings.TrimSpace(w.errBody.String()))
+}
+
+// knownTypes covers what players care about; the system table (which containers may lack) is
+// the fallback.
+var knownTypes = map[string]string{
+	".mp4":  "video/mp4",
+	".m4v":  "video/mp4",
+	".m4a":  "audio/mp4",
+	".webm": "video/webm",
+	".mkv":  "video/x-matroska",
+	".mov":  "video/quicktime",
+	".avi":  "video/x-msvideo",
+	".ts":   "video/mp2t",
+	".mp3":  "audio/mpeg",
+	".ogg":  "audio/ogg",
+	".ogv":  "video/ogg",
+	".opus": "audio/ogg",
+	".flac": "audio/flac",
+	".wav":  "audio/wav",
+	".srt":  "application/x-subrip",
+	".vtt":  "text/vtt",
+	".txt":  "text/plain; charset=utf-8",
+	".nfo":  "text/plain; charset=utf-8",
+	".jpg":  "image/jpeg",
+	".png":  "image/png",
+}
+
+func mimeType(name string) string {
+	ext := strings.ToLower(path.Ext(name))
+	if t, ok := knownTypes[ext]; ok {
+		return t
+	}
+	if t := mime.TypeByExtension(ext); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}

@@ -1,0 +1,283 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+// torrentsDir is where, below the data dir, each torrent gets a folder named by its infohash, so
+// that two torrents with the same name never share files.
+const torrentsDir = "torrents"
+
+func torrentDir(baseDir string, _ *metainfo.Info, ih metainfo.Hash) string {
+	return filepath.Join(baseDir, ih.HexString())
+}
+
+// prefetchReadahead is how far ahead of its position the in-order prefetcher asks for pieces.
+const prefetchReadahead = 32 << 20
+
+// entry is a torrent the gateway serves, with the bookkeeping anacrolix does not keep for us.
+type entry struct {
+	t     *torrent.Torrent
+	added time.Time
+	// ownedData is true when the data lives in the gateway's data dir and may be deleted with it;
+	// false for folders seeded in place.
+	ownedData bool
+
+	lastRead    atomic.Int64 // unix nanos of the last HTTP read (stream or webseed)
+	toHTTP      atomic.Int64
+	webrtc      webrtcConns
+
+	mu       sync.Mutex
+	rates    rates
+	prefetch context.CancelFunc
+}
+
+func (e *entry) touch() { e.lastRead.Store(time.Now().UnixNano()) }
+
+// countingWriter counts what HTTP handlers send for a torrent.
+func (e *entry) countHTTP(n int) { e.toHTTP.Add(int64(n)) }
+
+// webrtcConns tracks a torrent's WebRTC peer conns so that their bytes count after they close.
+// anacrolix calls its conn callbacks with its lock held, where reading a conn's stats would
+// deadlock: the callbacks only file conns here, and stats are read later.
+type webrtcConns struct {
+	mu     sync.Mutex
+	live   map[*torrent.PeerConn]bool // value: closed, stats not yet folded into the totals
+	closed torrent.ConnStats
+}
+
+func (w *webrtcConns) added(pc *torrent.PeerConn) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.live == nil {
+		w.live = make(map[*torrent.PeerConn]bool)
+	}
+	w.live[pc] = false
+}
+
+func (w *webrtcConns) closedConn(pc *torrent.PeerConn) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.live[pc]; ok {
+		w.live[pc] = true
+	}
+}
+
+// totals returns the data bytes written to and usefully read from WebRTC peers, and how many are
+// connected. It must not be called from an anacrolix callback.
+func (w *webrtcConns) totals() (written, readUseful int64, open int) {
+	w.mu.Lock()
+	conns := make(map[*torrent.PeerConn]bool, len(w.live))
+	for pc, closed := range w.live {
+		conns[pc] = closed
+	}
+	w.mu.Unlock()
+	var gone torrent.ConnStats
+	for pc, closed := range conns {
+		s := pc.Stats()
+		if closed {
+			gone.BytesWrittenData.Add(s.BytesWrittenData.Int64())
+			gone.BytesReadUsefulData.Add(s.BytesReadUsefulData.Int64())
+			continue
+		}
+		open++
+		written += s.BytesWrittenData.Int64()
+		readUseful += s.BytesReadUsefulData.Int64()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for pc, closed := range conns {
+		if closed {
+			delete(w.live, pc)
+		}
+	}
+	w.closed.BytesWrittenData.Add(gone.BytesWrittenData.Int64())
+	w.closed.BytesReadUsefulData.Add(gone.BytesReadUsefulData.Int64())
+	return written + w.closed.BytesWrittenData.Int64(), readUseful + w.closed.BytesReadUsefulData.Int64(), open
+}
+
+// byteCounts splits a torrent's traffic by the kind of the other end.
+type byteCounts struct {
+	FromNative  int64 `json:"from_native"`
+	FromWebRTC  int64 `json:"from_webrtc"`
+	FromWebseed int64 `json:"from_webseed"`
+	ToNative    int64 `json:"to_native"`
+	ToWebRTC    int64 `json:"to_webrtc"`
+	ToHTTP      int64 `json:"to_http"`
+}
+
+type peerCounts struct {
+	Native int `json:"native"`
+	WebRTC int `json:"webrtc"`
+}
+
+func (e *entry) counts() (byteCounts, peerCounts) {
+	s := e.t.Stats()
+	webWritten, webRead, webOpen := e.webrtc.totals()
+	peers := peerCounts{WebRTC: webOpen, Native: max(0, len(e.t.PeerConns())-webOpen)}
+	b := byteCounts{
+		FromNative:  max(0, s.PeerConns.BytesReadUsefulData.Int64()-webRead),
+		FromWebRTC:  webRead,
+		FromWebseed: s.WebSeeds.BytesReadUsefulData.Int64(),
+		ToNative:    max(0, s.PeerConns.BytesWrittenData.Int64()-webWritten),
+		ToWebRTC:    webWritten,
+		ToHTTP:      e.toHTTP.Load(),
+	}
+	return b, peers
+}
+
+// rates are bytes per second over the last sampling interval.
+type rates struct {
+	Download float64 `json:"download"`
+	Upload   float64 `json:"upload"`
+
+	prevDown, prevUp int64
+	prevAt           time.Time
+}
+
+func (e *entry) sampleRates(now time.Time) {
+	s := e.t.Stats()
+	down := s.BytesReadUsefulData.Int64()
+	up := s.BytesWrittenData.Int64() + e.toHTTP.Load()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := &e.rates
+	if !r.prevAt.IsZero() {
+		dt := now.Sub(r.prevAt).Seconds()
+		if dt > 0 {
+			r.Download = float64(down-r.prevDown) / dt
+			r.Upload = float64(up-r.prevUp) / dt
+		}
+	}
+	r.prevDown, r.prevUp, r.prevAt = down, up, now
+}
+
+func (e *entry) currentRates() rates {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.rates
+}
+
+// watched reports whether anyone is reading the torrent now: an HTTP read within linger, or a
+// WebRTC peer connected.
+func (e *entry) watched(now time.Time, linger time.Duration) bool {
+	if now.Sub(time.Unix(0, e.lastRead.Load())) < linger {
+		return true
+	}
+	e.webrtc.mu.Lock()
+	defer e.webrtc.mu.Unlock()
+	for _, closed := range e.webrtc.live {
+		if !closed {
+			return true
+		}
+	}
+	return false
+}
+
+// updateDemand fetches a watched torrent ahead in order, and stops when nobody watches it.
+func (g *Gateway) updateDemand(e *entry, now time.Time) {
+	if e.t.Info() == nil {
+		return
+	}
+	watched := e.watched(now, g.cfg.ViewerLinger) && !e.t.Complete().Bool()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case watched && e.prefetch == nil:
+		ctx, cancel := context.WithCancel(context.Background())
+		e.prefetch = cancel
+		e.t.DownloadAll()
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			prefetchInOrder(ctx, e.t)
+		}()
+	case !watched && e.prefetch != nil:
+		e.prefetch()
+		e.prefetch = nil
+		if !e.t.Complete().Bool() {
+			e.t.CancelPieces(0, e.t.NumPieces())
+		}
+	}
+}
+
+// prefetchInOrder reads the torrent from start to end so that its pieces are asked for in order,
+// ahead of the viewers' own readers.
+func prefetchInOrder(ctx context.Context, t *torrent.Torrent) {
+	r := t.NewReader()
+	defer r.Close()
+	r.SetReadahead(prefetchReadahead)
+	r.SetContext(ctx)
+	io.Copy(io.Discard, r)
+}
+
+func (e *entry) stopPrefetch() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.prefetch != nil {
+		e.prefetch()
+		e.prefetch = nil
+	}
+}
+
+// registry is the set of torrents the gateway serves.
+type registry struct {
+	mu sync.RWMutex
+	m  map[metainfo.Hash]*entry
+}
+
+func newRegistry() *registry { return &registry{m: make(map[metainfo.Hash]*entry)} }
+
+func (r *registry) get(ih metainfo.Hash) (*entry, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e, ok := r.m[ih]
+	return e, ok
+}
+
+// put stores e unless the infohash is there already; it returns the stored entry.
+func (r *registry) put(e *entry) (*entry, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ih := e.t.InfoHash()
+	if old, ok := r.m[ih]; ok {
+		return old, false
+	}
+	r.m[ih] = e
+	return e, true
+}
+
+func (r *registry) remove(ih metainfo.Hash) (*entry, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.m[ih]
+	delete(r.m, ih)
+	return e, ok
+}
+
+// list returns the entries oldest first.
+func (r *registry) list() []*entry {
+	r.mu.RLock()
+	out := make([]*entry, 0, len(r.m))
+	for _, e := range r.m {
+		out = append(out, e)
+	}
+	r.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].added.Before(out[j].added) })
+	return out
+}
+
+func (r *registry) closeAll() {
+	for _, e := range r.list() {
+		e.stopPrefetch()
+	}
+}

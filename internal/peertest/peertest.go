@@ -1,0 +1,145 @@
+// Package peertest starts real peers for tests and benchmarks, all on loopback: a native
+// BitTorrent seeder (anacrolix, TCP only) and WebRTC peers built from our own pion stack that join
+// swarms through a websocket tracker, as browsers do.
+package peertest
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/storage"
+)
+
+// Seeder is a native BitTorrent peer (TCP on 127.0.0.1, no DHT, no uTP, no WebRTC) that has one
+// file of random bytes.
+type Seeder struct {
+	Client   *torrent.Client
+	Torrent  *torrent.Torrent
+	MetaInfo *metainfo.MetaInfo
+	Info     *metainfo.Info
+	// SHA256 is the file's digest, to compare downloads with.
+	SHA256 [32]byte
+}
+
+// NewSeeder writes size random bytes to dir/name and seeds them with the given piece length.
+func NewSeeder(dir, name string, size, pieceLength int64, log *slog.Logger) (*Seeder, error) {
+	path := filepath.Join(dir, name)
+	sum, err := writeRandomFile(path, size)
+	if err != nil {
+		return nil, err
+	}
+	info := &metainfo.Info{PieceLength: pieceLength}
+	if err := info.BuildFromFilePath(path); err != nil {
+		return nil, err
+	}
+	infoBytes, err := bencode.Marshal(info)
+	if err != nil {
+		return nil, err
+	}
+	mi := &metainfo.MetaInfo{InfoBytes: infoBytes}
+
+	cfg := torrent.NewDefaultClientConfig()
+	cfg.DataDir = dir
+	cfg.DefaultStorage = storage.NewFileOpts(storage.NewFileClientOpts{
+		ClientBaseDir:   dir,
+		PieceCompletion: storage.NewMapPieceCompletion(),
+	})
+	cfg.SetListenAddr("127.0.0.1:0")
+	cfg.NoDHT = true
+	cfg.DisableUTP = true
+	cfg.DisableIPv6 = true
+	cfg.DisableWebtorrent = true
+	cfg.DisablePEX = true
+	cfg.NoDefaultPortForwarding = true
+	cfg.Seed = true
+	if log != nil {
+		cfg.Slogger = log.With("component", "seeder")
+	}
+	cl, err := torrent.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	t, err := cl.AddTorrent(mi)
+	if err != nil {
+		cl.Close()
+		return nil, err
+	}
+	<-t.GotInfo()
+	// Hash the file once so the seeder announces every piece.
+	if err := t.VerifyDataContext(context.Background()); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	select {
+	case <-t.Complete().On():
+	case <-time.After(30 * time.Second):
+		cl.Close()
+		return nil, fmt.Errorf("seeder: data did not verify: %d of %d bytes", t.BytesCompleted(), t.Length())
+	}
+	return &Seeder{Client: cl, Torrent: t, MetaInfo: mi, Info: info, SHA256: sum}, nil
+}
+
+// Addr is the seeder's TCP address.
+func (s *Seeder) Addr() net.Addr {
+	return s.Client.ListenAddrs()[0]
+}
+
+// Magnet is the seeder's magnet link with its address as x.pe, the only way to find it.
+func (s *Seeder) Magnet() string {
+	m := s.MetaInfo.Magnet(nil, s.Info)
+	m.Params = map[string][]string{"x.pe": {s.Addr().String()}}
+	return m.String()
+}
+
+// Close stops the seeder.
+func (s *Seeder) Close() { s.Client.Close() }
+
+func writeRandomFile(path string, size int64) ([32]byte, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyN(io.MultiWriter(f, h), rand.Reader, size); err != nil {
+		return [32]byte{}, err
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum, f.Close()
+}
+
+// FileSHA256 hashes a file on disk.
+func FileSHA256(path string) ([32]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return [32]byte{}, err
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
+}
+
+// Port returns the port of a host:port string, or 0.
+func Port(hostPort string) int {
+	_, p, _ := net.SplitHostPort(hostPort)
+	n, _ := strconv.Atoi(p)
+	return n
+}
