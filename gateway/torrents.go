@@ -32,9 +32,9 @@ type entry struct {
 	// false for folders seeded in place.
 	ownedData bool
 
-	lastRead    atomic.Int64 // unix nanos of the last HTTP read (stream or webseed)
-	toHTTP      atomic.Int64
-	webrtc      webrtcConns
+	lastRead atomic.Int64 // unix nanos of the last HTTP read (stream or webseed)
+	toHTTP   atomic.Int64
+	webrtc   webrtcConns
 
 	mu       sync.Mutex
 	rates    rates
