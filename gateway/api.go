@@ -168,10 +168,12 @@ func (g *Gateway) view(e *entry, base string) torrentView {
 		MetainfoURL: base + "/api/torrents/" + ih + "/metainfo",
 	}
 	v.Bytes, v.Peers = e.counts()
-	m := t.Metainfo().Magnet(nil, nil)
-	m.Trackers = []string{TrackerURL(base)}
-	v.Magnet = m.String()
 	info := t.Info()
+	ihv := t.InfoHash()
+	m := t.Metainfo().Magnet(&ihv, info)
+	m.Trackers = []string{TrackerURL(base)}
+	m.Params = map[string][]string{"ws": {base + "/webseed/" + ih + "/"}}
+	v.Magnet = m.String()
 	if info == nil {
 		return v
 	}
