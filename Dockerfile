@@ -1,0 +1,25 @@
+# Build: the same `make build` that .ci/run runs.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN make build
+
+# Run: a small Debian (the BitTorrent client's uTP uses cgo, so glibc is needed), non-root.
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --home /data --uid 10001 swarmgate \
+    && mkdir -p /data && chown swarmgate /data
+COPY --from=build /src/bin/swarmgate /usr/local/bin/swarmgate
+USER swarmgate
+ENV SWARMGATE_HTTP_ADDR=:8080 \
+    SWARMGATE_DATA_DIR=/data \
+    SWARMGATE_BT_PORT=6881 \
+    SWARMGATE_WEBRTC_UDP_PORT=50000
+VOLUME /data
+# HTTP (API, pages, websocket tracker), native BitTorrent (TCP + uTP), WebRTC (one UDP port).
+EXPOSE 8080/tcp 6881/tcp 6881/udp 50000/udp
+ENTRYPOINT ["swarmgate"]
+CMD ["serve"]
