@@ -185,7 +185,7 @@ func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 }
 
 // afterStart is what a command does once the gateway is up, before it serves (seed hashes here).
-type afterStart func(g *gateway.Gateway, base string, paths []string, stdout, stderr io.Writer) error
+type afterStart func(g *gateway.Gateway, base string, publicIPs, paths []string, stdout, stderr io.Writer) error
 
 func serve(args []string, then afterStart, stdout, stderr io.Writer) int {
 	o := options{cfg: gateway.DefaultConfig(), logLevel: "info", logFormat: "text"}
@@ -195,19 +195,24 @@ func serve(args []string, then afterStart, stdout, stderr io.Writer) int {
 	}
 	fs := newFlagSet(name, &o, stderr)
 	fs.Usage = func() {
+		w := fs.Output()
 		if then != nil {
-			fmt.Fprintln(stderr, "Usage: swarmgate seed [flags] PATH...")
+			fmt.Fprintln(w, "Usage: swarmgate seed [flags] PATH...")
 		} else {
-			fmt.Fprintln(stderr, "Usage: swarmgate serve [flags]")
+			fmt.Fprintln(w, "Usage: swarmgate serve [flags]")
 		}
-		fmt.Fprintln(stderr, "\nFlags (each also read from SWARMGATE_<FLAG>, e.g. SWARMGATE_HTTP_ADDR):")
+		fmt.Fprintln(w, "\nFlags (each also read from SWARMGATE_<FLAG>, e.g. SWARMGATE_HTTP_ADDR):")
 		fs.PrintDefaults()
 	}
+	// The flag package would print the whole usage after every mistake; one line says more.
+	fs.SetOutput(io.Discard)
 	if err := parseFlags(fs, args, os.Getenv); err != nil {
+		fs.SetOutput(stderr)
 		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
 			return exitOK
 		}
-		fmt.Fprintln(stderr, "swarmgate:", err)
+		fmt.Fprintf(stderr, "swarmgate: %v\nRun \"swarmgate %s --help\" for the flags.\n", err, name)
 		return exitUsage
 	}
 	switch {
@@ -241,7 +246,7 @@ func serve(args []string, then afterStart, stdout, stderr io.Writer) int {
 	base := localBaseURL(o.cfg, g.Addr())
 	log.Info("swarmgate listening", "url", base, "bt", g.BTAddr(), "version", versionString())
 	if then != nil {
-		if err := then(g, base, fs.Args(), stdout, stderr); err != nil {
+		if err := then(g, base, o.cfg.PublicIPs, fs.Args(), stdout, stderr); err != nil {
 			g.Close()
 			fmt.Fprintln(stderr, "swarmgate:", err)
 			return exitFailure

@@ -3,6 +3,9 @@ package cli
 import (
 	"fmt"
 	"io"
+	"net"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -10,7 +13,7 @@ import (
 )
 
 // seedPaths hashes each path into its own torrent, seeds it in place and prints how to reach it.
-func seedPaths(g *gateway.Gateway, base string, paths []string, stdout, stderr io.Writer) error {
+func seedPaths(g *gateway.Gateway, base string, publicIPs, paths []string, stdout, stderr io.Writer) error {
 	for _, p := range paths {
 		bar := newProgressBar(stderr, p)
 		parent, info, err := gateway.HashPath(p, bar.update)
@@ -26,8 +29,8 @@ func seedPaths(g *gateway.Gateway, base string, paths []string, stdout, stderr i
 		m := t.Metainfo().Magnet(nil, info)
 		m.Trackers = []string{gateway.TrackerURL(base)}
 		m.Params = map[string][]string{"ws": {base + "/webseed/" + ih + "/"}}
-		if addr := g.BTAddr(); addr != nil {
-			m.Params["x.pe"] = []string{addr.String()}
+		if addr := peerAddr(g, base, publicIPs); addr != "" {
+			m.Params["x.pe"] = []string{addr}
 		}
 		fmt.Fprintf(stdout, "%s\n  magnet: %s\n  watch:  %s/watch/%s\n", info.BestName(), m.String(), base, ih)
 	}
@@ -77,4 +80,25 @@ func byteSize(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// peerAddr is where native peers can reach the gateway, for a magnet's x.pe: the public IP if one
+// is configured, else the listener's own address, else the host people reach the HTTP side at.
+func peerAddr(g *gateway.Gateway, base string, publicIPs []string) string {
+	addr, ok := g.BTAddr().(*net.TCPAddr)
+	if !ok {
+		return ""
+	}
+	host := addr.IP.String()
+	switch {
+	case len(publicIPs) > 0:
+		host = publicIPs[0]
+	case addr.IP.IsUnspecified():
+		u, err := url.Parse(base)
+		if err != nil {
+			return ""
+		}
+		host = u.Hostname()
+	}
+	return net.JoinHostPort(host, strconv.Itoa(addr.Port))
 }
