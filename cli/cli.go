@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -98,6 +99,7 @@ func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.WebRTCUDPPort, "webrtc-udp-port", c.WebRTCUDPPort, "one UDP `port` for all WebRTC peers (0 = an ephemeral port per peer)")
 	fs.Var((*ipList)(&c.PublicIPs), "public-ip", "public `IP` to advertise to WebRTC peers behind NAT 1:1 (repeatable)")
 	fs.Var((*iceList)(&c.ICEServers), "ice-server", "STUN/TURN `URL` for WebRTC, e.g. stun:stun.example.org:3478 or turn:user:pass@turn.example.org:3478 (repeatable; default none)")
+	fs.Var((*byteRate)(&c.UploadRate), "upload-rate", "cap on all torrent data sent, to peers and over HTTP, in `bytes/s` (k, M, G suffixes; 0 = no cap)")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed the built-in demo video")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "log `format`: text or json")
@@ -146,6 +148,18 @@ func (l *ipList) Set(s string) error {
 		return fmt.Errorf("not an IP address")
 	}
 	*l = append(*l, s)
+	return nil
+}
+
+type byteRate int64
+
+func (r *byteRate) String() string { return strconv.FormatInt(int64(*r), 10) }
+func (r *byteRate) Set(s string) error {
+	n, err := gateway.ParseByteRate(s)
+	if err != nil {
+		return err
+	}
+	*r = byteRate(n)
 	return nil
 }
 

@@ -113,6 +113,8 @@ func TrackerURL(base string) string {
 type clientConfig struct {
 	TrackerURL string      `json:"tracker_url"`
 	ICEServers []ICEServer `json:"ice_servers"`
+	// PeerID is the gateway's BitTorrent peer id (hex), so pages can tell its wire from browsers'.
+	PeerID string `json:"peer_id"`
 }
 
 func (g *Gateway) getConfig(c echo.Context) error {
@@ -120,7 +122,11 @@ func (g *Gateway) getConfig(c echo.Context) error {
 	if ice == nil {
 		ice = []ICEServer{}
 	}
-	return c.JSON(http.StatusOK, clientConfig{TrackerURL: TrackerURL(g.baseURL(c)), ICEServers: ice})
+	return c.JSON(http.StatusOK, clientConfig{
+		TrackerURL: TrackerURL(g.baseURL(c)),
+		ICEServers: ice,
+		PeerID:     g.peerID.String(),
+	})
 }
 
 type fileView struct {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -72,6 +73,9 @@ type Config struct {
 	// LoopbackWebRTC restricts WebRTC to the loopback interface (tests on machines without a
 	// network): loopback candidates on, mDNS off.
 	LoopbackWebRTC bool
+	// UploadRate caps everything the gateway sends of torrent data, to peers of any kind and over
+	// HTTP, in bytes per second; 0 means no cap.
+	UploadRate int64
 	// Demo seeds the built-in demo video on start.
 	Demo bool
 	// ViewerLinger is how long a torrent counts as watched after its last HTTP read, so that its
@@ -125,8 +129,29 @@ func (c Config) Validate() error {
 			return fmt.Errorf("ice-server: an entry has no URL")
 		}
 	}
+	if c.UploadRate < 0 {
+		return fmt.Errorf("upload-rate %d: must be 0 (no cap) or positive", c.UploadRate)
+	}
 	if c.ViewerLinger <= 0 || c.MetadataWait <= 0 || c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("timeouts must be positive")
 	}
 	return nil
+}
+
+// ParseByteRate reads a rate in bytes per second: a whole number with an optional binary suffix,
+// k, M or G (KiB, MiB, GiB), e.g. "512k" or "10M". "0" means no cap.
+func ParseByteRate(s string) (int64, error) {
+	mult := int64(1)
+	num := strings.TrimSpace(s)
+	for suffix, m := range map[string]int64{"k": 1 << 10, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30} {
+		if rest, ok := strings.CutSuffix(num, suffix); ok {
+			num, mult = rest, m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q: want bytes per second such as 0, 800000, 512k or 10M", s)
+	}
+	return n * mult, nil
 }

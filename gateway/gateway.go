@@ -17,10 +17,14 @@ import (
 	"github.com/anacrolix/torrent/storage"
 	"github.com/labstack/echo/v4"
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/time/rate"
 
 	"github.com/swarmgate/swarmgate/bridge"
 	"github.com/swarmgate/swarmgate/signaling"
 )
+
+// uploadBurst lets one 16 KiB block (and HTTP writes of up to this size) through the upload cap.
+const uploadBurst = 256 << 10
 
 // webrtcNetwork is the network name bridge conns report; anacrolix copies it into PeerConn.Network.
 const webrtcNetwork = "webrtc"
@@ -38,7 +42,8 @@ type Gateway struct {
 	server  *http.Server
 	ln      net.Listener
 
-	torrents *registry
+	torrents    *registry
+	uploadLimit *rate.Limiter // nil without a cap
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -110,6 +115,11 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	// Browsers speak plain BitTorrent; try plaintext first, fall back for native peers that insist.
 	tcfg.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: false, RequirePreferred: false}
 	tcfg.EstablishedConnsPerTorrent = 200
+	if cfg.UploadRate > 0 {
+		// One bucket for peers and HTTP alike: the cap is on what leaves the gateway.
+		g.uploadLimit = rate.NewLimiter(rate.Limit(cfg.UploadRate), uploadBurst)
+		tcfg.UploadRateLimiter = g.uploadLimit
+	}
 	tcfg.Slogger = log.With("component", "torrent")
 	tcfg.Callbacks.PeerConnClosed = g.onPeerConnClosed
 	tcfg.Callbacks.PeerConnAdded = append(tcfg.Callbacks.PeerConnAdded, g.onPeerConnAdded)

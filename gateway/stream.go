@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"mime"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/anacrolix/torrent"
 	"github.com/labstack/echo/v4"
+	"golang.org/x/time/rate"
 )
 
 // streamReadahead is how far past a /stream reader's position pieces are asked for: a few seconds
@@ -78,7 +80,7 @@ func (g *Gateway) serveFile(c echo.Context, e *entry, f *torrent.File, readahead
 	}
 	req := c.Request()
 	r.SetContext(req.Context())
-	w := &servedWriter{ResponseWriter: c.Response().Writer, e: e}
+	w := &servedWriter{ResponseWriter: c.Response().Writer, e: e, limit: g.uploadLimit, ctx: req.Context()}
 	w.Header().Set(echo.HeaderContentType, mimeType(f.DisplayPath()))
 	w.Header().Set("Cache-Control", "public, max-age=86400, immutable")
 	modTime := time.Time{}
@@ -91,6 +93,8 @@ func (g *Gateway) serveFile(c echo.Context, e *entry, f *torrent.File, readahead
 type servedWriter struct {
 	http.ResponseWriter
 	e       *entry
+	limit   *rate.Limiter
+	ctx     context.Context
 	errCode int
 	errBody bytes.Buffer
 }
@@ -107,10 +111,24 @@ func (w *servedWriter) Write(p []byte) (int, error) {
 	if w.errCode != 0 {
 		return w.errBody.Write(p)
 	}
-	n, err := w.ResponseWriter.Write(p)
-	w.e.countHTTP(n)
-	w.e.touch()
-	return n, err
+	written := 0
+	for len(p) > 0 {
+		chunk := p[:min(len(p), uploadBurst)]
+		if w.limit != nil {
+			if err := w.limit.WaitN(w.ctx, len(chunk)); err != nil {
+				return written, err
+			}
+		}
+		n, err := w.ResponseWriter.Write(chunk)
+		written += n
+		w.e.countHTTP(n)
+		w.e.touch()
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
 }
 
 func (w *servedWriter) finish() error {
