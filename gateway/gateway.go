@@ -46,6 +46,7 @@ type Gateway struct {
 	uploadLimit *rate.Limiter // nil without a cap
 
 	stop      chan struct{}
+	nudge     chan struct{} // demand changed: re-run updateDemand now, not at the next tick
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
@@ -73,6 +74,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		log:      log.With("component", "gateway"),
 		torrents: newRegistry(),
 		stop:     make(chan struct{}),
+		nudge:    make(chan struct{}, 1),
 	}
 	ok := false
 	defer func() {
@@ -284,7 +286,17 @@ func (g *Gateway) onPeerConnAdded(pc *torrent.PeerConn) {
 	if t := pc.Torrent(); t != nil {
 		if e, ok := g.torrents.get(t.InfoHash()); ok {
 			e.webrtc.added(pc)
+			g.demandChanged()
 		}
+	}
+}
+
+// demandChanged asks maintain to look at demand now. It never blocks, so anacrolix callbacks may
+// call it under their lock.
+func (g *Gateway) demandChanged() {
+	select {
+	case g.nudge <- struct{}{}:
+	default:
 	}
 }
 
@@ -308,6 +320,11 @@ func (g *Gateway) maintain() {
 		select {
 		case <-g.stop:
 			return
+		case <-g.nudge:
+			now := time.Now()
+			for _, e := range g.torrents.list() {
+				g.updateDemand(e, now)
+			}
 		case now := <-tick.C:
 			for _, e := range g.torrents.list() {
 				e.sampleRates(now)

@@ -26,7 +26,7 @@ func (g *Gateway) stream(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	e.touch()
+	g.watch(e)
 	if _, err := g.waitInfo(c.Request().Context(), e); err != nil {
 		return err
 	}
@@ -46,7 +46,7 @@ func (g *Gateway) webseed(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	e.touch()
+	g.watch(e)
 	info, err := g.waitInfo(c.Request().Context(), e)
 	if err != nil {
 		return err
@@ -67,6 +67,15 @@ func (g *Gateway) webseed(c echo.Context) error {
 		}
 	}
 	return fmt.Errorf("%w: no file %q in torrent %s", ErrNotFound, rest, e.t.InfoHash().HexString())
+}
+
+// watch records an HTTP viewer; a torrent nobody watched until now starts fetching ahead at once.
+func (g *Gateway) watch(e *entry) {
+	wasIdle := time.Since(time.Unix(0, e.lastRead.Load())) >= g.cfg.ViewerLinger
+	e.touch()
+	if wasIdle {
+		g.demandChanged()
+	}
 }
 
 // serveFile streams one file with Range support, reading through the torrent so that missing
