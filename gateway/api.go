@@ -15,6 +15,8 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/swarmgate/swarmgate/signaling"
 )
 
 func (g *Gateway) routes() *echo.Echo {
@@ -129,6 +131,13 @@ func (g *Gateway) getConfig(c echo.Context) error {
 	})
 }
 
+type swarmView struct {
+	Peers      int   `json:"peers"`
+	Seeders    int   `json:"seeders"`
+	Uploaded   int64 `json:"uploaded"`
+	Downloaded int64 `json:"downloaded"`
+}
+
 type fileView struct {
 	Index     int    `json:"index"`
 	Path      string `json:"path"`
@@ -150,8 +159,12 @@ type torrentView struct {
 	Peers       peerCounts `json:"peers"`
 	Rates       rates      `json:"rates"`
 	Bytes       byteCounts `json:"bytes"`
-	Magnet      string     `json:"magnet"`
-	MetainfoURL string     `json:"metainfo_url"`
+	// Browsers is the tracker's view of the torrent's WebRTC swarm, as its peers report it: how
+	// much they downloaded and uploaded in all (to each other included), which the gateway does
+	// not see otherwise.
+	Browsers    swarmView `json:"browsers"`
+	Magnet      string    `json:"magnet"`
+	MetainfoURL string    `json:"metainfo_url"`
 }
 
 // Torrent states.
@@ -174,6 +187,8 @@ func (g *Gateway) view(e *entry, base string) torrentView {
 		MetainfoURL: base + "/api/torrents/" + ih + "/metainfo",
 	}
 	v.Bytes, v.Peers = e.counts()
+	sw := g.tracker.SwarmStats(signaling.ID(t.InfoHash()))
+	v.Browsers = swarmView{Peers: sw.Peers, Seeders: sw.Seeders, Uploaded: sw.Uploaded, Downloaded: sw.Downloaded}
 	info := t.Info()
 	ihv := t.InfoHash()
 	m := t.Metainfo().Magnet(&ihv, info)

@@ -125,6 +125,9 @@ func (s *Server) announce(c *conn, m *inMessage) error {
 		return err
 	}
 	sw = s.swarms[ih]
+	if p := sw.peers[pid]; p != nil {
+		p.uploaded, p.downloaded = counter(m.Uploaded), counter(m.Downloaded)
+	}
 	complete, incomplete := s.counts(sw)
 	local, localJoined := s.local, sw.local
 	s.mu.Unlock()

@@ -160,6 +160,31 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
+// SwarmStats describes one swarm's socket peers as they last announced.
+type SwarmStats struct {
+	Peers   int // socket peers (browsers and other WebRTC peers)
+	Seeders int // of which have the whole torrent
+	// Uploaded and Downloaded add up what the peers reported: Uploaded is what they shared with
+	// each other and with anyone else, not what the local peer sent them.
+	Uploaded, Downloaded int64
+}
+
+// SwarmStats returns the swarm's stats; the zero value for an unknown swarm.
+func (s *Server) SwarmStats(infoHash ID) SwarmStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sw := s.swarms[infoHash]
+	if sw == nil {
+		return SwarmStats{}
+	}
+	st := SwarmStats{Peers: len(sw.peers), Seeders: sw.seeders}
+	for _, p := range sw.peers {
+		st.Uploaded += p.uploaded
+		st.Downloaded += p.downloaded
+	}
+	return st
+}
+
 // janitor expires silent peers and unanswered offers.
 func (s *Server) janitor() {
 	defer s.wg.Done()

@@ -591,3 +591,21 @@ func TestCloseIdempotent(t *testing.T) {
 	}
 	_ = resp.Body.Close()
 }
+
+func TestSwarmStatsAddUpReportedBytes(t *testing.T) {
+	s, url := newTestServer(t, testConfig())
+	a, b := dialRaw(t, url), dialRaw(t, url)
+	ih := testID(1)
+	a.announce(ih, testID(10), msg{"left": 0, "uploaded": 5000, "downloaded": 100})
+	b.announce(ih, testID(11), msg{"left": 10, "uploaded": 700, "downloaded": 4000})
+	// A bad counter reads as 0 and does not fail the announce.
+	b.announce(ih, testID(11), msg{"left": 10, "uploaded": "lots", "downloaded": 4100})
+	got := s.SwarmStats(ih)
+	want := SwarmStats{Peers: 2, Seeders: 1, Uploaded: 5000, Downloaded: 4200}
+	if got != want {
+		t.Fatalf("SwarmStats = %+v, want %+v", got, want)
+	}
+	if got := s.SwarmStats(testID(2)); got != (SwarmStats{}) {
+		t.Fatalf("unknown swarm: %+v", got)
+	}
+}

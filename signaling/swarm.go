@@ -19,8 +19,10 @@ type peer struct {
 	c         *conn // the socket this peer_id is bound to
 	seeder    bool
 	completed bool // counted in downloaded already
-	seen      time.Time
-	idx       int // position in swarm.list
+	// uploaded and downloaded are the byte counts the peer reported in its last announce.
+	uploaded, downloaded int64
+	seen                 time.Time
+	idx                  int // position in swarm.list
 	// offers this peer made that were relayed and await an answer, by offer_id.
 	offers map[ID]sentOffer
 }

@@ -26,17 +26,19 @@ type sdpMsg struct {
 // field of the wrong type still leaves action and info_hash readable for the
 // failure reply.
 type inMessage struct {
-	Action   json.RawMessage `json:"action"`
-	InfoHash json.RawMessage `json:"info_hash"`
-	PeerID   json.RawMessage `json:"peer_id"`
-	ToPeerID json.RawMessage `json:"to_peer_id"`
-	OfferID  json.RawMessage `json:"offer_id"`
-	Event    json.RawMessage `json:"event"`
-	Left     json.RawMessage `json:"left"`
-	Offers   json.RawMessage `json:"offers"`
-	Answer   json.RawMessage `json:"answer"`
-	Offer    json.RawMessage `json:"offer"`
-	Failure  json.RawMessage `json:"failure reason"`
+	Action     json.RawMessage `json:"action"`
+	InfoHash   json.RawMessage `json:"info_hash"`
+	PeerID     json.RawMessage `json:"peer_id"`
+	ToPeerID   json.RawMessage `json:"to_peer_id"`
+	OfferID    json.RawMessage `json:"offer_id"`
+	Event      json.RawMessage `json:"event"`
+	Left       json.RawMessage `json:"left"`
+	Uploaded   json.RawMessage `json:"uploaded"`
+	Downloaded json.RawMessage `json:"downloaded"`
+	Offers     json.RawMessage `json:"offers"`
+	Answer     json.RawMessage `json:"answer"`
+	Offer      json.RawMessage `json:"offer"`
+	Failure    json.RawMessage `json:"failure reason"`
 }
 
 type announceReply struct {
@@ -158,4 +160,14 @@ func mustMarshal(v any) []byte {
 		panic(fmt.Sprintf("signaling: marshal %T: %v", v, err))
 	}
 	return b
+}
+
+// counter reads a byte counter a client reports; anything but a non-negative number reads as 0,
+// since the counts are informational and must not fail an announce.
+func counter(raw json.RawMessage) int64 {
+	var f float64
+	if isAbsent(raw) || json.Unmarshal(raw, &f) != nil || f < 0 || f > 1<<62 {
+		return 0
+	}
+	return int64(f)
 }
