@@ -136,6 +136,11 @@ func newSettingEngine(cfg Config, log *slog.Logger) (webrtc.SettingEngine, io.Cl
 		}
 	}
 	if cfg.UDPPort == 0 {
+		n, err := newBufferedNet()
+		if err != nil {
+			return se, nil, fmt.Errorf("bridge: network: %w", err)
+		}
+		se.SetNet(n)
 		return se, nil, nil
 	}
 	muxLog := lf.NewLogger("udpmux")
@@ -145,9 +150,14 @@ func newSettingEngine(cfg Config, log *slog.Logger) (webrtc.SettingEngine, io.Cl
 		if err != nil {
 			return se, nil, fmt.Errorf("bridge: listen udp: %w", err)
 		}
+		enlargeBuffers(pc)
 		mux = webrtc.NewICEUDPMux(muxLog, pc)
 	} else {
-		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithLogger(muxLog)}
+		opts := []ice.UDPMuxFromPortOption{
+			ice.UDPMuxFromPortWithLogger(muxLog),
+			ice.UDPMuxFromPortWithReadBufferSize(udpSocketBuffer),
+			ice.UDPMuxFromPortWithWriteBufferSize(udpSocketBuffer),
+		}
 		if cfg.LoopbackOnly {
 			opts = append(opts, ice.UDPMuxFromPortWithInterfaceFilter(loopback), ice.UDPMuxFromPortWithLoopback())
 		}
