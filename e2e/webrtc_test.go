@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,9 +32,17 @@ func testLogger(t testing.TB) *slog.Logger {
 // startGateway runs a gateway on loopback with WebRTC restricted to lo.
 func startGateway(t testing.TB) (*gateway.Gateway, string) {
 	t.Helper()
+	g, base, _ := startGatewayIn(t, t.TempDir())
+	return g, base
+}
+
+// startGatewayIn runs a gateway on loopback with its data in dataDir; it stops at cleanup or when
+// the returned stop is called.
+func startGatewayIn(t testing.TB, dataDir string) (*gateway.Gateway, string, func()) {
+	t.Helper()
 	cfg := gateway.DefaultConfig()
 	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
+	cfg.DataDir = dataDir
 	cfg.BTHost = "127.0.0.1"
 	cfg.BTPort = 0
 	cfg.NoDHT = true
@@ -46,13 +55,17 @@ func startGateway(t testing.TB) (*gateway.Gateway, string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("gateway serve: %v", err)
-		}
-	})
-	return g, "http://" + g.Addr().String()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-served; err != nil {
+				t.Errorf("gateway serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return g, "http://" + g.Addr().String(), stop
 }
 
 func startSeeder(t testing.TB, size, pieceLength int64) *peertest.Seeder {

@@ -3,7 +3,9 @@ package gateway
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +14,6 @@ import (
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
-	"github.com/anacrolix/torrent/storage"
 
 	"github.com/swarmgate/swarmgate/signaling"
 )
@@ -33,7 +34,7 @@ func (g *Gateway) AddMagnet(uri string) (*torrent.Torrent, bool, error) {
 	if spec.InfoHash.IsZero() {
 		return nil, false, fmt.Errorf("%w: magnet has no BitTorrent v1 infohash (xt=urn:btih:...)", ErrBadInput)
 	}
-	return g.addSpec(spec, true)
+	return g.addSpec(spec, source{Magnet: uri})
 }
 
 // AddInfoHash adds a torrent known only by its v1 infohash (40 hex digits); peers come from the
@@ -45,7 +46,7 @@ func (g *Gateway) AddInfoHash(s string) (*torrent.Torrent, bool, error) {
 	}
 	spec := &torrent.TorrentSpec{}
 	spec.InfoHash = ih
-	return g.addSpec(spec, true)
+	return g.addSpec(spec, source{})
 }
 
 // AddMetainfo adds a torrent from the bytes of a .torrent file.
@@ -68,7 +69,7 @@ func (g *Gateway) AddMetainfo(b []byte) (*torrent.Torrent, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: %v", ErrBadInput, err)
 	}
-	return g.addSpec(spec, true)
+	return g.addSpec(spec, source{})
 }
 
 // checkInfo refuses info dictionaries whose paths would escape the torrent's folder.
@@ -104,7 +105,7 @@ func parseInfoHash(s string) (metainfo.Hash, error) {
 	return ih, nil
 }
 
-func (g *Gateway) addSpec(spec *torrent.TorrentSpec, owned bool) (*torrent.Torrent, bool, error) {
+func (g *Gateway) addSpec(spec *torrent.TorrentSpec, src source) (*torrent.Torrent, bool, error) {
 	select {
 	case <-g.stop:
 		return nil, false, ErrClosed
@@ -117,10 +118,17 @@ func (g *Gateway) addSpec(spec *torrent.TorrentSpec, owned bool) (*torrent.Torre
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: %v", ErrBadInput, err)
 	}
-	e, added := g.torrents.put(&entry{t: t, added: time.Now(), ownedData: owned})
+	src.InfoHash = t.InfoHash().HexString()
+	if src.Added.IsZero() {
+		src.Added = time.Now().UTC()
+	}
+	e, added := g.torrents.put(&entry{t: t, added: src.Added, src: src})
 	if added {
 		g.tracker.Join(signaling.ID(t.InfoHash()))
-		g.log.Info("torrent added", "infohash", t.InfoHash().HexString(), "name", t.Name())
+		g.log.Info("torrent added", "infohash", src.InfoHash, "name", t.Name())
+		if !src.ephemeral {
+			g.saveState()
+		}
 		g.watchMetadata(e)
 	}
 	return t, isNew && added, nil
@@ -140,6 +148,11 @@ func (g *Gateway) watchMetadata(e *entry) {
 				}
 			}
 			g.log.Info("metadata", "infohash", e.t.InfoHash().HexString(), "name", e.t.Name(), "length", e.t.Length())
+			if !e.src.ephemeral {
+				if err := g.saveMetainfo(e.t); err != nil {
+					g.log.Error("saving metainfo; a restart will need peers for it again", "infohash", e.t.InfoHash().HexString(), "err", err)
+				}
+			}
 		case <-e.t.Closed():
 		case <-g.stop:
 		}
@@ -152,7 +165,7 @@ func (g *Gateway) Remove(ih metainfo.Hash, deleteData bool) error {
 	if !ok {
 		return fmt.Errorf("%w: no torrent %s", ErrNotFound, ih.HexString())
 	}
-	if deleteData && !e.ownedData {
+	if deleteData && !e.ownsData() {
 		return fmt.Errorf("%w: this torrent is seeded from files the gateway does not own; they are not deleted", ErrConflict)
 	}
 	return g.remove(ih, deleteData)
@@ -167,7 +180,13 @@ func (g *Gateway) remove(ih metainfo.Hash, deleteData bool) error {
 	g.tracker.Leave(signaling.ID(ih))
 	e.t.Drop()
 	g.log.Info("torrent removed", "infohash", ih.HexString(), "data", deleteData)
-	if deleteData && e.ownedData {
+	if !e.src.ephemeral {
+		g.saveState()
+		if err := os.Remove(g.metainfoPath(ih)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			g.log.Warn("removing metainfo", "err", err)
+		}
+	}
+	if deleteData && e.ownsData() {
 		if err := os.RemoveAll(torrentDir(filepath.Join(g.cfg.DataDir, torrentsDir), nil, ih)); err != nil {
 			return fmt.Errorf("removing data: %w", err)
 		}
@@ -176,27 +195,54 @@ func (g *Gateway) remove(ih metainfo.Hash, deleteData bool) error {
 }
 
 // AddLocal seeds files that are already complete on disk under parentDir, as described by info
-// (built by HashPath). The files stay where they are and are never deleted by the gateway.
+// (built by HashPath). The files stay where they are and are never deleted by the gateway; the
+// torrent is restored after a restart while the files are there.
 func (g *Gateway) AddLocal(parentDir string, info *metainfo.Info) (*torrent.Torrent, error) {
+	return g.addLocal(source{SeedDir: parentDir}, info)
+}
+
+func (g *Gateway) addLocal(src source, info *metainfo.Info) (*torrent.Torrent, error) {
 	infoBytes, err := bencode.Marshal(info)
 	if err != nil {
 		return nil, err
 	}
 	mi := &metainfo.MetaInfo{InfoBytes: infoBytes}
 	ih := mi.HashInfoBytes()
-	// The pieces were hashed a moment ago; mark them complete instead of hashing them twice.
-	completion := storage.NewMapPieceCompletion()
-	for i := range info.NumPieces() {
-		completion.Set(metainfo.PieceKey{InfoHash: ih, Index: i}, true)
+	if _, err := os.Stat(src.SeedDir); err != nil {
+		return nil, err
+	}
+	if src.Added.IsZero() {
+		// Just hashed by HashPath: mark the pieces complete instead of hashing them twice. A
+		// restored torrent keeps the state it had.
+		for i := range info.NumPieces() {
+			if err := g.completion.Set(metainfo.PieceKey{InfoHash: ih, Index: i}, true); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if !src.ephemeral {
+		b, err := bencodeMetainfo(mi)
+		if err == nil {
+			err = os.MkdirAll(filepath.Dir(g.metainfoPath(ih)), 0o755)
+		}
+		if err == nil {
+			err = writeFileAtomic(g.metainfoPath(ih), b)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("saving metainfo: %w", err)
+		}
 	}
 	spec, err := torrent.TorrentSpecFromMetaInfoErr(mi)
 	if err != nil {
 		return nil, err
 	}
-	spec.Storage = storage.NewFileOpts(storage.NewFileClientOpts{
-		ClientBaseDir:   parentDir,
-		PieceCompletion: completion,
-	})
-	t, _, err := g.addSpec(spec, false)
+	spec.Storage = g.localStorage(src.SeedDir)
+	t, _, err := g.addSpec(spec, src)
 	return t, err
+}
+
+func bencodeMetainfo(mi *metainfo.MetaInfo) ([]byte, error) {
+	var b bytes.Buffer
+	err := mi.Write(&b)
+	return b.Bytes(), err
 }

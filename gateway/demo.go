@@ -34,5 +34,6 @@ func (g *Gateway) addDemo() (*torrent.Torrent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return g.AddLocal(parent, info)
+	// The demo comes from configuration (--demo), so it is not saved as a torrent to restore.
+	return g.addLocal(source{SeedDir: parent, ephemeral: true}, info)
 }

@@ -35,12 +35,15 @@ type Gateway struct {
 	log     *slog.Logger
 	client  *torrent.Client
 	storage storage.ClientImplCloser
-	tracker *signaling.Server
-	bridge  *bridge.Bridge
-	peerID  signaling.ID
-	echo    *echo.Echo
-	server  *http.Server
-	ln      net.Listener
+	// completion is the persistent record of verified pieces, shared by every storage.
+	completion storage.PieceCompletion
+	stateMu    sync.Mutex // serialises state.json writes
+	tracker    *signaling.Server
+	bridge     *bridge.Bridge
+	peerID     signaling.ID
+	echo       *echo.Echo
+	server     *http.Server
+	ln         net.Listener
 
 	torrents    *registry
 	uploadLimit *rate.Limiter // nil without a cap
@@ -83,14 +86,14 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		}
 	}()
 
-	completion, err := storage.NewDefaultPieceCompletionForDir(dataDir)
+	g.completion, err = storage.NewDefaultPieceCompletionForDir(dataDir)
 	if err != nil {
 		return nil, fmt.Errorf("piece completion store in %s: %w", dataDir, err)
 	}
 	g.storage = storage.NewFileOpts(storage.NewFileClientOpts{
 		ClientBaseDir:   filepath.Join(dataDir, torrentsDir),
 		TorrentDirMaker: torrentDir,
-		PieceCompletion: completion,
+		PieceCompletion: g.completion,
 	})
 
 	tcfg := torrent.NewDefaultClientConfig()
@@ -157,6 +160,9 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	g.echo = g.routes()
 	g.server = &http.Server{Handler: g.echo, ReadHeaderTimeout: 10 * time.Second}
 
+	if err := g.restore(); err != nil {
+		return nil, fmt.Errorf("restoring torrents from %s: %w", dataDir, err)
+	}
 	if cfg.Demo {
 		if _, err := g.addDemo(); err != nil {
 			return nil, fmt.Errorf("demo: %w", err)

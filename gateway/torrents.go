@@ -28,9 +28,7 @@ const prefetchReadahead = 32 << 20
 type entry struct {
 	t     *torrent.Torrent
 	added time.Time
-	// ownedData is true when the data lives in the gateway's data dir and may be deleted with it;
-	// false for folders seeded in place.
-	ownedData bool
+	src   source
 
 	lastRead atomic.Int64 // unix nanos of the last HTTP read (stream or webseed)
 	toHTTP   atomic.Int64
@@ -40,6 +38,10 @@ type entry struct {
 	rates    rates
 	prefetch context.CancelFunc
 }
+
+// ownsData is true when the data lives in the gateway's data dir and may be deleted with it;
+// false for folders seeded in place.
+func (e *entry) ownsData() bool { return e.src.SeedDir == "" }
 
 func (e *entry) touch() { e.lastRead.Store(time.Now().UnixNano()) }
 
