@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -217,6 +218,22 @@ func TestNativeSwarmReachesWebRTCPeer(t *testing.T) {
 	if after.Bytes.ToHTTP != 0 {
 		t.Errorf("gateway sent %d bytes over HTTP; the peer must get everything over WebRTC", after.Bytes.ToHTTP)
 	}
+	m := scrapeMetrics(t, base)
+	size := float64(seeder.Info.TotalLength())
+	for series, atLeast := range map[string]float64{
+		`swarmgate_bytes_total{direction="out",kind="webrtc"}`: size,
+		`swarmgate_bytes_total{direction="in",kind="native"}`:  size,
+		`swarmgate_pieces_total{result="verified"}`:            float64(seeder.Info.NumPieces()),
+		`swarmgate_torrents{state="seeding"}`:                   1,
+		`swarmgate_signaling_messages_total{kind="announce"}`:  1,
+	} {
+		if m[series] < atLeast {
+			t.Errorf("/metrics %s = %v, want ≥ %v", series, m[series], atLeast)
+		}
+	}
+	if m[`swarmgate_pieces_total{result="failed"}`] != 0 {
+		t.Errorf("pieces failed their hash check: %v", m[`swarmgate_pieces_total{result="failed"}`])
+	}
 }
 
 // A raw peer keeps 256 16 KiB requests outstanding, as webtorrent does; the gateway must answer all
@@ -292,4 +309,29 @@ func TestWebRTCPeersReshare(t *testing.T) {
 	if up := st.BytesWrittenData.Int64(); up < seeder.Info.TotalLength() {
 		t.Fatalf("first peer uploaded %d bytes, want the whole file (%d)", up, seeder.Info.TotalLength())
 	}
+}
+
+// scrapeMetrics reads /metrics into series → value (series written as in the exposition format).
+func scrapeMetrics(t testing.TB, base string) map[string]float64 {
+	t.Helper()
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
 }

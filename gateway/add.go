@@ -178,6 +178,7 @@ func (g *Gateway) remove(ih metainfo.Hash, deleteData bool) error {
 	}
 	e.stopPrefetch()
 	g.tracker.Leave(signaling.ID(ih))
+	g.metrics.forget(e)
 	e.t.Drop()
 	g.log.Info("torrent removed", "infohash", ih.HexString(), "data", deleteData)
 	if !e.src.ephemeral {

@@ -24,6 +24,7 @@ func (g *Gateway) routes() *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = g.errorHandler
+	e.Use(g.metrics.middleware)
 	e.Use(middleware.Recover())
 	// Browsers fetch webseed ranges and streams cross-origin (embeds, other players); webtorrent
 	// sends range, cache-control and user-agent headers.
@@ -38,6 +39,8 @@ func (g *Gateway) routes() *echo.Echo {
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
+	e.GET("/readyz", g.ready)
+	e.GET("/metrics", g.metrics.handler())
 	e.GET("/announce", echo.WrapHandler(g.tracker))
 	e.GET("/api/config", g.getConfig)
 	e.GET("/api/torrents", g.listTorrents)
@@ -52,6 +55,14 @@ func (g *Gateway) routes() *echo.Echo {
 	e.GET("/playlist/:name", g.playlist)
 	g.pageRoutes(e)
 	return e
+}
+
+// ready says whether to send viewers here: not while draining for shutdown.
+func (g *Gateway) ready(c echo.Context) error {
+	if g.draining.Load() {
+		return c.JSON(http.StatusServiceUnavailable, apiError{Error: "shutting down"})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // apiError is the one shape every error answer has.
@@ -204,17 +215,7 @@ func (g *Gateway) view(e *entry, base string) torrentView {
 	if v.Length > 0 {
 		v.Progress = float64(t.BytesCompleted()) / float64(v.Length)
 	}
-	e.mu.Lock()
-	fetching := e.prefetch != nil
-	e.mu.Unlock()
-	switch {
-	case t.Complete().Bool():
-		v.State = stateSeeding
-	case fetching:
-		v.State = stateDownloading
-	default:
-		v.State = stateIdle
-	}
+	v.State = e.state()
 	for i, f := range t.Files() {
 		v.Files = append(v.Files, fileView{
 			Index:     i,

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anacrolix/torrent"
@@ -46,6 +47,8 @@ type Gateway struct {
 	ln         net.Listener
 
 	torrents    *registry
+	metrics     *metrics
+	draining    atomic.Bool   // /readyz answers 503 once shutdown began
 	uploadLimit *rate.Limiter // nil without a cap
 
 	stop      chan struct{}
@@ -157,6 +160,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http-addr %s: %w", cfg.HTTPAddr, err)
 	}
+	g.metrics = newMetrics(g)
 	g.echo = g.routes()
 	g.server = &http.Server{Handler: g.echo, ReadHeaderTimeout: 10 * time.Second}
 
@@ -203,6 +207,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 	}
+	g.draining.Store(true)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
 	defer cancel()
 	// Websockets are hijacked and ignored by Shutdown: the tracker closes them itself.

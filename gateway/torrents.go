@@ -169,6 +169,22 @@ func (e *entry) currentRates() rates {
 	return e.rates
 }
 
+// state is the torrent's state as the API names it.
+func (e *entry) state() string {
+	if e.t.Info() == nil {
+		return stateMetadata
+	}
+	if e.t.Complete().Bool() {
+		return stateSeeding
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.prefetch != nil {
+		return stateDownloading
+	}
+	return stateIdle
+}
+
 // watched reports whether anyone is reading the torrent now: an HTTP read within linger, or a
 // WebRTC peer connected.
 func (e *entry) watched(now time.Time, linger time.Duration) bool {

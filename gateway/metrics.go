@@ -1,0 +1,161 @@
+package gateway
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const metricsNamespace = "swarmgate"
+
+// metrics are read from the live state at scrape time (torrents, peers, bytes, tracker), except
+// HTTP requests, which are counted as they are answered. Torrents that were removed keep their
+// bytes in removed, so byte counters never go back.
+type metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+
+	mu      sync.Mutex
+	removed byteCounts
+	removedPieces
+}
+
+type removedPieces struct{ good, bad int64 }
+
+func newMetrics(g *Gateway) *metrics {
+	m := &metrics{registry: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "http_requests_total",
+		Help: "HTTP requests answered, by route and status code.",
+	}, []string{"route", "code"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Name: "http_request_duration_seconds",
+		Help:    "Time to answer HTTP requests (streams: until the body ended), by route.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+	}, []string{"route"})
+	m.registry.MustRegister(
+		m.requests, m.duration,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		gatewayCollector{g: g, m: m},
+	)
+	return m
+}
+
+// forget keeps a removed torrent's counts in the totals.
+func (m *metrics) forget(e *entry) {
+	b, _ := e.counts()
+	s := e.t.Stats()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.removed.FromNative += b.FromNative
+	m.removed.FromWebRTC += b.FromWebRTC
+	m.removed.FromWebseed += b.FromWebseed
+	m.removed.ToNative += b.ToNative
+	m.removed.ToWebRTC += b.ToWebRTC
+	m.removed.ToHTTP += b.ToHTTP
+	m.removedPieces.good += s.PiecesDirtiedGood.Int64()
+	m.removedPieces.bad += s.PiecesDirtiedBad.Int64()
+}
+
+// middleware counts requests by route pattern (not by path, which would be unbounded).
+func (m *metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err) // write the error answer now, so its status is the one counted
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		m.requests.WithLabelValues(route, strconv.Itoa(c.Response().Status)).Inc()
+		m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		return nil
+	}
+}
+
+func (m *metrics) handler() echo.HandlerFunc {
+	return echo.WrapHandler(promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+}
+
+var (
+	descTorrents = prometheus.NewDesc(metricsNamespace+"_torrents", "Torrents by state.", []string{"state"}, nil)
+	descPeers    = prometheus.NewDesc(metricsNamespace+"_peers", "Connected peers by kind (native BitTorrent, WebRTC).", []string{"kind"}, nil)
+	descBytes    = prometheus.NewDesc(metricsNamespace+"_bytes_total", "Torrent data moved, by direction and the kind of the other end.", []string{"direction", "kind"}, nil)
+	descPieces   = prometheus.NewDesc(metricsNamespace+"_pieces_total", "Pieces written and hash-checked, by result.", []string{"result"}, nil)
+	descSockets  = prometheus.NewDesc(metricsNamespace+"_signaling_sockets", "Open tracker websockets.", nil, nil)
+	descSwarms   = prometheus.NewDesc(metricsNamespace+"_signaling_swarms", "Swarms known to the tracker.", nil, nil)
+	descSigPeers = prometheus.NewDesc(metricsNamespace+"_signaling_peers", "Peers announced to the tracker.", nil, nil)
+	descSigMsgs  = prometheus.NewDesc(metricsNamespace+"_signaling_messages_total", "Tracker messages handled, by kind.", []string{"kind"}, nil)
+	descSigFails = prometheus.NewDesc(metricsNamespace+"_signaling_failures_total", "Failure replies the tracker sent.", nil, nil)
+	descRTC      = prometheus.NewDesc(metricsNamespace+"_webrtc_peer_connections", "Live WebRTC PeerConnections, pending or open.", nil, nil)
+)
+
+type gatewayCollector struct {
+	g *Gateway
+	m *metrics
+}
+
+func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descTorrents, descPeers, descBytes, descPieces, descSockets, descSwarms, descSigPeers, descSigMsgs, descSigFails, descRTC} {
+		ch <- d
+	}
+}
+
+func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
+	states := map[string]int{stateMetadata: 0, stateIdle: 0, stateDownloading: 0, stateSeeding: 0}
+	var peers peerCounts
+	c.m.mu.Lock()
+	total := c.m.removed
+	good, bad := c.m.removedPieces.good, c.m.removedPieces.bad
+	c.m.mu.Unlock()
+	for _, e := range c.g.torrents.list() {
+		states[e.state()]++
+		b, p := e.counts()
+		peers.Native += p.Native
+		peers.WebRTC += p.WebRTC
+		total.FromNative += b.FromNative
+		total.FromWebRTC += b.FromWebRTC
+		total.FromWebseed += b.FromWebseed
+		total.ToNative += b.ToNative
+		total.ToWebRTC += b.ToWebRTC
+		total.ToHTTP += b.ToHTTP
+		s := e.t.Stats()
+		good += s.PiecesDirtiedGood.Int64()
+		bad += s.PiecesDirtiedBad.Int64()
+	}
+	for state, n := range states {
+		ch <- prometheus.MustNewConstMetric(descTorrents, prometheus.GaugeValue, float64(n), state)
+	}
+	ch <- prometheus.MustNewConstMetric(descPeers, prometheus.GaugeValue, float64(peers.Native), "native")
+	ch <- prometheus.MustNewConstMetric(descPeers, prometheus.GaugeValue, float64(peers.WebRTC), "webrtc")
+	for _, b := range []struct {
+		dir, kind string
+		n         int64
+	}{
+		{"in", "native", total.FromNative}, {"in", "webrtc", total.FromWebRTC}, {"in", "webseed", total.FromWebseed},
+		{"out", "native", total.ToNative}, {"out", "webrtc", total.ToWebRTC}, {"out", "http", total.ToHTTP},
+	} {
+		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(b.n), b.dir, b.kind)
+	}
+	ch <- prometheus.MustNewConstMetric(descPieces, prometheus.CounterValue, float64(good), "verified")
+	ch <- prometheus.MustNewConstMetric(descPieces, prometheus.CounterValue, float64(bad), "failed")
+
+	st := c.g.tracker.Stats()
+	ch <- prometheus.MustNewConstMetric(descSockets, prometheus.GaugeValue, float64(st.Sockets))
+	ch <- prometheus.MustNewConstMetric(descSwarms, prometheus.GaugeValue, float64(st.Swarms))
+	ch <- prometheus.MustNewConstMetric(descSigPeers, prometheus.GaugeValue, float64(st.Peers))
+	for kind, n := range map[string]uint64{"announce": st.Announces, "scrape": st.Scrapes, "offer": st.OffersRelayed, "answer": st.AnswersRelayed} {
+		ch <- prometheus.MustNewConstMetric(descSigMsgs, prometheus.CounterValue, float64(n), kind)
+	}
+	ch <- prometheus.MustNewConstMetric(descSigFails, prometheus.CounterValue, float64(st.Failures))
+	ch <- prometheus.MustNewConstMetric(descRTC, prometheus.GaugeValue, float64(c.g.bridge.Stats().PeerConnections))
+}
