@@ -1,8 +1,14 @@
-# Build: the same `make build` that .ci/run runs.
+# Build: the same `make build` that .ci/run runs (it vendors webtorrent's browser files with npm
+# first, so node and npm are needed here).
 FROM golang:1.26-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
+# npm's cache warmed in its own layer, so that `make build`'s npm ci does not download again.
+COPY web/package.json web/package-lock.json web/
+RUN cd web && npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
 RUN make build
 

@@ -3,12 +3,18 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/swarmgate/swarmgate/cli.Version=$(VERSION)
 
-.PHONY: build run test bench demo-media clean
+.PHONY: web build run test bench demo-media clean
 
-build:
+# The browser pages' one dependency, webtorrent, at the version package-lock.json pins: its
+# prebuilt browser files are copied into web/static/vendor (committed, so that a plain `go build`
+# works without npm; CI checks the copies match the package).
+web:
+	cd web && npm ci --ignore-scripts --no-audit --no-fund && node copy-vendor.mjs
+
+build: web
 	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/swarmgate .
 
-run:
+run: web
 	$(GO) run . serve --demo
 
 # The test command: vet, then every package's tests with the race detector.
