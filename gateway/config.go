@@ -76,6 +76,9 @@ type Config struct {
 	// UploadRate caps everything the gateway sends of torrent data, to peers of any kind and over
 	// HTTP, in bytes per second; 0 means no cap.
 	UploadRate int64
+	// EmbedOrigins are the origins (https://example.org, http://127.0.0.1:9000) whose pages may
+	// frame the watch and embed pages; empty means any site may.
+	EmbedOrigins []string
 	// Demo seeds the built-in demo video on start.
 	Demo bool
 	// ViewerLinger is how long a torrent counts as watched after its last HTTP read, so that its
@@ -129,11 +132,39 @@ func (c Config) Validate() error {
 			return fmt.Errorf("ice-server: an entry has no URL")
 		}
 	}
+	for _, o := range c.EmbedOrigins {
+		if err := checkOrigin(o); err != nil {
+			return fmt.Errorf("embed-origins %q: %v", o, err)
+		}
+	}
 	if c.UploadRate < 0 {
 		return fmt.Errorf("upload-rate %d: must be 0 (no cap) or positive", c.UploadRate)
 	}
 	if c.ViewerLinger <= 0 || c.MetadataWait <= 0 || c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("timeouts must be positive")
+	}
+	return nil
+}
+
+// checkOrigin accepts a web origin as a browser writes it: scheme, host and optional port, nothing
+// else. It ends up in a Content-Security-Policy header, so anything looser is refused.
+func checkOrigin(s string) error {
+	const want = "want an origin such as https://example.org or http://127.0.0.1:9000"
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.Scheme+"://"+u.Host != s || u.User != nil {
+		return fmt.Errorf("%s", want)
+	}
+	for _, r := range u.Host {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(".-:[]", r)
+		if !ok {
+			return fmt.Errorf("%s (%q is not allowed in a host)", want, r)
+		}
+	}
+	if port := u.Port(); port != "" || strings.HasSuffix(u.Host, ":") {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%s (bad port %q)", want, port)
+		}
 	}
 	return nil
 }

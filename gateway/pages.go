@@ -1,22 +1,127 @@
 package gateway
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"mime"
 	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/swarmgate/swarmgate/web"
 )
 
+// pageTemplates are the pages that name a torrent; parsed once, they are embedded.
+var pageTemplates = template.Must(template.ParseFS(web.Templates(), "*.html"))
+
+// pageData is what the watch and embed templates are filled with.
+type pageData struct {
+	Title     string
+	InfoHash  string
+	WatchURL  string
+	EmbedURL  string
+	OEmbedURL string
+}
+
 func (g *Gateway) pageRoutes(e *echo.Echo) {
-	static := web.Static()
-	page := func(name string) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			http.ServeFileFS(c.Response(), c.Request(), static, name)
-			return nil
-		}
+	a := &assets{fs: web.Static()}
+	get := []string{http.MethodGet, http.MethodHead}
+	e.Match(get, "/", func(c echo.Context) error {
+		g.frameHeaders(c)
+		return a.serve(c, "index.html")
+	})
+	e.Match(get, "/watch/:ih", g.torrentPage("watch.html"))
+	e.Match(get, "/embed/:ih", g.torrentPage("embed.html"))
+	e.Match(get, "/embed.js", func(c echo.Context) error { return a.serve(c, "embed.js") })
+	// webtorrent's service worker, at the root so that its scope can be the whole site.
+	e.Match(get, "/sw.min.js", func(c echo.Context) error {
+		c.Response().Header().Set("Service-Worker-Allowed", "/")
+		return a.serve(c, "vendor/sw.min.js")
+	})
+	e.Match(get, "/static/*", func(c echo.Context) error { return a.serve(c, c.Param("*")) })
+	e.GET("/oembed", g.oembed)
+}
+
+// frameHeaders limits who may frame the pages when EmbedOrigins is set; by default anyone may.
+func (g *Gateway) frameHeaders(c echo.Context) {
+	if len(g.cfg.EmbedOrigins) > 0 {
+		c.Response().Header().Set("Content-Security-Policy", "frame-ancestors 'self' "+strings.Join(g.cfg.EmbedOrigins, " "))
 	}
-	e.GET("/", page("index.html"))
-	e.GET("/watch/:ih", page("watch.html"))
-	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServer(http.FS(static)))))
+}
+
+// torrentPage renders the watch or embed page. It answers 200 for any infohash: the page itself
+// says "Unknown torrent" (it also waits for a magnet's metadata, and a torrent may be added later).
+func (g *Gateway) torrentPage(name string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ih := strings.ToLower(c.Param("ih"))
+		base := g.baseURL(c)
+		d := pageData{Title: "swarmgate", InfoHash: ih}
+		if e, err := g.lookup(ih); err == nil {
+			if n := e.t.Name(); n != "" {
+				d.Title = n
+			}
+		}
+		q := ""
+		if f := c.QueryParam("file"); f != "" {
+			q = "?file=" + url.QueryEscape(f)
+		}
+		d.WatchURL = base + "/watch/" + url.PathEscape(ih) + q
+		d.EmbedURL = base + "/embed/" + url.PathEscape(ih) + q
+		d.OEmbedURL = base + "/oembed?format=json&url=" + url.QueryEscape(d.WatchURL)
+		var b bytes.Buffer
+		if err := pageTemplates.ExecuteTemplate(&b, name, d); err != nil {
+			return err
+		}
+		g.frameHeaders(c)
+		c.Response().Header().Set("Cache-Control", "no-cache")
+		return c.HTMLBlob(http.StatusOK, b.Bytes())
+	}
+}
+
+// assets serves the embedded static files with a content type, an ETag and revalidation, so that
+// a new build's pages are picked up at once and an unchanged file costs a 304.
+type assets struct {
+	fs    fs.FS
+	etags sync.Map // name → ETag
+}
+
+func (a *assets) serve(c echo.Context, name string) error {
+	b, err := fs.ReadFile(a.fs, name)
+	if err != nil {
+		return fmt.Errorf("%w: no page or asset %q", ErrNotFound, name)
+	}
+	h := c.Response().Header()
+	ctype := mime.TypeByExtension(path.Ext(name))
+	switch path.Ext(name) {
+	case ".js", ".mjs":
+		ctype = "text/javascript; charset=utf-8"
+	case ".html":
+		ctype = "text/html; charset=utf-8"
+	case ".css":
+		ctype = "text/css; charset=utf-8"
+	}
+	if ctype == "" {
+		ctype = "application/octet-stream"
+	}
+	h.Set(echo.HeaderContentType, ctype)
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Content-Type-Options", "nosniff")
+	etag, ok := a.etags.Load(name)
+	if !ok {
+		sum := sha256.Sum256(b)
+		etag = `"` + hex.EncodeToString(sum[:12]) + `"`
+		a.etags.Store(name, etag)
+	}
+	h.Set("ETag", etag.(string))
+	http.ServeContent(c.Response(), c.Request(), name, time.Time{}, bytes.NewReader(b))
+	return nil
 }

@@ -1,42 +1,96 @@
-"use strict";
-const list = document.getElementById("torrents");
-const errorBox = document.getElementById("error");
+// The home page: add a torrent (magnet, infohash or .torrent file), then watch it; the gateway's
+// torrents, refreshed.
+const $ = id => document.getElementById(id)
+const list = $('torrents')
+const errorBox = $('error')
 
-async function refresh() {
-  const res = await fetch("/api/torrents");
-  const torrents = await res.json();
-  list.replaceChildren();
+function formatBytes (n) {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB']
+  let i = 0
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000
+    i++
+  }
+  return `${n.toFixed(i === 0 || n >= 100 ? 0 : 1)} ${units[i]}`
+}
+
+async function refresh () {
+  let torrents
+  try {
+    const res = await fetch('/api/torrents', { cache: 'no-store' })
+    torrents = await res.json()
+    if (!res.ok) throw new Error(torrents.error)
+  } catch (err) {
+    list.replaceChildren(Object.assign(document.createElement('li'), { textContent: `Cannot list torrents: ${err.message}` }))
+    return
+  }
+  list.replaceChildren()
   if (torrents.length === 0) {
-    list.append(Object.assign(document.createElement("li"), { textContent: "None yet." }));
+    list.append(Object.assign(document.createElement('li'), { textContent: 'None yet.' }))
   }
   for (const t of torrents) {
-    const li = document.createElement("li");
-    const a = Object.assign(document.createElement("a"), {
-      href: "/watch/" + t.infohash,
-      textContent: t.name || t.infohash,
-    });
-    li.append(a, ` — ${t.state}, ${(t.progress * 100).toFixed(0)}%, peers ${t.peers.native} native / ${t.peers.webrtc} WebRTC`);
-    list.append(li);
+    const li = document.createElement('li')
+    const a = Object.assign(document.createElement('a'), { href: '/watch/' + t.infohash, textContent: t.name || t.infohash })
+    const meta = Object.assign(document.createElement('div'), {
+      className: 'meta',
+      textContent: `${t.state} · ${t.length ? formatBytes(t.length) : '?'} · ${t.peers.native} native / ${t.peers.webrtc} WebRTC peers · ↓ ${formatBytes(t.rates.download)}/s ↑ ${formatBytes(t.rates.upload)}/s`
+    })
+    const progress = Object.assign(document.createElement('progress'), { max: 1, value: t.progress })
+    progress.title = `${(t.progress * 100).toFixed(1)} %`
+    const left = document.createElement('div')
+    left.append(a, meta)
+    li.append(left, progress)
+    list.append(li)
   }
 }
 
-document.getElementById("add").addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  errorBox.textContent = "";
-  const source = document.getElementById("source").value.trim();
-  const body = source.startsWith("magnet:") ? { magnet: source } : { infohash: source };
-  const res = await fetch("/api/torrents", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  const answer = await res.json();
-  if (!res.ok) {
-    errorBox.textContent = answer.error;
-    return;
+async function add (body, contentType) {
+  errorBox.textContent = ''
+  try {
+    const res = await fetch('/api/torrents', { method: 'POST', headers: { 'Content-Type': contentType }, body })
+    const answer = await res.json()
+    if (!res.ok) throw new Error(answer.error || `HTTP ${res.status}`)
+    location.href = '/watch/' + answer.infohash
+  } catch (err) {
+    errorBox.textContent = err.message
   }
-  location.href = "/watch/" + answer.infohash;
-});
+}
 
-refresh();
-setInterval(refresh, 3000);
+$('add').addEventListener('submit', ev => {
+  ev.preventDefault()
+  const source = $('source').value.trim()
+  if (!source) {
+    errorBox.textContent = 'Paste a magnet link or an infohash first.'
+    return
+  }
+  const body = source.startsWith('magnet:') ? { magnet: source } : { infohash: source }
+  add(JSON.stringify(body), 'application/json')
+})
+
+function addFile (file) {
+  if (file) add(file, 'application/x-bittorrent')
+}
+
+$('choose').addEventListener('click', ev => {
+  ev.preventDefault()
+  $('file').click()
+})
+$('file').addEventListener('change', () => addFile($('file').files[0]))
+const drop = $('drop')
+for (const name of ['dragenter', 'dragover']) {
+  document.addEventListener(name, ev => {
+    ev.preventDefault()
+    drop.classList.add('over')
+  })
+}
+document.addEventListener('dragleave', ev => {
+  if (!ev.relatedTarget) drop.classList.remove('over')
+})
+document.addEventListener('drop', ev => {
+  ev.preventDefault()
+  drop.classList.remove('over')
+  addFile(ev.dataTransfer.files[0])
+})
+
+refresh()
+setInterval(refresh, 3000)

@@ -1,0 +1,227 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/swarmgate/swarmgate/web"
+)
+
+// Pages, assets, the service worker, oEmbed and frame-ancestors, against a real demo gateway.
+// Playback itself is tested in a real browser by e2e/.
+
+func startDemoGateway(t *testing.T, origins ...string) (*running, string) {
+	t.Helper()
+	r := startGateway(t, func(c *Config) {
+		c.Demo = true
+		c.EmbedOrigins = origins
+	})
+	return r, demoInfoHash(t, r)
+}
+
+func TestPagesAndAssets(t *testing.T) {
+	r, ih := startDemoGateway(t)
+	vendored, err := fs.ReadFile(web.Static(), "vendor/sw.min.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		path, ctype string
+		contains    []string
+	}{
+		{"/", "text/html", []string{`id="add"`, `/static/index.js`}},
+		{"/watch/" + ih, "text/html", []string{`<video id="player"`, `id="message"`, `/static/watch.js`, "<title>" + demoName}},
+		{"/watch/" + ih + "?file=0", "text/html", []string{`<video id="player"`}},
+		{"/embed/" + ih + "?file=0", "text/html", []string{`<video id="player"`, `id="message"`, `/static/player.js`}},
+		{"/embed.js", "text/javascript", []string{"customElements.define('swarm-player'"}},
+		{"/sw.min.js", "text/javascript", []string{string(vendored[:40])}},
+		{"/static/vendor/webtorrent.min.js", "text/javascript", []string{"export{"}},
+		{"/static/player.js", "text/javascript", []string{"window.swarmgate"}},
+		{"/static/watch.js", "text/javascript", nil},
+		{"/static/index.js", "text/javascript", nil},
+		{"/static/style.css", "text/css", nil},
+		{"/static/icon.svg", "image/svg+xml", nil},
+	}
+	for _, c := range cases {
+		res := r.get(t, c.path, nil)
+		if res.status != http.StatusOK {
+			t.Errorf("GET %s: %d %.200s", c.path, res.status, res.body)
+			continue
+		}
+		if ct := res.header.Get("Content-Type"); !strings.HasPrefix(ct, c.ctype) {
+			t.Errorf("GET %s: Content-Type %q, want %s", c.path, ct, c.ctype)
+		}
+		for _, s := range c.contains {
+			if !bytes.Contains(res.body, []byte(s)) {
+				t.Errorf("GET %s: body lacks %q", c.path, s)
+			}
+		}
+		if res.header.Get("X-Frame-Options") != "" {
+			t.Errorf("GET %s: X-Frame-Options %q: embeds must stay possible", c.path, res.header.Get("X-Frame-Options"))
+		}
+	}
+
+	// The worker: at the root, allowed the root scope, byte for byte the vendored file.
+	res := r.get(t, "/sw.min.js", nil)
+	if got := res.header.Get("Service-Worker-Allowed"); got != "/" {
+		t.Errorf("/sw.min.js: Service-Worker-Allowed %q, want /", got)
+	}
+	if !bytes.Equal(res.body, vendored) {
+		t.Errorf("/sw.min.js differs from web/static/vendor/sw.min.js")
+	}
+
+	// Assets revalidate with their ETag.
+	etag := res.header.Get("ETag")
+	if etag == "" {
+		t.Fatalf("/sw.min.js has no ETag")
+	}
+	if res := r.get(t, "/sw.min.js", map[string]string{"If-None-Match": etag}); res.status != http.StatusNotModified {
+		t.Errorf("/sw.min.js with If-None-Match: %d, want 304", res.status)
+	}
+
+	// The watch page announces its oEmbed twin.
+	res = r.get(t, "/watch/"+ih+"?file=0", nil)
+	if !bytes.Contains(res.body, []byte(`type="application/json+oembed"`)) {
+		t.Errorf("watch page lacks oEmbed discovery: %s", res.body)
+	}
+	watchURL := r.base + "/watch/" + ih + "?file=0"
+	if !bytes.Contains(res.body, []byte(`href="`+r.base+"/oembed?format=json&amp;url="+url.QueryEscape(watchURL)+`"`)) {
+		t.Errorf("watch page's oEmbed link does not name %s: %s", watchURL, res.body)
+	}
+
+	// Pages of torrents the gateway does not have still load: they say "Unknown torrent" themselves.
+	if res := r.get(t, "/watch/"+strings.Repeat("ab", 20), nil); res.status != http.StatusOK {
+		t.Errorf("watch page of an unknown torrent: %d", res.status)
+	}
+	if res := r.get(t, "/watch/%3Cscript%3E", nil); res.status != http.StatusOK || bytes.Contains(res.body, []byte("<script>")) {
+		t.Errorf("watch page of a hostile infohash: %d %s", res.status, res.body)
+	}
+
+	for _, p := range []string{"/static/nope.js", "/static/../web.go", "/static/vendor", "/static/"} {
+		wantJSONError(t, "GET "+p, r.get(t, p, nil), http.StatusNotFound)
+	}
+}
+
+func TestOEmbed(t *testing.T) {
+	r, ih := startDemoGateway(t)
+	get := func(q url.Values) response { return r.get(t, "/oembed?"+q.Encode(), nil) }
+
+	for _, page := range []string{"/watch/" + ih + "?file=0", "/embed/" + ih + "?file=0", "/watch/" + strings.ToUpper(ih)} {
+		res := get(url.Values{"url": {r.base + page}})
+		if res.status != http.StatusOK {
+			t.Fatalf("oembed %s: %d %s", page, res.status, res.body)
+		}
+		var o map[string]any
+		if err := json.Unmarshal(res.body, &o); err != nil {
+			t.Fatal(err)
+		}
+		for k, want := range map[string]any{
+			"version": "1.0", "type": "video", "provider_name": "swarmgate", "provider_url": r.base + "/",
+			"title": demoName, "width": 640.0, "height": 360.0,
+		} {
+			if o[k] != want {
+				t.Errorf("oembed %s: %s = %v, want %v", page, k, o[k], want)
+			}
+		}
+		html, _ := o["html"].(string)
+		src := r.base + "/embed/" + ih
+		if strings.Contains(page, "file=0") {
+			src += "?file=0"
+		}
+		if !strings.HasPrefix(html, `<iframe src="`+src+`" width="640" height="360"`) {
+			t.Errorf("oembed %s: html %q", page, html)
+		}
+	}
+
+	// maxwidth and maxheight shrink the player, keeping 16:9.
+	for _, c := range []struct {
+		maxW, maxH string
+		w, h       float64
+	}{
+		{"320", "", 320, 180},
+		{"", "180", 320, 180},
+		{"1920", "1080", 640, 360},
+		{"480", "90", 160, 90},
+	} {
+		res := get(url.Values{"url": {r.base + "/watch/" + ih}, "maxwidth": {c.maxW}, "maxheight": {c.maxH}, "format": {"json"}})
+		var o struct{ Width, Height float64 }
+		if err := json.Unmarshal(res.body, &o); err != nil || res.status != http.StatusOK {
+			t.Fatalf("maxwidth %s maxheight %s: %d %s", c.maxW, c.maxH, res.status, res.body)
+		}
+		if o.Width != c.w || o.Height != c.h {
+			t.Errorf("maxwidth %s maxheight %s: %vx%v, want %vx%v", c.maxW, c.maxH, o.Width, o.Height, c.w, c.h)
+		}
+	}
+
+	for what, q := range map[string]url.Values{
+		"no url":            {},
+		"foreign host":      {"url": {"https://example.org/watch/" + ih}},
+		"not a page":        {"url": {r.base + "/api/torrents/" + ih}},
+		"unknown torrent":   {"url": {r.base + "/watch/" + strings.Repeat("ab", 20)}},
+		"bad infohash":      {"url": {r.base + "/watch/xyz"}},
+		"file out of range": {"url": {r.base + "/watch/" + ih + "?file=7"}},
+		"negative file":     {"url": {r.base + "/watch/" + ih + "?file=-1"}},
+		"not http":          {"url": {"ftp://" + strings.TrimPrefix(r.base, "http://") + "/watch/" + ih}},
+	} {
+		wantJSONError(t, "oembed "+what, get(q), http.StatusNotFound)
+	}
+	wantJSONError(t, "oembed format=xml", get(url.Values{"url": {r.base + "/watch/" + ih}, "format": {"xml"}}), http.StatusNotImplemented)
+	wantJSONError(t, "oembed bad maxwidth", get(url.Values{"url": {r.base + "/watch/" + ih}, "maxwidth": {"wide"}}), http.StatusBadRequest)
+}
+
+func TestFrameAncestors(t *testing.T) {
+	t.Run("default: any site", func(t *testing.T) {
+		r, ih := startDemoGateway(t)
+		for _, p := range []string{"/watch/" + ih, "/embed/" + ih, "/"} {
+			res := r.get(t, p, nil)
+			if csp := res.header.Get("Content-Security-Policy"); csp != "" {
+				t.Errorf("GET %s: Content-Security-Policy %q without EmbedOrigins", p, csp)
+			}
+		}
+	})
+	t.Run("EmbedOrigins", func(t *testing.T) {
+		r, ih := startDemoGateway(t, "https://blog.example.org", "http://127.0.0.1:9000")
+		want := "frame-ancestors 'self' https://blog.example.org http://127.0.0.1:9000"
+		for _, p := range []string{"/watch/" + ih, "/embed/" + ih + "?file=0"} {
+			res := r.get(t, p, nil)
+			if csp := res.header.Get("Content-Security-Policy"); csp != want {
+				t.Errorf("GET %s: Content-Security-Policy %q, want %q", p, csp, want)
+			}
+			if xfo := res.header.Get("X-Frame-Options"); xfo != "" {
+				t.Errorf("GET %s: X-Frame-Options %q", p, xfo)
+			}
+		}
+	})
+}
+
+func TestEmbedOriginsValidation(t *testing.T) {
+	for _, ok := range []string{"https://example.org", "http://127.0.0.1:9000", "https://a.b-c.example:8443", "http://[::1]:8080", "http://localhost"} {
+		cfg := testConfig(t)
+		cfg.EmbedOrigins = []string{ok}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{
+		"", "example.org", "*", "https://", "ftp://example.org", "https://example.org/", "https://example.org/path",
+		"https://example.org?x=1", "https://example.org#f", "https://user@example.org", "https://example.org:0",
+		"https://example.org:99999", "https://example.org:", "https://exa mple.org", "https://example.org;script-src *",
+		"https://example.org 'unsafe-inline'", "'self'",
+	} {
+		cfg := testConfig(t)
+		cfg.EmbedOrigins = []string{"https://fine.example", bad}
+		err := cfg.Validate()
+		if err == nil {
+			t.Errorf("%q accepted", bad)
+			continue
+		}
+		if !strings.Contains(err.Error(), "embed-origins") {
+			t.Errorf("%q: error %q does not name the setting", bad, err)
+		}
+	}
+}
