@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// health probes a gateway's /readyz (or any URL) and exits 0 when it answers 2xx: a container
+// HEALTHCHECK without curl in the image.
+func health(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("health", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "http://127.0.0.1:8080/readyz", "`URL` to probe")
+	timeout := fs.Duration("timeout", 5*time.Second, "give up after this `duration`")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "swarmgate: health takes no arguments, got %q\n", fs.Args())
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "swarmgate:", err)
+		return exitUsage
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintln(stderr, "swarmgate: unhealthy:", err)
+		return exitFailure
+	}
+	defer res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		fmt.Fprintln(stderr, "swarmgate: unhealthy:", res.Status)
+		return exitFailure
+	}
+	fmt.Fprintln(stdout, "healthy")
+	return exitOK
+}
