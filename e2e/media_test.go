@@ -1,0 +1,212 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/storage"
+
+	"github.com/swarmgate/swarmgate/gateway"
+)
+
+// The browser tests play real video: scripts/make-test-media.sh makes it with ffmpeg once per
+// package run, into a temporary folder that TestMain removes.
+
+var media struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// mediaDir is set up on first use and removed after every test of the package has run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if media.dir != "" {
+		os.RemoveAll(media.dir)
+	}
+	os.Exit(code)
+}
+
+// testMedia returns the path of one of the files the media script makes ("test-h264.mp4",
+// "test-vp9.webm"), making them on first use. Without ffmpeg the test is skipped (fails in CI).
+func testMedia(t testing.TB, name string) string {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		missingTool(t, "ffmpeg", "apt-get install ffmpeg")
+	}
+	media.once.Do(func() {
+		_, here, _, _ := runtime.Caller(0)
+		script := filepath.Join(filepath.Dir(here), "..", "scripts", "make-test-media.sh")
+		dir, err := os.MkdirTemp("", "swarmgate-test-media-")
+		if err != nil {
+			media.err = err
+			return
+		}
+		media.dir = dir
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "bash", script, dir).CombinedOutput()
+		if err != nil {
+			media.err = fmt.Errorf("%s %s: %v\n%s", script, dir, err, out)
+		}
+	})
+	if media.err != nil {
+		t.Fatalf("making test media: %v", media.err)
+	}
+	path := filepath.Join(media.dir, name)
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("test media: %v", err)
+	}
+	return path
+}
+
+// fileSeeder is a native BitTorrent peer (anacrolix, TCP on 127.0.0.1 only: no DHT, uTP, WebRTC or
+// PEX) seeding one existing file in place, like peertest.Seeder does for random bytes.
+type fileSeeder struct {
+	Client   *torrent.Client
+	Torrent  *torrent.Torrent
+	MetaInfo *metainfo.MetaInfo
+	Info     *metainfo.Info
+}
+
+// seedFile hashes path and seeds it until the test ends. The magnet is its only way to be found.
+func seedFile(t testing.TB, path string, pieceLength int64) *fileSeeder {
+	t.Helper()
+	info := &metainfo.Info{PieceLength: pieceLength}
+	if err := info.BuildFromFilePath(path); err != nil {
+		t.Fatal(err)
+	}
+	infoBytes, err := bencode.Marshal(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mi := &metainfo.MetaInfo{InfoBytes: infoBytes}
+
+	dir := filepath.Dir(path)
+	cfg := torrent.NewDefaultClientConfig()
+	cfg.DataDir = dir
+	cfg.DefaultStorage = storage.NewFileOpts(storage.NewFileClientOpts{
+		ClientBaseDir:   dir,
+		PieceCompletion: storage.NewMapPieceCompletion(),
+	})
+	cfg.SetListenAddr("127.0.0.1:0")
+	cfg.NoDHT = true
+	cfg.DisableUTP = true
+	cfg.DisableIPv6 = true
+	cfg.DisableWebtorrent = true
+	cfg.DisablePEX = true
+	cfg.NoDefaultPortForwarding = true
+	cfg.Seed = true
+	cfg.Slogger = testLogger(t).With("component", "seeder")
+	cl, err := torrent.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	tor, err := cl.AddTorrent(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-tor.GotInfo()
+	if err := tor.VerifyDataContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-tor.Complete().On():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("seeder: %s did not verify: %d of %d bytes", path, tor.BytesCompleted(), tor.Length())
+	}
+	return &fileSeeder{Client: cl, Torrent: tor, MetaInfo: mi, Info: info}
+}
+
+// Magnet is the seeder's magnet with its TCP address as x.pe.
+func (s *fileSeeder) Magnet() string {
+	m := s.MetaInfo.Magnet(nil, s.Info)
+	m.Params = map[string][]string{"x.pe": {s.Client.ListenAddrs()[0].String()}}
+	return m.String()
+}
+
+// startGatewayWith is startGateway with a chance to change the config first.
+func startGatewayWith(t testing.TB, change func(*gateway.Config)) (*gateway.Gateway, string) {
+	t.Helper()
+	g, base, stop := launchGateway(t, change)
+	t.Cleanup(stop)
+	return g, base
+}
+
+// launchGateway starts a gateway on loopback as startGateway does; stop (idempotent) shuts it
+// down and waits for it.
+func launchGateway(t testing.TB, change func(*gateway.Config)) (g *gateway.Gateway, base string, stop func()) {
+	t.Helper()
+	cfg := gateway.DefaultConfig()
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.BTHost = "127.0.0.1"
+	cfg.BTPort = 0
+	cfg.NoDHT = true
+	cfg.NoUPnP = true
+	cfg.LoopbackWebRTC = true
+	if change != nil {
+		change(&cfg)
+	}
+	g, err := gateway.New(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-served:
+				if err != nil {
+					t.Errorf("gateway serve: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("gateway did not stop within 30 s")
+			}
+		})
+	}
+	return g, "http://" + g.Addr().String(), stop
+}
+
+// mediaTorrent is one video file seeded natively and added to a gateway by magnet.
+type mediaTorrent struct {
+	Path     string
+	Seeder   *fileSeeder
+	Base     string // the gateway's base URL
+	InfoHash string
+	Length   int64
+}
+
+// WatchURL is the gateway's watch page for file 0.
+func (m *mediaTorrent) WatchURL() string { return m.Base + "/watch/" + m.InfoHash + "?file=0" }
+
+// EmbedURL is the gateway's embed page for file 0.
+func (m *mediaTorrent) EmbedURL() string { return m.Base + "/embed/" + m.InfoHash + "?file=0" }
+
+// seedMediaThroughGateway seeds the named test video natively and adds its magnet to a new
+// gateway (config changed by change), waiting until the gateway has the metadata. The gateway
+// holds none of the data yet: it must fetch it from the native seeder as viewers ask.
+func seedMediaThroughGateway(t testing.TB, name string, change func(*gateway.Config)) *mediaTorrent {
+	t.Helper()
+	path := testMedia(t, name)
+	seeder := seedFile(t, path, 64<<10)
+	_, base := startGatewayWith(t, change)
+	v := addMagnet(t, base, seeder.Magnet())
+	fetchMetainfo(t, base, v.InfoHash)
+	return &mediaTorrent{Path: path, Seeder: seeder, Base: base, InfoHash: v.InfoHash, Length: seeder.Info.TotalLength()}
+}
