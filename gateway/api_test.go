@@ -1341,7 +1341,8 @@ func TestRequestsDuringMetadataArrival(t *testing.T) {
 	t.Skip("bug: gateway/api.go waitInfo() and view() treat t.Info() != nil as \"metadata ready\", then call t.Files(); " +
 		"anacrolix sets t.info before initFiles/makePieces (GotInfo is closed only after), so GET /api/torrents/<ih>, " +
 		"the POST answer and /stream race with setInfo (the race detector reports Torrent.Files vs Torrent.initFiles) " +
-		"and can dereference a nil t.files (panic → 500); they should wait on <-t.GotInfo() instead")
+		"and can dereference a nil t.files (panic → 500); they should wait on <-t.GotInfo() instead. Seen by the race "+
+		"detector in stress runs (-count=15) of the magnet tests; this test exercises the path but does not reproduce it every run")
 	for i := range 5 {
 		seeder, err := peertest.NewSeeder(t.TempDir(), fmt.Sprintf("m%d.mp4", i), 200_000, 32<<10, testLogger(t))
 		if err != nil {
@@ -1349,24 +1350,17 @@ func TestRequestsDuringMetadataArrival(t *testing.T) {
 		}
 		r := startGateway(t, nil)
 		ih := seeder.Torrent.InfoHash().HexString()
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for range 200 {
-				req, _ := http.NewRequest(http.MethodGet, r.base+"/api/torrents/"+ih, nil)
-				if res, err := r.client.Do(req); err == nil {
-					io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-					if res.StatusCode >= 500 {
-						t.Errorf("GET during metadata arrival: %d", res.StatusCode)
-					}
-				}
-			}
-		}()
 		if res := r.postJSON(t, map[string]string{"magnet": seeder.Magnet()}); res.status != http.StatusCreated {
-			t.Errorf("POST: %d", res.status)
+			t.Fatalf("POST: %d", res.status)
 		}
-		<-done
+		// Once the metadata is in, a request on a fresh connection takes waitInfo's fast path
+		// (t.Info() != nil) and reads t.Files() with nothing ordering it after initFiles.
+		waitGotInfo(t, r.g, ih)
+		r.client.Transport.(*http.Transport).CloseIdleConnections()
+		res := r.get(t, "/stream/"+ih+"/0", map[string]string{"Range": "bytes=0-0"})
+		if res.status != http.StatusPartialContent {
+			t.Errorf("stream during metadata arrival: %d %s", res.status, res.body)
+		}
 		r.stop()
 		seeder.Close()
 	}
