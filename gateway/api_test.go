@@ -1341,7 +1341,7 @@ func TestRequestsDuringMetadataArrival(t *testing.T) {
 	t.Skip("bug: gateway/api.go waitInfo() and view() treat t.Info() != nil as \"metadata ready\", then call t.Files(); " +
 		"anacrolix sets t.info before initFiles/makePieces (GotInfo is closed only after), so GET /api/torrents/<ih>, " +
 		"the POST answer and /stream race with setInfo (the race detector reports Torrent.Files vs Torrent.initFiles) " +
-		"and can dereference a nil t.files (panic → 500); they should wait on <-t.GotInfo() instead. Seen by the race "+
+		"and can dereference a nil t.files (panic → 500); they should wait on <-t.GotInfo() instead. Seen by the race " +
 		"detector in stress runs (-count=15) of the magnet tests; this test exercises the path but does not reproduce it every run")
 	for i := range 5 {
 		seeder, err := peertest.NewSeeder(t.TempDir(), fmt.Sprintf("m%d.mp4", i), 200_000, 32<<10, testLogger(t))
