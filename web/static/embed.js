@@ -1,6 +1,7 @@
 // <swarm-player infohash="…" file="N"></swarm-player>: a responsive 16:9 iframe of this gateway's
 // embed page. Load it with <script src="https://<gateway>/embed.js" async></script>; the gateway
-// is the origin this script came from.
+// is the origin this script came from. The element's .state is the player's window.swarmgate
+// (state, mode, message, stats…), refreshed every second with a "swarmgate" event.
 (() => {
   const script = document.currentScript ||
     [...document.querySelectorAll('script[src]')].find(s => /\/embed\.js(\?|#|$)/.test(s.src))
@@ -19,7 +20,19 @@ iframe { position: absolute; inset: 0; width: 100%; height: 100%; border: 0; }
 </style><div class="box"></div>`
     }
 
-    connectedCallback () { this.render() }
+    connectedCallback () {
+      this.render()
+      this._onMessage = ev => {
+        const frame = this.shadowRoot.querySelector('iframe')
+        if (ev.origin !== gateway || !frame || ev.source !== frame.contentWindow || ev.data?.type !== 'swarmgate') return
+        const { type, ...state } = ev.data
+        this.state = state
+        this.dispatchEvent(new CustomEvent('swarmgate', { detail: state }))
+      }
+      window.addEventListener('message', this._onMessage)
+    }
+
+    disconnectedCallback () { window.removeEventListener('message', this._onMessage) }
     attributeChangedCallback () { this.render() }
 
     get src () {

@@ -41,6 +41,12 @@ export const sg = {
 }
 window.swarmgate = sg
 
+// In an iframe, the embedding page hears the state once a second: {type: "swarmgate", ...state}.
+// <swarm-player> turns it into its .state and a "swarmgate" event.
+if (window.parent !== window) {
+  setInterval(() => window.parent.postMessage({ type: 'swarmgate', ...sg }, '*'), 1000)
+}
+
 export function isPlayable (f) {
   return /^(video|audio)\//.test(f.mime)
 }
@@ -224,7 +230,9 @@ export async function start ({ video, messageEl, hooks = {} }) {
       if (!isPlayable(f)) throw new Failure(`${f.path} is not video or audio (${f.mime}). Its stream:`, f.stream_url)
       return f
     }
-    const f = t.files.filter(isPlayable).sort((a, b) => b.length - a.length)[0]
+    // The largest file this browser says it may play, else the largest video or audio at all.
+    const playsHere = f => video.canPlayType(f.mime.split(';')[0]) !== ''
+    const f = t.files.filter(isPlayable).sort((a, b) => playsHere(b) - playsHere(a) || b.length - a.length)[0]
     if (!f) throw new Failure('This torrent has no playable file (no video or audio)')
     return f
   }
@@ -327,6 +335,16 @@ function serviceWorkerProblem () {
 // registerWorker registers webtorrent's worker at the root and waits until it controls the page.
 async function registerWorker () {
   const sw = navigator.serviceWorker
+  // The worker asks every open page of the site for each /webtorrent/ URL and takes the first
+  // answer, and webtorrent answers 404 for torrents it does not have: only the page playing the
+  // torrent may answer (other tabs, other embeds on the same page).
+  sw.addEventListener('message', ev => {
+    const d = ev.data
+    if (d?.type === 'webtorrent' && typeof d.url === 'string' &&
+        !new URL(d.url).pathname.startsWith(`/webtorrent/${sg.infohash}/`)) {
+      ev.stopImmediatePropagation()
+    }
+  })
   const reg = await sw.register(WORKER, { scope: '/' })
   const worker = reg.active || reg.waiting || reg.installing
   if (worker && worker.state !== 'activated') {
