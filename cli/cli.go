@@ -48,6 +48,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintln(stdout, "swarmgate", versionString())
 		return exitOK
+	case "health":
+		return health(args, stdout, stderr)
 	case "help":
 		usage(stderr)
 		return exitOK
@@ -63,6 +65,7 @@ func usage(w io.Writer) {
   swarmgate [serve] [flags]          run the gateway (the default command)
   swarmgate seed [flags] PATH...     hash files or folders, seed them and print their magnets
   swarmgate version                  print the version
+  swarmgate health [--url URL]       exit 0 if the gateway answers /readyz (container health checks)
 
 Run "swarmgate serve --help" for the flags. Every flag has an environment twin:
 --http-addr is SWARMGATE_HTTP_ADDR, and so on.
