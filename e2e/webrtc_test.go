@@ -224,7 +224,7 @@ func TestNativeSwarmReachesWebRTCPeer(t *testing.T) {
 		`swarmgate_bytes_total{direction="out",kind="webrtc"}`: size,
 		`swarmgate_bytes_total{direction="in",kind="native"}`:  size,
 		`swarmgate_pieces_total{result="verified"}`:            float64(seeder.Info.NumPieces()),
-		`swarmgate_torrents{state="seeding"}`:                   1,
+		`swarmgate_torrents{state="seeding"}`:                  1,
 		`swarmgate_signaling_messages_total{kind="announce"}`:  1,
 	} {
 		if m[series] < atLeast {

@@ -112,6 +112,8 @@ func (g *Gateway) addSpec(spec *torrent.TorrentSpec, src source) (*torrent.Torre
 	default:
 	}
 	if e, ok := g.torrents.get(spec.InfoHash); ok {
+		// Adding again may name new peers; they are worth trying.
+		addDirectPeers(e.t, spec.PeerAddrs)
 		return e.t, false, nil
 	}
 	t, isNew, err := g.client.AddTorrentSpec(spec)

@@ -200,7 +200,10 @@ func (g *Gateway) view(e *entry, base string) torrentView {
 	v.Bytes, v.Peers = e.counts()
 	sw := g.tracker.SwarmStats(signaling.ID(t.InfoHash()))
 	v.Browsers = swarmView{Peers: sw.Peers, Seeders: sw.Seeders, Uploaded: sw.Uploaded, Downloaded: sw.Downloaded}
-	info := t.Info()
+	var info *metainfo.Info
+	if hasInfo(t) {
+		info = t.Info()
+	}
 	ihv := t.InfoHash()
 	m := t.Metainfo().Magnet(&ihv, info)
 	m.Trackers = []string{TrackerURL(base)}
@@ -336,8 +339,8 @@ func (g *Gateway) deleteTorrent(c echo.Context) error {
 
 // waitInfo waits for a torrent's metadata, bounded by MetadataWait and the request.
 func (g *Gateway) waitInfo(ctx context.Context, e *entry) (*metainfo.Info, error) {
-	if info := e.t.Info(); info != nil {
-		return info, nil
+	if hasInfo(e.t) {
+		return e.t.Info(), nil
 	}
 	timer := time.NewTimer(g.cfg.MetadataWait)
 	defer timer.Stop()

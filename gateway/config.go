@@ -27,7 +27,9 @@ func ParseICEServer(s string) (ICEServer, error) {
 		return ICEServer{}, fmt.Errorf("ice server %q: scheme must be stun, stuns, turn or turns", s)
 	}
 	srv := ICEServer{}
-	if creds, hostPart, ok := strings.Cut(rest, "@"); ok {
+	// The host never holds '@', a password may: split at the last one.
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		creds, hostPart := rest[:at], rest[at+1:]
 		user, pass, ok := strings.Cut(creds, ":")
 		if !ok || user == "" {
 			return ICEServer{}, fmt.Errorf("ice server %q: credentials must be user:pass@", s)

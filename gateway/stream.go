@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -51,10 +50,7 @@ func (g *Gateway) webseed(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	rest, err := url.PathUnescape(c.Param("*"))
-	if err != nil {
-		return fmt.Errorf("%w: bad path escape: %v", ErrBadInput, err)
-	}
+	rest := c.Param("*") // echo has already unescaped it; unescaping again would corrupt a '%'
 	for _, f := range e.t.Files() {
 		want := info.BestName()
 		if info.IsDir() {

@@ -39,6 +39,18 @@ type entry struct {
 	prefetch context.CancelFunc
 }
 
+// addDirectPeers adds peers given by address (a magnet's x.pe), as anacrolix does for a new spec.
+func addDirectPeers(t *torrent.Torrent, addrs []string) {
+	if len(addrs) == 0 {
+		return
+	}
+	peers := make([]torrent.PeerInfo, 0, len(addrs))
+	for _, a := range addrs {
+		peers = append(peers, torrent.PeerInfo{Addr: torrent.StringAddr(a), Source: torrent.PeerSourceDirect, Trusted: true})
+	}
+	t.AddPeers(peers)
+}
+
 // ownsData is true when the data lives in the gateway's data dir and may be deleted with it;
 // false for folders seeded in place.
 func (e *entry) ownsData() bool { return e.src.SeedDir == "" }
@@ -169,9 +181,20 @@ func (e *entry) currentRates() rates {
 	return e.rates
 }
 
+// hasInfo reports whether the torrent's metadata is fully set up. anacrolix sets Info before it
+// builds the file list; GotInfo closes after, so only it says that Files is safe to call.
+func hasInfo(t *torrent.Torrent) bool {
+	select {
+	case <-t.GotInfo():
+		return true
+	default:
+		return false
+	}
+}
+
 // state is the torrent's state as the API names it.
 func (e *entry) state() string {
-	if e.t.Info() == nil {
+	if !hasInfo(e.t) {
 		return stateMetadata
 	}
 	if e.t.Complete().Bool() {
@@ -203,7 +226,7 @@ func (e *entry) watched(now time.Time, linger time.Duration) bool {
 
 // updateDemand fetches a watched torrent ahead in order, and stops when nobody watches it.
 func (g *Gateway) updateDemand(e *entry, now time.Time) {
-	if e.t.Info() == nil {
+	if !hasInfo(e.t) {
 		return
 	}
 	watched := e.watched(now, g.cfg.ViewerLinger) && !e.t.Complete().Bool()
