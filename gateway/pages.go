@@ -69,6 +69,9 @@ func (g *Gateway) torrentPage(name string) echo.HandlerFunc {
 			if n := e.t.Name(); n != "" {
 				d.Title = n
 			}
+			// A viewer has arrived: fetch ahead from the native swarm now, while the page is
+			// still loading its scripts, rather than at its first byte request.
+			g.watch(e)
 		}
 		q := ""
 		if f := c.QueryParam("file"); f != "" {

@@ -8,7 +8,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/swarmgate/swarmgate/internal/peertest"
 	"github.com/swarmgate/swarmgate/web"
 )
 
@@ -223,5 +225,38 @@ func TestEmbedOriginsValidation(t *testing.T) {
 		if !strings.Contains(err.Error(), "embed-origins") {
 			t.Errorf("%q: error %q does not name the setting", bad, err)
 		}
+	}
+}
+
+// TestWatchPageStartsFetching: opening the watch page is the first sign of a viewer, so the
+// gateway starts fetching from the native swarm then, before the page asks for a single byte.
+func TestWatchPageStartsFetching(t *testing.T) {
+	seeder, err := peertest.NewSeeder(t.TempDir(), "soon.mp4", 400_000, 32<<10, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(seeder.Close)
+	r := startGateway(t, nil)
+	ih := seeder.Torrent.InfoHash().HexString()
+	if res := r.postJSON(t, map[string]string{"magnet": seeder.Magnet()}); res.status != http.StatusCreated {
+		t.Fatalf("POST: %d %s", res.status, res.body)
+	}
+	waitGotInfo(t, r.g, ih)
+	e, err := r.g.lookup(ih)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.t.BytesCompleted() != 0 {
+		t.Fatalf("%d bytes fetched before anyone watched", e.t.BytesCompleted())
+	}
+	if res := r.get(t, "/watch/"+ih, nil); res.status != http.StatusOK {
+		t.Fatalf("watch page: %d", res.status)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !e.t.Complete().Bool() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the watch page: %d of %d bytes fetched, state %s", e.t.BytesCompleted(), e.t.Length(), e.state())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -86,6 +86,15 @@ async function getJSON (url) {
   return body
 }
 
+// settle turns a promise into one that resolves to {value} or {err}: work started early whose
+// failure only matters where its result is used, and must not go unhandled until then.
+const settle = promise => promise.then(value => ({ value }), err => ({ err }))
+
+// mark records a step towards the first frame (User Timing: the browser's devtools and the
+// time-to-first-frame benchmark read them).
+const mark = name => performance.mark(`swarmgate:${name}`)
+const marked = (name, promise) => promise.finally(() => mark(name))
+
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
 function withTimeout (promise, ms, what) {
@@ -158,8 +167,14 @@ export async function start ({ video, messageEl, hooks = {} }) {
     }
   })
 
+  // Everything that does not depend on the torrent starts now, side by side: a first frame waits
+  // for the slowest of them, not for their sum. Failures are settled here and reported where the
+  // result is used.
+  const noWorker = serviceWorkerProblem()
+  const workerReady = noWorker ? null : settle(marked('worker', withTimeout(registerWorker(), 15_000, 'Starting the service worker')))
+  const vendorReady = noWorker ? null : settle(marked('webtorrent', import(VENDOR)))
   try {
-    const [config, torrent] = await Promise.all([getJSON('/api/config'), loadTorrent()])
+    const [config, torrent] = await Promise.all([getJSON('/api/config'), marked('torrent', loadTorrent())])
     file = pickFile(torrent)
     sg.file = file.index
     hooks.onTorrent?.(torrent, file, config)
@@ -170,19 +185,15 @@ export async function start ({ video, messageEl, hooks = {} }) {
       setMessage(`This browser may not play ${file.mime}. If it does not start, open the stream in VLC or mpv:`, { link: file.stream_url, isTransient: true })
     }
 
-    const noWorker = serviceWorkerProblem()
     if (noWorker) return playStream(noWorker)
-    let registration
-    try {
-      registration = await withTimeout(registerWorker(), 15_000, 'Starting the service worker')
-    } catch (err) {
-      return playStream(`Service worker unavailable (${err.message})`)
-    }
+    const metainfoReady = settle(marked('metainfo', fetchMetainfo()))
+    const worker = await workerReady
+    if (worker.err) return playStream(`Service worker unavailable (${worker.err.message})`)
     if (typeof RTCPeerConnection === 'undefined') {
       setMessage("WebRTC unavailable: playing from the gateway's webseed")
     }
     try {
-      client = await startWebTorrent(config, file, registration, video)
+      client = await startWebTorrent(config, torrent.pieces, file, worker.value, video, vendorReady, metainfoReady)
     } catch (err) {
       return playStream(`The in-browser torrent client failed (${err.message})`)
     }
@@ -281,20 +292,30 @@ export async function start ({ video, messageEl, hooks = {} }) {
     }, STATS_EVERY_MS)
   }
 
-  async function startWebTorrent (config, file, registration, video) {
-    const [{ default: WebTorrent }, metainfo] = await Promise.all([
-      import(VENDOR),
-      fetch(`/api/torrents/${sg.infohash}/metainfo`).then(async res => {
-        if (!res.ok) throw new Error(`metainfo: HTTP ${res.status}`)
-        return new Uint8Array(await res.arrayBuffer())
-      })
-    ])
+  async function fetchMetainfo () {
+    const res = await fetch(`/api/torrents/${sg.infohash}/metainfo`)
+    if (!res.ok) throw new Error(`metainfo: HTTP ${res.status}`)
+    return new Uint8Array(await res.arrayBuffer())
+  }
+
+  async function startWebTorrent (config, numPieces, file, registration, video, vendorReady, metainfoReady) {
+    const [vendor, meta] = await Promise.all([vendorReady, metainfoReady])
+    if (vendor.err) throw vendor.err
+    if (meta.err) throw meta.err
+    const WebTorrent = vendor.value.default
+    const metainfo = meta.value
     // The gateway's ICE servers only (maybe none): never webtorrent's default public STUN servers.
     const wt = new WebTorrent({ tracker: { rtcConfig: { iceServers: config.ice_servers || [] } } })
     try {
       // The metainfo names the gateway's tracker and webseed: no wait for metadata. Only the
       // played file is fetched.
-      const torrent = wt.add(metainfo, { deselect: true, destroyStoreOnDestroy: true })
+      // The store is new (and destroyed with the page): an empty startup bitfield says so, which
+      // spares webtorrent reading every piece back from storage to hash it before 'ready'.
+      const torrent = wt.add(metainfo, {
+        deselect: true,
+        destroyStoreOnDestroy: true,
+        bitfield: new Uint8Array(Math.ceil(numPieces / 8))
+      })
       torrent.once('infoHash', () => {
         // BEP 19 says a url-list entry ending in "/" gets the name appended for a single-file
         // torrent; webtorrent requests it as is. Hand it the full URL (parsed, not yet used).
@@ -308,11 +329,13 @@ export async function start ({ video, messageEl, hooks = {} }) {
         torrent.once('ready', resolve)
         torrent.once('error', reject)
       }), 30_000, 'Opening the torrent')
+      mark('ready')
       const wf = torrent.files[file.index]
       if (!wf || wf.length !== file.length) throw new Error(`file ${file.index} differs between the gateway and the metainfo`)
       wf.select()
       wt.createServer({ controller: registration })
       wf.streamTo(video)
+      mark('streaming')
       video.play().catch(() => {})
       window.addEventListener('pagehide', () => wt.destroy(), { once: true })
       return wt

@@ -1,0 +1,140 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// milestonesJS records when the document's first <video> reaches each milestone, in ms since the
+// document's navigation started (performance.now()'s origin). Capture listeners on window see the
+// media events before the page's own handlers, whatever the page does.
+const milestonesJS = `window.__milestones = {};
+for (const name of ["loadstart", "loadedmetadata", "canplay", "playing"]) {
+  addEventListener(name, () => {
+    if (window.__milestones[name] === undefined) window.__milestones[name] = performance.now();
+  }, true);
+}`
+
+// collectJS adds to the media milestones when the page's DOM was ready and when the fetches that
+// matter for a first frame ended (resource timing, same clock).
+const collectJS = `(() => {
+  const out = Object.assign({}, window.__milestones);
+  const nav = performance.getEntriesByType("navigation")[0];
+  if (nav) out.domContentLoaded = nav.domContentLoadedEventEnd;
+  for (const e of performance.getEntriesByType("resource")) {
+    for (const [key, part] of [["webtorrent.js", "webtorrent.min.js"], ["api/config", "/api/config"], ["metainfo", "/metainfo"]]) {
+      if (e.name.includes(part) && out[key] === undefined) out[key] = e.responseEnd;
+    }
+  }
+  for (const m of performance.getEntriesByType("mark")) {
+    if (m.name.startsWith("swarmgate:") && out[m.name] === undefined) out[m.name] = m.startTime;
+  }
+  return out;
+})()`
+
+// BenchmarkTimeToFirstFrame measures, per iteration, the time from navigation to the video's first
+// "playing" event for the same H.264 file two ways, side by side:
+//
+//   - gateway: the watch page of a fresh gateway that has only the magnet (and so the metadata)
+//     and none of the data, which a native TCP-only seeder holds; the page plays through
+//     webtorrent (service worker registered on the spot: a first-time viewer);
+//   - http: a plain page with <video src> on a loopback http.FileServer, what a browser does with
+//     an ordinary file: the floor.
+//
+// Each side gets a fresh Chromium (fresh profile, no cache), started before the clock runs. It
+// reports both as medians over b.N (gateway-ms, http-ms) and their ratio; the goal is ≤ 1.5×. Run:
+//
+//	go test -run '^$' -bench TimeToFirstFrame -benchtime 5x ./e2e/
+func BenchmarkTimeToFirstFrame(b *testing.B) {
+	path := testMedia(b, "test-h264.mp4")
+	seeder := seedFile(b, path, 64<<10)
+
+	mux := http.NewServeMux()
+	mux.Handle("/media/", http.StripPrefix("/media/", http.FileServer(http.Dir(filepath.Dir(path)))))
+	mux.HandleFunc("/plain.html", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `<!doctype html><meta charset="utf-8"><title>plain</title>
+<video id="player" src="/media/%s" controls autoplay muted playsinline></video>`, filepath.Base(path))
+	})
+	plain := httptest.NewServer(mux)
+	b.Cleanup(plain.Close)
+
+	var gw, direct []map[string]float64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		direct = append(direct, firstFrameMilestones(b, plain.URL+"/plain.html"))
+
+		_, base, stop := launchGateway(b, nil)
+		v := addMagnet(b, base, seeder.Magnet())
+		fetchMetainfo(b, base, v.InfoHash)
+		gw = append(gw, firstFrameMilestones(b, base+"/watch/"+v.InfoHash+"?file=0"))
+		stop()
+	}
+	b.StopTimer()
+
+	g, h := medianOf(gw, "playing"), medianOf(direct, "playing")
+	b.ReportMetric(0, "ns/op") // an iteration's wall time is set-up, not the figure
+	b.ReportMetric(g, "gateway-ms")
+	b.ReportMetric(h, "http-ms")
+	b.ReportMetric(g/h, "ratio")
+	for _, side := range []struct {
+		name string
+		runs []map[string]float64
+	}{{"plain HTTP", direct}, {"gateway", gw}} {
+		var line strings.Builder
+		for _, k := range []string{"domContentLoaded", "webtorrent.js", "api/config", "metainfo",
+			"swarmgate:torrent", "swarmgate:webtorrent", "swarmgate:worker", "swarmgate:metainfo", "swarmgate:ready", "swarmgate:streaming",
+			"loadstart", "loadedmetadata", "canplay", "playing"} {
+			if m := medianOf(side.runs, k); m >= 0 {
+				fmt.Fprintf(&line, " %s %.0f", k, m)
+			}
+		}
+		var all []string
+		for _, r := range side.runs {
+			all = append(all, fmt.Sprintf("%.0f", r["playing"]))
+		}
+		b.Logf("%s, median ms since navigation over %d run(s):%s (playing per run: %s)", side.name, b.N, line.String(), strings.Join(all, " "))
+	}
+	b.Logf("time to first frame: gateway %.0f ms, plain HTTP %.0f ms, ratio %.2f× (goal ≤ 1.5×)", g, h, g/h)
+}
+
+// firstFrameMilestones opens url in a fresh browser, waits for the video's first "playing" and
+// returns the milestones (ms since navigation start) of collectJS.
+func firstFrameMilestones(b *testing.B, url string) map[string]float64 {
+	b.Helper()
+	br := startBrowser(b, browserOptions{name: "bench", initScripts: []string{milestonesJS}})
+	defer br.stop()
+	br.navigate(url)
+	var ms map[string]float64
+	waitUntil(b, 60*time.Second, "first playing event at "+url, func() (bool, string) {
+		if err := br.eval(0, collectJS, &ms); err != nil {
+			return false, err.Error()
+		}
+		if _, ok := ms["playing"]; !ok {
+			v, _ := br.view(0)
+			return false, fmt.Sprintf("not yet: %v; milestones %v", v, ms)
+		}
+		return true, ""
+	})
+	return ms
+}
+
+// medianOf is the median of one milestone over runs, or -1 when no run has it.
+func medianOf(runs []map[string]float64, key string) float64 {
+	var xs []float64
+	for _, r := range runs {
+		if x, ok := r[key]; ok {
+			xs = append(xs, x)
+		}
+	}
+	if len(xs) == 0 {
+		return -1
+	}
+	slices.Sort(xs)
+	return xs[len(xs)/2]
+}
