@@ -321,7 +321,7 @@ func (b *Bridge) roomLocked(infoHash [20]byte) error {
 		return fmt.Errorf("%w (max %d in all)", ErrTooManyPeers, b.cfg.MaxPeers)
 	}
 	if b.cfg.MaxPeersPerSwarm > 0 && b.bySwarm[infoHash] >= b.cfg.MaxPeersPerSwarm {
-		return fmt.Errorf("%w in this swarm (max %d)", ErrTooManyPeers, b.cfg.MaxPeersPerSwarm)
+		return fmt.Errorf("%w (max %d)", ErrTooManyPeersInSwarm, b.cfg.MaxPeersPerSwarm)
 	}
 	return nil
 }
