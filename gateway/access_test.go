@@ -443,3 +443,42 @@ func (c *trackerConn) failure(t testing.TB, ihHex string) string {
 	}
 	return reason
 }
+
+func TestCORSOrigins(t *testing.T) {
+	preflight := func(r *running, origin, method string) response {
+		return r.do(t, http.MethodOptions, "/api/torrents", map[string]string{
+			"Origin": origin, "Access-Control-Request-Method": method, "Access-Control-Request-Headers": "authorization,content-type",
+		}, nil)
+	}
+	t.Run("default", func(t *testing.T) {
+		r := startGateway(t, nil)
+		res := r.get(t, "/api/torrents", map[string]string{"Origin": "https://anyone.example"})
+		if got := res.header.Get("Access-Control-Allow-Origin"); got != "*" {
+			t.Errorf("GET from any site: Access-Control-Allow-Origin %q, want *", got)
+		}
+		res = preflight(r, "https://anyone.example", http.MethodPost)
+		if m := res.header.Get("Access-Control-Allow-Methods"); strings.Contains(m, "POST") {
+			t.Errorf("any site may POST cross-origin: Allow-Methods %q", m)
+		}
+	})
+	t.Run("listed", func(t *testing.T) {
+		admin := "https://admin.example"
+		r := startGateway(t, func(c *Config) { c.CORSOrigins = []string{admin}; c.AdminToken = testToken })
+		res := r.get(t, "/api/torrents", map[string]string{"Origin": admin})
+		if got := res.header.Get("Access-Control-Allow-Origin"); got != admin {
+			t.Errorf("GET from the listed origin: Access-Control-Allow-Origin %q", got)
+		}
+		res = r.get(t, "/api/torrents", map[string]string{"Origin": "https://evil.example"})
+		if got := res.header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Errorf("GET from another origin: Access-Control-Allow-Origin %q, want none", got)
+		}
+		res = preflight(r, admin, http.MethodDelete)
+		if m, h := res.header.Get("Access-Control-Allow-Methods"), strings.ToLower(res.header.Get("Access-Control-Allow-Headers")); !strings.Contains(m, "DELETE") || !strings.Contains(h, "authorization") {
+			t.Errorf("preflight of the listed origin: methods %q, headers %q", m, h)
+		}
+		res = preflight(r, "https://evil.example", http.MethodDelete)
+		if got := res.header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Errorf("preflight of another origin allowed: %q", got)
+		}
+	})
+}
