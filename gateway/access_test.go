@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -204,6 +205,9 @@ func TestTrackerLimitsThroughGateway(t *testing.T) {
 		c.Demo = true
 		c.MaxWSPerIP = 1
 		c.TrustedProxies = []string{"127.0.0.1/32"}
+		c.MaxSwarmsPerSocket = 1
+		c.MaxMessageBytes = 2048
+		c.MaxOffersPerSec = 0.01 // one full announce (10 offers), then one per 100 s
 	})
 	demo := demoInfoHash(t, r)
 	xff := func(ip string) http.Header { return http.Header{"X-Forwarded-For": {"198.51.100.9, " + ip}} }
@@ -221,7 +225,38 @@ func TestTrackerLimitsThroughGateway(t *testing.T) {
 	second := dialTracker(t, r, xff("203.0.113.6"))
 	second.announceOK(t, demo)
 	first.announceOK(t, demo)
-	if m := scrapeLimitRefusals(t, r); m["ws_per_ip"] != 1 {
+
+	// One swarm per socket: a second one gets a failure reason, the first stays announced.
+	first.announce(t, someInfoHash(9))
+	if reason := first.failure(t, someInfoHash(9)); !strings.Contains(reason, "too many swarms") {
+		t.Errorf("second swarm on one socket: %q", reason)
+	}
+	first.announceOK(t, demo)
+
+	// Offers over the socket's rate: the announce is served, the offers are dropped and said so.
+	first.announceOffers(t, demo, 10)
+	if r := first.next(t); r["interval"] == nil {
+		t.Fatalf("announce with offers: %v", r)
+	}
+	first.announceOffers(t, demo, 1)
+	if r := first.next(t); r["interval"] == nil {
+		t.Fatalf("announce over the offer rate: %v", r)
+	}
+	if reason := first.failure(t, demo); !strings.Contains(reason, "too many offers") {
+		t.Errorf("offer over the rate: %q", reason)
+	}
+
+	// An oversized message closes its own socket only.
+	big := dialTracker(t, r, xff("203.0.113.7"))
+	if err := big.ws.WriteMessage(websocket.TextMessage, bytes.Repeat([]byte(" "), 4096)); err != nil {
+		t.Fatal(err)
+	}
+	_ = big.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := big.ws.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+		t.Errorf("oversized message: read %v, want close 1009", err)
+	}
+	second.announceOK(t, demo)
+	if m := scrapeLimitRefusals(t, r); m["ws_per_ip"] != 1 || m["offers_per_sec"] != 1 {
 		t.Errorf("refusals: %v", m)
 	}
 }
@@ -377,8 +412,11 @@ func scrapeLimitRefusals(t testing.TB, r *running) map[string]float64 {
 // A tracker client written against the wire format, for the gateway's /announce.
 
 type trackerConn struct {
-	ws *websocket.Conn
+	ws     *websocket.Conn
+	peerID string
 }
+
+var trackerPeers atomic.Int32
 
 func trackerURL(r *running) string { return TrackerURL(r.base) }
 
@@ -390,7 +428,7 @@ func dialTracker(t testing.TB, r *running, hdr http.Header) *trackerConn {
 	}
 	resp.Body.Close()
 	t.Cleanup(func() { ws.Close() })
-	return &trackerConn{ws: ws}
+	return &trackerConn{ws: ws, peerID: fmt.Sprintf("-TEST-peer-id-%06d", trackerPeers.Add(1))}
 }
 
 // wireID is an infohash as the tracker protocol writes it: one char per byte.
@@ -406,10 +444,21 @@ func wireID(t testing.TB, ihHex string) string {
 	return string(b)
 }
 
-func (c *trackerConn) announce(t testing.TB, ihHex string) {
+func (c *trackerConn) announce(t testing.TB, ihHex string) { t.Helper(); c.announceOffers(t, ihHex, 0) }
+
+// announceOffers announces with n offers (their SDP is not real: nobody gets to answer them).
+func (c *trackerConn) announceOffers(t testing.TB, ihHex string, n int) {
 	t.Helper()
-	msg := map[string]any{"action": "announce", "info_hash": wireID(t, ihHex), "peer_id": "-TEST-peer-id-012345",
+	msg := map[string]any{"action": "announce", "info_hash": wireID(t, ihHex), "peer_id": c.peerID,
 		"uploaded": 0, "downloaded": 0, "left": 100, "numwant": 5}
+	if n > 0 {
+		var offers []map[string]any
+		for i := range n {
+			offers = append(offers, map[string]any{"offer_id": fmt.Sprintf("offer-%s-%07d", c.peerID[14:], i),
+				"offer": map[string]string{"type": "offer", "sdp": "v=0 not a real offer"}})
+		}
+		msg["offers"] = offers
+	}
 	if err := c.ws.WriteJSON(msg); err != nil {
 		t.Fatal(err)
 	}
@@ -418,11 +467,15 @@ func (c *trackerConn) announce(t testing.TB, ihHex string) {
 func (c *trackerConn) next(t testing.TB) map[string]any {
 	t.Helper()
 	_ = c.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var m map[string]any
-	if err := c.ws.ReadJSON(&m); err != nil {
-		t.Fatalf("tracker read: %v", err)
+	for {
+		var m map[string]any
+		if err := c.ws.ReadJSON(&m); err != nil {
+			t.Fatalf("tracker read: %v", err)
+		}
+		if m["offer"] == nil && m["answer"] == nil { // offers relayed from other test sockets are not replies
+			return m
+		}
 	}
-	return m
 }
 
 func (c *trackerConn) announceOK(t testing.TB, ihHex string) {

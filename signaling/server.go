@@ -34,7 +34,7 @@ type Server struct {
 	mu          sync.Mutex
 	closed      bool
 	conns       map[*conn]struct{}
-	perIP       map[string]int // open sockets by client IP, when MaxSocketsPerIP is set
+	perIP       map[string]int // open sockets by client IP, for MaxSocketsPerIP
 	swarms      map[ID]*swarm
 	local       LocalPeer
 	localID     ID
