@@ -319,7 +319,7 @@ func TestWebRTCPeerLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitComplete(t, torSeed, 90*time.Second)
-	waitFor(t, 30*time.Second, "the seeder-to-seeder conn to close", func() bool { return r.g.bridge.Stats().PeerConnections == 0 })
+	waitFor(t, 60*time.Second, "the seeder-to-seeder conn to close", func() bool { return r.g.bridge.Stats().PeerConnections == 0 })
 
 	// A browser that holds the one slot: handshaken and interested, never complete.
 	holder := newPeer(true)
