@@ -36,12 +36,13 @@ type Bridge struct {
 	extraUnchokes           atomic.Uint64
 	bufs                    sync.Pool // *[]byte of MaxMessageSize, for conn reads
 
-	mu     sync.Mutex
-	closed bool
-	peers  map[*peer]struct{}
-	conns  map[*Conn]struct{}
-	byMeta map[PeerMeta]int
-	parked map[string]*Conn
+	mu      sync.Mutex
+	closed  bool
+	peers   map[*peer]struct{}
+	conns   map[*Conn]struct{}
+	byMeta  map[PeerMeta]int
+	bySwarm map[[20]byte]int // live PeerConnections per info hash
+	parked  map[string]*Conn
 }
 
 // Stats is a snapshot of a Bridge.
@@ -87,6 +88,7 @@ func New(cfg Config, log *slog.Logger) (*Bridge, error) {
 		peers:    make(map[*peer]struct{}),
 		conns:    make(map[*Conn]struct{}),
 		byMeta:   make(map[PeerMeta]int),
+		bySwarm:  make(map[[20]byte]int),
 		parked:   make(map[string]*Conn),
 	}
 	se, mux, err := newSettingEngine(cfg, log)
@@ -298,16 +300,40 @@ func (b *Bridge) reserve(p *peer) error {
 	if b.closed {
 		return ErrClosed
 	}
-	if len(b.peers) >= b.cfg.MaxPeers {
-		return ErrTooManyPeers
+	if err := b.roomLocked(p.meta.InfoHash); err != nil {
+		return err
 	}
 	b.peers[p] = struct{}{}
+	b.bySwarm[p.meta.InfoHash]++
+	return nil
+}
+
+// Room reports ErrTooManyPeers (wrapped, saying which limit) when a new PeerConnection in swarm
+// infoHash would be refused now, so that callers can decline an offer before doing any work.
+func (b *Bridge) Room(infoHash [20]byte) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.roomLocked(infoHash)
+}
+
+func (b *Bridge) roomLocked(infoHash [20]byte) error {
+	if len(b.peers) >= b.cfg.MaxPeers {
+		return fmt.Errorf("%w (max %d in all)", ErrTooManyPeers, b.cfg.MaxPeers)
+	}
+	if b.cfg.MaxPeersPerSwarm > 0 && b.bySwarm[infoHash] >= b.cfg.MaxPeersPerSwarm {
+		return fmt.Errorf("%w (max %d)", ErrTooManyPeersInSwarm, b.cfg.MaxPeersPerSwarm)
+	}
 	return nil
 }
 
 func (b *Bridge) release(p *peer) {
 	b.mu.Lock()
-	delete(b.peers, p)
+	if _, ok := b.peers[p]; ok {
+		delete(b.peers, p)
+		if b.bySwarm[p.meta.InfoHash]--; b.bySwarm[p.meta.InfoHash] <= 0 {
+			delete(b.bySwarm, p.meta.InfoHash)
+		}
+	}
 	b.mu.Unlock()
 }
 

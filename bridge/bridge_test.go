@@ -502,3 +502,32 @@ func TestManyPeersAtOnce(t *testing.T) {
 		return ans.Stats().PeerConnections == 0 && off.Stats().PeerConnections == 0
 	})
 }
+
+func TestPerSwarmLimit(t *testing.T) {
+	ctx := guard(t, 20*time.Second)
+	b := newBridge(t, func(c *Config) { c.MaxPeers = 3; c.MaxPeersPerSwarm = 1 })
+	other := PeerMeta{InfoHash: [20]byte{0xee}, PeerID: testMeta.PeerID}
+	po, err := b.Offer(ctx, testMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Room(testMeta.InfoHash); !errors.Is(err, ErrTooManyPeers) || !strings.Contains(err.Error(), "this swarm") {
+		t.Fatalf("Room of a full swarm: %v", err)
+	}
+	if _, err := b.Offer(ctx, testMeta); !errors.Is(err, ErrTooManyPeers) {
+		t.Fatalf("second Offer in one swarm: %v", err)
+	}
+	// Another swarm still has room.
+	if err := b.Room(other.InfoHash); err != nil {
+		t.Fatalf("Room of another swarm: %v", err)
+	}
+	po2, err := b.Offer(ctx, other)
+	if err != nil {
+		t.Fatalf("Offer in another swarm: %v", err)
+	}
+	_ = po.Close()
+	_ = po2.Close()
+	if err := b.Room(testMeta.InfoHash); err != nil {
+		t.Fatalf("Room after the swarm's peer closed: %v", err)
+	}
+}

@@ -50,6 +50,9 @@ type Config struct {
 	WriteTimeout time.Duration
 	// MaxPeers bounds live PeerConnections; Answer and Offer return ErrTooManyPeers above it.
 	MaxPeers int
+	// MaxPeersPerSwarm bounds live PeerConnections of one info hash; Answer and Offer return
+	// ErrTooManyPeers above it. 0 means only MaxPeers applies.
+	MaxPeersPerSwarm int
 	// OnDialable is called (from a pion goroutine; keep it short) when an offered channel has
 	// opened: make the torrent client dial addr, e.g. t.AddPeers([]torrent.PeerInfo{{Addr:
 	// bridge.Addr(addr), Id: meta.PeerID, Source: "webrtc"}}). Required for Offer.
@@ -86,6 +89,8 @@ func (c Config) Validate() error {
 		return bad("negative WriteTimeout")
 	case c.MaxPeers < 0:
 		return bad("negative MaxPeers")
+	case c.MaxPeersPerSwarm < 0:
+		return bad("negative MaxPeersPerSwarm")
 	}
 	for _, ip := range c.PublicIPs {
 		if net.ParseIP(ip) == nil {

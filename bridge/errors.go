@@ -1,6 +1,9 @@
 package bridge
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrClosed is returned by operations on a closed Bridge, PendingOffer or Conn.
@@ -8,6 +11,10 @@ var (
 
 	// ErrTooManyPeers is returned when Config.MaxPeers PeerConnections are already live.
 	ErrTooManyPeers = errors.New("bridge: too many peer connections")
+
+	// ErrTooManyPeersInSwarm (an ErrTooManyPeers) is returned when Config.MaxPeersPerSwarm
+	// PeerConnections of the info hash are already live.
+	ErrTooManyPeersInSwarm = fmt.Errorf("%w in this swarm", ErrTooManyPeers)
 
 	// ErrInvalidConfig wraps every error from Config.Validate.
 	ErrInvalidConfig = errors.New("bridge: invalid config")

@@ -87,6 +87,24 @@ type options struct {
 	cfg       gateway.Config
 	logLevel  string
 	logFormat string
+	allowFile string // --allow-infohash-file, read into cfg.AllowInfoHashes by finish
+}
+
+// finish completes cfg from flags that name files.
+func (o *options) finish() error {
+	if o.allowFile == "" {
+		return nil
+	}
+	hashes, err := gateway.ReadInfoHashFile(o.allowFile)
+	if err != nil {
+		return fmt.Errorf("allow-infohash-file: %v", err)
+	}
+	if len(hashes) == 0 {
+		// An empty allowlist would mean "any": say so rather than open the gateway by mistake.
+		return fmt.Errorf("allow-infohash-file %s: no infohashes in it", o.allowFile)
+	}
+	o.cfg.AllowInfoHashes = append(o.cfg.AllowInfoHashes, hashes...)
+	return nil
 }
 
 func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
@@ -104,6 +122,19 @@ func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 	fs.Var((*iceList)(&c.ICEServers), "ice-server", "STUN/TURN `URL` for WebRTC, e.g. stun:stun.example.org:3478 or turn:user:pass@turn.example.org:3478 (repeatable; default none)")
 	fs.Var((*byteRate)(&c.UploadRate), "upload-rate", "cap on all torrent data sent, to peers and over HTTP, in `bytes/s` (k, M, G suffixes; 0 = no cap)")
 	fs.Var((*originList)(&c.EmbedOrigins), "embed-origins", "`origin` whose pages may embed the player, e.g. https://blog.example.org (repeatable; default any site)")
+	fs.Var((*originList)(&c.CORSOrigins), "cors-origins", "`origin` whose pages may read the API, streams and webseed cross-origin; listed origins may also add and delete with the admin token (repeatable; default * = any site, reading only)")
+	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "`token` required as \"Authorization: Bearer <token>\" to delete torrents, and to add them under --allow-add token (default none: anyone may)")
+	fs.StringVar(&c.AllowAdd, "allow-add", c.AllowAdd, "who may add torrents over the API (`mode`): any, token or none (default token with --admin-token, else any)")
+	fs.Var((*stringList)(&c.AllowInfoHashes), "allow-infohash", "only this `infohash` (40 hex) may be added over the API and announced on the tracker, besides the gateway's own torrents (repeatable; default any)")
+	fs.StringVar(&o.allowFile, "allow-infohash-file", o.allowFile, "`file` of allowed infohashes, one per line, # comments; adds to --allow-infohash")
+	fs.Var((*stringList)(&c.TrustedProxies), "trusted-proxy", "`CIDR` of a reverse proxy whose X-Forwarded-For names the client IP for per-IP limits (repeatable; default none: the TCP peer is the client)")
+	fs.IntVar(&c.MaxTorrents, "max-torrents", c.MaxTorrents, "most torrents the gateway holds; adding more over the API answers 503 (0 = no limit)")
+	fs.IntVar(&c.MaxWSPerIP, "max-ws-per-ip", c.MaxWSPerIP, "most tracker websockets from one client IP; more are refused with 429 (0 = no limit)")
+	fs.IntVar(&c.MaxSwarmsPerSocket, "max-swarms-per-socket", c.MaxSwarmsPerSocket, "most swarms one tracker websocket may announce in")
+	fs.Int64Var(&c.MaxMessageBytes, "max-message-bytes", c.MaxMessageBytes, "largest tracker message in `bytes`; a larger one closes its websocket")
+	fs.Float64Var(&c.MaxOffersPerSec, "max-offers-per-sec", c.MaxOffersPerSec, "WebRTC offers one tracker websocket may send per second; more are dropped with a failure reason (0 = no limit)")
+	fs.IntVar(&c.MaxWebRTCPeers, "max-webrtc-peers", c.MaxWebRTCPeers, "most WebRTC peers of the gateway in all; over it the gateway declines browsers' offers")
+	fs.IntVar(&c.MaxWebRTCPeersPerTorrent, "max-webrtc-peers-per-torrent", c.MaxWebRTCPeersPerTorrent, "most WebRTC peers of the gateway in one torrent; over it browsers use each other and the webseed (0 = only --max-webrtc-peers)")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed the built-in demo video")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "log `format`: text or json")
@@ -166,6 +197,19 @@ func (l *originList) Set(s string) error {
 			*l = append(*l, o)
 		}
 	}
+	return nil
+}
+
+// stringList collects a repeatable flag as given; Config.Validate says which entry is wrong.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+func (l *stringList) repeatable()    {}
+func (l *stringList) Set(s string) error {
+	if s = strings.TrimSpace(s); s == "" {
+		return fmt.Errorf("empty value")
+	}
+	*l = append(*l, s)
 	return nil
 }
 
@@ -262,6 +306,9 @@ func serve(args []string, then afterStart, stdout, stderr io.Writer) int {
 		}
 	}
 	log, err := newLogger(o.logLevel, o.logFormat, stderr)
+	if err == nil {
+		err = o.finish()
+	}
 	if err == nil {
 		err = o.cfg.Validate()
 	}

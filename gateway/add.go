@@ -24,52 +24,92 @@ const maxTorrentFileBytes = 8 << 20
 
 // AddMagnet adds a torrent by magnet link. A magnet's x.pe peers are dialled at once.
 func (g *Gateway) AddMagnet(uri string) (*torrent.Torrent, bool, error) {
+	spec, err := magnetSpec(uri)
+	if err != nil {
+		return nil, false, err
+	}
+	return g.addSpec(spec, source{Magnet: uri})
+}
+
+func magnetSpec(uri string) (*torrent.TorrentSpec, error) {
 	if !strings.HasPrefix(uri, "magnet:") {
-		return nil, false, fmt.Errorf("%w: magnet must start with \"magnet:\"", ErrBadInput)
+		return nil, fmt.Errorf("%w: magnet must start with \"magnet:\"", ErrBadInput)
 	}
 	spec, err := torrent.TorrentSpecFromMagnetUri(uri)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: magnet: %v", ErrBadInput, err)
+		return nil, fmt.Errorf("%w: magnet: %v", ErrBadInput, err)
 	}
 	if spec.InfoHash.IsZero() {
-		return nil, false, fmt.Errorf("%w: magnet has no BitTorrent v1 infohash (xt=urn:btih:...)", ErrBadInput)
+		return nil, fmt.Errorf("%w: magnet has no BitTorrent v1 infohash (xt=urn:btih:...)", ErrBadInput)
 	}
-	return g.addSpec(spec, source{Magnet: uri})
+	return spec, nil
 }
 
 // AddInfoHash adds a torrent known only by its v1 infohash (40 hex digits); peers come from the
 // DHT and from browsers.
 func (g *Gateway) AddInfoHash(s string) (*torrent.Torrent, bool, error) {
-	ih, err := parseInfoHash(s)
+	spec, err := infoHashSpec(s)
 	if err != nil {
 		return nil, false, err
 	}
+	return g.addSpec(spec, source{})
+}
+
+func infoHashSpec(s string) (*torrent.TorrentSpec, error) {
+	ih, err := parseInfoHash(s)
+	if err != nil {
+		return nil, err
+	}
 	spec := &torrent.TorrentSpec{}
 	spec.InfoHash = ih
-	return g.addSpec(spec, source{})
+	return spec, nil
 }
 
 // AddMetainfo adds a torrent from the bytes of a .torrent file.
 func (g *Gateway) AddMetainfo(b []byte) (*torrent.Torrent, bool, error) {
+	spec, err := metainfoSpec(b)
+	if err != nil {
+		return nil, false, err
+	}
+	return g.addSpec(spec, source{})
+}
+
+func metainfoSpec(b []byte) (*torrent.TorrentSpec, error) {
 	mi, err := metainfo.Load(bytes.NewReader(b))
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: not a .torrent file: %v", ErrBadInput, err)
+		return nil, fmt.Errorf("%w: not a .torrent file: %v", ErrBadInput, err)
 	}
 	info, err := mi.UnmarshalInfo()
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: .torrent info dictionary: %v", ErrBadInput, err)
+		return nil, fmt.Errorf("%w: .torrent info dictionary: %v", ErrBadInput, err)
 	}
 	if !info.HasV1() {
-		return nil, false, fmt.Errorf("%w: only BitTorrent v1 and hybrid torrents are supported", ErrBadInput)
+		return nil, fmt.Errorf("%w: only BitTorrent v1 and hybrid torrents are supported", ErrBadInput)
 	}
 	if err := checkInfo(&info); err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	spec, err := torrent.TorrentSpecFromMetaInfoErr(mi)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: %v", ErrBadInput, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
 	}
-	return g.addSpec(spec, source{})
+	return spec, nil
+}
+
+// addFromAPI adds spec for an API client: the allowlist and MaxTorrents apply (the operator's
+// own torrents bypass both). A torrent already there is never refused.
+func (g *Gateway) addFromAPI(spec *torrent.TorrentSpec, src source) (*torrent.Torrent, bool, error) {
+	if !g.access.infoHashAllowed(spec.InfoHash) {
+		g.refused.allowInfoHash.Add(1)
+		return nil, false, fmt.Errorf("%w: %s is not on this gateway's allowlist", ErrForbidden, spec.InfoHash.HexString())
+	}
+	g.addMu.Lock()
+	defer g.addMu.Unlock()
+	if _, ok := g.torrents.get(spec.InfoHash); !ok && g.cfg.MaxTorrents > 0 && len(g.torrents.list()) >= g.cfg.MaxTorrents {
+		g.refused.maxTorrents.Add(1)
+		return nil, false, fmt.Errorf("%w: this gateway holds its maximum of %d torrents; retry later", ErrLimit, g.cfg.MaxTorrents)
+	}
+	return g.addSpec(spec, src)
 }
 
 // checkInfo refuses info dictionaries whose paths would escape the torrent's folder.

@@ -28,13 +28,7 @@ func (g *Gateway) routes() *echo.Echo {
 	e.Use(middleware.Recover())
 	// Browsers fetch webseed ranges and streams cross-origin (embeds, other players); webtorrent
 	// sends range, cache-control and user-agent headers.
-	e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
-		AllowOrigins:  []string{"*"},
-		AllowMethods:  []string{http.MethodGet, http.MethodHead, http.MethodOptions},
-		AllowHeaders:  []string{"Range", "Cache-Control", "User-Agent", "Content-Type"},
-		ExposeHeaders: []string{"Content-Range", "Content-Length", "Accept-Ranges"},
-		MaxAge:        86400,
-	}))
+	e.Use(middleware.CORSWithConfig(g.corsConfig()))
 
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
@@ -55,6 +49,33 @@ func (g *Gateway) routes() *echo.Echo {
 	e.GET("/playlist/:name", g.playlist)
 	g.pageRoutes(e)
 	return e
+}
+
+// corsConfig allows any origin to read (GET, HEAD) by default. Listed origins (--cors-origins)
+// are the only ones allowed, and may also add and delete with an Authorization header: an admin
+// page elsewhere needs that, while "*" with credentials would hand the API to any site.
+func (g *Gateway) corsConfig() middleware.CORSConfig {
+	cc := middleware.CORSConfig{
+		AllowOrigins:  []string{"*"},
+		AllowMethods:  []string{http.MethodGet, http.MethodHead, http.MethodOptions},
+		AllowHeaders:  []string{"Range", "Cache-Control", "User-Agent", "Content-Type"},
+		ExposeHeaders: []string{"Content-Range", "Content-Length", "Accept-Ranges"},
+		MaxAge:        86400,
+	}
+	var origins []string
+	for _, o := range g.cfg.CORSOrigins {
+		if o == "*" {
+			return cc
+		}
+		origins = append(origins, o)
+	}
+	if len(origins) > 0 {
+		cc.AllowOrigins = origins
+		cc.AllowMethods = append(cc.AllowMethods, http.MethodPost, http.MethodDelete)
+		cc.AllowHeaders = append(cc.AllowHeaders, echo.HeaderAuthorization)
+		cc.ExposeHeaders = append(cc.ExposeHeaders, "Retry-After", echo.HeaderWWWAuthenticate)
+	}
+	return cc
 }
 
 // ready says whether to send viewers here: not while draining for shutdown.
@@ -93,10 +114,18 @@ func (g *Gateway) errorHandler(err error, c echo.Context) {
 	case errors.Is(err, ErrMetadataPending):
 		code = http.StatusServiceUnavailable
 		c.Response().Header().Set("Retry-After", "2")
+	case errors.Is(err, ErrUnauthorized):
+		code = http.StatusUnauthorized
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="swarmgate"`)
+	case errors.Is(err, ErrForbidden):
+		code = http.StatusForbidden
+	case errors.Is(err, ErrLimit):
+		code = http.StatusServiceUnavailable
+		c.Response().Header().Set("Retry-After", "60")
 	case errors.Is(err, ErrClosed):
 		code = http.StatusServiceUnavailable
 	}
-	if code >= 500 && !errors.Is(err, ErrMetadataPending) {
+	if code >= 500 && !errors.Is(err, ErrMetadataPending) && !errors.Is(err, ErrLimit) {
 		g.log.Error("request failed", "path", c.Request().URL.Path, "err", err)
 	}
 	if c.Request().Method == http.MethodHead {
@@ -248,6 +277,9 @@ type addRequest struct {
 }
 
 func (g *Gateway) postTorrent(c echo.Context) error {
+	if err := g.mayAdd(c); err != nil {
+		return err
+	}
 	req := c.Request()
 	body, err := io.ReadAll(io.LimitReader(req.Body, maxTorrentFileBytes+1))
 	if err != nil {
@@ -257,13 +289,13 @@ func (g *Gateway) postTorrent(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", maxTorrentFileBytes))
 	}
 	var (
-		t     *torrent.Torrent
-		isNew bool
+		spec *torrent.TorrentSpec
+		src  source
 	)
 	ctype, _, _ := strings.Cut(req.Header.Get(echo.HeaderContentType), ";")
 	switch strings.TrimSpace(strings.ToLower(ctype)) {
 	case "application/x-bittorrent":
-		t, isNew, err = g.AddMetainfo(body)
+		spec, err = metainfoSpec(body)
 	case "application/json", "":
 		var ar addRequest
 		dec := json.NewDecoder(strings.NewReader(string(body)))
@@ -275,15 +307,20 @@ func (g *Gateway) postTorrent(c echo.Context) error {
 		case ar.Magnet != "" && ar.InfoHash != "":
 			return fmt.Errorf("%w: give either magnet or infohash, not both", ErrBadInput)
 		case ar.Magnet != "":
-			t, isNew, err = g.AddMagnet(ar.Magnet)
+			spec, err = magnetSpec(ar.Magnet)
+			src.Magnet = ar.Magnet
 		case ar.InfoHash != "":
-			t, isNew, err = g.AddInfoHash(ar.InfoHash)
+			spec, err = infoHashSpec(ar.InfoHash)
 		default:
 			return fmt.Errorf("%w: body needs \"magnet\" or \"infohash\"", ErrBadInput)
 		}
 	default:
 		return echo.NewHTTPError(http.StatusUnsupportedMediaType, "Content-Type must be application/json or application/x-bittorrent")
 	}
+	if err != nil {
+		return err
+	}
+	t, isNew, err := g.addFromAPI(spec, src)
 	if err != nil {
 		return err
 	}
@@ -319,6 +356,9 @@ func (g *Gateway) getTorrent(c echo.Context) error {
 }
 
 func (g *Gateway) deleteTorrent(c echo.Context) error {
+	if err := g.access.requireToken(c); err != nil {
+		return err
+	}
 	ih, err := parseInfoHash(c.Param("ih"))
 	if err != nil {
 		return err

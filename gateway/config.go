@@ -2,11 +2,16 @@ package gateway
 
 import (
 	"fmt"
+	"math"
 	"net"
+	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/swarmgate/swarmgate/signaling"
 )
 
 // ICEServer is a STUN or TURN server handed to WebRTC peers (the gateway's own and the browsers').
@@ -81,6 +86,43 @@ type Config struct {
 	// EmbedOrigins are the origins (https://example.org, http://127.0.0.1:9000) whose pages may
 	// frame the watch and embed pages; empty means any site may.
 	EmbedOrigins []string
+	// CORSOrigins are the origins whose pages may read the gateway's answers cross-origin (API,
+	// streams, webseed); empty or "*" means any, for GET and HEAD only. A list of origins also
+	// lets those pages POST and DELETE with an Authorization header.
+	CORSOrigins []string
+
+	// AdminToken, when set, must come as "Authorization: Bearer <token>" to delete torrents, and
+	// to add them when AllowAdd is "token". Watching never needs it.
+	AdminToken string
+	// AllowAdd says who may add torrents over the API: "any", "token" (AdminToken holders) or
+	// "none" (only the operator's --demo and seeded torrents). Empty means "token" when
+	// AdminToken is set, else "any".
+	AllowAdd string
+	// AllowInfoHashes (40 hex digits each), when not empty, are the only torrents the API adds and
+	// the only swarms the tracker serves besides the gateway's own torrents.
+	AllowInfoHashes []string
+	// TrustedProxies are CIDRs of reverse proxies whose X-Forwarded-For names the client IP for
+	// per-IP limits; without them the TCP peer address is the client.
+	TrustedProxies []string
+
+	// MaxTorrents bounds the torrents the gateway holds; adding one more over the API answers
+	// 503. 0 means no limit.
+	MaxTorrents int
+	// MaxWSPerIP bounds the tracker websockets of one client IP (429 at upgrade); 0 = no limit.
+	MaxWSPerIP int
+	// MaxSwarmsPerSocket bounds the swarms one tracker websocket may announce in.
+	MaxSwarmsPerSocket int
+	// MaxMessageBytes bounds one tracker message; a larger one closes its socket.
+	MaxMessageBytes int64
+	// MaxOffersPerSec is the rate of WebRTC offers one tracker websocket may send; offers over it
+	// are dropped with a failure reason. 0 means no limit.
+	MaxOffersPerSec float64
+	// MaxWebRTCPeers bounds the gateway's WebRTC peers in all; MaxWebRTCPeersPerTorrent those of
+	// one torrent (0 = only the total applies). Over either, the gateway declines browser offers,
+	// which then go to other browsers.
+	MaxWebRTCPeers           int
+	MaxWebRTCPeersPerTorrent int
+
 	// Demo seeds the built-in demo video on start.
 	Demo bool
 	// ViewerLinger is how long a torrent counts as watched after its last HTTP read, so that its
@@ -95,12 +137,19 @@ type Config struct {
 // DefaultConfig returns the settings a new user gets.
 func DefaultConfig() Config {
 	return Config{
-		HTTPAddr:        ":8080",
-		DataDir:         "swarmgate-data",
-		BTPort:          6881,
-		ViewerLinger:    30 * time.Second,
-		MetadataWait:    20 * time.Second,
-		ShutdownTimeout: 10 * time.Second,
+		HTTPAddr:                 ":8080",
+		DataDir:                  "swarmgate-data",
+		BTPort:                   6881,
+		MaxTorrents:              100,
+		MaxWSPerIP:               20,
+		MaxSwarmsPerSocket:       signaling.DefaultConfig().MaxSwarmsPerSocket,
+		MaxMessageBytes:          signaling.DefaultConfig().MaxMessageBytes,
+		MaxOffersPerSec:          20,
+		MaxWebRTCPeers:           500,
+		MaxWebRTCPeersPerTorrent: 50,
+		ViewerLinger:             30 * time.Second,
+		MetadataWait:             20 * time.Second,
+		ShutdownTimeout:          10 * time.Second,
 	}
 }
 
@@ -138,6 +187,52 @@ func (c Config) Validate() error {
 		if err := checkOrigin(o); err != nil {
 			return fmt.Errorf("embed-origins %q: %v", o, err)
 		}
+	}
+	for _, o := range c.CORSOrigins {
+		if o == "*" {
+			continue
+		}
+		if err := checkOrigin(o); err != nil {
+			return fmt.Errorf("cors-origins %q: %v (or *)", o, err)
+		}
+	}
+	if _, err := c.allowAdd(); err != nil {
+		return err
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < minTokenLen {
+		return fmt.Errorf("admin-token: must be at least %d characters; make one with `openssl rand -hex 32`", minTokenLen)
+	}
+	for _, h := range c.AllowInfoHashes {
+		if _, err := parseInfoHash(h); err != nil {
+			return fmt.Errorf("allow-infohash %q: must be 40 hex digits", h)
+		}
+	}
+	if _, err := c.trustedProxies(); err != nil {
+		return err
+	}
+	for _, l := range []struct {
+		name string
+		v    int
+		min  int
+	}{
+		{"max-torrents", c.MaxTorrents, 0},
+		{"max-ws-per-ip", c.MaxWSPerIP, 0},
+		{"max-swarms-per-socket", c.MaxSwarmsPerSocket, 1},
+		{"max-webrtc-peers", c.MaxWebRTCPeers, 1},
+		{"max-webrtc-peers-per-torrent", c.MaxWebRTCPeersPerTorrent, 0},
+	} {
+		if l.v < l.min {
+			if l.min == 0 {
+				return fmt.Errorf("%s %d: must be 0 (no limit) or positive", l.name, l.v)
+			}
+			return fmt.Errorf("%s %d: must be at least %d", l.name, l.v, l.min)
+		}
+	}
+	if c.MaxMessageBytes < 1024 {
+		return fmt.Errorf("max-message-bytes %d: must be at least 1024 (an SDP alone needs more)", c.MaxMessageBytes)
+	}
+	if c.MaxOffersPerSec < 0 || math.IsNaN(c.MaxOffersPerSec) || math.IsInf(c.MaxOffersPerSec, 0) {
+		return fmt.Errorf("max-offers-per-sec %v: must be 0 (no limit) or positive", c.MaxOffersPerSec)
 	}
 	if c.UploadRate < 0 {
 		return fmt.Errorf("upload-rate %d: must be 0 (no cap) or positive", c.UploadRate)
@@ -187,4 +282,72 @@ func ParseByteRate(s string) (int64, error) {
 		return 0, fmt.Errorf("%q: want bytes per second such as 0, 800000, 512k or 10M", s)
 	}
 	return n * mult, nil
+}
+
+// Who may add torrents over the API.
+const (
+	allowAddAny   = "any"
+	allowAddToken = "token"
+	allowAddNone  = "none"
+)
+
+// minTokenLen keeps admin tokens out of guessing range.
+const minTokenLen = 16
+
+// allowAdd is the effective AllowAdd mode.
+func (c Config) allowAdd() (string, error) {
+	switch c.AllowAdd {
+	case "":
+		if c.AdminToken != "" {
+			return allowAddToken, nil
+		}
+		return allowAddAny, nil
+	case allowAddAny, allowAddNone:
+		return c.AllowAdd, nil
+	case allowAddToken:
+		if c.AdminToken == "" {
+			return "", fmt.Errorf("allow-add token: needs --admin-token (SWARMGATE_ADMIN_TOKEN) to be set")
+		}
+		return c.AllowAdd, nil
+	}
+	return "", fmt.Errorf("allow-add %q: want any, token or none", c.AllowAdd)
+}
+
+func (c Config) trustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range c.TrustedProxies {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			// A bare address is a one-host prefix.
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("trusted-proxy %q: want a CIDR such as 10.0.0.0/8 or an IP address", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// ReadInfoHashFile reads an allowlist file: one 40-hex infohash per line; blank lines and text
+// after '#' are ignored. Errors name the line.
+func ReadInfoHashFile(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for i, line := range strings.Split(string(b), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if _, err := parseInfoHash(line); err != nil {
+			return nil, fmt.Errorf("%s:%d: %q is not 40 hex digits", path, i+1, line)
+		}
+		out = append(out, strings.ToLower(line))
+	}
+	return out, nil
 }

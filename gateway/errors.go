@@ -12,6 +12,12 @@ var (
 	ErrMetadataPending = errors.New("metadata not yet available")
 	// ErrConflict means the request cannot be done in the torrent's current state (409).
 	ErrConflict = errors.New("conflict")
+	// ErrUnauthorized means the request needs the admin token (401).
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrForbidden means the gateway's policy refuses the request whoever asks (403).
+	ErrForbidden = errors.New("forbidden")
+	// ErrLimit means a configured limit is reached; retry later (503 with Retry-After).
+	ErrLimit = errors.New("limit reached")
 	// ErrClosed means the gateway is shutting down.
 	ErrClosed = errors.New("gateway closed")
 )

@@ -47,6 +47,9 @@ type Gateway struct {
 	ln         net.Listener
 
 	torrents    *registry
+	access      access
+	refused     refusals
+	addMu       sync.Mutex // serialises API adds, so that MaxTorrents holds
 	metrics     *metrics
 	draining    atomic.Bool   // /readyz answers 503 once shutdown began
 	uploadLimit *rate.Limiter // nil without a cap
@@ -81,6 +84,9 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		torrents: newRegistry(),
 		stop:     make(chan struct{}),
 		nudge:    make(chan struct{}, 1),
+	}
+	if g.access, err = newAccess(cfg); err != nil {
+		return nil, err
 	}
 	ok := false
 	defer func() {
@@ -142,7 +148,10 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		UDPPort:      cfg.WebRTCUDPPort,
 		PublicIPs:    cfg.PublicIPs,
 		LoopbackOnly: cfg.LoopbackWebRTC,
-		OnDialable:   g.onDialable,
+		MaxPeers:     cfg.MaxWebRTCPeers,
+		// The gateway only answers; its peers per torrent are the browsers it serves there.
+		MaxPeersPerSwarm: cfg.MaxWebRTCPeersPerTorrent,
+		OnDialable:       g.onDialable,
 	}, log)
 	if err != nil {
 		return nil, fmt.Errorf("webrtc: %w", err)
@@ -150,7 +159,14 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	g.client.AddListener(g.bridge)
 	g.client.AddDialer(g.bridge)
 
-	g.tracker, err = signaling.New(signaling.DefaultConfig(), log)
+	scfg := signaling.DefaultConfig()
+	scfg.MaxSocketsPerIP = cfg.MaxWSPerIP
+	scfg.MaxSwarmsPerSocket = cfg.MaxSwarmsPerSocket
+	scfg.MaxMessageBytes = cfg.MaxMessageBytes
+	scfg.OffersPerSecond = cfg.MaxOffersPerSec
+	scfg.ClientIP = g.access.clientIP
+	scfg.AllowInfoHash = g.trackerAllows()
+	g.tracker, err = signaling.New(scfg, log)
 	if err != nil {
 		return nil, fmt.Errorf("signaling: %w", err)
 	}
@@ -268,15 +284,39 @@ func (c Config) pionICEServers() []webrtc.ICEServer {
 // localPeer lets the gateway answer browser offers in the swarms it serves, without a socket.
 type localPeer struct{ g *Gateway }
 
+// WantOffer declines the offer when the gateway has no room for another WebRTC peer (in all or in
+// this torrent): the tracker then relays it to another browser, and the browser keeps the others
+// and the webseed.
 func (p localPeer) WantOffer(infoHash, from signaling.ID) bool {
 	if _, ok := p.g.torrents.get(metainfo.Hash(infoHash)); !ok {
 		return false
 	}
-	return !p.g.bridge.Connected(bridge.PeerMeta{InfoHash: infoHash, PeerID: from})
+	if p.g.bridge.Connected(bridge.PeerMeta{InfoHash: infoHash, PeerID: from}) {
+		return false
+	}
+	if err := p.g.bridge.Room(infoHash); err != nil {
+		p.g.webrtcRefused(infoHash, from, err)
+		return false
+	}
+	return true
 }
 
+// HandleOffer answers; a limit reached since WantOffer makes it an error, and no answer is sent.
 func (p localPeer) HandleOffer(ctx context.Context, o signaling.Offer) (string, error) {
-	return p.g.bridge.Answer(ctx, bridge.PeerMeta{InfoHash: o.InfoHash, PeerID: o.PeerID}, o.SDP)
+	sdp, err := p.g.bridge.Answer(ctx, bridge.PeerMeta{InfoHash: o.InfoHash, PeerID: o.PeerID}, o.SDP)
+	if errors.Is(err, bridge.ErrTooManyPeers) {
+		p.g.webrtcRefused(o.InfoHash, o.PeerID, err)
+	}
+	return sdp, err
+}
+
+func (g *Gateway) webrtcRefused(infoHash, from signaling.ID, err error) {
+	if errors.Is(err, bridge.ErrTooManyPeersInSwarm) {
+		g.refused.webrtcPerTorrent.Add(1)
+	} else {
+		g.refused.webrtcPeers.Add(1)
+	}
+	g.log.Debug("declining a WebRTC offer", "infohash", metainfo.Hash(infoHash).HexString(), "from", from, "err", err)
 }
 
 // onDialable hands a data channel we offered to anacrolix as an outgoing peer; anacrolix then

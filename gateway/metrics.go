@@ -97,6 +97,7 @@ var (
 	descSigMsgs  = prometheus.NewDesc(metricsNamespace+"_signaling_messages_total", "Tracker messages handled, by kind.", []string{"kind"}, nil)
 	descSigFails = prometheus.NewDesc(metricsNamespace+"_signaling_failures_total", "Failure replies the tracker sent.", nil, nil)
 	descRTC      = prometheus.NewDesc(metricsNamespace+"_webrtc_peer_connections", "Live WebRTC PeerConnections, pending or open.", nil, nil)
+	descRefusals = prometheus.NewDesc(metricsNamespace+"_limit_refusals_total", "Requests, sockets, offers and announces refused by access control and limits, by limit.", []string{"limit"}, nil)
 )
 
 type gatewayCollector struct {
@@ -105,7 +106,7 @@ type gatewayCollector struct {
 }
 
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTorrents, descPeers, descBytes, descPieces, descSockets, descSwarms, descSigPeers, descSigMsgs, descSigFails, descRTC} {
+	for _, d := range []*prometheus.Desc{descTorrents, descPeers, descBytes, descPieces, descSockets, descSwarms, descSigPeers, descSigMsgs, descSigFails, descRTC, descRefusals} {
 		ch <- d
 	}
 }
@@ -158,4 +159,17 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descSigFails, prometheus.CounterValue, float64(st.Failures))
 	ch <- prometheus.MustNewConstMetric(descRTC, prometheus.GaugeValue, float64(c.g.bridge.Stats().PeerConnections))
+	r := &c.g.refused
+	for limit, n := range map[string]uint64{
+		limitAllowAdd:         r.allowAdd.Load(),
+		limitAllowInfoHash:    r.allowInfoHash.Load(),
+		limitMaxTorrents:      r.maxTorrents.Load(),
+		limitWebRTCPeers:      r.webrtcPeers.Load(),
+		limitWebRTCPerTorrent: r.webrtcPerTorrent.Load(),
+		limitWSPerIP:          st.SocketsRefused,
+		limitOffersPerSec:     st.OffersDropped,
+		limitTrackerInfoHash:  st.InfoHashesRefused,
+	} {
+		ch <- prometheus.MustNewConstMetric(descRefusals, prometheus.CounterValue, float64(n), limit)
+	}
 }

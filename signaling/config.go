@@ -3,6 +3,7 @@ package signaling
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"time"
 )
@@ -23,8 +24,21 @@ type Config struct {
 	MaxPeersPerSwarm   int
 	MaxScrapeHashes    int // also caps a scrape of all swarms
 	SendQueue          int // messages queued per socket before it counts as slow and is closed
+	// MaxSocketsPerIP bounds the open websockets of one client IP; further upgrades are refused
+	// with 429 and a JSON error before the upgrade. 0 means no limit.
+	MaxSocketsPerIP int
+	// OffersPerSecond is the token-bucket rate of offers one socket may send (burst: the larger of
+	// one second's worth and MaxOffersPerAnnounce). Offers over it are dropped and answered with a
+	// failure reason; the announce itself and the socket stay. 0 means no limit.
+	OffersPerSecond float64
 	// CheckOrigin vets the Origin of a websocket upgrade; nil allows any.
 	CheckOrigin func(r *http.Request) bool
+	// ClientIP names the client of an upgrade request for MaxSocketsPerIP; nil uses the host of
+	// r.RemoteAddr. Behind a reverse proxy the caller decides which forwarding header to trust.
+	ClientIP func(r *http.Request) string
+	// AllowInfoHash says whether announces for infoHash are served; others get a failure reason.
+	// nil serves any. Called without server locks held; must be fast.
+	AllowInfoHash func(infoHash ID) bool
 }
 
 // DefaultConfig returns the defaults (aquatic_ws's limits, webtorrent's timing).
@@ -78,5 +92,16 @@ func (c Config) Validate() error {
 			bad(f.name, "must be > 0, got %d", f.v)
 		}
 	}
+	if c.MaxSocketsPerIP < 0 {
+		bad("MaxSocketsPerIP", "must be >= 0 (0 = no limit), got %d", c.MaxSocketsPerIP)
+	}
+	if c.OffersPerSecond < 0 || math.IsNaN(c.OffersPerSecond) || math.IsInf(c.OffersPerSecond, 0) {
+		bad("OffersPerSecond", "must be >= 0 (0 = no limit), got %v", c.OffersPerSecond)
+	}
 	return errors.Join(errs...)
+}
+
+// offerBurst is the bucket size of the per-socket offer limiter: one full announce always fits.
+func (c Config) offerBurst() int {
+	return max(int(math.Ceil(c.OffersPerSecond)), c.MaxOffersPerAnnounce)
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 )
 
 // conn is one tracker websocket: exactly one reader and one writer goroutine.
@@ -12,6 +13,8 @@ type conn struct {
 	s      *Server
 	ws     *websocket.Conn
 	remote string
+	ip     string        // the client IP the socket counts against in MaxSocketsPerIP
+	offers *rate.Limiter // OffersPerSecond; nil without a limit
 
 	out      chan []byte // bounded; full means the socket is too slow and is closed
 	done     chan struct{}
@@ -102,7 +105,10 @@ func (s *Server) dropConn(c *conn) {
 	c.kill("reader done")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.conns, c)
+	if _, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		s.releaseIP(c.ip)
+	}
 	for b := range c.peers {
 		sw := s.swarms[b.infoHash]
 		if sw == nil {

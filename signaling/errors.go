@@ -20,6 +20,10 @@ var (
 	ErrSwarmFull = errors.New("swarm is full")
 	// ErrTooManySwarms refuses a new (info_hash, peer_id) on a socket that holds MaxSwarmsPerSocket of them.
 	ErrTooManySwarms = errors.New("too many swarms on this socket")
+	// ErrInfoHashNotAllowed refuses an announce for an info_hash Config.AllowInfoHash turns down.
+	ErrInfoHashNotAllowed = errors.New("info_hash not served by this tracker")
+	// ErrOfferRate reports offers dropped because the socket sent more than Config.OffersPerSecond.
+	ErrOfferRate = errors.New("too many offers")
 	// ErrTooManyHashes refuses a scrape of more than MaxScrapeHashes info hashes.
 	ErrTooManyHashes = errors.New("too many info hashes")
 	// ErrReservedPeerID refuses a socket announce with the local peer's ID.

@@ -78,6 +78,10 @@ func (s *Server) announce(c *conn, m *inMessage) error {
 	if err != nil {
 		return err
 	}
+	if s.cfg.AllowInfoHash != nil && !s.cfg.AllowInfoHash(ih) {
+		s.infoHashesRefused.Add(1)
+		return ErrInfoHashNotAllowed
+	}
 	pid, err := idField(m.PeerID, "peer_id")
 	if err != nil {
 		return err
@@ -133,16 +137,35 @@ func (s *Server) announce(c *conn, m *inMessage) error {
 	s.mu.Unlock()
 
 	s.reply(c, ih, complete, incomplete)
-	if len(offers) == 0 {
-		return nil
+	sent, dropped := c.takeOffers(len(offers))
+	offers = offers[:sent]
+	if len(offers) > 0 {
+		// WantOffer runs without locks: it may look at the local peer's own state.
+		if local != nil && localJoined && local.WantOffer(ih, pid) {
+			s.offerToLocal(local, Offer{InfoHash: ih, PeerID: pid, OfferID: offers[0].id, SDP: offers[0].sdp})
+			offers = offers[1:]
+		}
+		s.relayOffers(c, ih, pid, offers, now)
 	}
-	// WantOffer runs without locks: it may look at the local peer's own state.
-	if local != nil && localJoined && local.WantOffer(ih, pid) {
-		s.offerToLocal(local, Offer{InfoHash: ih, PeerID: pid, OfferID: offers[0].id, SDP: offers[0].sdp})
-		offers = offers[1:]
+	if dropped > 0 {
+		s.offersDropped.Add(uint64(dropped))
+		return fmt.Errorf("%w: %d of %d offers dropped (max %g per second per socket); the announce counted",
+			ErrOfferRate, dropped, sent+dropped, s.cfg.OffersPerSecond)
 	}
-	s.relayOffers(c, ih, pid, offers, now)
 	return nil
+}
+
+// takeOffers spends the socket's offer tokens on up to n offers: how many may go and how many
+// are dropped.
+func (c *conn) takeOffers(n int) (sent, dropped int) {
+	if c.offers == nil {
+		return n, 0
+	}
+	now := time.Now()
+	for sent < n && c.offers.AllowN(now, 1) {
+		sent++
+	}
+	return sent, n - sent
 }
 
 // upsertPeer adds pid to the swarm or refreshes it, binding it to c. Caller holds s.mu.

@@ -14,7 +14,8 @@ type Offer struct {
 // LocalPeer lets the gateway take part in the swarms it serves without a socket.
 type LocalPeer interface {
 	// WantOffer reports whether the local peer wants an offer from `from` in
-	// swarm infoHash now (false e.g. when already connected to that peer).
+	// swarm infoHash now (false e.g. when already connected to that peer, or
+	// at its peer limit); a declined offer is relayed to another socket peer.
 	// Must be fast; called without server locks held.
 	WantOffer(infoHash, from ID) bool
 	// HandleOffer answers an offer; the returned SDP is relayed to the

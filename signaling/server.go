@@ -3,13 +3,16 @@ package signaling
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 )
 
 // Server is the websocket tracker. It is an http.Handler, so it mounts on any
@@ -31,18 +34,23 @@ type Server struct {
 	mu          sync.Mutex
 	closed      bool
 	conns       map[*conn]struct{}
+	perIP       map[string]int // open sockets by client IP, for MaxSocketsPerIP
 	swarms      map[ID]*swarm
 	local       LocalPeer
 	localID     ID
 	localOffers map[localOfferKey]*localOffer
 
 	announces, scrapes, offersRelayed, answersRelayed, failures atomic.Uint64
+	socketsRefused, offersDropped, infoHashesRefused            atomic.Uint64
 }
 
 // Stats is a snapshot of the server's size and counters.
 type Stats struct {
 	Sockets, Swarms, Peers                                      int
 	Announces, Scrapes, OffersRelayed, AnswersRelayed, Failures uint64
+	// SocketsRefused counts upgrades refused by MaxSocketsPerIP, OffersDropped offers over
+	// OffersPerSecond, InfoHashesRefused announces AllowInfoHash turned down.
+	SocketsRefused, OffersDropped, InfoHashesRefused uint64
 }
 
 // New validates cfg and starts the janitor that expires peers and offers.
@@ -61,6 +69,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		ctx:         ctx,
 		cancel:      cancel,
 		conns:       make(map[*conn]struct{}),
+		perIP:       make(map[string]int),
 		swarms:      make(map[ID]*swarm),
 		localOffers: make(map[localOfferKey]*localOffer),
 	}
@@ -94,16 +103,34 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusBadRequest, "websocket tracker: expected a websocket upgrade")
 		return
 	}
+	ip := s.clientIP(r)
 	s.mu.Lock()
 	closed := s.closed
+	full := s.cfg.MaxSocketsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxSocketsPerIP
+	if !closed && !full {
+		s.perIP[ip]++ // held from here; released by dropConn, or below if the upgrade fails
+	}
 	s.mu.Unlock()
 	if closed {
 		writeHTTPError(w, http.StatusServiceUnavailable, "websocket tracker: shutting down")
 		return
 	}
+	if full {
+		// Refused before the upgrade: it costs no socket, and a webtorrent client treats it as a
+		// socket error and retries later with its reconnect backoff.
+		s.socketsRefused.Add(1)
+		s.log.Debug("too many sockets from one IP", "ip", ip, "max", s.cfg.MaxSocketsPerIP)
+		w.Header().Set("Retry-After", "60")
+		writeHTTPError(w, http.StatusTooManyRequests,
+			fmt.Sprintf("websocket tracker: too many connections from your address (max %d)", s.cfg.MaxSocketsPerIP))
+		return
+	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
+		s.mu.Lock()
+		s.releaseIP(ip)
+		s.mu.Unlock()
 		return
 	}
 	c := &conn{
@@ -113,9 +140,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		done:   make(chan struct{}),
 		peers:  make(map[binding]struct{}),
 		remote: r.RemoteAddr,
+		ip:     ip,
+	}
+	if s.cfg.OffersPerSecond > 0 {
+		c.offers = rate.NewLimiter(rate.Limit(s.cfg.OffersPerSecond), s.cfg.offerBurst())
 	}
 	s.mu.Lock()
 	if s.closed {
+		s.releaseIP(ip)
 		s.mu.Unlock()
 		_ = ws.Close()
 		return
@@ -126,6 +158,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	go c.writeLoop()
 	go c.readLoop()
+}
+
+// clientIP names the client of r for the per-IP socket limit.
+func (s *Server) clientIP(r *http.Request) string {
+	if s.cfg.ClientIP != nil {
+		return s.cfg.ClientIP(r)
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// releaseIP gives back one socket of ip. Caller holds s.mu.
+func (s *Server) releaseIP(ip string) {
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
 }
 
 // Close closes every socket, stops the janitor and waits for all goroutines
@@ -157,6 +208,9 @@ func (s *Server) Stats() Stats {
 	st.OffersRelayed = s.offersRelayed.Load()
 	st.AnswersRelayed = s.answersRelayed.Load()
 	st.Failures = s.failures.Load()
+	st.SocketsRefused = s.socketsRefused.Load()
+	st.OffersDropped = s.offersDropped.Load()
+	st.InfoHashesRefused = s.infoHashesRefused.Load()
 	return st
 }
 
