@@ -67,9 +67,47 @@ func usage(w io.Writer) {
   swarmgate version                  print the version
   swarmgate health [--url URL]       exit 0 if the gateway answers /readyz (container health checks)
 
-Run "swarmgate serve --help" for the flags. Every flag has an environment twin:
---http-addr is SWARMGATE_HTTP_ADDR, and so on.
+Run "swarmgate serve --help" for the flags. Every flag has an environment twin
+(--http-addr is SWARMGATE_HTTP_ADDR, and so on) and a config file line (http-addr = :8080,
+read with --config FILE or SWARMGATE_CONFIG=FILE).
 `)
+}
+
+// settingsHelp explains, in serve's and seed's help, where settings come from.
+const settingsHelp = `
+Every setting comes from the first of: the command line; its environment twin, SWARMGATE_ and the
+flag's name in capitals with _ for - (repeatable flags: comma-separated values); the config file
+(--config FILE or SWARMGATE_CONFIG=FILE); the default.
+
+The config file holds one "flag-name = value" a line, the names exactly the flags' below, e.g.
+"http-addr = :8080" or "no-dht = true". # starts a comment (at the start of a line, or after a
+space); a value in double quotes keeps spaces and #; a repeatable flag takes one line per value.
+An unknown name or a bad value stops swarmgate with the file, line and setting (exit code 2).
+
+Flags:
+`
+
+// printFlags lists every flag of fs with its environment twin. Unlike flag.PrintDefaults it shows
+// the twins, and which flags repeat.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, usage := flag.UnquoteUsage(f)
+		if arg != "" && !isBoolFlag(f) {
+			arg = " " + arg
+		} else {
+			arg = ""
+		}
+		fmt.Fprintf(w, "  --%s%s\n", f.Name, arg)
+		var notes []string
+		if d := f.DefValue; d != "" && d != "0" && d != "false" {
+			notes = append(notes, fmt.Sprintf("default %s", d))
+		}
+		if isRepeatable(f) {
+			notes = append(notes, "repeatable")
+		}
+		notes = append(notes, "env "+envName(f.Name))
+		fmt.Fprintf(w, "      %s\n      (%s)\n", usage, strings.Join(notes, "; "))
+	})
 }
 
 func versionString() string {
@@ -93,6 +131,7 @@ func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := &o.cfg
+	fs.String(configFlag, "", "read settings from this config `file` (one flag-name = value a line); the command line and the environment win over it")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "`address` for the API, pages, streams, webseed and websocket tracker")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base `URL` viewers reach the gateway at behind a reverse proxy (default: each request's own)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "`folder` for downloaded data and piece state")
@@ -111,7 +150,10 @@ func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 }
 
 // parseFlags parses args, then fills every flag not given on the command line from its
-// environment twin. Repeatable flags take comma-separated values from the environment.
+// environment twin, and every flag given in neither place from the config file (--config or
+// SWARMGATE_CONFIG), if any. Repeatable flags take comma-separated values from the environment
+// and one line per value in the file; a source that sets a repeatable flag replaces the lower
+// ones' values, it does not add to them.
 func parseFlags(fs *flag.FlagSet, args []string, env func(string) string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -123,21 +165,25 @@ func parseFlags(fs *flag.FlagSet, args []string, env func(string) string) error 
 		if given[f.Name] {
 			return
 		}
-		name := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		name := envName(f.Name)
 		v := env(name)
 		if v == "" {
 			return
 		}
+		given[f.Name] = true
 		values := []string{v}
-		if _, ok := f.Value.(repeatable); ok {
+		if isRepeatable(f) {
 			values = strings.Split(v, ",")
 		}
 		for _, v := range values {
 			if err := f.Value.Set(strings.TrimSpace(v)); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %v", name, v, err))
+				errs = append(errs, fmt.Errorf("%s=%q: %s", name, v, explain(f, err)))
 			}
 		}
 	})
+	if f := fs.Lookup(configFlag); f != nil && f.Value.String() != "" {
+		errs = append(errs, applyConfigFile(fs, f.Value.String(), func(name string) bool { return given[name] }))
+	}
 	return errors.Join(errs...)
 }
 
@@ -233,8 +279,8 @@ func serve(args []string, then afterStart, stdout, stderr io.Writer) int {
 		} else {
 			fmt.Fprintln(w, "Usage: swarmgate serve [flags]")
 		}
-		fmt.Fprintln(w, "\nFlags (each also read from SWARMGATE_<FLAG>, e.g. SWARMGATE_HTTP_ADDR):")
-		fs.PrintDefaults()
+		fmt.Fprint(w, settingsHelp)
+		printFlags(w, fs)
 	}
 	// The flag package would print the whole usage after every mistake; one line says more.
 	fs.SetOutput(io.Discard)
