@@ -321,6 +321,31 @@ func serve(args []string, then afterStart, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "swarmgate:", err)
 		return exitFailure
 	}
+	// The first signal drains; a second one means "now". One channel, registered once and before
+	// anyone is told the gateway is up, so that no signal ever meets the default action (which
+	// kills without a word). A signal while seed hashes ends the gateway once hashing is done.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan struct{})
+	defer close(served)
+	go func() {
+		select {
+		case s := <-sigs:
+			log.Info("swarmgate draining; signal again to stop at once", "signal", s.String(), "timeout", o.cfg.ShutdownTimeout)
+			cancel()
+		case <-served:
+			return
+		}
+		select {
+		case <-sigs:
+			fmt.Fprintln(stderr, "swarmgate: forced exit")
+			os.Exit(exitFailure)
+		case <-served:
+		}
+	}()
 	base := localBaseURL(o.cfg, g.Addr())
 	log.Info("swarmgate listening", "url", base, "bt", g.BTAddr(), "version", versionString())
 	if then != nil {
@@ -331,18 +356,6 @@ func serve(args []string, then afterStart, stdout, stderr io.Writer) int {
 		}
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		// The first signal drains; a second one means "now".
-		<-ctx.Done()
-		stop()
-		force := make(chan os.Signal, 1)
-		signal.Notify(force, os.Interrupt, syscall.SIGTERM)
-		<-force
-		fmt.Fprintln(stderr, "swarmgate: forced exit")
-		os.Exit(exitFailure)
-	}()
 	start := time.Now()
 	if err := g.Serve(ctx); err != nil {
 		fmt.Fprintln(stderr, "swarmgate:", err)

@@ -216,6 +216,9 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	// Websockets are hijacked and ignored by Shutdown: the tracker closes them itself.
 	g.tracker.Close()
 	err := g.server.Shutdown(shutdownCtx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("drain: HTTP requests still open after %v were cut off", g.cfg.ShutdownTimeout)
+	}
 	if cerr := g.Close(); err == nil {
 		err = cerr
 	}
