@@ -222,3 +222,28 @@ func TestConfigExample(t *testing.T) {
 		t.Errorf("%s, uncommented: %+v", example, o.cfg)
 	}
 }
+
+// TestConfigReadmeExample: the config file shown in README.md parses to what it says.
+func TestConfigReadmeExample(t *testing.T) {
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(data), "```ini\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("README.md has no ```ini block")
+	}
+	o, err := parse(t, []string{"--config", writeConfig(t, block)}, nil)
+	if err != nil {
+		t.Fatalf("README's config file: %v", err)
+	}
+	c := o.cfg
+	if c.HTTPAddr != "127.0.0.1:8080" || c.PublicURL != "https://tv.example.org" || c.DataDir != "/var/lib/swarmgate" ||
+		!c.NoUPnP || len(c.ICEServers) != 2 || c.ICEServers[1].Username != "swarmgate" || c.ICEServers[1].Credential != "s3cret" {
+		t.Errorf("README's config file: %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("README's config file: %v", err)
+	}
+}
