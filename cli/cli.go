@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -156,7 +157,7 @@ func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 // ones' values, it does not add to them.
 func parseFlags(fs *flag.FlagSet, args []string, env func(string) string) error {
 	if err := fs.Parse(args); err != nil {
-		return err
+		return explainParseError(fs, err)
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -185,6 +186,22 @@ func parseFlags(fs *flag.FlagSet, args []string, env func(string) string) error 
 		errs = append(errs, applyConfigFile(fs, f.Value.String(), func(name string) bool { return given[name] }))
 	}
 	return errors.Join(errs...)
+}
+
+// flagValueError is how the flag package reports a bad value on the command line.
+var flagValueError = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-([^:]+): (.*)$`)
+
+// explainParseError turns the flag package's "parse error" into what the flag wants.
+func explainParseError(fs *flag.FlagSet, err error) error {
+	m := flagValueError.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	f := fs.Lookup(m[2])
+	if f == nil {
+		return err
+	}
+	return fmt.Errorf("--%s %q: %s", f.Name, m[1], explain(f, errors.New(m[3])))
 }
 
 type repeatable interface{ repeatable() }

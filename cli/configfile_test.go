@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -245,5 +247,53 @@ func TestConfigReadmeExample(t *testing.T) {
 	}
 	if err := c.Validate(); err != nil {
 		t.Errorf("README's config file: %v", err)
+	}
+}
+
+// TestFlagErrorsSayWhy: a bad value on the command line or in the environment says what the flag
+// wants, not the flag package's "parse error".
+func TestFlagErrorsSayWhy(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--bt-port", "many"}, nil, `--bt-port "many": want a whole number`},
+		{[]string{"--webrtc-udp-port=99999999999999999999"}, nil, "--webrtc-udp-port \"99999999999999999999\": want a whole number (out of range)"},
+		{[]string{"--no-dht=maybe"}, nil, `--no-dht "maybe": want true or false`},
+		{[]string{"--public-ip", "1.2.3"}, nil, `--public-ip "1.2.3": not an IP address`},
+		{nil, map[string]string{"SWARMGATE_BT_PORT": "many"}, `SWARMGATE_BT_PORT="many": want a whole number`},
+		{nil, map[string]string{"SWARMGATE_NO_UPNP": "maybe"}, `SWARMGATE_NO_UPNP="maybe": want true or false`},
+	} {
+		_, err := parse(t, tc.args, tc.env)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q %v: error %v, want one containing %q", tc.args, tc.env, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "parse error") {
+			t.Errorf("%q %v: error %q says only \"parse error\"", tc.args, tc.env, err)
+		}
+	}
+}
+
+// TestHelpDocumentsSources: serve's and seed's help name every flag's environment twin and the
+// config file.
+func TestHelpDocumentsSources(t *testing.T) {
+	clearEnv(t)
+	for _, cmd := range []string{"serve", "seed"} {
+		code, _, help := run(t, cmd, "--help")
+		if code != exitOK {
+			t.Fatalf("%s --help: exit %d", cmd, code)
+		}
+		for _, w := range []string{"--config", "SWARMGATE_CONFIG", "flag-name = value", "repeatable", "exit code 2"} {
+			if !strings.Contains(help, w) {
+				t.Errorf("%s --help does not mention %q", cmd, w)
+			}
+		}
+		fs := newFlagSet(cmd, &options{}, io.Discard)
+		fs.VisitAll(func(f *flag.Flag) {
+			if !strings.Contains(help, "--"+f.Name) || !strings.Contains(help, envName(f.Name)) {
+				t.Errorf("%s --help does not list --%s with %s", cmd, f.Name, envName(f.Name))
+			}
+		})
 	}
 }
