@@ -32,10 +32,11 @@ func records(t *testing.T, buf *bytes.Buffer) []logRecord {
 }
 
 // TestPionLogsGoToSlog: pion's leveled loggers write to the bridge's slog logger with their scope;
-// below warn nothing is written, and routine warnings are demoted to debug.
+// pion's levels are demoted (info to debug, lower ones out of sight), so are routine warnings, and
+// levels below the factory's floor are dropped.
 func TestPionLogsGoToSlog(t *testing.T) {
 	var buf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: levelTrace}))
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: levelPionTrace}))
 	l := slogFactory{log: log, min: slog.LevelWarn}.NewLogger("ice")
 
 	l.Trace("t")
@@ -77,6 +78,26 @@ func TestPionLogsGoToSlog(t *testing.T) {
 	got := records(t, &buf)
 	if len(got) != 2 || got[0] != (logRecord{"DEBUG", routine[0], "sctp"}) || got[1] != (logRecord{"WARN", "a real warning", "sctp"}) {
 		t.Errorf("at a debug floor: %+v", got)
+	}
+
+	// The bridge's default: pion's info at debug, its debug and trace not written by a debug
+	// handler, nothing below warn by an info one.
+	var dbg bytes.Buffer
+	def := newSlogFactory(slog.New(slog.NewJSONHandler(&dbg, &slog.HandlerOptions{Level: slog.LevelDebug}))).NewLogger("ice")
+	def.Trace("t")
+	def.Debugf("d %d", 1)
+	def.Infof("ICE connection state changed: %s", "checking")
+	def.Warn("w")
+	got = records(t, &dbg)
+	if len(got) != 2 || got[0] != (logRecord{"DEBUG", "ICE connection state changed: checking", "ice"}) || got[1] != (logRecord{"WARN", "w", "ice"}) {
+		t.Errorf("default factory at debug: %+v", got)
+	}
+	def = newSlogFactory(slog.New(slog.NewJSONHandler(&dbg, &slog.HandlerOptions{Level: slog.LevelInfo}))).NewLogger("ice")
+	def.Info("i")
+	def.Warn(routine[0])
+	def.Error("e")
+	if got := records(t, &dbg); len(got) != 1 || got[0] != (logRecord{"ERROR", "e", "ice"}) {
+		t.Errorf("default factory at info: %+v", got)
 	}
 
 	// The slog logger's own level still applies.
