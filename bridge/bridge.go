@@ -106,7 +106,7 @@ func newSettingEngine(cfg Config, log *slog.Logger) (webrtc.SettingEngine, io.Cl
 	var se webrtc.SettingEngine
 	lf := cfg.LoggerFactory
 	if lf == nil {
-		lf = slogFactory{log: log, min: slog.LevelWarn}
+		lf = newSlogFactory(log)
 	}
 	se.LoggerFactory = lf
 
@@ -178,7 +178,7 @@ func (b *Bridge) loggerFactory() logging.LoggerFactory {
 	if b.cfg.LoggerFactory != nil {
 		return b.cfg.LoggerFactory
 	}
-	return slogFactory{log: b.log, min: slog.LevelWarn}
+	return newSlogFactory(b.log)
 }
 
 // spawn runs f in a goroutine that Close waits for; it reports false (and does not run f) once

@@ -57,8 +57,8 @@ type Config struct {
 	// opened: make the torrent client dial addr, e.g. t.AddPeers([]torrent.PeerInfo{{Addr:
 	// bridge.Addr(addr), Id: meta.PeerID, Source: "webrtc"}}). Required for Offer.
 	OnDialable func(meta PeerMeta, addr string)
-	// LoggerFactory receives pion's logs; by default they go to the Bridge's slog logger at warn
-	// and above.
+	// LoggerFactory receives pion's logs; by default they go to the Bridge's slog logger, warn
+	// and error as they are, info at debug, debug and trace below slog's debug (not written).
 	LoggerFactory logging.LoggerFactory
 }
 

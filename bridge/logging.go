@@ -10,7 +10,9 @@ import (
 )
 
 // slogFactory bridges pion's leveled loggers into slog. pion is chatty below warn (every ICE
-// check), so lower levels are dropped before formatting.
+// check), so its levels are demoted: info becomes debug (ICE states and the selected pair, for
+// --log-level debug), debug and trace go below slog's debug, where no usual handler writes them.
+// Levels under min are dropped before formatting.
 type slogFactory struct {
 	log *slog.Logger
 	min slog.Level
@@ -25,7 +27,17 @@ type slogLeveled struct {
 	min slog.Level
 }
 
-const levelTrace = slog.LevelDebug - 4
+// Where pion's levels land in slog.
+const (
+	levelPionTrace = slog.LevelDebug - 8
+	levelPionDebug = slog.LevelDebug - 4
+	levelPionInfo  = slog.LevelDebug
+)
+
+// newSlogFactory is the bridge's default: everything a debug handler shows.
+func newSlogFactory(log *slog.Logger) slogFactory {
+	return slogFactory{log: log, min: slog.LevelDebug}
+}
 
 // routine are pion warnings that every healthy PeerConnection produces (ICE checks starting
 // before the SDP's candidates are added; SCTP and ICE reading or writing during teardown). At
@@ -58,12 +70,12 @@ func (l slogLeveled) emitf(level slog.Level, format string, args ...any) {
 	l.emit(level, fmt.Sprintf(format, args...))
 }
 
-func (l slogLeveled) Trace(msg string)                  { l.emit(levelTrace, msg) }
-func (l slogLeveled) Tracef(format string, args ...any) { l.emitf(levelTrace, format, args...) }
-func (l slogLeveled) Debug(msg string)                  { l.emit(slog.LevelDebug, msg) }
-func (l slogLeveled) Debugf(format string, args ...any) { l.emitf(slog.LevelDebug, format, args...) }
-func (l slogLeveled) Info(msg string)                   { l.emit(slog.LevelInfo, msg) }
-func (l slogLeveled) Infof(format string, args ...any)  { l.emitf(slog.LevelInfo, format, args...) }
+func (l slogLeveled) Trace(msg string)                  { l.emit(levelPionTrace, msg) }
+func (l slogLeveled) Tracef(format string, args ...any) { l.emitf(levelPionTrace, format, args...) }
+func (l slogLeveled) Debug(msg string)                  { l.emit(levelPionDebug, msg) }
+func (l slogLeveled) Debugf(format string, args ...any) { l.emitf(levelPionDebug, format, args...) }
+func (l slogLeveled) Info(msg string)                   { l.emit(levelPionInfo, msg) }
+func (l slogLeveled) Infof(format string, args ...any)  { l.emitf(levelPionInfo, format, args...) }
 func (l slogLeveled) Warn(msg string)                   { l.emit(slog.LevelWarn, msg) }
 func (l slogLeveled) Warnf(format string, args ...any)  { l.emitf(slog.LevelWarn, format, args...) }
 func (l slogLeveled) Error(msg string)                  { l.emit(slog.LevelError, msg) }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -67,9 +68,47 @@ func usage(w io.Writer) {
   swarmgate version                  print the version
   swarmgate health [--url URL]       exit 0 if the gateway answers /readyz (container health checks)
 
-Run "swarmgate serve --help" for the flags. Every flag has an environment twin:
---http-addr is SWARMGATE_HTTP_ADDR, and so on.
+Run "swarmgate serve --help" for the flags. Every flag has an environment twin
+(--http-addr is SWARMGATE_HTTP_ADDR, and so on) and a config file line (http-addr = :8080,
+read with --config FILE or SWARMGATE_CONFIG=FILE).
 `)
+}
+
+// settingsHelp explains, in serve's and seed's help, where settings come from.
+const settingsHelp = `
+Every setting comes from the first of: the command line; its environment twin, SWARMGATE_ and the
+flag's name in capitals with _ for - (repeatable flags: comma-separated values); the config file
+(--config FILE or SWARMGATE_CONFIG=FILE); the default.
+
+The config file holds one "flag-name = value" a line, the names exactly the flags' below, e.g.
+"http-addr = :8080" or "no-dht = true". # starts a comment (at the start of a line, or after a
+space); a value in double quotes keeps spaces and #; a repeatable flag takes one line per value.
+An unknown name or a bad value stops swarmgate with the file, line and setting (exit code 2).
+
+Flags:
+`
+
+// printFlags lists every flag of fs with its environment twin. Unlike flag.PrintDefaults it shows
+// the twins, and which flags repeat.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, usage := flag.UnquoteUsage(f)
+		if arg != "" && !isBoolFlag(f) {
+			arg = " " + arg
+		} else {
+			arg = ""
+		}
+		fmt.Fprintf(w, "  --%s%s\n", f.Name, arg)
+		var notes []string
+		if d := f.DefValue; d != "" && d != "0" && d != "false" {
+			notes = append(notes, fmt.Sprintf("default %s", d))
+		}
+		if isRepeatable(f) {
+			notes = append(notes, "repeatable")
+		}
+		notes = append(notes, "env "+envName(f.Name))
+		fmt.Fprintf(w, "      %s\n      (%s)\n", usage, strings.Join(notes, "; "))
+	})
 }
 
 func versionString() string {
@@ -111,6 +150,7 @@ func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := &o.cfg
+	fs.String(configFlag, "", "read settings from this config `file` (one flag-name = value a line); the command line and the environment win over it")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "`address` for the API, pages, streams, webseed and websocket tracker")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base `URL` viewers reach the gateway at behind a reverse proxy (default: each request's own)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "`folder` for downloaded data and piece state")
@@ -142,10 +182,13 @@ func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 }
 
 // parseFlags parses args, then fills every flag not given on the command line from its
-// environment twin. Repeatable flags take comma-separated values from the environment.
+// environment twin, and every flag given in neither place from the config file (--config or
+// SWARMGATE_CONFIG), if any. Repeatable flags take comma-separated values from the environment
+// and one line per value in the file; a source that sets a repeatable flag replaces the lower
+// ones' values, it does not add to them.
 func parseFlags(fs *flag.FlagSet, args []string, env func(string) string) error {
 	if err := fs.Parse(args); err != nil {
-		return err
+		return explainParseError(fs, err)
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -154,22 +197,42 @@ func parseFlags(fs *flag.FlagSet, args []string, env func(string) string) error 
 		if given[f.Name] {
 			return
 		}
-		name := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		name := envName(f.Name)
 		v := env(name)
 		if v == "" {
 			return
 		}
+		given[f.Name] = true
 		values := []string{v}
-		if _, ok := f.Value.(repeatable); ok {
+		if isRepeatable(f) {
 			values = strings.Split(v, ",")
 		}
 		for _, v := range values {
 			if err := f.Value.Set(strings.TrimSpace(v)); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %v", name, v, err))
+				errs = append(errs, fmt.Errorf("%s=%q: %s", name, v, explain(f, err)))
 			}
 		}
 	})
+	if f := fs.Lookup(configFlag); f != nil && f.Value.String() != "" {
+		errs = append(errs, applyConfigFile(fs, f.Value.String(), func(name string) bool { return given[name] }))
+	}
 	return errors.Join(errs...)
+}
+
+// flagValueError is how the flag package reports a bad value on the command line.
+var flagValueError = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-([^:]+): (.*)$`)
+
+// explainParseError turns the flag package's "parse error" into what the flag wants.
+func explainParseError(fs *flag.FlagSet, err error) error {
+	m := flagValueError.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	f := fs.Lookup(m[2])
+	if f == nil {
+		return err
+	}
+	return fmt.Errorf("--%s %q: %s", f.Name, m[1], explain(f, errors.New(m[3])))
 }
 
 type repeatable interface{ repeatable() }
@@ -277,8 +340,8 @@ func serve(args []string, then afterStart, stdout, stderr io.Writer) int {
 		} else {
 			fmt.Fprintln(w, "Usage: swarmgate serve [flags]")
 		}
-		fmt.Fprintln(w, "\nFlags (each also read from SWARMGATE_<FLAG>, e.g. SWARMGATE_HTTP_ADDR):")
-		fs.PrintDefaults()
+		fmt.Fprint(w, settingsHelp)
+		printFlags(w, fs)
 	}
 	// The flag package would print the whole usage after every mistake; one line says more.
 	fs.SetOutput(io.Discard)
@@ -322,6 +385,31 @@ func serve(args []string, then afterStart, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "swarmgate:", err)
 		return exitFailure
 	}
+	// The first signal drains; a second one means "now". One channel, registered once and before
+	// anyone is told the gateway is up, so that no signal ever meets the default action (which
+	// kills without a word). A signal while seed hashes ends the gateway once hashing is done.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan struct{})
+	defer close(served)
+	go func() {
+		select {
+		case s := <-sigs:
+			log.Info("swarmgate draining; signal again to stop at once", "signal", s.String(), "timeout", o.cfg.ShutdownTimeout)
+			cancel()
+		case <-served:
+			return
+		}
+		select {
+		case <-sigs:
+			fmt.Fprintln(stderr, "swarmgate: forced exit")
+			os.Exit(exitFailure)
+		case <-served:
+		}
+	}()
 	base := localBaseURL(o.cfg, g.Addr())
 	log.Info("swarmgate listening", "url", base, "bt", g.BTAddr(), "version", versionString())
 	if then != nil {
@@ -332,18 +420,6 @@ func serve(args []string, then afterStart, stdout, stderr io.Writer) int {
 		}
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		// The first signal drains; a second one means "now".
-		<-ctx.Done()
-		stop()
-		force := make(chan os.Signal, 1)
-		signal.Notify(force, os.Interrupt, syscall.SIGTERM)
-		<-force
-		fmt.Fprintln(stderr, "swarmgate: forced exit")
-		os.Exit(exitFailure)
-	}()
 	start := time.Now()
 	if err := g.Serve(ctx); err != nil {
 		fmt.Fprintln(stderr, "swarmgate:", err)

@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"time"
 )
 
@@ -14,7 +16,7 @@ import (
 func health(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("health", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	url := fs.String("url", "http://127.0.0.1:8080/readyz", "`URL` to probe")
+	url := fs.String("url", defaultHealthURL(os.Getenv(envName("http-addr"))), "`URL` to probe (default: /readyz on SWARMGATE_HTTP_ADDR's port)")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this `duration`")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -45,4 +47,20 @@ func health(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "healthy")
 	return exitOK
+}
+
+// defaultHealthURL is /readyz of a gateway on this machine listening on httpAddr (its
+// SWARMGATE_HTTP_ADDR, as a container sets it), or on :8080.
+func defaultHealthURL(httpAddr string) string {
+	host, port, err := net.SplitHostPort(httpAddr)
+	if err != nil || port == "" || port == "0" {
+		host, port = "", "8080"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/readyz"
 }

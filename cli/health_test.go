@@ -32,3 +32,20 @@ func TestHealth(t *testing.T) {
 		t.Fatalf("bad usage: exit %d, want %d", code, exitUsage)
 	}
 }
+
+func TestDefaultHealthURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"":               "http://127.0.0.1:8080/readyz",
+		":8080":          "http://127.0.0.1:8080/readyz",
+		":9090":          "http://127.0.0.1:9090/readyz",
+		"0.0.0.0:9090":   "http://127.0.0.1:9090/readyz",
+		"[::]:9090":      "http://[::1]:9090/readyz",
+		"10.0.0.5:9090":  "http://10.0.0.5:9090/readyz",
+		"localhost:7000": "http://localhost:7000/readyz",
+		"nonsense":       "http://127.0.0.1:8080/readyz",
+	} {
+		if got := defaultHealthURL(in); got != want {
+			t.Errorf("defaultHealthURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1268,7 +1268,7 @@ func TestParseICEServer(t *testing.T) {
 		{in: "stun", bad: true},
 		{in: "stun:", bad: true},
 		{in: "stun:host", bad: true},
-		{in: "stun:host:", url: "stun:host:"}, // SplitHostPort accepts an empty port
+		{in: "stun:host:", bad: true}, // pion refuses an empty port
 		{in: "http://x", bad: true},
 		{in: "https://stun.example.org:3478", bad: true},
 		{in: "STUN:host:3478", bad: true},

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pion/stun/v4"
 
 	"github.com/swarmgate/swarmgate/signaling"
 )
@@ -42,15 +45,42 @@ func ParseICEServer(s string) (ICEServer, error) {
 		srv.Username, srv.Credential = user, pass
 		rest = hostPart
 	}
-	hostPort, _, _ := strings.Cut(rest, "?")
-	if _, _, err := net.SplitHostPort(hostPort); err != nil {
-		return ICEServer{}, fmt.Errorf("ice server %q: %v", s, err)
-	}
 	if (scheme == "turn" || scheme == "turns") && srv.Username == "" {
 		return ICEServer{}, fmt.Errorf("ice server %q: a TURN server needs user:pass@", s)
 	}
-	srv.URLs = []string{scheme + ":" + rest}
+	u := scheme + ":" + rest
+	if err := checkICEURL(u); err != nil {
+		return ICEServer{}, fmt.Errorf("ice server %q: %v", s, err)
+	}
+	srv.URLs = []string{u}
 	return srv, nil
+}
+
+// checkICEURL accepts what pion's WebRTC stack accepts (a URL it refuses would fail every peer
+// connection later, not at start), with host and port spelled out.
+func checkICEURL(u string) error {
+	_, rest, _ := strings.Cut(u, ":")
+	hostPort, _, _ := strings.Cut(rest, "?")
+	host, port, err := net.SplitHostPort(hostPort)
+	switch {
+	case err != nil:
+		return fmt.Errorf("want host:port: %v", err)
+	case host == "":
+		return fmt.Errorf("no host before the port")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q: want 1..65535", port)
+	}
+	if _, err := stun.ParseURI(u); err != nil {
+		switch {
+		case errors.Is(err, stun.ErrSTUNQuery):
+			return fmt.Errorf("a stun URL takes no ?query")
+		case errors.Is(err, stun.ErrProtoType), errors.Is(err, stun.ErrInvalidQuery):
+			return fmt.Errorf("want ?transport=udp or ?transport=tcp")
+		}
+		return err
+	}
+	return nil
 }
 
 // Config is everything a Gateway needs. Zero values are filled in by DefaultConfig; Validate says
@@ -155,13 +185,20 @@ func DefaultConfig() Config {
 
 // Validate reports the first setting that cannot work, naming it.
 func (c Config) Validate() error {
-	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-		return fmt.Errorf("http-addr %q: %v", c.HTTPAddr, err)
+	_, port, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http-addr %q: want host:port or :port: %v", c.HTTPAddr, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("http-addr %q: port %q must be a number 0..65535", c.HTTPAddr, port)
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("public-url %q: want an absolute http(s) URL such as https://tv.example.org", c.PublicURL)
+		}
+		if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("public-url %q: want a base URL without user, ?query or #fragment", c.PublicURL)
 		}
 	}
 	if c.DataDir == "" {
@@ -173,14 +210,29 @@ func (c Config) Validate() error {
 	if c.WebRTCUDPPort < 0 || c.WebRTCUDPPort > 65535 {
 		return fmt.Errorf("webrtc-udp-port %d: must be 0..65535", c.WebRTCUDPPort)
 	}
+	if c.WebRTCUDPPort != 0 && c.WebRTCUDPPort == c.BTPort {
+		return fmt.Errorf("webrtc-udp-port %d: bt-port's uTP already uses this UDP port; pick another", c.WebRTCUDPPort)
+	}
 	for _, ip := range c.PublicIPs {
-		if net.ParseIP(ip) == nil {
+		parsed := net.ParseIP(ip)
+		switch {
+		case parsed == nil:
 			return fmt.Errorf("public-ip %q: not an IP address", ip)
+		case parsed.IsUnspecified() || parsed.IsMulticast():
+			return fmt.Errorf("public-ip %q: peers cannot reach an unspecified or multicast address", ip)
 		}
 	}
 	for _, s := range c.ICEServers {
 		if len(s.URLs) == 0 {
 			return fmt.Errorf("ice-server: an entry has no URL")
+		}
+		for _, u := range s.URLs {
+			if err := checkICEURL(u); err != nil {
+				return fmt.Errorf("ice-server %q: %v", u, err)
+			}
+			if strings.HasPrefix(u, "turn") && s.Username == "" {
+				return fmt.Errorf("ice-server %q: a TURN server needs user:pass@", u)
+			}
 		}
 	}
 	for _, o := range c.EmbedOrigins {
@@ -237,8 +289,13 @@ func (c Config) Validate() error {
 	if c.UploadRate < 0 {
 		return fmt.Errorf("upload-rate %d: must be 0 (no cap) or positive", c.UploadRate)
 	}
-	if c.ViewerLinger <= 0 || c.MetadataWait <= 0 || c.ShutdownTimeout <= 0 {
-		return fmt.Errorf("timeouts must be positive")
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"ViewerLinger", c.ViewerLinger}, {"MetadataWait", c.MetadataWait}, {"ShutdownTimeout", c.ShutdownTimeout}} {
+		if d.d <= 0 {
+			return fmt.Errorf("%s %v: must be positive", d.name, d.d)
+		}
 	}
 	return nil
 }

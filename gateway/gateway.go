@@ -75,8 +75,8 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		return nil, fmt.Errorf("data-dir: %w", err)
 	}
 	cfg.DataDir = dataDir
-	if err := os.MkdirAll(filepath.Join(dataDir, torrentsDir), 0o755); err != nil {
-		return nil, fmt.Errorf("data-dir: %w", err)
+	if err := checkWritable(filepath.Join(dataDir, torrentsDir)); err != nil {
+		return nil, fmt.Errorf("data-dir %s: %w", dataDir, err)
 	}
 	g := &Gateway{
 		cfg:      cfg,
@@ -139,7 +139,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	tcfg.Callbacks.PeerConnAdded = append(tcfg.Callbacks.PeerConnAdded, g.onPeerConnAdded)
 	g.client, err = torrent.NewClient(tcfg)
 	if err != nil {
-		return nil, fmt.Errorf("bittorrent client on port %d: %w", cfg.BTPort, err)
+		return nil, fmt.Errorf("bt-port %d: bittorrent client: %w", cfg.BTPort, err)
 	}
 	g.peerID = signaling.ID(g.client.PeerID())
 
@@ -154,6 +154,9 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		OnDialable:       g.onDialable,
 	}, log)
 	if err != nil {
+		if cfg.WebRTCUDPPort != 0 {
+			return nil, fmt.Errorf("webrtc-udp-port %d: %w", cfg.WebRTCUDPPort, err)
+		}
 		return nil, fmt.Errorf("webrtc: %w", err)
 	}
 	g.client.AddListener(g.bridge)
@@ -229,6 +232,9 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	// Websockets are hijacked and ignored by Shutdown: the tracker closes them itself.
 	g.tracker.Close()
 	err := g.server.Shutdown(shutdownCtx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("drain: HTTP requests still open after %v were cut off", g.cfg.ShutdownTimeout)
+	}
 	if cerr := g.Close(); err == nil {
 		err = cerr
 	}
@@ -264,6 +270,21 @@ func (g *Gateway) Close() error {
 		g.closeErr = errors.Join(errs...)
 	})
 	return g.closeErr
+}
+
+// checkWritable makes dir and proves that files can be created in it, so that a read-only or
+// foreign-owned data folder fails at start and not at the first download.
+func checkWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("not writable: %w", err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
 }
 
 func ignoreClosed(err error) error {

@@ -85,7 +85,9 @@ func (g *Gateway) serveFile(c echo.Context, e *entry, f *torrent.File, readahead
 	}
 	req := c.Request()
 	r.SetContext(req.Context())
-	w := &servedWriter{ResponseWriter: c.Response().Writer, e: e, limit: g.uploadLimit, ctx: req.Context()}
+	// Through echo's Response, not its Writer, so that the status (206, 304) is the one the
+	// metrics middleware counts.
+	w := &servedWriter{ResponseWriter: c.Response(), e: e, limit: g.uploadLimit, ctx: req.Context()}
 	w.Header().Set(echo.HeaderContentType, mimeType(f.DisplayPath()))
 	w.Header().Set("Cache-Control", "public, max-age=86400, immutable")
 	modTime := time.Time{}
