@@ -110,9 +110,10 @@ func TestStreamID(t *testing.T) {
 		{"empty", "", "want 52 characters"},
 		{"short", s[:51], "want 52 characters"},
 		{"long", s + "a", "want 52 characters"},
-		{"uppercase", strings.ToUpper(s[:1]) + s[1:], "not lowercase base32"},
+		{"uppercase", strings.ToUpper(s), "not lowercase base32"},
 		{"padding", s[:51] + "=", "not lowercase base32"},
 		{"digit 1", s[:10] + "1" + s[11:], "not lowercase base32"},
+		{"digit 8", "8" + s[1:], "not lowercase base32"},
 		{"any canonical key", strings.Repeat("ab", 25) + "aq", ""}, // must parse and round-trip
 		{"stray bits", nonCanonical, "not canonical"},
 	} {
