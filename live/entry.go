@@ -249,6 +249,7 @@ func (e Entry) reject(err error, format string, args ...any) error {
 //	 "sig": "<standard padded base64 of the 64-byte Ed25519 signature>"}
 //
 // The signature covers Entry.SigningBytes, never this JSON: verify by rebuilding those bytes.
+// JavaScript numbers are exact up to 2^53, which seq, time_ms and size stay far below.
 type entryJSON struct {
 	Stream     StreamID `json:"stream"`
 	Seq        uint64   `json:"seq"`

@@ -89,10 +89,13 @@ const StreamIDLen = 52
 // Lowercase RFC 4648 base32 without padding: URL- and path-safe, 52 characters for 32 bytes.
 var streamIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-// StreamIDOf is the stream id of a public key (ed25519.PublicKey or the Public() of a private key).
+// StreamIDOf is the stream id of a public key; the zero StreamID (refused everywhere) if pub is
+// not 32 bytes.
 func StreamIDOf(pub ed25519.PublicKey) StreamID {
 	var id StreamID
-	copy(id[:], pub)
+	if len(pub) == len(id) {
+		copy(id[:], pub)
+	}
 	return id
 }
 

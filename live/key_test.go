@@ -2,6 +2,7 @@ package live
 
 import (
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
@@ -131,6 +132,9 @@ func TestStreamID(t *testing.T) {
 		})
 	}
 
+	if !StreamIDOf(priv.Public().(ed25519.PublicKey)[:31]).IsZero() {
+		t.Error("a 31-byte key made a stream id")
+	}
 	var viaText StreamID
 	if err := viaText.UnmarshalText([]byte(s)); err != nil || viaText != id {
 		t.Errorf("UnmarshalText: %v, %v", viaText, err)
