@@ -182,6 +182,15 @@ func Sign(priv ed25519.PrivateKey, e Entry) (SignedEntry, error) {
 	return s, nil
 }
 
+// SignSegment is NewEntry then Sign: what the broadcaster does with each segment it cuts.
+func SignSegment(priv ed25519.PrivateKey, kind Kind, seq uint64, at time.Time, dur time.Duration, data []byte) (SignedEntry, error) {
+	e, err := NewEntry(StreamIDOfKey(priv), kind, seq, at, dur, data)
+	if err != nil {
+		return SignedEntry{}, err
+	}
+	return Sign(priv, e)
+}
+
 // Verify checks that s belongs to stream id and carries a valid signature of id's key. It says
 // nothing about the segment bytes: see VerifySegment.
 func Verify(id StreamID, s SignedEntry) error {

@@ -177,16 +177,22 @@ func (w *Window) check(s SignedEntry, data []byte) error {
 			start.Format(time.RFC3339Nano), start.Sub(now).Round(time.Millisecond), w.cfg.FutureSkew)
 	}
 	if data != nil {
-		if err := VerifySegment(s.Entry, data); err != nil {
-			return err
-		}
-		ih, err := SegmentInfoHash(s.Stream, s.Kind, s.Seq, data)
-		if err != nil {
-			return s.reject(ErrMalformed, "%v", err)
-		}
-		if ih != s.InfoHash {
-			return s.reject(ErrInfoHashMismatch, "the bytes make torrent %s, the entry says %s", ih.HexString(), s.InfoHash.HexString())
-		}
+		return checkData(s.Entry, data)
+	}
+	return nil
+}
+
+// checkData checks data against everything e says of it, the infohash included.
+func checkData(e Entry, data []byte) error {
+	if err := VerifySegment(e, data); err != nil {
+		return err
+	}
+	ih, err := SegmentInfoHash(e.Stream, e.Kind, e.Seq, data)
+	if err != nil {
+		return e.reject(ErrMalformed, "%v", err)
+	}
+	if ih != e.InfoHash {
+		return e.reject(ErrInfoHashMismatch, "the bytes make torrent %s, the entry says %s", ih.HexString(), e.InfoHash.HexString())
 	}
 	return nil
 }
@@ -262,6 +268,39 @@ func (w *Window) trimBytes() {
 		w.bytes -= int64(len(current.Data))
 		current.Data = nil
 	}
+}
+
+// AttachData stores the bytes of an entry the window accepted without them (a relay learns the
+// signed entry first, then fetches the segment by its infohash). data must match the entry: size,
+// SHA-256 and infohash, else ErrContentMismatch or ErrInfoHashMismatch. It reports false if the
+// entry is not (or no longer) in the window, or the window keeps no bytes (MaxBytes < 0).
+func (w *Window) AttachData(kind Kind, seq uint64, data []byte) (bool, error) {
+	w.mu.Lock()
+	s, ok := w.get(kind, seq)
+	var e Entry
+	if ok {
+		e = s.Entry
+	}
+	w.mu.Unlock()
+	if !ok {
+		return false, nil
+	}
+	if err := checkData(e, data); err != nil {
+		return false, err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.evict()
+	s, ok = w.get(kind, seq)
+	if !ok || w.cfg.MaxBytes < 0 {
+		return false, nil
+	}
+	if s.Data == nil {
+		s.Data = data
+		w.bytes += int64(len(data))
+		w.trimBytes()
+	}
+	return true, nil
 }
 
 func (w *Window) get(kind Kind, seq uint64) (*Segment, bool) {

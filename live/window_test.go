@@ -1,6 +1,7 @@
 package live
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -423,5 +424,81 @@ func TestWindowConcurrent(t *testing.T) {
 	wg.Wait()
 	if edge, ok := w.LiveEdge(); !ok || edge.Seq != n-1 {
 		t.Errorf("live edge %d %v, want %d", edge.Seq, ok, n-1)
+	}
+}
+
+func TestWindowAttachData(t *testing.T) {
+	b := newBroadcaster(t)
+	w := newTestWindow(t, b, &clock{now: t0}, WindowConfig{})
+	s, data := b.media(3, t0)
+	mustAdd(t, w, s, nil) // a relay: the signed entry first
+	if seg, _ := w.Media(3); seg.Data != nil {
+		t.Fatal("bytes before any were given")
+	}
+	wrong := bytes.Clone(data)
+	wrong[0] ^= 1
+	if ok, err := w.AttachData(KindMedia, 3, wrong); ok || !errors.Is(err, ErrContentMismatch) {
+		t.Errorf("other bytes: %v, %v; want ErrContentMismatch", ok, err)
+	}
+	if ok, err := w.AttachData(KindMedia, 3, data[:5]); ok || !errors.Is(err, ErrContentMismatch) {
+		t.Errorf("short bytes: %v, %v; want ErrContentMismatch", ok, err)
+	}
+	if ok, err := w.AttachData(KindMedia, 4, data); ok || err != nil {
+		t.Errorf("unknown seq: %v, %v; want false, nil", ok, err)
+	}
+	if ok, err := w.AttachData(KindInit, 3, data); ok || err != nil {
+		t.Errorf("init 3 (not in the window): %v, %v; want false, nil", ok, err)
+	}
+	if ok, err := w.AttachData(KindMedia, 3, data); !ok || err != nil {
+		t.Fatalf("the right bytes: %v, %v", ok, err)
+	}
+	if seg, _ := w.Media(3); !bytes.Equal(seg.Data, data) {
+		t.Error("bytes not kept")
+	}
+	if st := w.Stats(); st.Bytes != int64(len(data)) {
+		t.Errorf("%d bytes counted, want %d", st.Bytes, len(data))
+	}
+	if ok, _ := w.AttachData(KindMedia, 3, data); !ok {
+		t.Error("attaching the same bytes again failed")
+	}
+	if st := w.Stats(); st.Bytes != int64(len(data)) {
+		t.Errorf("attaching twice counted %d bytes, want %d", st.Bytes, len(data))
+	}
+	// Signed bytes whose torrent is not the signed infohash.
+	e := s.Entry
+	e.Seq = 4
+	e.InfoHash[3] ^= 1
+	bad, _ := Sign(b.priv, e)
+	mustAdd(t, w, bad, nil)
+	if ok, err := w.AttachData(KindMedia, 4, data); ok || !errors.Is(err, ErrInfoHashMismatch) {
+		t.Errorf("wrong infohash: %v, %v; want ErrInfoHashMismatch", ok, err)
+	}
+}
+
+func TestSignSegment(t *testing.T) {
+	priv := testKey()
+	data := []byte("media")
+	got, err := SignSegment(priv, KindMedia, 9, t0, 2*time.Second, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := mustEntry(t, priv, KindMedia, 9, t0, 2*time.Second, data); got != want {
+		t.Errorf("SignSegment %+v, want %+v", got, want)
+	}
+	for _, tc := range []struct {
+		name string
+		kind Kind
+		dur  time.Duration
+		data []byte
+	}{
+		{"empty", KindMedia, time.Second, nil},
+		{"media without duration", KindMedia, 0, data},
+		{"init with a duration", KindInit, time.Second, data},
+		{"negative duration", KindMedia, -time.Second, data},
+		{"duration beyond uint32 µs", KindMedia, 2 * time.Hour, data},
+	} {
+		if _, err := SignSegment(priv, tc.kind, 1, t0, tc.dur, tc.data); err == nil {
+			t.Errorf("%s: signed", tc.name)
+		}
 	}
 }
