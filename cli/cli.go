@@ -51,6 +51,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "health":
 		return health(args, stdout, stderr)
+	case "live":
+		return liveCmd(args, stdout, stderr)
 	case "help":
 		usage(stderr)
 		return exitOK
@@ -67,6 +69,7 @@ func usage(w io.Writer) {
   swarmgate seed [flags] PATH...     hash files or folders, seed them and print their magnets
   swarmgate version                  print the version
   swarmgate health [--url URL]       exit 0 if the gateway answers /readyz (container health checks)
+  swarmgate live keygen --out FILE   make a live stream's broadcaster key and print its stream id
 
 Run "swarmgate serve --help" for the flags. Every flag has an environment twin
 (--http-addr is SWARMGATE_HTTP_ADDR, and so on) and a config file line (http-addr = :8080,

@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/swarmgate/swarmgate/live"
+)
+
+const liveUsage = `Usage:
+  swarmgate live keygen --out FILE   make a broadcaster key (mode 0600, never overwritten) and
+                                     print its stream id
+  swarmgate live id --key FILE       print the stream id of a key
+
+The stream id is the key's public half: gateways, relays and browsers check the stream's
+signatures with it and never need the key file. Keep the file secret and backed up: whoever
+holds it can broadcast as the stream, and a lost key is a lost stream id.
+`
+
+// liveCmd runs "swarmgate live ...": the live streams' keys for now.
+func liveCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, "swarmgate: live needs a subcommand\n\n", liveUsage)
+		return exitUsage
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "keygen":
+		return liveKeygen(args, stdout, stderr)
+	case "id":
+		return liveID(args, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stderr, liveUsage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "swarmgate: unknown live subcommand %q\n\n%s", sub, liveUsage)
+		return exitUsage
+	}
+}
+
+// liveFlags parses one path flag and no arguments; code is < 0 when the command should go on.
+func liveFlags(cmd, name, usage string, args []string, stderr io.Writer) (path string, code int) {
+	fs := flag.NewFlagSet("live "+cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	p := fs.String(name, "", usage)
+	help := func() {
+		fmt.Fprintf(stderr, "Usage: swarmgate live %s --%s FILE\n\n", cmd, name)
+		fs.SetOutput(stderr)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			help()
+			return "", exitOK
+		}
+		fmt.Fprintf(stderr, "swarmgate: %v\nRun \"swarmgate live %s --help\" for the flags.\n", err, cmd)
+		return "", exitUsage
+	}
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "swarmgate: live %s takes no arguments, got %q\n", cmd, fs.Args())
+		return "", exitUsage
+	case *p == "":
+		fmt.Fprintf(stderr, "swarmgate: live %s needs --%s FILE\n", cmd, name)
+		return "", exitUsage
+	}
+	return *p, -1
+}
+
+func liveKeygen(args []string, stdout, stderr io.Writer) int {
+	path, code := liveFlags("keygen", "out", "write the new private key to `FILE` (PKCS#8 PEM, mode 0600); it must not exist", args, stderr)
+	if code >= 0 {
+		return code
+	}
+	priv, err := live.GenerateKey()
+	if err == nil {
+		err = live.WriteKeyFile(path, priv)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "swarmgate:", err)
+		return exitFailure
+	}
+	fmt.Fprintf(stderr, "swarmgate: wrote the broadcaster key to %s: keep it secret and backed up\n", path)
+	fmt.Fprintln(stdout, live.StreamIDOfKey(priv))
+	return exitOK
+}
+
+func liveID(args []string, stdout, stderr io.Writer) int {
+	path, code := liveFlags("id", "key", "the broadcaster's private key `FILE`", args, stderr)
+	if code >= 0 {
+		return code
+	}
+	priv, err := live.ReadKeyFile(path)
+	if err != nil {
+		fmt.Fprintln(stderr, "swarmgate:", err)
+		return exitFailure
+	}
+	fmt.Fprintln(stdout, live.StreamIDOfKey(priv))
+	return exitOK
+}

@@ -1,0 +1,16 @@
+// Package live is the trust core of swarmgate's live streams: broadcaster identities, signed
+// segment entries, the deterministic single-file torrent of each segment, a rolling window of
+// accepted entries, and the HLS media playlist rendered from it. It has no HTTP server and no
+// ffmpeg; the broadcaster, the gateway's /live endpoints and relays build on it.
+//
+// Trust model. A stream is named by its broadcaster's ed25519 public key (StreamID, 52 characters
+// of lowercase base32), so the name is the key. Only the broadcaster holds the private key: it
+// signs one Entry per segment (init segments too) binding the stream id, sequence number, time,
+// duration, size, SHA-256 and BitTorrent infohash of the bytes. Everyone else verifies and never
+// needs the private key: a gateway (origin) accepts an entry into its Window only if the signature
+// is good for the stream in the URL, the sequence number moves forward and the time is fresh; a
+// relay fetches a segment by the signed infohash over BitTorrent and checks the bytes; a browser
+// checks each signed manifest entry with WebCrypto (plain Ed25519 over the fixed byte layout of
+// Entry.SigningBytes) and each segment's SHA-256 before playing or sharing it. A gateway or relay
+// that lies can withhold or delay segments, but cannot forge, alter or reorder them.
+package live

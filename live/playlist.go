@@ -1,0 +1,94 @@
+package live
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// PlaylistOptions shape Window.Playlist.
+type PlaylistOptions struct {
+	// URI gives each segment's URI, relative to the playlist or absolute, e.g. "42.m4s" or
+	// "init-40.mp4" (see SegmentName). Required. It must not contain quotes or line breaks.
+	URI func(Entry) string
+	// MaxSegments renders only the newest n media segments (0: the whole window). A short live
+	// playlist keeps reloads small; the manifest still lists the whole window.
+	MaxSegments int
+}
+
+// Playlist renders the window as an HLS live media playlist (RFC 8216, version 7, fMP4):
+// #EXT-X-TARGETDURATION is the longest rounded EXTINF the window ever accepted (it never
+// shrinks), #EXT-X-MEDIA-SEQUENCE the first rendered segment's Seq, each segment has its
+// #EXT-X-PROGRAM-DATE-TIME and #EXTINF, #EXT-X-MAP names the init segment heading it, and
+// #EXT-X-DISCONTINUITY precedes a segment after a gap in Seq or a new init segment, counted in
+// #EXT-X-DISCONTINUITY-SEQUENCE once it has left the playlist. Media segments with no init
+// segment in the window are rendered without #EXT-X-MAP.
+//
+// HLS numbers segments by position. Without gaps, each segment's media sequence number is its
+// Seq. After a gap, the segments following it are numbered Seq minus the gap while the gap is
+// in the playlist, so clients should key segments by URI (which carries Seq), as the manifest
+// does, not by media sequence number.
+func (w *Window) Playlist(opts PlaylistOptions) ([]byte, error) {
+	if opts.URI == nil {
+		return nil, fmt.Errorf("live: playlist needs a URI function")
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.evict()
+
+	media := w.media
+	if opts.MaxSegments > 0 && len(media) > opts.MaxSegments {
+		media = media[len(media)-opts.MaxSegments:]
+	}
+	skipped := w.media[:len(w.media)-len(media)]
+	discSeq := w.evictedDisc
+	for _, s := range skipped {
+		if s.Discontinuity {
+			discSeq++
+		}
+	}
+	mediaSeq := uint64(0)
+	switch {
+	case len(media) > 0:
+		mediaSeq = media[0].Seq
+	case w.anyMedia:
+		mediaSeq = w.lastSeq + 1 // everything was removed: the next one comes next
+	}
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%d\n#EXT-X-MEDIA-SEQUENCE:%d\n",
+		max(w.target, 1), mediaSeq)
+	if discSeq > 0 {
+		fmt.Fprintf(&b, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", discSeq)
+	}
+	var curInit *Segment
+	for _, s := range media {
+		if s.Discontinuity {
+			b.WriteString("#EXT-X-DISCONTINUITY\n")
+		}
+		if in := w.initFor(s.Seq); in != nil && in != curInit {
+			uri, err := playlistURI(opts.URI, in.Entry)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"%s\"\n", uri)
+			curInit = in
+		}
+		uri, err := playlistURI(opts.URI, s.Entry)
+		if err != nil {
+			return nil, err
+		}
+		ms := (int64(s.DurationUS) + 500) / 1000
+		fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n#EXTINF:%d.%03d,\n%s\n",
+			s.Start().Format("2006-01-02T15:04:05.000Z"), ms/1000, ms%1000, uri)
+	}
+	return []byte(b.String()), nil
+}
+
+func playlistURI(f func(Entry) string, e Entry) (string, error) {
+	uri := f(e)
+	if uri == "" || strings.ContainsAny(uri, "\"\r\n") {
+		return "", fmt.Errorf("live: playlist URI %s for %s segment %d: empty or has a quote or line break", strconv.Quote(uri), e.Kind, e.Seq)
+	}
+	return uri, nil
+}
