@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/swarmgate/swarmgate/gateway"
 )
 
 // writeConfig writes a config file into a fresh temporary folder and returns its path.
@@ -296,4 +298,29 @@ func TestHelpDocumentsSources(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEveryFlagDocumented: each serve flag has a line in the example config file and a row in
+// README.md's configuration table, so that neither falls behind when a flag is added.
+func TestEveryFlagDocumented(t *testing.T) {
+	example, err := os.ReadFile("../docs/swarmgate.conf.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := options{cfg: gateway.DefaultConfig(), logLevel: "info", logFormat: "text"}
+	newFlagSet("serve", &o, io.Discard).VisitAll(func(f *flag.Flag) {
+		if f.Name == "config" {
+			return
+		}
+		if !regexp.MustCompile(`(?m)^#? ?` + regexp.QuoteMeta(f.Name) + ` = `).Match(example) {
+			t.Errorf("docs/swarmgate.conf.example has no %q line", f.Name)
+		}
+		if !strings.Contains(string(readme), "| `--"+f.Name+"`") {
+			t.Errorf("README.md's configuration table has no row for --%s", f.Name)
+		}
+	})
 }
