@@ -40,12 +40,16 @@ func newSlogFactory(log *slog.Logger) slogFactory {
 }
 
 // routine are pion warnings that every healthy PeerConnection produces (ICE checks starting
-// before the SDP's candidates are added; SCTP and ICE reading or writing during teardown). At
-// thousands of peers they would drown real warnings, so they are logged at debug.
+// before the SDP's candidates are added; SCTP and ICE reading or writing during teardown; a STUN
+// answer reaching the shared UDP port after its pair closed; a datagram dropped because the
+// pair's receive buffer is full, which SCTP retransmits and which a busy gateway logs once per
+// packet). At thousands of peers they would drown real warnings, so they are logged at debug.
 var routine = []string{
 	"Failed to ping without candidate pairs",
 	"failed to write packets on netConn: dtls fatal: conn is closed",
 	"io: read/write on closed pipe",
+	"no such remote",
+	"packetio.Buffer is full, discarding write",
 }
 
 func (l slogLeveled) emit(level slog.Level, msg string) {
