@@ -160,15 +160,15 @@ type clientConfig struct {
 }
 
 func (g *Gateway) getConfig(c echo.Context) error {
+	return c.JSON(http.StatusOK, g.clientConfig(g.baseURL(c)))
+}
+
+func (g *Gateway) clientConfig(base string) clientConfig {
 	ice := g.cfg.ICEServers
 	if ice == nil {
 		ice = []ICEServer{}
 	}
-	return c.JSON(http.StatusOK, clientConfig{
-		TrackerURL: TrackerURL(g.baseURL(c)),
-		ICEServers: ice,
-		PeerID:     g.peerID.String(),
-	})
+	return clientConfig{TrackerURL: TrackerURL(base), ICEServers: ice, PeerID: g.peerID.String()}
 }
 
 type swarmView struct {
@@ -402,8 +402,17 @@ func (g *Gateway) getMetainfo(c echo.Context) error {
 	if _, err := g.waitInfo(c.Request().Context(), e); err != nil {
 		return err
 	}
+	mi := g.browserMetainfo(e, g.baseURL(c))
+	c.Response().Header().Set(echo.HeaderContentType, "application/x-bittorrent")
+	c.Response().Header().Set(echo.HeaderContentDisposition, fmt.Sprintf("attachment; filename=%q", e.t.Name()+".torrent"))
+	c.Response().WriteHeader(http.StatusOK)
+	return mi.Write(c.Response())
+}
+
+// browserMetainfo is the torrent's metainfo as browsers get it: the gateway's websocket tracker
+// first and its webseed. The metadata must be there (hasInfo).
+func (g *Gateway) browserMetainfo(e *entry, base string) metainfo.MetaInfo {
 	ih := e.t.InfoHash().HexString()
-	base := g.baseURL(c)
 	mi := e.t.Metainfo()
 	ws := TrackerURL(base)
 	// The gateway's tracker first; other websocket trackers stay as fallbacks. Browsers cannot use
@@ -419,10 +428,7 @@ func (g *Gateway) getMetainfo(c echo.Context) error {
 	mi.Announce = ws
 	mi.AnnounceList = list
 	mi.UrlList = []string{base + "/webseed/" + ih + "/"}
-	c.Response().Header().Set(echo.HeaderContentType, "application/x-bittorrent")
-	c.Response().Header().Set(echo.HeaderContentDisposition, fmt.Sprintf("attachment; filename=%q", e.t.Name()+".torrent"))
-	c.Response().WriteHeader(http.StatusOK)
-	return mi.Write(c.Response())
+	return mi
 }
 
 func (g *Gateway) playlist(c echo.Context) error {

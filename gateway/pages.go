@@ -3,7 +3,9 @@ package gateway
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -30,6 +32,37 @@ type pageData struct {
 	WatchURL  string
 	EmbedURL  string
 	OEmbedURL string
+	// Boot is what the player would fetch first (config, the torrent, its metainfo), as JSON, so
+	// that it starts without those round trips; empty when the torrent is unknown or has no
+	// metadata yet (the player then asks).
+	Boot template.JS
+}
+
+// pageBoot is the player's start-up data, the same shapes as /api/config, /api/torrents/{ih} and
+// /api/torrents/{ih}/metainfo (base64).
+type pageBoot struct {
+	Config   clientConfig `json:"config"`
+	Torrent  torrentView  `json:"torrent"`
+	Metainfo string       `json:"metainfo,omitempty"`
+}
+
+// maxBootMetainfo bounds the metainfo inlined into a page; larger ones are fetched.
+const maxBootMetainfo = 256 << 10
+
+// bootData renders pageBoot for a torrent with metadata. encoding/json escapes <, > and &, so the
+// result is safe inside a <script> element.
+func (g *Gateway) bootData(e *entry, base string) (template.JS, error) {
+	b := pageBoot{Config: g.clientConfig(base), Torrent: g.view(e, base)}
+	var mi bytes.Buffer
+	m := g.browserMetainfo(e, base)
+	if err := m.Write(&mi); err != nil {
+		return "", err
+	}
+	if mi.Len() <= maxBootMetainfo {
+		b.Metainfo = base64.StdEncoding.EncodeToString(mi.Bytes())
+	}
+	js, err := json.Marshal(b)
+	return template.JS(js), err
 }
 
 func (g *Gateway) pageRoutes(e *echo.Echo) {
@@ -68,6 +101,11 @@ func (g *Gateway) torrentPage(name string) echo.HandlerFunc {
 		if e, err := g.lookup(ih); err == nil {
 			if n := e.t.Name(); n != "" {
 				d.Title = n
+			}
+			if hasInfo(e.t) {
+				if d.Boot, err = g.bootData(e, base); err != nil {
+					return err
+				}
 			}
 			// A viewer has arrived: fetch ahead from the native swarm now, while the page is
 			// still loading its scripts, rather than at its first byte request.

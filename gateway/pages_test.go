@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"io/fs"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -258,5 +260,48 @@ func TestWatchPageStartsFetching(t *testing.T) {
 			t.Fatalf("after the watch page: %d of %d bytes fetched, state %s", e.t.BytesCompleted(), e.t.Length(), e.state())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPagesCarryBootData: the watch and embed pages of a torrent with metadata carry what the
+// player would fetch first, equal to the API's answers; pages of unknown torrents carry none.
+func TestPagesCarryBootData(t *testing.T) {
+	r := startGateway(t, func(c *Config) { c.Demo = true })
+	list := r.get(t, "/api/torrents", nil)
+	var views []torrentView
+	if err := json.Unmarshal(list.body, &views); err != nil || len(views) != 1 {
+		t.Fatalf("list: %v %s", err, list.body)
+	}
+	ih := views[0].InfoHash
+	wantMeta := r.get(t, "/api/torrents/"+ih+"/metainfo", nil).body
+	var wantConfig clientConfig
+	if err := json.Unmarshal(r.get(t, "/api/config", nil).body, &wantConfig); err != nil {
+		t.Fatal(err)
+	}
+	bootRE := regexp.MustCompile(`<script type="application/json" id="swarmgate-boot">([^<]*)</script>`)
+	for _, page := range []string{"/watch/", "/embed/"} {
+		res := r.get(t, page+ih+"?file=0", nil)
+		m := bootRE.FindSubmatch(res.body)
+		if m == nil {
+			t.Fatalf("%s: no boot data in\n%s", page, res.body)
+		}
+		var boot pageBoot
+		if err := json.Unmarshal(m[1], &boot); err != nil {
+			t.Fatalf("%s: boot data: %v", page, err)
+		}
+		if boot.Torrent.InfoHash != ih || boot.Torrent.State != stateSeeding || len(boot.Torrent.Files) != 1 {
+			t.Errorf("%s: boot torrent %+v", page, boot.Torrent)
+		}
+		if boot.Config.TrackerURL != wantConfig.TrackerURL || boot.Config.PeerID != wantConfig.PeerID {
+			t.Errorf("%s: boot config %+v, want %+v", page, boot.Config, wantConfig)
+		}
+		meta, err := base64.StdEncoding.DecodeString(boot.Metainfo)
+		if err != nil || !bytes.Equal(meta, wantMeta) {
+			t.Errorf("%s: boot metainfo (%d bytes, %v) differs from /metainfo (%d bytes)", page, len(meta), err, len(wantMeta))
+		}
+	}
+	res := r.get(t, "/watch/"+strings.Repeat("0", 40), nil)
+	if bootRE.Match(res.body) {
+		t.Errorf("the page of an unknown torrent carries boot data")
 	}
 }

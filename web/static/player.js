@@ -170,11 +170,12 @@ export async function start ({ video, messageEl, hooks = {} }) {
   // Everything that does not depend on the torrent starts now, side by side: a first frame waits
   // for the slowest of them, not for their sum. Failures are settled here and reported where the
   // result is used.
+  const boot = readBoot()
   const noWorker = serviceWorkerProblem()
   const workerReady = noWorker ? null : settle(marked('worker', withTimeout(registerWorker(), 15_000, 'Starting the service worker')))
   const vendorReady = noWorker ? null : settle(marked('webtorrent', import(VENDOR)))
   try {
-    const [config, torrent] = await Promise.all([getJSON('/api/config'), marked('torrent', loadTorrent())])
+    const [config, torrent] = await Promise.all([boot?.config ?? getJSON('/api/config'), marked('torrent', loadTorrent())])
     file = pickFile(torrent)
     sg.file = file.index
     hooks.onTorrent?.(torrent, file, config)
@@ -217,6 +218,7 @@ export async function start ({ video, messageEl, hooks = {} }) {
   // loadTorrent fetches the gateway's view of the torrent, waiting out a magnet's metadata.
   async function loadTorrent () {
     if (!/^[0-9a-f]{40}$/.test(sg.infohash)) throw new Failure('Unknown torrent: the address needs a 40-hex infohash')
+    if (boot?.torrent?.state && boot.torrent.state !== 'metadata') return boot.torrent
     for (;;) {
       let t
       try {
@@ -293,6 +295,7 @@ export async function start ({ video, messageEl, hooks = {} }) {
   }
 
   async function fetchMetainfo () {
+    if (boot?.metainfo) return Uint8Array.from(atob(boot.metainfo), c => c.charCodeAt(0))
     const res = await fetch(`/api/torrents/${sg.infohash}/metainfo`)
     if (!res.ok) throw new Error(`metainfo: HTTP ${res.status}`)
     return new Uint8Array(await res.arrayBuffer())
@@ -343,6 +346,18 @@ export async function start ({ video, messageEl, hooks = {} }) {
       wt.destroy()
       throw err
     }
+  }
+}
+
+// readBoot is the start-up data the gateway rendered into the page (config, torrent, metainfo
+// in base64), or null: the player then fetches each.
+function readBoot () {
+  const el = document.getElementById('swarmgate-boot')
+  if (!el) return null
+  try {
+    return JSON.parse(el.textContent)
+  } catch {
+    return null
   }
 }
 
