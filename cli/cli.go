@@ -103,6 +103,8 @@ func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 	fs.Var((*ipList)(&c.PublicIPs), "public-ip", "public `IP` to advertise to WebRTC peers behind NAT 1:1 (repeatable)")
 	fs.Var((*iceList)(&c.ICEServers), "ice-server", "STUN/TURN `URL` for WebRTC, e.g. stun:stun.example.org:3478 or turn:user:pass@turn.example.org:3478 (repeatable; default none)")
 	fs.Var((*byteRate)(&c.UploadRate), "upload-rate", "cap on all torrent data sent, to peers and over HTTP, in `bytes/s` (k, M, G suffixes; 0 = no cap)")
+	fs.Var((*sizeFlag)(&c.CacheSize), "cache-size", "bound on downloaded data in `bytes` (k, M, G suffixes; 0 = unlimited): pieces of torrents nobody watches are evicted least recently used first")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "drop a downloaded torrent and its data when nobody watched it for this `duration` (0 = never; seeded files stay)")
 	fs.Var((*originList)(&c.EmbedOrigins), "embed-origins", "`origin` whose pages may embed the player, e.g. https://blog.example.org (repeatable; default any site)")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed the built-in demo video")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "log `level`: debug, info, warn or error")
@@ -178,6 +180,18 @@ func (r *byteRate) Set(s string) error {
 		return err
 	}
 	*r = byteRate(n)
+	return nil
+}
+
+type sizeFlag int64
+
+func (b *sizeFlag) String() string { return strconv.FormatInt(int64(*b), 10) }
+func (b *sizeFlag) Set(s string) error {
+	n, err := gateway.ParseByteSize(s)
+	if err != nil {
+		return err
+	}
+	*b = sizeFlag(n)
 	return nil
 }
 
