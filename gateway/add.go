@@ -124,7 +124,7 @@ func (g *Gateway) addSpec(spec *torrent.TorrentSpec, src source) (*torrent.Torre
 	if src.Added.IsZero() {
 		src.Added = time.Now().UTC()
 	}
-	ne := &entry{t: t, added: src.Added, src: src}
+	ne := &entry{t: t, added: src.Added, src: src, directPeers: spec.PeerAddrs}
 	// Idleness counts from the last viewer a saved state knows of, or from now.
 	if src.LastWatched.IsZero() {
 		ne.lastWatched.Store(time.Now().UnixNano())

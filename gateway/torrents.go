@@ -29,6 +29,9 @@ type entry struct {
 	t     *torrent.Torrent
 	added time.Time
 	src   source
+	// directPeers are the peers the torrent was added with (a magnet's x.pe), dialled again when
+	// viewers come back: anacrolix drops a seed once it is complete, and evicted pieces need a peer.
+	directPeers []string
 
 	lastRead atomic.Int64 // unix nanos of the last HTTP read (stream or webseed)
 	// lastWatched is when a viewer was last seen (unix nanos), for --idle-timeout.
@@ -297,6 +300,9 @@ func (g *Gateway) updateDemand(e *entry, now time.Time) {
 	defer e.mu.Unlock()
 	switch {
 	case watched && e.prefetch == nil:
+		if len(e.t.PeerConns()) == 0 {
+			addDirectPeers(e.t, e.directPeers)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		e.prefetch = cancel
 		e.t.DownloadAll()
