@@ -90,7 +90,7 @@ type cachedFile struct {
 
 type cachedPiece struct {
 	mu         sync.RWMutex // readers and writers share; eviction excludes them
-	resident   bool         // counted in used (guarded by cache.mu)
+	resident   atomic.Bool  // counted in used; changed with cache.mu and (to false) mu held
 	evicted    atomic.Bool  // data punched out since the last write
 	lastAccess atomic.Int64 // unix nanos
 }
@@ -198,7 +198,7 @@ func (c *cache) open(ct *cachedTorrent) error {
 			}
 		}
 		if onDisk {
-			p.resident = true
+			p.resident.Store(true)
 			c.used += ct.charge(i)
 			continue
 		}
@@ -232,8 +232,8 @@ func (c *cache) forget(ct *cachedTorrent) {
 
 func (c *cache) dropLocked(ct *cachedTorrent) {
 	for i := range ct.pieces {
-		if ct.pieces[i].resident {
-			ct.pieces[i].resident = false
+		if ct.pieces[i].resident.Load() {
+			ct.pieces[i].resident.Store(false)
 			c.used -= ct.charge(i)
 		}
 	}
@@ -249,7 +249,10 @@ func (ct *cachedTorrent) pieceFileExtents(i int) map[int]fileExtent {
 
 func (ct *cachedTorrent) rangeFileExtents(start, end int64) map[int]fileExtent {
 	out := map[int]fileExtent{}
-	for fi, f := range ct.files {
+	// Files are in torrent order: start at the first one that ends after start.
+	first := sort.Search(len(ct.files), func(i int) bool { return ct.files[i].offset+ct.files[i].length > start })
+	for fi := first; fi < len(ct.files) && ct.files[fi].offset < end; fi++ {
+		f := ct.files[fi]
 		s, e := max(start, f.offset), min(end, f.offset+f.length)
 		if s < e {
 			out[fi] = fileExtent{s - f.offset, e - f.offset}
@@ -280,14 +283,13 @@ func (c *cache) punchLocked(ct *cachedTorrent, from, to int) {
 	for fi, ext := range ct.rangeFileExtents(start, end) {
 		f := ct.files[fi]
 		s, e := ext.start, ext.end
-		if s%cacheBlock != 0 {
-			if prev := ct.pieceAt(f.offset + s/cacheBlock*cacheBlock); prev >= from || !ct.pieces[prev].resident {
-				s = s / cacheBlock * cacheBlock
-			}
+		if s%cacheBlock != 0 && !ct.pieces[ct.pieceAt(f.offset+s/cacheBlock*cacheBlock)].resident.Load() {
+			s = s / cacheBlock * cacheBlock
 		}
-		if e%cacheBlock != 0 && e < f.length {
-			if next := ct.pieceAt(f.offset + min(roundUp(e), f.length) - 1); next < to || !ct.pieces[next].resident {
-				e = min(roundUp(e), f.length)
+		if e%cacheBlock != 0 {
+			// Past the end of the file the block holds nothing; before it, the next piece's bytes.
+			if e >= f.length || !ct.pieces[ct.pieceAt(f.offset+min(roundUp(e), f.length)-1)].resident.Load() {
+				e = roundUp(e)
 			}
 		}
 		if err := punchFile(f.path, s, e-s); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -305,14 +307,14 @@ func (c *cache) punchLocked(ct *cachedTorrent, from, to int) {
 func (c *cache) reserve(ct *cachedTorrent, i int) error {
 	c.mu.Lock()
 	p := &ct.pieces[i]
-	if p.resident {
+	if p.resident.Load() {
 		c.mu.Unlock()
 		return nil
 	}
 	need := ct.charge(i)
 	evicted, err := c.makeRoomLocked(need, ct, i)
 	if err == nil {
-		p.resident = true
+		p.resident.Store(true)
 		c.used += need
 	}
 	c.mu.Unlock()
@@ -353,7 +355,7 @@ func (c *cache) makeRoomLocked(need int64, self *cachedTorrent, selfIndex int) (
 		}
 		for i := range ct.pieces {
 			p := &ct.pieces[i]
-			if !p.resident || (ct == self && i == selfIndex) {
+			if !p.resident.Load() || (ct == self && i == selfIndex) {
 				continue
 			}
 			victims = append(victims, victim{ct, i, p.lastAccess.Load()})
@@ -388,7 +390,7 @@ func (c *cache) evictLocked(ct *cachedTorrent, i int) error {
 	}
 	p.evicted.Store(true)
 	charge := ct.charge(i)
-	p.resident = false
+	p.resident.Store(false)
 	c.used -= charge
 	c.punchLocked(ct, i, i+1)
 	c.evictions.Add(1)
@@ -446,12 +448,20 @@ func (p *cachePieceImpl) WriteTo(w io.Writer) (int64, error) {
 
 func (p *cachePieceImpl) WriteAt(b []byte, off int64) (int, error) {
 	p.touch()
-	if err := p.c.reserve(p.t, p.i); err != nil {
-		p.c.onWriteErr(p.t.ih, err)
-		return 0, err
-	}
 	s := p.state()
-	s.mu.RLock()
+	for {
+		if err := p.c.reserve(p.t, p.i); err != nil {
+			p.c.onWriteErr(p.t.ih, err)
+			return 0, err
+		}
+		s.mu.RLock()
+		// Evicted between the reservation and the lock: reserve again, or the bytes would be
+		// on disk uncounted.
+		if s.resident.Load() {
+			break
+		}
+		s.mu.RUnlock()
+	}
 	n, err := p.PieceImpl.WriteAt(b, off)
 	if n > 0 {
 		s.evicted.Store(false)
@@ -466,7 +476,9 @@ func (p *cachePieceImpl) WriteAt(b []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// MarkComplete refuses a piece evicted after it was hashed: its bytes are gone.
+// MarkComplete refuses a piece evicted after it was hashed: its bytes are gone. (anacrolix then
+// still caches the piece as complete; reads of it fail with errEvicted until it re-syncs the
+// completion, which a failed read makes it do.)
 func (p *cachePieceImpl) MarkComplete() error {
 	s := p.state()
 	s.mu.RLock()

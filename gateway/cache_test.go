@@ -3,6 +3,8 @@
 package gateway
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/storage"
 	"golang.org/x/sys/unix"
 
 	"github.com/swarmgate/swarmgate/internal/peertest"
@@ -448,6 +451,97 @@ func checkCompletePieces(t *testing.T, e *entry, s *peertest.Seeder, file string
 		}
 		if metainfo.HashBytes(b) != p.V1Hash().Unwrap() {
 			t.Errorf("piece %d counts as complete but its bytes on disk do not match its hash", i)
+		}
+	}
+}
+
+// Pieces that straddle files at offsets that are not block-aligned: evicting some keeps every byte
+// of the others, the disk never holds more than the cache counts, and evicting all frees every
+// block. Real files, the real file storage and anacrolix's in-memory completion store.
+func TestCachePunchMultiFile(t *testing.T) {
+	base := t.TempDir()
+	const pieceLen = 32 << 10
+	lengths := []int64{50_000, 70_001, 33_333, 4096, 200_000}
+	info := &metainfo.Info{Name: "show", PieceLength: pieceLen}
+	var all []byte
+	for i, n := range lengths {
+		info.Files = append(info.Files, metainfo.FileInfo{Path: []string{fmt.Sprintf("part-%d.bin", i)}, Length: n})
+		all = append(all, randomBytes(int(n), uint64(i+20))...)
+	}
+	var ih metainfo.Hash
+	ih[0] = 0x42
+	dir := filepath.Join(base, ih.HexString(), "show")
+	off := int64(0)
+	for i, n := range lengths {
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("part-%d.bin", i)), all[off:off+n])
+		off += n
+	}
+	completion := storage.NewMapPieceCompletion()
+	numPieces := int((off + pieceLen - 1) / pieceLen)
+	for i := range numPieces {
+		if err := completion.Set(metainfo.PieceKey{InfoHash: ih, Index: i}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info.Pieces = make([]byte, 20*numPieces)
+	c := &cache{
+		baseDir: base, completion: completion, torrents: map[metainfo.Hash]*cachedTorrent{},
+		watched: func(metainfo.Hash) bool { return false }, evicted: func(metainfo.Hash, []int) {},
+		onWriteErr: func(metainfo.Hash, error) {}, onWriteOK: func(metainfo.Hash) {},
+		logf: func(msg string, args ...any) { t.Errorf("cache: %s %v", msg, args) },
+	}
+	impl, err := newCacheStorage(base, c).OpenTorrent(context.Background(), info, ih)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := c.torrents[ih]
+	if got := allocated(t, base); got > c.stats().used {
+		t.Fatalf("all resident: %d bytes on disk, cache counts %d", got, c.stats().used)
+	}
+	evict := func(i int) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err := c.evictLocked(ct, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readPiece := func(i int) ([]byte, error) {
+		p := info.Piece(i)
+		b := make([]byte, p.Length())
+		_, err := impl.Piece(p).ReadAt(b, 0)
+		return b, err
+	}
+	for i := 1; i < numPieces; i += 2 {
+		evict(i)
+	}
+	if got := allocated(t, base); got > c.stats().used {
+		t.Errorf("odd pieces evicted: %d bytes on disk, cache counts %d", got, c.stats().used)
+	}
+	for i := range numPieces {
+		p := info.Piece(i)
+		b, err := readPiece(i)
+		if i%2 == 1 {
+			if err != errEvicted {
+				t.Errorf("piece %d evicted: read gives %v, want errEvicted", i, err)
+			}
+			continue
+		}
+		if err != nil || !bytes.Equal(b, all[p.Offset():p.Offset()+p.Length()]) {
+			t.Errorf("piece %d kept: bytes changed (%v)", i, err)
+		}
+		if cmpl, _ := completion.Get(metainfo.PieceKey{InfoHash: ih, Index: i}); !cmpl.Complete {
+			t.Errorf("piece %d kept but not complete", i)
+		}
+	}
+	for i := 0; i < numPieces; i += 2 {
+		evict(i)
+	}
+	if got, used := allocated(t, base), c.stats().used; got != 0 || used != 0 {
+		t.Errorf("all evicted: %d bytes on disk, cache counts %d; want 0 and 0", got, used)
+	}
+	for i := range numPieces {
+		if cmpl, _ := completion.Get(metainfo.PieceKey{InfoHash: ih, Index: i}); cmpl.Complete {
+			t.Errorf("piece %d evicted but complete in the store", i)
 		}
 	}
 }
