@@ -56,7 +56,7 @@ const cacheBlock = 4096
 
 type cache struct {
 	baseDir    string // torrents/ below the data dir
-	capacity   int64  // 0 = unlimited
+	capacity   int64  // 0 = unlimited; read with mu held (tests lower it)
 	completion storage.PieceCompletion
 	// watched says whether a torrent has viewers now; its pieces are then never evicted.
 	watched func(metainfo.Hash) bool
@@ -187,6 +187,7 @@ func (c *cache) open(ct *cachedTorrent) error {
 		key := metainfo.PieceKey{InfoHash: ct.ih, Index: i}
 		cmpl, err := c.completion.Get(key)
 		if err != nil {
+			c.dropLocked(ct)
 			return fmt.Errorf("piece completion: %w", err)
 		}
 		onDisk := cmpl.Ok && cmpl.Complete
@@ -204,6 +205,7 @@ func (c *cache) open(ct *cachedTorrent) error {
 		}
 		if cmpl.Ok && cmpl.Complete {
 			if err := c.completion.Set(key, false); err != nil {
+				c.dropLocked(ct)
 				return fmt.Errorf("piece completion: %w", err)
 			}
 		}
@@ -311,6 +313,10 @@ func (c *cache) reserve(ct *cachedTorrent, i int) error {
 		c.mu.Unlock()
 		return nil
 	}
+	if c.torrents[ct.ih] != ct {
+		c.mu.Unlock()
+		return errors.New("torrent storage closed")
+	}
 	need := ct.charge(i)
 	evicted, err := c.makeRoomLocked(need, ct, i)
 	if err == nil {
@@ -404,9 +410,9 @@ type cacheStats struct {
 
 func (c *cache) stats() cacheStats {
 	c.mu.Lock()
-	used := c.used
+	used, capacity := c.used, c.capacity
 	c.mu.Unlock()
-	return cacheStats{used: used, capacity: c.capacity, evictions: c.evictions.Load(), evictedBytes: c.evictedBytes.Load()}
+	return cacheStats{used: used, capacity: capacity, evictions: c.evictions.Load(), evictedBytes: c.evictedBytes.Load()}
 }
 
 // cachePieceImpl is a piece of a cached torrent.

@@ -113,10 +113,11 @@ func addSeederPeer(e *entry, s *peertest.Seeder) {
 func checkUnderCap(t *testing.T, r *running, when string) {
 	t.Helper()
 	dir := filepath.Join(r.g.cfg.DataDir, torrentsDir)
-	if got := allocated(t, dir); got > r.g.cfg.CacheSize {
-		t.Fatalf("%s: %s holds %d bytes on disk, cap %d", when, dir, got, r.g.cfg.CacheSize)
+	st := r.g.cache.stats()
+	if got := allocated(t, dir); got > st.capacity {
+		t.Fatalf("%s: %s holds %d bytes on disk, cap %d", when, dir, got, st.capacity)
 	}
-	if st := r.g.cache.stats(); st.used > st.capacity {
+	if st.used > st.capacity {
 		t.Fatalf("%s: cache counts %d bytes, cap %d", when, st.used, st.capacity)
 	}
 }
@@ -543,5 +544,53 @@ func TestCachePunchMultiFile(t *testing.T) {
 		if cmpl, _ := completion.Get(metainfo.PieceKey{InfoHash: ih, Index: i}); cmpl.Complete {
 			t.Errorf("piece %d evicted but complete in the store", i)
 		}
+	}
+}
+
+// When the torrents being watched fill the cache alone, their writes fail with a clear error
+// instead of growing the disk past the cap or evicting what viewers need.
+func TestCacheFullOfWatched(t *testing.T) {
+	const capacity = 512 << 10 // below the 1M minimum of the flag, to make one torrent overflow it
+	r := startGateway(t, func(c *Config) {
+		cacheConfig(1 << 20)(c)
+		c.writeRetry = 200 * time.Millisecond
+	})
+	r.g.cache.mu.Lock()
+	r.g.cache.capacity = capacity
+	r.g.cache.mu.Unlock()
+	s := cacheSeeder(t, "too-big.mp4")
+	res := addFromSeeder(t, r, s)
+	if res.status != http.StatusCreated {
+		t.Fatalf("POST: %d %s", res.status, res.body)
+	}
+	ih := s.Torrent.InfoHash().HexString()
+	waitGotInfo(t, r.g, ih)
+	read := func() {
+		if res, err := r.client.Get(r.base + "/stream/" + ih + "/0"); err == nil {
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+	}
+	go read()
+	var v torrentView
+	waitFor(t, 20*time.Second, "cache full in the API", func() bool {
+		v = decodeView(t, r.get(t, "/api/torrents/"+ih, nil).body)
+		return strings.Contains(v.Error, "cache full")
+	})
+	read() // again, after the pause: still full, still bounded
+	e, _ := r.g.torrents.get(s.Torrent.InfoHash())
+	var complete int64
+	for i := range s.Info.NumPieces() {
+		if e.t.Piece(i).State().Complete {
+			complete += s.Info.Piece(i).Length()
+		}
+	}
+	if complete == 0 || complete > capacity {
+		t.Errorf("%d bytes of complete pieces under a cap of %d: want some, at most the cap", complete, capacity)
+	}
+	checkUnderCap(t, r, "full of a watched torrent")
+	checkCompletePieces(t, e, s, filepath.Join(r.g.cfg.DataDir, torrentsDir, ih, s.Info.Name))
+	if st := r.g.cache.stats(); st.evictions != 0 {
+		t.Errorf("%d pieces of the watched torrent evicted", st.evictions)
 	}
 }
