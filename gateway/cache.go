@@ -368,9 +368,12 @@ func (c *cache) makeRoomLocked(need int64, self *cachedTorrent, selfIndex int) (
 		}
 	}
 	sort.Slice(victims, func(a, b int) bool { return victims[a].last < victims[b].last })
+	// Free a little more than asked, so that a cache at its cap does not sort every piece for
+	// every piece written.
+	target := c.capacity - min(c.capacity/32, 64<<20)
 	evicted := map[metainfo.Hash][]int{}
 	for _, v := range victims {
-		if c.used+need <= c.capacity {
+		if c.used+need <= target {
 			break
 		}
 		if err := c.evictLocked(v.t, v.i); err != nil {
