@@ -137,7 +137,9 @@ func (g *Gateway) addSpec(spec *torrent.TorrentSpec, src source) (*torrent.Torre
 		// anacrolix calls this (in a goroutine) for every chunk it could not store; by default it
 		// would stop downloading the torrent for good.
 		t.SetOnWriteChunkError(func(err error) {
-			g.onWriteError(ih, err)
+			if !e.hasDiskErr.Load() { // the cache storage recorded its own errors already
+				g.onWriteError(ih, err)
+			}
 			e.pauseDownload(time.Now())
 		})
 		g.tracker.Join(signaling.ID(t.InfoHash()))

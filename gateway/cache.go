@@ -383,7 +383,7 @@ func (c *cache) makeRoomLocked(need int64, self *cachedTorrent, selfIndex int) (
 		evicted[v.t.ih] = append(evicted[v.t.ih], v.i)
 	}
 	if c.used+need > c.capacity {
-		return evicted, fmt.Errorf("%w (%d of %d bytes used, %d more needed)", errCacheFull, c.used, c.capacity, need)
+		return evicted, fmt.Errorf("%w (cap %d bytes)", errCacheFull, c.capacity)
 	}
 	return evicted, nil
 }

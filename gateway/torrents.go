@@ -50,15 +50,15 @@ type entry struct {
 	pausedAt   time.Time
 }
 
-// recordDiskError keeps err for the API; it reports whether the message is new (worth a log line).
+// recordDiskError keeps err for the API; it reports whether writes were fine until now (worth a
+// log line: the next ones are not, until a write succeeds).
 func (e *entry) recordDiskError(err error) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	msg := err.Error()
-	isNew := e.diskErr != msg
-	e.diskErr = msg
+	first := e.diskErr == ""
+	e.diskErr = err.Error()
 	e.hasDiskErr.Store(true)
-	return isNew
+	return first
 }
 
 func (e *entry) clearDiskError() {
