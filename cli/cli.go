@@ -185,7 +185,19 @@ func (r *byteRate) Set(s string) error {
 
 type sizeFlag int64
 
-func (b *sizeFlag) String() string { return strconv.FormatInt(int64(*b), 10) }
+// String writes the size as it would be typed: 10G rather than 10737418240.
+func (b *sizeFlag) String() string {
+	n := int64(*b)
+	for _, u := range []struct {
+		suffix string
+		size   int64
+	}{{"G", 1 << 30}, {"M", 1 << 20}, {"k", 1 << 10}} {
+		if n != 0 && n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
 func (b *sizeFlag) Set(s string) error {
 	n, err := gateway.ParseByteSize(s)
 	if err != nil {

@@ -339,3 +339,16 @@ func TestParseFlagsHelp(t *testing.T) {
 		t.Errorf("-h: %v, want flag.ErrHelp", err)
 	}
 }
+
+func TestSizeFlagString(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 10 << 30: "10G", 1536 << 20: "1536M", 512 << 10: "512k", 1000: "1000"} {
+		f := sizeFlag(n)
+		if got := f.String(); got != want {
+			t.Errorf("sizeFlag(%d) = %q, want %q", n, got, want)
+		}
+		var back sizeFlag
+		if err := back.Set(want); err != nil || back != f {
+			t.Errorf("Set(%q) = %d, %v; want %d", want, back, err, n)
+		}
+	}
+}
