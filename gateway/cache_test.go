@@ -176,7 +176,10 @@ func TestCacheBoundedUnderStreamOfAdds(t *testing.T) {
 // the least recently used (only its first kilobyte is re-read), so plain LRU would take them first.
 func TestCacheKeepsWatchedTorrent(t *testing.T) {
 	const capacity = 2<<20 + 512<<10
-	r := startGateway(t, cacheConfig(capacity))
+	r := startGateway(t, func(c *Config) {
+		cacheConfig(capacity)(c)
+		c.ViewerLinger = time.Second // the viewer below asks every 50 ms: a loaded machine must not make it look gone
+	})
 	ws := cacheSeeder(t, "watched.mp4")
 	w := fetchAll(t, r, ws)
 	wPath := "/stream/" + w.t.InfoHash().HexString() + "/0"
