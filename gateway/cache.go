@@ -166,13 +166,19 @@ func (s *cacheStorage) baseDir() string {
 // restarts anyway.)
 func (c *cache) open(ct *cachedTorrent) error {
 	sizes := make([]int64, len(ct.files))
+	paths := map[string]bool{}
+	for _, f := range ct.files {
+		paths[f.path] = true
+	}
 	for i, f := range ct.files {
+		// Leftovers of part-file storage (gateways before the cache) are never read again.
+		if !paths[f.path+".part"] {
+			os.Remove(f.path + ".part")
+		}
 		sizes[i] = -1
 		if st, err := os.Stat(f.path); err == nil && st.Mode().IsRegular() {
 			sizes[i] = st.Size()
 		}
-		// Leftovers of part-file storage (gateways before the cache): never read again.
-		os.Remove(f.path + ".part")
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
