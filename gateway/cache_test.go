@@ -597,3 +597,48 @@ func TestCacheFullOfWatched(t *testing.T) {
 		t.Errorf("%d pieces of the watched torrent evicted", st.evictions)
 	}
 }
+
+// The time of the last viewer is saved when the viewer leaves and restored, so that idleness
+// counts across restarts rather than from each start.
+func TestIdleTimeoutCountsAcrossRestarts(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := func(c *Config) {
+		c.DataDir = dataDir
+		c.IdleTimeout = 0
+		c.ViewerLinger = 200 * time.Millisecond
+	}
+	r := startGateway(t, cfg)
+	s := cacheSeeder(t, "seen.mp4")
+	before := time.Now()
+	e := fetchAll(t, r, s)
+	waitUnwatched(t, r, e)
+	ih := e.t.InfoHash().HexString()
+	var saved time.Time
+	waitFor(t, 10*time.Second, "the viewer's last time in state.json", func() bool {
+		b, err := os.ReadFile(filepath.Join(dataDir, stateFile))
+		if err != nil {
+			return false
+		}
+		var st savedState
+		if json.Unmarshal(b, &st) != nil {
+			return false
+		}
+		for _, src := range st.Torrents {
+			if src.InfoHash == ih && src.LastWatched.After(before) {
+				saved = src.LastWatched
+				return true
+			}
+		}
+		return false
+	})
+	r.stop()
+
+	r2 := startGateway(t, cfg)
+	e2, ok := r2.g.torrents.get(s.Torrent.InfoHash())
+	if !ok {
+		t.Fatal("torrent not restored")
+	}
+	if got := time.Unix(0, e2.lastWatched.Load()); !got.Equal(saved) {
+		t.Errorf("restored last viewer time %v, saved %v", got, saved)
+	}
+}
