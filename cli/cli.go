@@ -164,6 +164,8 @@ func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 	fs.Var((*ipList)(&c.PublicIPs), "public-ip", "public `IP` to advertise to WebRTC peers behind NAT 1:1 (repeatable)")
 	fs.Var((*iceList)(&c.ICEServers), "ice-server", "STUN/TURN `URL` for WebRTC, e.g. stun:stun.example.org:3478 or turn:user:pass@turn.example.org:3478 (repeatable; default none)")
 	fs.Var((*byteRate)(&c.UploadRate), "upload-rate", "cap on all torrent data sent, to peers and over HTTP, in `bytes/s` (k, M, G suffixes; 0 = no cap)")
+	fs.Var((*sizeFlag)(&c.CacheSize), "cache-size", "bound on downloaded data in `bytes` (k, M, G suffixes; 0 = unlimited): pieces of torrents nobody watches are evicted least recently used first")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "drop a downloaded torrent and its data when nobody watched it for this `duration` (0 = never; seeded files stay)")
 	fs.Var((*originList)(&c.EmbedOrigins), "embed-origins", "`origin` whose pages may embed the player, e.g. https://blog.example.org (repeatable; default any site)")
 	fs.Var((*originList)(&c.CORSOrigins), "cors-origins", "`origin` whose pages may read the API, streams and webseed cross-origin; listed origins may also add and delete with the admin token (repeatable; default * = any site, reading only)")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "`token` required as \"Authorization: Bearer <token>\" to delete torrents, and to add them under --allow-add token (default none: anyone may)")
@@ -288,6 +290,30 @@ func (r *byteRate) Set(s string) error {
 		return err
 	}
 	*r = byteRate(n)
+	return nil
+}
+
+type sizeFlag int64
+
+// String writes the size as it would be typed: 10G rather than 10737418240.
+func (b *sizeFlag) String() string {
+	n := int64(*b)
+	for _, u := range []struct {
+		suffix string
+		size   int64
+	}{{"G", 1 << 30}, {"M", 1 << 20}, {"k", 1 << 10}} {
+		if n != 0 && n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+func (b *sizeFlag) Set(s string) error {
+	n, err := gateway.ParseByteSize(s)
+	if err != nil {
+		return err
+	}
+	*b = sizeFlag(n)
 	return nil
 }
 

@@ -86,6 +86,11 @@ func TestUsageErrors(t *testing.T) {
 		{"public-url", safeArgs(t, "serve", "--public-url", "ftp://x"), "public-url"},
 		{"public-url relative", safeArgs(t, "serve", "--public-url", "/tv"), "public-url"},
 		{"webrtc-udp-port", safeArgs(t, "serve", "--webrtc-udp-port", "65536"), "webrtc-udp-port"},
+		{"cache-size negative", safeArgs(t, "serve", "--cache-size", "-1"), "cache-size"},
+		{"cache-size not a size", safeArgs(t, "serve", "--cache-size", "lots"), "cache-size"},
+		{"cache-size too small", safeArgs(t, "serve", "--cache-size", "10"), "cache-size 10: at least 1M"},
+		{"idle-timeout negative", safeArgs(t, "serve", "--idle-timeout", "-1h"), "idle-timeout -1h0m0s: must be 0 (never) or positive"},
+		{"idle-timeout not a duration", safeArgs(t, "serve", "--idle-timeout", "soon"), "idle-timeout"},
 		{"serve extra arg", safeArgs(t, "serve", "extra-arg"), "extra-arg"},
 		{"seed without path", safeArgs(t, "seed"), "PATH"},
 		{"seed missing path", safeArgs(t, "seed", missing), missing},
@@ -145,26 +150,29 @@ func parse(t *testing.T, args []string, env map[string]string) (options, error) 
 
 func TestEnvTwins(t *testing.T) {
 	o, err := parse(t, nil, map[string]string{
-		"SWARMGATE_HTTP_ADDR":  "127.0.0.1:9999",
-		"SWARMGATE_NO_DHT":     "true",
-		"SWARMGATE_NO_UPNP":    "1",
-		"SWARMGATE_BT_PORT":    "7000",
-		"SWARMGATE_ICE_SERVER": "stun:stun.example.org:3478, turn:u:p@turn.example.org:3478",
-		"SWARMGATE_PUBLIC_IP":  "203.0.113.7,2001:db8::1",
-		"SWARMGATE_LOG_LEVEL":  "debug",
-		"SWARMGATE_LOG_FORMAT": "json",
-		"SWARMGATE_DATA_DIR":   "/srv/swarmgate",
-		"SWARMGATE_PUBLIC_URL": "https://tv.example.org",
-		"SWARMGATE_DEMO":       "false",
-		"SWARMGATE_UNRELATED":  "ignored",
-		"HTTP_ADDR":            "0.0.0.0:1",
+		"SWARMGATE_HTTP_ADDR":    "127.0.0.1:9999",
+		"SWARMGATE_NO_DHT":       "true",
+		"SWARMGATE_NO_UPNP":      "1",
+		"SWARMGATE_BT_PORT":      "7000",
+		"SWARMGATE_ICE_SERVER":   "stun:stun.example.org:3478, turn:u:p@turn.example.org:3478",
+		"SWARMGATE_PUBLIC_IP":    "203.0.113.7,2001:db8::1",
+		"SWARMGATE_LOG_LEVEL":    "debug",
+		"SWARMGATE_LOG_FORMAT":   "json",
+		"SWARMGATE_DATA_DIR":     "/srv/swarmgate",
+		"SWARMGATE_PUBLIC_URL":   "https://tv.example.org",
+		"SWARMGATE_DEMO":         "false",
+		"SWARMGATE_CACHE_SIZE":   "500M",
+		"SWARMGATE_IDLE_TIMEOUT": "90m",
+		"SWARMGATE_UNRELATED":    "ignored",
+		"HTTP_ADDR":              "0.0.0.0:1",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := o.cfg
 	if c.HTTPAddr != "127.0.0.1:9999" || !c.NoDHT || !c.NoUPnP || c.BTPort != 7000 || c.DataDir != "/srv/swarmgate" ||
-		c.PublicURL != "https://tv.example.org" || c.Demo || o.logLevel != "debug" || o.logFormat != "json" {
+		c.PublicURL != "https://tv.example.org" || c.Demo || o.logLevel != "debug" || o.logFormat != "json" ||
+		c.CacheSize != 500<<20 || c.IdleTimeout != 90*time.Minute {
 		t.Errorf("from env: %+v level %q format %q", c, o.logLevel, o.logFormat)
 	}
 	if len(c.ICEServers) != 2 || c.ICEServers[0].URLs[0] != "stun:stun.example.org:3478" ||
@@ -188,6 +196,8 @@ func TestEnvTwinErrors(t *testing.T) {
 		{"SWARMGATE_NO_DHT", "maybe"},
 		{"SWARMGATE_PUBLIC_IP", "1.2.3"},
 		{"SWARMGATE_ICE_SERVER", "stun:ok.example.org:3478,http://bad"},
+		{"SWARMGATE_CACHE_SIZE", "big"},
+		{"SWARMGATE_IDLE_TIMEOUT", "a while"},
 	} {
 		_, err := parse(t, nil, map[string]string{tc.name: tc.value})
 		if err == nil || !strings.Contains(err.Error(), tc.name) {
@@ -327,5 +337,18 @@ func TestParseFlagsHelp(t *testing.T) {
 	_, err := parse(t, []string{"-h"}, nil)
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: %v, want flag.ErrHelp", err)
+	}
+}
+
+func TestSizeFlagString(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 10 << 30: "10G", 1536 << 20: "1536M", 512 << 10: "512k", 1000: "1000"} {
+		f := sizeFlag(n)
+		if got := f.String(); got != want {
+			t.Errorf("sizeFlag(%d) = %q, want %q", n, got, want)
+		}
+		var back sizeFlag
+		if err := back.Set(want); err != nil || back != f {
+			t.Errorf("Set(%q) = %d, %v; want %d", want, back, err, n)
+		}
 	}
 }

@@ -164,8 +164,24 @@ func (g *Gateway) addSpec(spec *torrent.TorrentSpec, src source) (*torrent.Torre
 	if src.Added.IsZero() {
 		src.Added = time.Now().UTC()
 	}
-	e, added := g.torrents.put(&entry{t: t, added: src.Added, src: src})
+	ne := &entry{t: t, added: src.Added, src: src, directPeers: spec.PeerAddrs}
+	// Idleness counts from the last viewer a saved state knows of, or from now.
+	if src.LastWatched.IsZero() {
+		ne.lastWatched.Store(time.Now().UnixNano())
+	} else {
+		ne.lastWatched.Store(src.LastWatched.UnixNano())
+	}
+	e, added := g.torrents.put(ne)
 	if added {
+		ih := t.InfoHash()
+		// anacrolix calls this (in a goroutine) for every chunk it could not store; by default it
+		// would stop downloading the torrent for good.
+		t.SetOnWriteChunkError(func(err error) {
+			if !e.hasDiskErr.Load() { // the cache storage recorded its own errors already
+				g.onWriteError(ih, err)
+			}
+			e.pauseDownload(time.Now())
+		})
 		g.tracker.Join(signaling.ID(t.InfoHash()))
 		g.log.Info("torrent added", "infohash", src.InfoHash, "name", t.Name())
 		if !src.ephemeral {

@@ -205,6 +205,9 @@ type torrentView struct {
 	Browsers    swarmView `json:"browsers"`
 	Magnet      string    `json:"magnet"`
 	MetainfoURL string    `json:"metainfo_url"`
+	// Error is the last disk write that failed (disk full, cache full, I/O error), until a write
+	// succeeds; downloading pauses meanwhile.
+	Error string `json:"error,omitempty"`
 }
 
 // Torrent states.
@@ -225,6 +228,7 @@ func (g *Gateway) view(e *entry, base string) torrentView {
 		Files:       []fileView{},
 		Rates:       e.currentRates(),
 		MetainfoURL: base + "/api/torrents/" + ih + "/metainfo",
+		Error:       e.diskError(),
 	}
 	v.Bytes, v.Peers = e.counts()
 	sw := g.tracker.SwarmStats(signaling.ID(t.InfoHash()))

@@ -153,6 +153,12 @@ type Config struct {
 	MaxWebRTCPeers           int
 	MaxWebRTCPeersPerTorrent int
 
+	// CacheSize bounds the downloaded data under the data dir's torrents/ in bytes: pieces of
+	// torrents nobody watches are evicted least recently used first. 0 means no bound.
+	CacheSize int64
+	// IdleTimeout drops a downloaded torrent, data and all, that nobody watched for this long.
+	// Seeded-in-place torrents and the demo stay. 0 means never.
+	IdleTimeout time.Duration
 	// Demo seeds the built-in demo video on start.
 	Demo bool
 	// ViewerLinger is how long a torrent counts as watched after its last HTTP read, so that its
@@ -162,7 +168,16 @@ type Config struct {
 	MetadataWait time.Duration
 	// ShutdownTimeout bounds the graceful drain of HTTP connections.
 	ShutdownTimeout time.Duration
+
+	// writeRetry is how long a torrent's downloading pauses after a disk write failed (tests
+	// shorten it; 0 means the default).
+	writeRetry time.Duration
 }
+
+// minCacheSize catches "--cache-size 10" meant as 10G: nothing useful fits below it.
+const minCacheSize = 1 << 20
+
+const defaultWriteRetry = 10 * time.Second
 
 // DefaultConfig returns the settings a new user gets.
 func DefaultConfig() Config {
@@ -170,6 +185,8 @@ func DefaultConfig() Config {
 		HTTPAddr:                 ":8080",
 		DataDir:                  "swarmgate-data",
 		BTPort:                   6881,
+		CacheSize:                10 << 30,
+		IdleTimeout:              24 * time.Hour,
 		MaxTorrents:              100,
 		MaxWSPerIP:               20,
 		MaxSwarmsPerSocket:       signaling.DefaultConfig().MaxSwarmsPerSocket,
@@ -289,6 +306,15 @@ func (c Config) Validate() error {
 	if c.UploadRate < 0 {
 		return fmt.Errorf("upload-rate %d: must be 0 (no cap) or positive", c.UploadRate)
 	}
+	if c.CacheSize < 0 {
+		return fmt.Errorf("cache-size %d: must be 0 (unlimited) or positive", c.CacheSize)
+	}
+	if c.CacheSize > 0 && c.CacheSize < minCacheSize {
+		return fmt.Errorf("cache-size %d: at least 1M (sizes take k, M, G suffixes, e.g. 10G; 0 = unlimited)", c.CacheSize)
+	}
+	if c.IdleTimeout < 0 {
+		return fmt.Errorf("idle-timeout %v: must be 0 (never) or positive", c.IdleTimeout)
+	}
 	for _, d := range []struct {
 		name string
 		d    time.Duration
@@ -326,6 +352,23 @@ func checkOrigin(s string) error {
 // ParseByteRate reads a rate in bytes per second: a whole number with an optional binary suffix,
 // k, M or G (KiB, MiB, GiB), e.g. "512k" or "10M". "0" means no cap.
 func ParseByteRate(s string) (int64, error) {
+	n, ok := parseBytes(s)
+	if !ok {
+		return 0, fmt.Errorf("%q: want bytes per second such as 0, 800000, 512k or 10M", s)
+	}
+	return n, nil
+}
+
+// ParseByteSize reads a size in bytes, written as for ParseByteRate, e.g. "500M" or "10G".
+func ParseByteSize(s string) (int64, error) {
+	n, ok := parseBytes(s)
+	if !ok {
+		return 0, fmt.Errorf("%q: want a size in bytes such as 0, 500M or 10G", s)
+	}
+	return n, nil
+}
+
+func parseBytes(s string) (int64, bool) {
 	mult := int64(1)
 	num := strings.TrimSpace(s)
 	for suffix, m := range map[string]int64{"k": 1 << 10, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30} {
@@ -335,10 +378,10 @@ func ParseByteRate(s string) (int64, error) {
 		}
 	}
 	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q: want bytes per second such as 0, 800000, 512k or 10M", s)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, false
 	}
-	return n * mult, nil
+	return n * mult, true
 }
 
 // Who may add torrents over the API.

@@ -6,4 +6,12 @@
 // Demand drives fetching. A torrent with viewers (HTTP readers or WebRTC peers) has its files fetched
 // ahead in order from the native swarm, so that the bytes viewers need next are already here when
 // they ask; a torrent nobody watches only fetches what a reader asks for.
+//
+// Disk is bounded by our own piece cache over anacrolix's file storage (cache.go), not by
+// anacrolix's capacity-bounded resource storage: v1.61.0's capacity only throttles requests, and
+// its LRU blob stores evict without knowing which torrents have viewers, replace the torrent's
+// files with per-piece blobs and need a new dependency. The wrapper sees every piece read and
+// write, reserves room before a piece's first write by evicting least-recently-used pieces of
+// unwatched torrents (completion store first, then a punched hole), and leaves files seeded in
+// place alone.
 package gateway

@@ -36,6 +36,11 @@ type Gateway struct {
 	log     *slog.Logger
 	client  *torrent.Client
 	storage storage.ClientImplCloser
+	cache   *cache
+	// resync holds pieces the cache evicted, for anacrolix to re-read their completion.
+	resync resyncQueue
+	// droppedIdle counts torrents dropped by --idle-timeout.
+	droppedIdle atomic.Int64
 	// completion is the persistent record of verified pieces, shared by every storage.
 	completion storage.PieceCompletion
 	stateMu    sync.Mutex // serialises state.json writes
@@ -99,11 +104,29 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("piece completion store in %s: %w", dataDir, err)
 	}
-	g.storage = storage.NewFileOpts(storage.NewFileClientOpts{
-		ClientBaseDir:   filepath.Join(dataDir, torrentsDir),
-		TorrentDirMaker: torrentDir,
-		PieceCompletion: g.completion,
-	})
+	if g.cfg.writeRetry <= 0 {
+		g.cfg.writeRetry = defaultWriteRetry
+	}
+	g.resync.wake = make(chan struct{}, 1)
+	g.cache = &cache{
+		baseDir:    filepath.Join(dataDir, torrentsDir),
+		capacity:   cfg.CacheSize,
+		completion: g.completion,
+		torrents:   map[metainfo.Hash]*cachedTorrent{},
+		watched: func(ih metainfo.Hash) bool {
+			e, ok := g.torrents.get(ih)
+			return ok && e.watched(time.Now(), g.cfg.ViewerLinger)
+		},
+		onWriteErr: g.onWriteError,
+		onWriteOK: func(ih metainfo.Hash) {
+			if e, ok := g.torrents.get(ih); ok {
+				e.clearDiskError()
+			}
+		},
+		evicted: g.resync.add,
+		logf:    func(msg string, args ...any) { g.log.Warn(msg, args...) },
+	}
+	g.storage = newCacheStorage(g.cache.baseDir, g.cache)
 
 	tcfg := torrent.NewDefaultClientConfig()
 	tcfg.DataDir = dataDir
@@ -191,8 +214,9 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 			return nil, fmt.Errorf("demo: %w", err)
 		}
 	}
-	g.wg.Add(1)
+	g.wg.Add(2)
 	go g.maintain()
+	go g.resyncEvicted()
 	ok = true
 	return g, nil
 }
@@ -401,7 +425,10 @@ func (g *Gateway) maintain() {
 			for _, e := range g.torrents.list() {
 				e.sampleRates(now)
 				g.updateDemand(e, now)
+				g.retryWrites(e, now)
+				g.dropIfIdle(e, now)
 			}
+			g.cache.trim()
 		}
 	}
 }

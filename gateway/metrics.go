@@ -98,6 +98,11 @@ var (
 	descSigFails = prometheus.NewDesc(metricsNamespace+"_signaling_failures_total", "Failure replies the tracker sent.", nil, nil)
 	descRTC      = prometheus.NewDesc(metricsNamespace+"_webrtc_peer_connections", "Live WebRTC PeerConnections, pending or open.", nil, nil)
 	descRefusals = prometheus.NewDesc(metricsNamespace+"_limit_refusals_total", "Requests, sockets, offers and announces refused by access control and limits, by limit.", []string{"limit"}, nil)
+	descCache    = prometheus.NewDesc(metricsNamespace+"_cache_bytes", "Disk blocks held by downloaded torrent pieces (what --cache-size bounds).", nil, nil)
+	descCacheCap = prometheus.NewDesc(metricsNamespace+"_cache_capacity_bytes", "The --cache-size bound; 0 = unlimited.", nil, nil)
+	descEvicted  = prometheus.NewDesc(metricsNamespace+"_cache_evictions_total", "Pieces evicted from the cache.", nil, nil)
+	descEvictedB = prometheus.NewDesc(metricsNamespace+"_cache_evicted_bytes_total", "Bytes of pieces evicted from the cache.", nil, nil)
+	descIdle     = prometheus.NewDesc(metricsNamespace+"_torrents_dropped_idle_total", "Torrents dropped by --idle-timeout.", nil, nil)
 )
 
 type gatewayCollector struct {
@@ -106,7 +111,7 @@ type gatewayCollector struct {
 }
 
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTorrents, descPeers, descBytes, descPieces, descSockets, descSwarms, descSigPeers, descSigMsgs, descSigFails, descRTC, descRefusals} {
+	for _, d := range []*prometheus.Desc{descTorrents, descPeers, descBytes, descPieces, descSockets, descSwarms, descSigPeers, descSigMsgs, descSigFails, descRTC, descCache, descCacheCap, descEvicted, descEvictedB, descIdle, descRefusals} {
 		ch <- d
 	}
 }
@@ -172,4 +177,10 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 	} {
 		ch <- prometheus.MustNewConstMetric(descRefusals, prometheus.CounterValue, float64(n), limit)
 	}
+	cs := c.g.cache.stats()
+	ch <- prometheus.MustNewConstMetric(descCache, prometheus.GaugeValue, float64(cs.used))
+	ch <- prometheus.MustNewConstMetric(descCacheCap, prometheus.GaugeValue, float64(cs.capacity))
+	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(cs.evictions))
+	ch <- prometheus.MustNewConstMetric(descEvictedB, prometheus.CounterValue, float64(cs.evictedBytes))
+	ch <- prometheus.MustNewConstMetric(descIdle, prometheus.CounterValue, float64(c.g.droppedIdle.Load()))
 }

@@ -31,6 +31,8 @@ type source struct {
 	Magnet   string    `json:"magnet,omitempty"`
 	SeedDir  string    `json:"seed_dir,omitempty"` // seeded in place from files under this folder
 	Added    time.Time `json:"added"`
+	// LastWatched is when a viewer was last seen, for --idle-timeout.
+	LastWatched time.Time `json:"last_watched,omitzero"`
 	// ephemeral sources (the demo) are re-created by configuration, not restored.
 	ephemeral bool
 }
@@ -50,7 +52,9 @@ func (g *Gateway) saveState() {
 	st := savedState{Version: stateVersion, Torrents: []source{}}
 	for _, e := range g.torrents.list() {
 		if !e.src.ephemeral {
-			st.Torrents = append(st.Torrents, e.src)
+			src := e.src
+			src.LastWatched = time.Unix(0, e.lastWatched.Load()).UTC()
+			st.Torrents = append(st.Torrents, src)
 		}
 	}
 	b, err := json.MarshalIndent(st, "", "  ")

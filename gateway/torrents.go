@@ -29,14 +29,79 @@ type entry struct {
 	t     *torrent.Torrent
 	added time.Time
 	src   source
+	// directPeers are the peers the torrent was added with (a magnet's x.pe), dialled again when
+	// viewers come back: anacrolix drops a seed once it is complete, and evicted pieces need a peer.
+	directPeers []string
 
 	lastRead atomic.Int64 // unix nanos of the last HTTP read (stream or webseed)
-	toHTTP   atomic.Int64
-	webrtc   webrtcConns
+	// lastWatched is when a viewer was last seen (unix nanos), for --idle-timeout.
+	lastWatched atomic.Int64
+	toHTTP      atomic.Int64
+	webrtc      webrtcConns
 
-	mu       sync.Mutex
-	rates    rates
-	prefetch context.CancelFunc
+	mu         sync.Mutex
+	rates      rates
+	prefetch   context.CancelFunc
+	wasWatched bool
+	// diskErr is the last failed write, until a write succeeds; pausedAt is when downloading
+	// was paused for it (zero while downloading).
+	hasDiskErr atomic.Bool
+	diskErr    string
+	pausedAt   time.Time
+}
+
+// recordDiskError keeps err for the API; it reports whether writes were fine until now (worth a
+// log line: the next ones are not, until a write succeeds).
+func (e *entry) recordDiskError(err error) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	first := e.diskErr == ""
+	e.diskErr = err.Error()
+	e.hasDiskErr.Store(true)
+	return first
+}
+
+func (e *entry) clearDiskError() {
+	if !e.hasDiskErr.Load() {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.diskErr = ""
+	e.hasDiskErr.Store(false)
+}
+
+func (e *entry) diskError() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.diskErr
+}
+
+// pauseDownload stops anacrolix fetching the torrent after a write error. It takes anacrolix's
+// lock: never call it from a storage call.
+func (e *entry) pauseDownload(now time.Time) {
+	e.mu.Lock()
+	first := e.pausedAt.IsZero()
+	if first {
+		e.pausedAt = now
+	}
+	e.mu.Unlock()
+	if first {
+		e.t.DisallowDataDownload()
+	}
+}
+
+func (e *entry) downloadPaused() (time.Time, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.pausedAt, !e.pausedAt.IsZero()
+}
+
+func (e *entry) resumeDownload() {
+	e.mu.Lock()
+	e.pausedAt = time.Time{}
+	e.mu.Unlock()
+	e.t.AllowDataDownload()
 }
 
 // addDirectPeers adds peers given by address (a magnet's x.pe), as anacrolix does for a new spec.
@@ -226,6 +291,7 @@ func (e *entry) watched(now time.Time, linger time.Duration) bool {
 
 // updateDemand fetches a watched torrent ahead in order, and stops when nobody watches it.
 func (g *Gateway) updateDemand(e *entry, now time.Time) {
+	g.trackViewers(e, now)
 	if !hasInfo(e.t) {
 		return
 	}
@@ -234,6 +300,9 @@ func (g *Gateway) updateDemand(e *entry, now time.Time) {
 	defer e.mu.Unlock()
 	switch {
 	case watched && e.prefetch == nil:
+		if len(e.t.PeerConns()) == 0 {
+			addDirectPeers(e.t, e.directPeers)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		e.prefetch = cancel
 		e.t.DownloadAll()
@@ -248,6 +317,22 @@ func (g *Gateway) updateDemand(e *entry, now time.Time) {
 		if !e.t.Complete().Bool() {
 			e.t.CancelPieces(0, e.t.NumPieces())
 		}
+	}
+}
+
+// trackViewers keeps lastWatched, and saves it when the last viewer leaves, so that
+// --idle-timeout counts across restarts.
+func (g *Gateway) trackViewers(e *entry, now time.Time) {
+	w := e.watched(now, g.cfg.ViewerLinger)
+	if w {
+		e.lastWatched.Store(now.UnixNano())
+	}
+	e.mu.Lock()
+	left := e.wasWatched && !w
+	e.wasWatched = w
+	e.mu.Unlock()
+	if left && !e.src.ephemeral {
+		g.saveState()
 	}
 }
 
