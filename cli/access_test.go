@@ -43,18 +43,7 @@ func TestAccessAndLimitFlagErrors(t *testing.T) {
 		{"max-webrtc-peers", safeArgs(t, "serve", "--max-webrtc-peers", "0"), "max-webrtc-peers"},
 		{"max-webrtc-peers-per-torrent", safeArgs(t, "serve", "--max-webrtc-peers-per-torrent", "-1"), "max-webrtc-peers-per-torrent"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			code, out, errOut := run(t, tc.args...)
-			if code != exitUsage {
-				t.Errorf("Run(%q): exit %d, want %d; stderr %q", tc.args, code, exitUsage, errOut)
-			}
-			if !strings.Contains(errOut, tc.want) {
-				t.Errorf("Run(%q): stderr %q does not name %q", tc.args, errOut, tc.want)
-			}
-			if out != "" {
-				t.Errorf("Run(%q) wrote to stdout: %q", tc.args, out)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { expectUsageError(t, tc.args, tc.want) })
 	}
 }
 

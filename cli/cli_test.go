@@ -96,18 +96,23 @@ func TestUsageErrors(t *testing.T) {
 		{"seed missing path", safeArgs(t, "seed", missing), missing},
 		{"seed bad flag value", safeArgs(t, "seed", "--log-level", "loud", t.TempDir()), "log-level"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			code, out, errOut := run(t, tc.args...)
-			if code != exitUsage {
-				t.Errorf("Run(%q): exit %d, want %d; stderr %q", tc.args, code, exitUsage, errOut)
-			}
-			if !strings.Contains(errOut, tc.want) {
-				t.Errorf("Run(%q): stderr %q does not name %q", tc.args, errOut, tc.want)
-			}
-			if out != "" {
-				t.Errorf("Run(%q) wrote to stdout: %q", tc.args, out)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { expectUsageError(t, tc.args, tc.want) })
+	}
+}
+
+// expectUsageError runs the CLI with args and wants exit code 2, a message on stderr that names
+// want, and nothing on stdout.
+func expectUsageError(t *testing.T, args []string, want string) {
+	t.Helper()
+	code, out, errOut := run(t, args...)
+	if code != exitUsage {
+		t.Errorf("Run(%q): exit %d, want %d; stderr %q", args, code, exitUsage, errOut)
+	}
+	if !strings.Contains(errOut, want) {
+		t.Errorf("Run(%q): stderr %q does not name %q", args, errOut, want)
+	}
+	if out != "" {
+		t.Errorf("Run(%q) wrote to stdout: %q", args, out)
 	}
 }
 
