@@ -16,7 +16,7 @@ type hlsSegment struct {
 	uri, mapURI string
 	dur         float64
 	pdt         time.Time
-	disc        bool
+	disc, gap   bool
 	msn, dsn    uint64 // media sequence and discontinuity sequence numbers, by RFC 8216 §6.2.1/§4.3.3.3
 }
 
@@ -80,6 +80,8 @@ func parseHLS(t *testing.T, b []byte) hlsPlaylist {
 			mapURI = val[5 : len(val)-1]
 		case "#EXT-X-DISCONTINUITY":
 			cur.disc = true
+		case "#EXT-X-GAP":
+			cur.gap = true
 		case "#EXT-X-PROGRAM-DATE-TIME":
 			pdt, err := time.Parse(time.RFC3339Nano, val)
 			if err != nil {
@@ -118,7 +120,7 @@ func parseHLS(t *testing.T, b []byte) hlsPlaylist {
 	if seen["#EXT-X-VERSION"] != 1 || seen["#EXT-X-TARGETDURATION"] != 1 || seen["#EXT-X-MEDIA-SEQUENCE"] != 1 {
 		t.Fatalf("missing header tags: %v\n%s", seen, b)
 	}
-	if haveInf || havePDT || cur.disc {
+	if haveInf || havePDT || cur.disc || cur.gap {
 		t.Fatal("tags after the last URI")
 	}
 	for _, s := range p.segments {
@@ -227,10 +229,15 @@ func TestPlaylistDiscontinuities(t *testing.T) {
 	p, text := render(t, w, 0)
 	var got []string
 	for _, s := range p.segments {
-		got = append(got, fmt.Sprintf("%s/%s/d%v/dsn%d", s.uri, s.mapURI, s.disc, s.dsn))
+		g := ""
+		if s.gap {
+			g = "/gap" + strconv.FormatFloat(s.dur, 'f', 3, 64)
+		}
+		got = append(got, fmt.Sprintf("%s/%s/d%v/dsn%d%s", s.uri, s.mapURI, s.disc, s.dsn, g))
 	}
+	// The dropped seq 3 is a 2 s #EXT-X-GAP placeholder (the time between 2 and 4 has room for it).
 	want := "0.m4s/init-0.mp4/dfalse/dsn0 1.m4s/init-0.mp4/dfalse/dsn0 2.m4s/init-0.mp4/dfalse/dsn0 " +
-		"4.m4s/init-0.mp4/dtrue/dsn1 5.m4s/init-0.mp4/dfalse/dsn1 " +
+		"3.m4s/init-0.mp4/dfalse/dsn0/gap2.000 4.m4s/init-0.mp4/dtrue/dsn1 5.m4s/init-0.mp4/dfalse/dsn1 " +
 		"6.m4s/init-6.mp4/dtrue/dsn2 7.m4s/init-6.mp4/dfalse/dsn2"
 	if g := strings.Join(got, " "); g != want {
 		t.Errorf("segments\n%s\nwant\n%s\n%s", g, want, text)
@@ -269,14 +276,10 @@ func TestPlaylistDiscontinuities(t *testing.T) {
 					t.Errorf("step %d max %d: %s was dsn %d map %s, now dsn %d map %s\n%s", step, maxSegs, s.uri,
 						old.dsn, old.mapURI, s.dsn, s.mapURI, text)
 				}
-				// HLS numbers by position: a segment's media sequence number is its seq, less the
-				// missing seq 3 while the gap is inside the playlist (as Playlist documents).
+				// HLS numbers by position; the #EXT-X-GAP placeholder for the missing seq 3 keeps
+				// every segment's media sequence number equal to its seq.
 				seq, _ := strconv.ParseUint(strings.TrimSuffix(s.uri, ".m4s"), 10, 64)
-				want := seq
-				if p.mediaSeq < 3 && seq > 3 {
-					want--
-				}
-				if s.msn != want {
+				if want := seq; s.msn != want {
 					t.Errorf("step %d max %d: %s has media sequence number %d, want %d", step, maxSegs, s.uri, s.msn, want)
 				}
 			}
