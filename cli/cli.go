@@ -53,6 +53,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return health(args, stdout, stderr)
 	case "live":
 		return liveCmd(args, stdout, stderr)
+	case "broadcast":
+		return broadcastCmd(args, stdout, stderr)
 	case "help":
 		usage(stderr)
 		return exitOK
@@ -70,6 +72,8 @@ func usage(w io.Writer) {
   swarmgate version                  print the version
   swarmgate health [--url URL]       exit 0 if the gateway answers /readyz (container health checks)
   swarmgate live keygen --out FILE   make a live stream's broadcaster key and print its stream id
+  swarmgate broadcast --gateway URL --token TOKEN --key FILE [--loop] INPUT
+                                     send INPUT live to a gateway (ffmpeg, signed segments)
 
 Run "swarmgate serve --help" for the flags. Every flag has an environment twin
 (--http-addr is SWARMGATE_HTTP_ADDR, and so on) and a config file line (http-addr = :8080,
