@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,8 +55,11 @@ func TestLiveBroadcastEndToEnd(t *testing.T) {
 		t.Fatalf("broadcast stats %+v, want ≥ 4 uploaded (init + ≥ 3 media), none refused", st)
 	}
 
-	pl := r.get(t, "/live/"+id.String()+"/index.m3u8", nil)
+	pl := r.get(t, "/live/"+id.String()+"/index.m3u8", map[string]string{"Origin": "https://player.example.org"})
 	text := string(pl.body)
+	if acao := pl.header.Get("Access-Control-Allow-Origin"); acao != "*" {
+		t.Errorf("playlist: Access-Control-Allow-Origin %q, want * like the rest of the GET API", acao)
+	}
 	if pl.status != 200 || !strings.HasPrefix(pl.header.Get("Content-Type"), "application/vnd.apple.mpegurl") ||
 		!strings.Contains(pl.header.Get("Cache-Control"), "max-age=1") {
 		t.Fatalf("playlist: %d %v\n%s", pl.status, pl.header, text)
@@ -128,4 +132,43 @@ func fetchManifest(t *testing.T, r *running, id live.StreamID) live.Manifest {
 		t.Fatalf("manifest: %v (stream %s)", err, m.Stream)
 	}
 	return m
+}
+
+// TestLiveBroadcastCancel: cancelling a broadcast stops ffmpeg and returns context.Canceled,
+// with what was uploaded until then on the gateway.
+func TestLiveBroadcastCancel(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed (apt-get install ffmpeg)")
+	}
+	r := startGateway(t, func(c *Config) { c.IngestToken = testIngestToken })
+	priv := mustKey(t)
+	id := live.StreamIDOfKey(priv)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		st  live.BroadcastStats
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := live.Broadcast(ctx, live.BroadcastConfig{
+			Gateway: r.base, Token: testIngestToken, Key: priv, InputArgs: testSource("120"),
+			Log: testLogger(t), Client: r.client,
+		})
+		done <- result{st, err}
+	}()
+	waitFor(t, 60*time.Second, "a first media segment on the gateway", func() bool {
+		var st live.StreamStatus
+		res := r.get(t, "/api/live/"+id.String(), nil)
+		return res.status == 200 && json.Unmarshal(res.body, &st) == nil && st.EdgeSeq != nil
+	})
+	cancel()
+	select {
+	case res := <-done:
+		if !errors.Is(res.err, context.Canceled) || res.st.Uploaded < 2 {
+			t.Errorf("cancelled broadcast: %v, stats %+v; want context.Canceled after ≥ 2 uploads", res.err, res.st)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Broadcast did not return within 30 s of cancel")
+	}
 }
