@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -68,4 +70,50 @@ func TestBroadcastUsageErrors(t *testing.T) {
 	if code, _, errOut := run(t, "broadcast", "--help"); code != exitOK || !strings.Contains(errOut, "SWARMGATE_SEGMENT_SECONDS") {
 		t.Errorf("--help: exit %d, %q", code, errOut)
 	}
+}
+
+// TestBroadcastRun: the command sends a real (short) file to a live origin and exits 0 when
+// ffmpeg reaches its end, having printed the stream id and the watch URL.
+func TestBroadcastRun(t *testing.T) {
+	clearEnv(t)
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed (apt-get install ffmpeg)")
+	}
+	dir := t.TempDir()
+	input := filepath.Join(dir, "in.mp4")
+	mk := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
+		"-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25", "-f", "lavfi", "-i", "sine", "-t", "2",
+		"-c:v", "libx264", "-c:a", "aac", "-pix_fmt", "yuv420p", input)
+	if out, err := mk.CombinedOutput(); err != nil {
+		t.Fatalf("making the input: %v: %s", err, out)
+	}
+	key := filepath.Join(dir, "stream.key")
+	priv, err := live.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := live.WriteKeyFile(key, priv); err != nil {
+		t.Fatal(err)
+	}
+	const token = "cli-broadcast-token-0123456789"
+	origin := live.NewOrigin(live.OriginConfig{IngestToken: token})
+	srv := httptest.NewServer(origin)
+	defer srv.Close()
+
+	t.Setenv("SWARMGATE_INGEST_TOKEN", token)
+	code, out, errOut := run(t, "broadcast", "--gateway", srv.URL, "--key", key, "--log-level", "warn", input)
+	id := live.StreamIDOfKey(priv).String()
+	if code != exitOK || !strings.Contains(out, id) || !strings.Contains(out, srv.URL+"/live/"+id) {
+		t.Fatalf("broadcast: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if n := origin.Counts(); n[live.ResultAccepted] < 3 || n[live.ResultAccepted] != sum(n) {
+		t.Errorf("origin counts %v, want ≥ 3 accepted (init + 2 media) and nothing refused", n)
+	}
+}
+
+func sum(m map[string]uint64) (n uint64) {
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
