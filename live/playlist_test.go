@@ -312,3 +312,30 @@ func TestPlaylistTargetDurationNeverShrinks(t *testing.T) {
 		t.Errorf("after the 6 s segment left: target %d with %d segments, want 6 and 1", p.target, len(p.segments))
 	}
 }
+
+// TestPlaylistGaps: each missing seq between two rendered segments is one #EXT-X-GAP
+// placeholder sharing the time between them, so media sequence numbers stay equal to seq;
+// gaps before the first rendered segment are not rendered.
+func TestPlaylistGaps(t *testing.T) {
+	b := newBroadcaster(t)
+	c := &clock{now: t0}
+	w := newTestWindow(t, b, c, WindowConfig{})
+	add := adder(t, w)
+	add(b.segment(KindInit, 0, t0, 0))
+	for _, seq := range []uint64{0, 1, 4, 5} { // 2 and 3 were dropped
+		add(b.segment(KindMedia, seq, t0.Add(time.Duration(seq)*time.Second), time.Second))
+	}
+	p, text := render(t, w, 0)
+	var got []string
+	for _, s := range p.segments {
+		got = append(got, fmt.Sprintf("%s:msn%d:gap%v:%.3f:%s", s.uri, s.msn, s.gap, s.dur, s.pdt.Sub(t0)))
+	}
+	want := "0.m4s:msn0:gapfalse:1.000:0s 1.m4s:msn1:gapfalse:1.000:1s 2.m4s:msn2:gaptrue:1.000:2s " +
+		"3.m4s:msn3:gaptrue:1.000:3s 4.m4s:msn4:gapfalse:1.000:4s 5.m4s:msn5:gapfalse:1.000:5s"
+	if g := strings.Join(got, " "); g != want {
+		t.Errorf("segments\n%s\nwant\n%s\n%s", g, want, text)
+	}
+	if p, text := render(t, w, 2); len(p.segments) != 2 || p.mediaSeq != 4 || p.segments[0].gap {
+		t.Errorf("newest 2 segments: want 4.m4s and 5.m4s from media sequence 4:\n%s", text)
+	}
+}
