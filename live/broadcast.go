@@ -63,7 +63,8 @@ type BroadcastStats struct {
 	Uploaded int // accepted by the gateway (init segments included)
 	Refused  int // refused with a 4xx (the reason is logged)
 	Failed   int // given up after RetryFor
-	// FirstSeq is the seq of the first media segment; the gateway's next_seq at start.
+	// FirstSeq is the seq of the first media segment: the gateway's next_seq for a stream it
+	// knows, else the Unix time in milliseconds (see Broadcast).
 	FirstSeq uint64
 }
 
@@ -100,7 +101,11 @@ func FFmpegArgs(cfg BroadcastConfig, dir string) []string {
 // Broadcast runs ffmpeg on the input and uploads every segment it completes, init first, signed
 // with cfg.Key, until ffmpeg ends (then it uploads the rest and returns nil) or ctx does (then it
 // stops ffmpeg and returns ctx's error). Segments are numbered on from the gateway's next_seq
-// for the stream, so a restarted broadcast goes on where the last one stopped.
+// for the stream, so a restarted broadcast goes on where the last one stopped. A stream the
+// gateway does not know (new, or the gateway restarted and forgot it) starts at the current
+// Unix time in milliseconds, which no earlier segment of the stream can have reached (seq grows
+// by at most 2 a second): a seq never names two different segments, which caches rely on (the
+// gateway serves segments as immutable), and stays far below 2^53 for JavaScript.
 func Broadcast(ctx context.Context, cfg BroadcastConfig) (BroadcastStats, error) {
 	var st BroadcastStats
 	u, err := url.Parse(cfg.Gateway)
@@ -289,7 +294,7 @@ type uploader struct {
 	stats *BroadcastStats
 }
 
-// nextSeq asks the gateway where the stream stands: 0 for a new stream.
+// nextSeq asks the gateway where the stream stands (see Broadcast for a stream it does not know).
 func (u *uploader) nextSeq(ctx context.Context) (uint64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.base+"/api/live/"+u.id.String(), nil)
 	if err != nil {
@@ -302,7 +307,7 @@ func (u *uploader) nextSeq(ctx context.Context) (uint64, error) {
 	defer res.Body.Close()
 	switch res.StatusCode {
 	case http.StatusNotFound:
-		return 0, nil
+		return uint64(time.Now().UnixMilli()), nil
 	case http.StatusOK:
 		var st struct {
 			NextSeq uint64 `json:"next_seq"`
