@@ -480,7 +480,7 @@ func (o *Origin) streamFor(id StreamID) (*stream, error) {
 
 // Stream states.
 const (
-	StateLive    = "live"    // a segment came within 3 target durations
+	StateLive    = "live"    // a segment came within 3 target durations (Window.TargetDuration)
 	StateStalled = "stalled" // none for longer, but the window still holds media
 	StateEnded   = "ended"   // nothing came for the window's whole duration: it holds no media
 )
@@ -489,15 +489,13 @@ func (s *stream) state(now time.Time) string {
 	s.mu.Lock()
 	last := s.lastAt
 	s.mu.Unlock()
-	edge, ok := s.w.LiveEdge()
-	if !ok {
+	if _, ok := s.w.LiveEdge(); !ok {
 		if now.Sub(last) > s.keep {
 			return StateEnded
 		}
 		return StateStalled
 	}
-	target := time.Duration(max(roundedSeconds(edge.DurationUS), 1)) * time.Second
-	if now.Sub(last) > 3*target {
+	if now.Sub(last) > 3*s.w.TargetDuration() {
 		return StateStalled
 	}
 	return StateLive
@@ -520,6 +518,7 @@ type StreamStatus struct {
 	Rejections    map[string]uint64 `json:"rejections"`
 	Gaps          uint64            `json:"gaps"`
 	Missing       uint64            `json:"missing"`
+	StartedAt     time.Time         `json:"started_at"` // when this gateway took the stream's first segment
 	LastSegmentAt *time.Time        `json:"last_segment_at,omitempty"`
 	PlaylistURL   string            `json:"playlist_url"`
 	ManifestURL   string            `json:"manifest_url"`
@@ -569,7 +568,7 @@ func (s *stream) status(id StreamID, base string, now time.Time) StreamStatus {
 	u := base + "/live/" + id.String()
 	st := StreamStatus{
 		Stream: id, State: s.state(now), Accepted: ws.Accepted,
-		Gaps: ws.Gaps, Missing: ws.Missing,
+		Gaps: ws.Gaps, Missing: ws.Missing, StartedAt: s.created.UTC(),
 		Window:      WindowStatus{Media: ws.Media, Inits: ws.Inits, Bytes: ws.Bytes},
 		PlaylistURL: u + "/index.m3u8", ManifestURL: u + "/manifest.json", WatchURL: u,
 	}
