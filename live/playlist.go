@@ -26,7 +26,7 @@ type PlaylistOptions struct {
 // segment in the window are rendered without #EXT-X-MAP.
 //
 // Each Seq missing between two rendered segments (a gap: dropped segments) is rendered as a
-// placeholder marked #EXT-X-GAP (RFC 8216bis §4.4.4.7; hls.js skips it without fetching), with
+// placeholder marked #EXT-X-GAP (RFC 8216bis; hls.js 1.7 skips it without fetching it), with
 // its URI SegmentName(KindMedia, seq) and an equal share of the time between the segments
 // around it as duration. So a segment's media sequence number is always its Seq.
 func (w *Window) Playlist(opts PlaylistOptions) ([]byte, error) {
