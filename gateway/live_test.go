@@ -199,3 +199,21 @@ func TestLiveIngestOff(t *testing.T) {
 		t.Errorf("ingest_off not counted")
 	}
 }
+
+// TestLiveConfigNamesTheSetting: the live settings that cannot work are refused by name.
+func TestLiveConfigNamesTheSetting(t *testing.T) {
+	for _, tc := range []struct {
+		mutate func(*Config)
+		want   string
+	}{
+		{func(c *Config) { c.IngestToken = "short" }, "ingest-token: must be at least 16"},
+		{func(c *Config) { c.LiveWindow = 0 }, "live-window"},
+		{func(c *Config) { c.MaxLiveStreams = 0 }, "max-live-streams 0: must be at least 1"},
+	} {
+		cfg := testConfig(t)
+		tc.mutate(&cfg)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate: %v, want an error with %q", err, tc.want)
+		}
+	}
+}
