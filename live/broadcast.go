@@ -62,11 +62,15 @@ type BroadcastConfig struct {
 type BroadcastStats struct {
 	Uploaded int // accepted by the gateway (init segments included)
 	Refused  int // refused with a 4xx (the reason is logged)
-	Failed   int // given up after RetryFor
+	Failed   int // given up after RetryFor, or left behind by ffmpeg's rolling playlist
 	// FirstSeq is the seq of the first media segment: the gateway's next_seq for a stream it
 	// knows, else the Unix time in milliseconds (see Broadcast).
 	FirstSeq uint64
 }
+
+// cutListSize is how many segments ffmpeg's playlist lists: the uploader may fall that far behind
+// (a gateway down for a while) before segments are skipped.
+const cutListSize = 30
 
 // FFmpegArgs is ffmpeg's command line (without the binary) for cfg, writing into dir:
 // H.264/AAC in fMP4 HLS segments of SegmentSeconds, each starting with a keyframe.
@@ -90,8 +94,11 @@ func FFmpegArgs(cfg BroadcastConfig, dir string) []string {
 		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
 		"-force_key_frames", "expr:gte(t,n_forced*"+s+")", "-sc_threshold", "0",
 		"-c:a", "aac", "-b:a", "128k", "-ac", "2",
-		"-f", "hls", "-hls_time", s, "-hls_list_size", "0", "-hls_segment_type", "fmp4",
-		"-hls_flags", "independent_segments+program_date_time+temp_file",
+		// A rolling playlist (a --loop runs for days); ffmpeg deletes segments once they are
+		// cutListSize behind it, long after their upload.
+		"-f", "hls", "-hls_time", s, "-hls_list_size", strconv.Itoa(cutListSize),
+		"-hls_delete_threshold", strconv.Itoa(cutListSize), "-hls_segment_type", "fmp4",
+		"-hls_flags", "independent_segments+program_date_time+temp_file+delete_segments",
 		"-hls_fmp4_init_filename", "init.mp4",
 		"-hls_segment_filename", filepath.Join(dir, "seg%d.m4s"),
 		filepath.Join(dir, "index.m3u8"),
@@ -199,7 +206,7 @@ func Broadcast(ctx context.Context, cfg BroadcastConfig) (BroadcastStats, error)
 type watcher struct {
 	dir     string
 	seq     uint64 // seq of ffmpeg's segment 0
-	done    int    // segments of the playlist uploaded (or given up)
+	next    uint64 // ffmpeg's number (media sequence number) of the next segment to upload
 	initURI string // the init segment last uploaded
 }
 
@@ -217,13 +224,18 @@ func (w *watcher) upload(ctx context.Context, up *uploader) error {
 	if err != nil {
 		return err
 	}
-	segs := parseCutPlaylist(b)
-	for ; w.done < len(segs); w.done++ {
+	first, segs := parseCutPlaylist(b)
+	if first > w.next {
+		up.stats.Failed += int(first - w.next)
+		up.cfg.Log.Warn("segments skipped: the uploader fell behind ffmpeg", "from", w.seq+w.next, "count", first-w.next)
+		w.next = first
+	}
+	for ; w.next < first+uint64(len(segs)); w.next++ {
 		if ctx.Err() != nil {
 			return nil
 		}
-		s := segs[w.done]
-		seq := w.seq + uint64(w.done)
+		s := segs[w.next-first]
+		seq := w.seq + w.next
 		at := s.pdt
 		if at.IsZero() {
 			at = time.Now().Add(-s.dur)
@@ -241,12 +253,13 @@ func (w *watcher) upload(ctx context.Context, up *uploader) error {
 	return nil
 }
 
-// parseCutPlaylist reads the segments of ffmpeg's playlist, complete lines only.
-func parseCutPlaylist(b []byte) []cutSegment {
+// parseCutPlaylist reads ffmpeg's playlist, complete lines only: the media sequence number of
+// its first segment, and the segments.
+func parseCutPlaylist(b []byte) (first uint64, segs []cutSegment) {
 	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
 		b = b[:i+1]
 	} else {
-		return nil
+		return 0, nil
 	}
 	var out []cutSegment
 	var cur cutSegment
@@ -257,6 +270,8 @@ func parseCutPlaylist(b []byte) []cutSegment {
 		tag, val, _ := strings.Cut(l, ":")
 		switch {
 		case l == "":
+		case tag == "#EXT-X-MEDIA-SEQUENCE":
+			first, _ = strconv.ParseUint(val, 10, 64)
 		case tag == "#EXT-X-MAP":
 			for _, attr := range strings.Split(val, ",") {
 				if v, ok := strings.CutPrefix(attr, "URI="); ok {
@@ -283,7 +298,7 @@ func parseCutPlaylist(b []byte) []cutSegment {
 			cur = cutSegment{}
 		}
 	}
-	return out
+	return first, out
 }
 
 // uploader signs and PUTs segments.
@@ -324,6 +339,11 @@ func (u *uploader) nextSeq(ctx context.Context) (uint64, error) {
 // is logged and counted, and the broadcast goes on, except 401 and 403 (ErrIngestRefused).
 func (u *uploader) send(ctx context.Context, kind Kind, seq uint64, at time.Time, dur time.Duration, path string) error {
 	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		u.stats.Failed++
+		u.cfg.Log.Warn("segment skipped: ffmpeg deleted it before its upload", "kind", kind, "seq", seq)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("reading ffmpeg's %s: %w", filepath.Base(path), err)
 	}
@@ -346,14 +366,12 @@ func (u *uploader) send(ctx context.Context, kind Kind, seq uint64, at time.Time
 			return nil
 		case err == nil && status == http.StatusCreated:
 			u.stats.Uploaded++
-			os.Remove(path)
 			u.cfg.Log.Debug("segment uploaded", "kind", kind, "seq", seq, "bytes", len(data))
 			return nil
 		case err == nil && (status == http.StatusUnauthorized || status == http.StatusForbidden):
 			return fmt.Errorf("%w: %s segment %d: %d %s", ErrIngestRefused, kind, seq, status, msg)
 		case err == nil && status < 500 && status != http.StatusTooManyRequests:
 			u.stats.Refused++
-			os.Remove(path)
 			u.cfg.Log.Warn("segment refused", "kind", kind, "seq", seq, "status", status, "reason", msg)
 			return nil
 		}
@@ -362,7 +380,6 @@ func (u *uploader) send(ctx context.Context, kind Kind, seq uint64, at time.Time
 		}
 		if time.Now().After(deadline) {
 			u.stats.Failed++
-			os.Remove(path)
 			u.cfg.Log.Warn("segment skipped: the gateway did not take it", "kind", kind, "seq", seq, "for", u.cfg.RetryFor, "err", err)
 			return nil
 		}
