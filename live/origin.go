@@ -94,9 +94,10 @@ type Origin struct {
 	tokenHash [sha256.Size]byte
 	log       *slog.Logger
 
-	mu      sync.Mutex
-	streams map[StreamID]*stream
-	counts  map[string]uint64
+	createMu sync.Mutex // held while a new stream takes its first entry
+	mu       sync.Mutex
+	streams  map[StreamID]*stream
+	counts   map[string]uint64
 }
 
 // stream is one stream's window and ingest bookkeeping.
@@ -378,6 +379,10 @@ func (o *Origin) ingest(r *http.Request, parts []string) (res *IngestResult, err
 	if se.Size > o.cfg.MaxSegmentSize || r.ContentLength > int64(o.cfg.MaxSegmentSize) {
 		return res, fail(http.StatusRequestEntityTooLarge, ResultTooLarge, "segment larger than the limit of %d bytes", o.cfg.MaxSegmentSize)
 	}
+	// The signature needs no body: check it before reading one.
+	if err := Verify(id, se); err != nil {
+		return res, rejected(err)
+	}
 	data, err := io.ReadAll(io.LimitReader(r.Body, int64(o.cfg.MaxSegmentSize)+1))
 	if err != nil {
 		return res, fail(http.StatusBadRequest, ResultMalformed, "reading the body: %v", err)
@@ -385,17 +390,9 @@ func (o *Origin) ingest(r *http.Request, parts []string) (res *IngestResult, err
 	if uint64(len(data)) > o.cfg.MaxSegmentSize {
 		return res, fail(http.StatusRequestEntityTooLarge, ResultTooLarge, "segment larger than the limit of %d bytes", o.cfg.MaxSegmentSize)
 	}
-	// Check the signature before a new stream takes a slot.
-	if err := Verify(id, se); err != nil {
-		return res, rejected(err)
-	}
-	s, err := o.streamFor(id)
+	s, added, err := o.add(id, se, data)
 	if err != nil {
 		return res, err
-	}
-	added, err := s.w.Add(se, data)
-	if err != nil {
-		return res, rejected(err)
 	}
 	res.Missing = added.Missing
 	s.mu.Lock()
@@ -450,13 +447,36 @@ func rejected(err error) error {
 	return fail(status, result, "%s", strings.TrimPrefix(err.Error(), "live: "))
 }
 
-// streamFor is the stream's state, made on its first valid upload within MaxStreams.
-func (o *Origin) streamFor(id StreamID) (*stream, error) {
+// add puts the entry into its stream's window. A stream is made by its first accepted entry
+// (a refused one takes no slot), within MaxStreams.
+func (o *Origin) add(id StreamID, se SignedEntry, data []byte) (*stream, Added, error) {
+	if s := o.stream(id); s != nil {
+		added, err := s.w.Add(se, data)
+		if err != nil {
+			return nil, Added{}, rejected(err)
+		}
+		return s, added, nil
+	}
+	// New streams one at a time, so that two first uploads make one stream.
+	o.createMu.Lock()
+	defer o.createMu.Unlock()
+	if s := o.stream(id); s != nil {
+		added, err := s.w.Add(se, data)
+		if err != nil {
+			return nil, Added{}, rejected(err)
+		}
+		return s, added, nil
+	}
+	s, err := o.newStream(id)
+	if err != nil {
+		return nil, Added{}, err
+	}
+	added, err := s.w.Add(se, data)
+	if err != nil {
+		return nil, Added{}, rejected(err)
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if s, ok := o.streams[id]; ok {
-		return s, nil
-	}
 	if len(o.streams) >= o.cfg.MaxStreams {
 		// Ended streams make room.
 		for oid, s := range o.streams {
@@ -464,18 +484,21 @@ func (o *Origin) streamFor(id StreamID) (*stream, error) {
 				delete(o.streams, oid)
 			}
 		}
-		if len(o.streams) >= o.cfg.MaxStreams {
-			return nil, fail(http.StatusServiceUnavailable, ResultStreamLimit, "this gateway holds its limit of %d live streams (--max-live-streams)", o.cfg.MaxStreams)
-		}
 	}
+	if len(o.streams) >= o.cfg.MaxStreams {
+		return nil, Added{}, fail(http.StatusServiceUnavailable, ResultStreamLimit, "this gateway holds its limit of %d live streams (--max-live-streams)", o.cfg.MaxStreams)
+	}
+	o.streams[id] = s
+	o.log.Info("new live stream", "stream", id)
+	return s, added, nil
+}
+
+func (o *Origin) newStream(id StreamID) (*stream, error) {
 	w, err := NewWindow(WindowConfig{Stream: id, Duration: o.cfg.Window, MaxSegmentSize: o.cfg.MaxSegmentSize, MaxBytes: o.cfg.MaxBytes, Now: o.cfg.Now})
 	if err != nil {
 		return nil, err
 	}
-	s := &stream{w: w, created: o.cfg.Now(), keep: o.cfg.Window, rejections: map[string]uint64{}}
-	o.streams[id] = s
-	o.log.Info("new live stream", "stream", id)
-	return s, nil
+	return &stream{w: w, created: o.cfg.Now(), keep: o.cfg.Window, rejections: map[string]uint64{}}, nil
 }
 
 // Stream states.
