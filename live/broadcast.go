@@ -184,6 +184,10 @@ func Broadcast(ctx context.Context, cfg BroadcastConfig) (BroadcastStats, error)
 			<-exited
 			return st, ctx.Err()
 		case werr := <-exited:
+			if ctx.Err() != nil {
+				// Ctrl-C in a terminal reaches ffmpeg too, which may end first.
+				return st, ctx.Err()
+			}
 			// ffmpeg wrote its last segment and playlist: upload what is left.
 			if err := w.upload(ctx, up); err != nil {
 				return st, err
