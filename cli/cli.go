@@ -53,6 +53,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return health(args, stdout, stderr)
 	case "live":
 		return liveCmd(args, stdout, stderr)
+	case "broadcast":
+		return broadcastCmd(args, stdout, stderr)
 	case "help":
 		usage(stderr)
 		return exitOK
@@ -70,6 +72,8 @@ func usage(w io.Writer) {
   swarmgate version                  print the version
   swarmgate health [--url URL]       exit 0 if the gateway answers /readyz (container health checks)
   swarmgate live keygen --out FILE   make a live stream's broadcaster key and print its stream id
+  swarmgate broadcast --gateway URL --token TOKEN --key FILE [--loop] INPUT
+                                     send INPUT live to a gateway (ffmpeg, signed segments)
 
 Run "swarmgate serve --help" for the flags. Every flag has an environment twin
 (--http-addr is SWARMGATE_HTTP_ADDR, and so on) and a config file line (http-addr = :8080,
@@ -180,6 +184,9 @@ func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 	fs.Float64Var(&c.MaxOffersPerSec, "max-offers-per-sec", c.MaxOffersPerSec, "WebRTC offers one tracker websocket may send per second; more are dropped with a failure reason (0 = no limit)")
 	fs.IntVar(&c.MaxWebRTCPeers, "max-webrtc-peers", c.MaxWebRTCPeers, "most WebRTC peers of the gateway in all; over it the gateway declines browsers' offers")
 	fs.IntVar(&c.MaxWebRTCPeersPerTorrent, "max-webrtc-peers-per-torrent", c.MaxWebRTCPeersPerTorrent, "most WebRTC peers of the gateway in one torrent; over it browsers use each other and the webseed (0 = only --max-webrtc-peers)")
+	fs.StringVar(&c.IngestToken, "ingest-token", c.IngestToken, "`token` broadcasters send as \"Authorization: Bearer <token>\" to upload live segments (default none: live ingest off)")
+	fs.DurationVar(&c.LiveWindow, "live-window", c.LiveWindow, "how far back each live stream's playlist and manifest reach (`duration`)")
+	fs.IntVar(&c.MaxLiveStreams, "max-live-streams", c.MaxLiveStreams, "most live streams held at once; a new one over it answers 503 (ended streams make room)")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed the built-in demo video")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "log `format`: text or json")

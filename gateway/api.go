@@ -47,6 +47,7 @@ func (g *Gateway) routes() *echo.Echo {
 	e.GET("/webseed/:ih/*", g.webseed)
 	e.HEAD("/webseed/:ih/*", g.webseed)
 	e.GET("/playlist/:name", g.playlist)
+	g.liveRoutes(e)
 	g.pageRoutes(e)
 	return e
 }

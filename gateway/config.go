@@ -159,6 +159,15 @@ type Config struct {
 	// IdleTimeout drops a downloaded torrent, data and all, that nobody watched for this long.
 	// Seeded-in-place torrents and the demo stay. 0 means never.
 	IdleTimeout time.Duration
+
+	// IngestToken, when set, turns live ingest on: broadcasters upload signed segments with
+	// "Authorization: Bearer <token>". Empty: uploads answer 403.
+	IngestToken string
+	// LiveWindow is how far back each live stream's window keeps segments.
+	LiveWindow time.Duration
+	// MaxLiveStreams bounds the live streams held at once (ended ones make room).
+	MaxLiveStreams int
+
 	// Demo seeds the built-in demo video on start.
 	Demo bool
 	// ViewerLinger is how long a torrent counts as watched after its last HTTP read, so that its
@@ -194,6 +203,8 @@ func DefaultConfig() Config {
 		MaxOffersPerSec:          20,
 		MaxWebRTCPeers:           500,
 		MaxWebRTCPeersPerTorrent: 50,
+		LiveWindow:               30 * time.Minute,
+		MaxLiveStreams:           10,
 		ViewerLinger:             30 * time.Second,
 		MetadataWait:             20 * time.Second,
 		ShutdownTimeout:          10 * time.Second,
@@ -271,6 +282,9 @@ func (c Config) Validate() error {
 	if c.AdminToken != "" && len(c.AdminToken) < minTokenLen {
 		return fmt.Errorf("admin-token: must be at least %d characters; make one with `openssl rand -hex 32`", minTokenLen)
 	}
+	if c.IngestToken != "" && len(c.IngestToken) < minTokenLen {
+		return fmt.Errorf("ingest-token: must be at least %d characters; make one with `openssl rand -hex 32`", minTokenLen)
+	}
 	for _, h := range c.AllowInfoHashes {
 		if _, err := parseInfoHash(h); err != nil {
 			return fmt.Errorf("allow-infohash %q: must be 40 hex digits", h)
@@ -289,6 +303,7 @@ func (c Config) Validate() error {
 		{"max-swarms-per-socket", c.MaxSwarmsPerSocket, 1},
 		{"max-webrtc-peers", c.MaxWebRTCPeers, 1},
 		{"max-webrtc-peers-per-torrent", c.MaxWebRTCPeersPerTorrent, 0},
+		{"max-live-streams", c.MaxLiveStreams, 1},
 	} {
 		if l.v < l.min {
 			if l.min == 0 {
@@ -318,7 +333,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		d    time.Duration
-	}{{"ViewerLinger", c.ViewerLinger}, {"MetadataWait", c.MetadataWait}, {"ShutdownTimeout", c.ShutdownTimeout}} {
+	}{{"live-window", c.LiveWindow}, {"ViewerLinger", c.ViewerLinger}, {"MetadataWait", c.MetadataWait}, {"ShutdownTimeout", c.ShutdownTimeout}} {
 		if d.d <= 0 {
 			return fmt.Errorf("%s %v: must be positive", d.name, d.d)
 		}

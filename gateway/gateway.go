@@ -21,6 +21,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/swarmgate/swarmgate/bridge"
+	"github.com/swarmgate/swarmgate/live"
 	"github.com/swarmgate/swarmgate/signaling"
 )
 
@@ -56,6 +57,7 @@ type Gateway struct {
 	refused     refusals
 	addMu       sync.Mutex // serialises API adds, so that MaxTorrents holds
 	metrics     *metrics
+	live        *live.Origin
 	draining    atomic.Bool   // /readyz answers 503 once shutdown began
 	uploadLimit *rate.Limiter // nil without a cap
 
@@ -202,6 +204,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http-addr %s: %w", cfg.HTTPAddr, err)
 	}
+	g.live = g.newLiveOrigin()
 	g.metrics = newMetrics(g)
 	g.echo = g.routes()
 	g.server = &http.Server{Handler: g.echo, ReadHeaderTimeout: 10 * time.Second}

@@ -44,6 +44,7 @@ func newMetrics(g *Gateway) *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		gatewayCollector{g: g, m: m},
+		liveCollector{g: g},
 	)
 	return m
 }

@@ -1,7 +1,8 @@
 // Package live is the trust core of swarmgate's live streams: broadcaster identities, signed
 // segment entries, the deterministic single-file torrent of each segment, a rolling window of
-// accepted entries, and the HLS media playlist rendered from it. It has no HTTP server and no
-// ffmpeg; the broadcaster, the gateway's /live endpoints and relays build on it.
+// accepted entries, and the HLS media playlist rendered from it; on top of these, Origin (the
+// http.Handler a gateway mounts for ingest and serving) and Broadcast (ffmpeg's segments,
+// signed and uploaded to an origin).
 //
 // Trust model. A stream is named by its broadcaster's ed25519 public key (StreamID, 52 characters
 // of lowercase base32), so the name is the key. Only the broadcaster holds the private key: it

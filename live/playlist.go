@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // PlaylistOptions shape Window.Playlist.
@@ -24,10 +25,10 @@ type PlaylistOptions struct {
 // #EXT-X-DISCONTINUITY-SEQUENCE once it has left the playlist. Media segments with no init
 // segment in the window are rendered without #EXT-X-MAP.
 //
-// HLS numbers segments by position. Without gaps, each segment's media sequence number is its
-// Seq. After a gap, the segments following it are numbered Seq minus the gap while the gap is
-// in the playlist, so clients should key segments by URI (which carries Seq), as the manifest
-// does, not by media sequence number.
+// Each Seq missing between two rendered segments (a gap: dropped segments) is rendered as a
+// placeholder marked #EXT-X-GAP (RFC 8216bis; hls.js 1.7 skips it without fetching it), with
+// its URI SegmentName(KindMedia, seq) and an equal share of the time between the segments
+// around it as duration. So a segment's media sequence number is always its Seq.
 func (w *Window) Playlist(opts PlaylistOptions) ([]byte, error) {
 	if opts.URI == nil {
 		return nil, fmt.Errorf("live: playlist needs a URI function")
@@ -61,8 +62,14 @@ func (w *Window) Playlist(opts PlaylistOptions) ([]byte, error) {
 	if discSeq > 0 {
 		fmt.Fprintf(&b, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", discSeq)
 	}
-	var curInit *Segment
+	var curInit, prev *Segment
 	for _, s := range media {
+		if prev != nil && s.Missing > 0 {
+			if err := writeGaps(&b, opts.URI, prev, s, max(w.target, 1)); err != nil {
+				return nil, err
+			}
+		}
+		prev = s
 		if s.Discontinuity {
 			b.WriteString("#EXT-X-DISCONTINUITY\n")
 		}
@@ -83,6 +90,29 @@ func (w *Window) Playlist(opts PlaylistOptions) ([]byte, error) {
 			s.Start().Format("2006-01-02T15:04:05.000Z"), ms/1000, ms%1000, uri)
 	}
 	return []byte(b.String()), nil
+}
+
+// writeGaps renders the media sequence numbers missing between prev and next as #EXT-X-GAP
+// placeholders, sharing the time from prev's end to next's start (each at most target seconds).
+func writeGaps(b *strings.Builder, uri func(Entry) string, prev, next *Segment, target int) error {
+	n := next.Seq - prev.Seq - 1
+	start := prev.Start().Add(prev.Duration())
+	each := next.Start().Sub(start) / time.Duration(n)
+	if each < time.Millisecond {
+		each = prev.Duration()
+	}
+	each = min(each, time.Duration(target)*time.Second).Truncate(time.Millisecond)
+	for i := uint64(0); i < n; i++ {
+		e := Entry{Stream: prev.Stream, Seq: prev.Seq + 1 + i, Kind: KindMedia}
+		u, err := playlistURI(uri, e)
+		if err != nil {
+			return err
+		}
+		ms := each.Milliseconds()
+		fmt.Fprintf(b, "#EXT-X-GAP\n#EXT-X-PROGRAM-DATE-TIME:%s\n#EXTINF:%d.%03d,\n%s\n",
+			start.Add(time.Duration(i)*each).UTC().Format("2006-01-02T15:04:05.000Z"), ms/1000, ms%1000, u)
+	}
+	return nil
 }
 
 func playlistURI(f func(Entry) string, e Entry) (string, error) {

@@ -16,7 +16,7 @@ type hlsSegment struct {
 	uri, mapURI string
 	dur         float64
 	pdt         time.Time
-	disc        bool
+	disc, gap   bool
 	msn, dsn    uint64 // media sequence and discontinuity sequence numbers, by RFC 8216 §6.2.1/§4.3.3.3
 }
 
@@ -80,6 +80,8 @@ func parseHLS(t *testing.T, b []byte) hlsPlaylist {
 			mapURI = val[5 : len(val)-1]
 		case "#EXT-X-DISCONTINUITY":
 			cur.disc = true
+		case "#EXT-X-GAP":
+			cur.gap = true
 		case "#EXT-X-PROGRAM-DATE-TIME":
 			pdt, err := time.Parse(time.RFC3339Nano, val)
 			if err != nil {
@@ -118,7 +120,7 @@ func parseHLS(t *testing.T, b []byte) hlsPlaylist {
 	if seen["#EXT-X-VERSION"] != 1 || seen["#EXT-X-TARGETDURATION"] != 1 || seen["#EXT-X-MEDIA-SEQUENCE"] != 1 {
 		t.Fatalf("missing header tags: %v\n%s", seen, b)
 	}
-	if haveInf || havePDT || cur.disc {
+	if haveInf || havePDT || cur.disc || cur.gap {
 		t.Fatal("tags after the last URI")
 	}
 	for _, s := range p.segments {
@@ -227,10 +229,15 @@ func TestPlaylistDiscontinuities(t *testing.T) {
 	p, text := render(t, w, 0)
 	var got []string
 	for _, s := range p.segments {
-		got = append(got, fmt.Sprintf("%s/%s/d%v/dsn%d", s.uri, s.mapURI, s.disc, s.dsn))
+		g := ""
+		if s.gap {
+			g = "/gap" + strconv.FormatFloat(s.dur, 'f', 3, 64)
+		}
+		got = append(got, fmt.Sprintf("%s/%s/d%v/dsn%d%s", s.uri, s.mapURI, s.disc, s.dsn, g))
 	}
+	// The dropped seq 3 is a 2 s #EXT-X-GAP placeholder (the time between 2 and 4 has room for it).
 	want := "0.m4s/init-0.mp4/dfalse/dsn0 1.m4s/init-0.mp4/dfalse/dsn0 2.m4s/init-0.mp4/dfalse/dsn0 " +
-		"4.m4s/init-0.mp4/dtrue/dsn1 5.m4s/init-0.mp4/dfalse/dsn1 " +
+		"3.m4s/init-0.mp4/dfalse/dsn0/gap2.000 4.m4s/init-0.mp4/dtrue/dsn1 5.m4s/init-0.mp4/dfalse/dsn1 " +
 		"6.m4s/init-6.mp4/dtrue/dsn2 7.m4s/init-6.mp4/dfalse/dsn2"
 	if g := strings.Join(got, " "); g != want {
 		t.Errorf("segments\n%s\nwant\n%s\n%s", g, want, text)
@@ -269,14 +276,10 @@ func TestPlaylistDiscontinuities(t *testing.T) {
 					t.Errorf("step %d max %d: %s was dsn %d map %s, now dsn %d map %s\n%s", step, maxSegs, s.uri,
 						old.dsn, old.mapURI, s.dsn, s.mapURI, text)
 				}
-				// HLS numbers by position: a segment's media sequence number is its seq, less the
-				// missing seq 3 while the gap is inside the playlist (as Playlist documents).
+				// HLS numbers by position; the #EXT-X-GAP placeholder for the missing seq 3 keeps
+				// every segment's media sequence number equal to its seq.
 				seq, _ := strconv.ParseUint(strings.TrimSuffix(s.uri, ".m4s"), 10, 64)
-				want := seq
-				if p.mediaSeq < 3 && seq > 3 {
-					want--
-				}
-				if s.msn != want {
+				if want := seq; s.msn != want {
 					t.Errorf("step %d max %d: %s has media sequence number %d, want %d", step, maxSegs, s.uri, s.msn, want)
 				}
 			}
@@ -307,5 +310,32 @@ func TestPlaylistTargetDurationNeverShrinks(t *testing.T) {
 	adder(t, w)(b.segment(KindMedia, 1, c.Now(), 2*time.Second))
 	if p, _ := render(t, w, 0); p.target != 6 || len(p.segments) != 1 {
 		t.Errorf("after the 6 s segment left: target %d with %d segments, want 6 and 1", p.target, len(p.segments))
+	}
+}
+
+// TestPlaylistGaps: each missing seq between two rendered segments is one #EXT-X-GAP
+// placeholder sharing the time between them, so media sequence numbers stay equal to seq;
+// gaps before the first rendered segment are not rendered.
+func TestPlaylistGaps(t *testing.T) {
+	b := newBroadcaster(t)
+	c := &clock{now: t0}
+	w := newTestWindow(t, b, c, WindowConfig{})
+	add := adder(t, w)
+	add(b.segment(KindInit, 0, t0, 0))
+	for _, seq := range []uint64{0, 1, 4, 5} { // 2 and 3 were dropped
+		add(b.segment(KindMedia, seq, t0.Add(time.Duration(seq)*time.Second), time.Second))
+	}
+	p, text := render(t, w, 0)
+	var got []string
+	for _, s := range p.segments {
+		got = append(got, fmt.Sprintf("%s:msn%d:gap%v:%.3f:%s", s.uri, s.msn, s.gap, s.dur, s.pdt.Sub(t0)))
+	}
+	want := "0.m4s:msn0:gapfalse:1.000:0s 1.m4s:msn1:gapfalse:1.000:1s 2.m4s:msn2:gaptrue:1.000:2s " +
+		"3.m4s:msn3:gaptrue:1.000:3s 4.m4s:msn4:gapfalse:1.000:4s 5.m4s:msn5:gapfalse:1.000:5s"
+	if g := strings.Join(got, " "); g != want {
+		t.Errorf("segments\n%s\nwant\n%s\n%s", g, want, text)
+	}
+	if p, text := render(t, w, 2); len(p.segments) != 2 || p.mediaSeq != 4 || p.segments[0].gap {
+		t.Errorf("newest 2 segments: want 4.m4s and 5.m4s from media sequence 4:\n%s", text)
 	}
 }

@@ -390,6 +390,14 @@ func (w *Window) Manifest() Manifest {
 	return m
 }
 
+// TargetDuration is the playlist's #EXT-X-TARGETDURATION: the longest rounded EXTINF the
+// window ever accepted, at least 1 s.
+func (w *Window) TargetDuration() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return time.Duration(max(w.target, 1)) * time.Second
+}
+
 // Stats counts what the window holds and has seen.
 func (w *Window) Stats() WindowStats {
 	w.mu.Lock()

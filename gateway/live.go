@@ -1,0 +1,58 @@
+package gateway
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/swarmgate/swarmgate/live"
+)
+
+// The live origin (package live) is mounted here: uploads from broadcasters under
+// --ingest-token, and each stream's playlist, segments, manifest and state.
+func (g *Gateway) newLiveOrigin() *live.Origin {
+	return live.NewOrigin(live.OriginConfig{
+		IngestToken: g.cfg.IngestToken,
+		Window:      g.cfg.LiveWindow,
+		MaxStreams:  g.cfg.MaxLiveStreams,
+		Log:         g.log,
+	})
+}
+
+func (g *Gateway) liveRoutes(e *echo.Echo) {
+	h := func(c echo.Context) error {
+		// The origin names URLs from this header; a client's own is overwritten.
+		c.Request().Header.Set(live.BaseURLHeader, g.baseURL(c))
+		g.live.ServeHTTP(c.Response(), c.Request())
+		return nil
+	}
+	e.Match([]string{http.MethodGet, http.MethodHead, http.MethodPut}, "/live/*", h)
+	e.Match([]string{http.MethodGet, http.MethodHead}, "/api/live", h)
+	e.Match([]string{http.MethodGet, http.MethodHead}, "/api/live/:stream", h)
+}
+
+var (
+	descLiveSegments = prometheus.NewDesc(metricsNamespace+"_live_segments_total", "Live segment uploads, by result (accepted or why refused).", []string{"result"}, nil)
+	descLiveStreams  = prometheus.NewDesc(metricsNamespace+"_live_streams", "Live streams held, by state.", []string{"state"}, nil)
+)
+
+type liveCollector struct{ g *Gateway }
+
+func (c liveCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descLiveSegments
+	ch <- descLiveStreams
+}
+
+func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
+	for result, n := range c.g.live.Counts() {
+		ch <- prometheus.MustNewConstMetric(descLiveSegments, prometheus.CounterValue, float64(n), result)
+	}
+	states := map[string]int{live.StateLive: 0, live.StateStalled: 0, live.StateEnded: 0}
+	for _, s := range c.g.live.Statuses("") {
+		states[s.State]++
+	}
+	for state, n := range states {
+		ch <- prometheus.MustNewConstMetric(descLiveStreams, prometheus.GaugeValue, float64(n), state)
+	}
+}

@@ -1,0 +1,118 @@
+package live
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+const originToken = "origin-test-token-0123456789"
+
+func originPut(t *testing.T, o *Origin, se SignedEntry, data []byte) *httptest.ResponseRecorder {
+	t.Helper()
+	h, err := EntryHeaderValue(se)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPut, fmt.Sprintf("/live/%s/%s/%d", se.Stream, se.Kind, se.Seq), bytes.NewReader(data))
+	req.Header.Set("Authorization", "Bearer "+originToken)
+	req.Header.Set(EntryHeader, h)
+	rec := httptest.NewRecorder()
+	o.ServeHTTP(rec, req)
+	return rec
+}
+
+func originStatus(t *testing.T, o *Origin, id StreamID) StreamStatus {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	o.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/live/"+id.String(), nil))
+	var st StreamStatus
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &st) != nil {
+		t.Fatalf("status: %d %s", rec.Code, rec.Body)
+	}
+	return st
+}
+
+// TestOriginStates: a stream is live while segments come, stalled after 3 target durations
+// without one, ended once its window emptied; ended streams make room under MaxStreams.
+func TestOriginStates(t *testing.T) {
+	c := &clock{now: t0}
+	o := NewOrigin(OriginConfig{IngestToken: originToken, Window: time.Minute, MaxStreams: 1, Now: c.Now})
+	b, b2 := newBroadcaster(t), newBroadcaster(t)
+	// A refused first upload makes no stream (and takes no slot).
+	old, oldData := b2.segment(KindMedia, 0, c.Now().Add(-time.Hour), time.Second)
+	if rec := originPut(t, o, old, oldData); rec.Code != http.StatusConflict || o.stream(b2.id) != nil {
+		t.Fatalf("too old first upload: %d %s", rec.Code, rec.Body)
+	}
+	for _, kind := range []Kind{KindInit, KindMedia} {
+		dur := 2 * time.Second
+		if kind == KindInit {
+			dur = 0
+		}
+		se, data := b.segment(kind, 0, c.Now(), dur)
+		if rec := originPut(t, o, se, data); rec.Code != http.StatusCreated {
+			t.Fatalf("%s: %d %s", kind, rec.Code, rec.Body)
+		}
+	}
+	if st := originStatus(t, o, b.id); st.State != StateLive || st.BitrateBPS != float64(8*len(fmt.Sprintf("media segment 0 of %s", b.id)))/2 {
+		t.Errorf("after a segment: %+v", st)
+	}
+	// A second stream does not fit.
+	se, data := b2.segment(KindInit, 0, c.Now(), 0)
+	if rec := originPut(t, o, se, data); rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "--max-live-streams") {
+		t.Errorf("second stream over MaxStreams: %d %s", rec.Code, rec.Body)
+	}
+	c.Advance(7 * time.Second) // over 3 × the 2 s target
+	if st := originStatus(t, o, b.id); st.State != StateStalled {
+		t.Errorf("after 7 s without a segment: %s, want stalled", st.State)
+	}
+	c.Advance(time.Minute)
+	if st := originStatus(t, o, b.id); st.State != StateEnded || st.EdgeSeq != nil || st.NextSeq != 1 {
+		t.Errorf("after the window emptied: %+v, want ended, no edge, next seq 1", st)
+	}
+	// The ended stream makes room for the new one.
+	se, data = b2.segment(KindInit, 0, c.Now(), 0)
+	if rec := originPut(t, o, se, data); rec.Code != http.StatusCreated {
+		t.Errorf("new stream after the old one ended: %d %s", rec.Code, rec.Body)
+	}
+	if n := o.Counts(); n[ResultAccepted] != 3 || n[ResultStreamLimit] != 1 || n[ResultTooOld] != 1 {
+		t.Errorf("counts %v", n)
+	}
+}
+
+// TestOriginServing: segment names, caching and unknown paths.
+func TestOriginServing(t *testing.T) {
+	o := NewOrigin(OriginConfig{IngestToken: originToken})
+	b := newBroadcaster(t)
+	se, data := b.segment(KindInit, 3, time.Now(), 0)
+	originPut(t, o, se, data)
+	se, data = b.segment(KindMedia, 3, time.Now(), time.Second)
+	if rec := originPut(t, o, se, data); rec.Code != http.StatusCreated {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	for _, c := range []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{"/live/" + b.id.String() + "/3.m4s", 200, string(data)},
+		{"/live/" + b.id.String() + "/init-3.mp4", 200, "init segment 3"},
+		{"/live/" + b.id.String() + "/03.m4s", 404, "want index.m3u8"},
+		{"/live/" + b.id.String() + "/4.m4s", 404, "not in the stream's window"},
+		{"/live/" + b.id.String() + "/index.m3u8", 200, "#EXT-X-MEDIA-SEQUENCE:3\n"},
+		{"/live/" + b.id.String(), 200, "index.m3u8"},
+		{"/live/" + strings.ToUpper(b.id.String()) + "/index.m3u8", 404, "not lowercase base32"},
+		{"/api/live/nope", 404, "stream id"},
+	} {
+		rec := httptest.NewRecorder()
+		o.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, c.path, nil))
+		if rec.Code != c.status || !strings.Contains(rec.Body.String(), c.want) {
+			t.Errorf("GET %s: %d %.200q, want %d with %q", c.path, rec.Code, rec.Body, c.status, c.want)
+		}
+	}
+}
