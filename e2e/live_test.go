@@ -30,6 +30,7 @@ type liveState struct {
 			Uploaded     float64 `json:"uploaded"`
 			Peers        float64 `json:"peers"`
 			BehindLive   float64 `json:"behindLive"`
+			Verified     float64 `json:"verified"`
 			Rejected     float64 `json:"rejected"`
 		} `json:"stats"`
 	} `json:"sg"`
@@ -70,7 +71,7 @@ func (b *browser) waitLive(within time.Duration, what string, cond func(liveStat
 
 // startBroadcast runs live.Broadcast of ffmpeg's test source (1 s segments) into the gateway
 // at base until the test ends, and waits until the stream has a few media segments.
-func startBroadcast(t *testing.T, base string, seconds int) live.StreamID {
+func startBroadcast(t *testing.T, base string, seconds int) (live.StreamID, context.CancelFunc) {
 	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		missingTool(t, "ffmpeg", "apt-get install ffmpeg")
@@ -115,7 +116,7 @@ func startBroadcast(t *testing.T, base string, seconds int) live.StreamID {
 		}
 		return st.Window.Media >= 3, fmt.Sprintf("%d media segments", st.Window.Media)
 	})
-	return id
+	return id, cancel
 }
 
 func liveGateway(t *testing.T) string {
@@ -126,12 +127,13 @@ func liveGateway(t *testing.T) string {
 
 // TestLivePlaysInBrowser: ffmpeg's test source → live.Broadcast → a real gateway; Chromium opens
 // /live/{stream}, plays near the live edge (currentTime advances, seconds behind live reported),
-// the page's validateP2PSegment accepts a segment's real bytes and rejects altered ones, and a
-// stream the gateway does not have is reported as unknown.
+// the page's validateP2PSegment accepts a segment's real bytes and rejects altered ones, the page
+// says when the broadcaster stops (stalled), and a stream the gateway does not have is reported
+// as unknown.
 func TestLivePlaysInBrowser(t *testing.T) {
 	base := liveGateway(t)
 	b := startBrowser(t, browserOptions{name: "viewer"})
-	id := startBroadcast(t, base, 90)
+	id, stopBroadcast := startBroadcast(t, base, 90)
 
 	b.navigate(base + "/live/" + id.String())
 	s := b.waitLive(45*time.Second, "playing", func(s liveState) bool {
@@ -190,6 +192,12 @@ func TestLivePlaysInBrowser(t *testing.T) {
 		t.Errorf("verifyEntry: %v, real entry %v (want true), altered size %v (want false)", err, sig.Good, sig.Altered)
 	}
 
+	// The broadcaster stops: after 3 target durations without a segment the page says so.
+	stopBroadcast()
+	b.waitLive(20*time.Second, "a stalled-stream message", func(s liveState) bool {
+		return s.SG.State == "stalled" && strings.Contains(s.Message, "Stream stalled")
+	})
+
 	// A stream this gateway does not have.
 	other, err := live.GenerateKey()
 	if err != nil {
@@ -208,7 +216,7 @@ func TestLiveP2PBetweenBrowsers(t *testing.T) {
 	base := liveGateway(t)
 	a := startBrowser(t, browserOptions{name: "viewer-a"})
 	b := startBrowser(t, browserOptions{name: "viewer-b"})
-	id := startBroadcast(t, base, 120)
+	id, _ := startBroadcast(t, base, 120)
 	u := base + "/live/" + id.String()
 
 	a.navigate(u + "?latency=2")
@@ -222,6 +230,7 @@ func TestLiveP2PBetweenBrowsers(t *testing.T) {
 	s := b.waitLive(60*time.Second, "b getting bytes from a", func(s liveState) bool {
 		return s.SG.Stats.FromBrowsers > 0 && s.SG.Stats.Peers > 0
 	})
+	s = b.waitLive(10*time.Second, "b counting a verified segment from a", func(s liveState) bool { return s.SG.Stats.Verified > 0 })
 	if s.SG.Stats.Rejected != 0 {
 		t.Errorf("b rejected %v segments from a, an honest peer", s.SG.Stats.Rejected)
 	}

@@ -7,8 +7,9 @@
 //
 // window.swarmgate is the page's state, for people and tests alike, refreshed every 250 ms:
 //   { state: "loading"|"playing"|"stalled"|"error", mode: "live", message, stream,
-//     stats: { fromGateway, fromBrowsers, uploaded, peers, p2pShare, behindLive, rejected } }
-// from* and uploaded are bytes; behindLive is seconds behind the broadcaster's capture clock
+//     stats: { fromGateway, fromBrowsers, uploaded, peers, p2pShare, behindLive, verified, rejected } }
+// from* and uploaded are bytes; verified and rejected count segments from peers that did and did
+// not match the signed manifest; behindLive is seconds behind the broadcaster's capture clock
 // (Date.now() - hls.playingDate, from EXT-X-PROGRAM-DATE-TIME), -1 while unknown.
 //
 // ?latency=N asks hls.js to play N segments behind the live edge (default 3).
@@ -27,7 +28,7 @@ export const sg = {
   mode: 'live',
   message: '',
   stream,
-  stats: { fromGateway: 0, fromBrowsers: 0, uploaded: 0, peers: 0, p2pShare: 0, behindLive: -1, rejected: 0 }
+  stats: { fromGateway: 0, fromBrowsers: 0, uploaded: 0, peers: 0, p2pShare: 0, behindLive: -1, verified: 0, rejected: 0 }
 }
 window.swarmgate = sg
 
@@ -181,7 +182,9 @@ export async function validateP2PSegment (url, byteRange, data) {
   } catch (err) {
     console.warn('live: checking', url, err)
   }
-  if (!ok) {
+  if (ok) {
+    sg.stats.verified++
+  } else {
     sg.stats.rejected++
     console.warn('live: rejected a segment from a peer:', url)
   }
