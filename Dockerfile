@@ -1,4 +1,4 @@
-# Build: the same `make build` that .ci/run runs (it vendors webtorrent's browser files with npm
+# Build: the same `make build` that .ci/run runs (its `make web` builds web/static/vendor with npm
 # first, so node and npm are needed here).
 FROM golang:1.26-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm \

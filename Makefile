@@ -5,9 +5,10 @@ LDFLAGS := -s -w -X github.com/swarmgate/swarmgate/cli.Version=$(VERSION)
 
 .PHONY: web build run test bench demo-media clean
 
-# The browser pages' one dependency, webtorrent, at the version package-lock.json pins: its
-# prebuilt browser files are copied into web/static/vendor (committed, so that a plain `go build`
-# works without npm; CI checks the copies match the package).
+# The browser pages' dependencies, at the versions package-lock.json pins: webtorrent's prebuilt
+# browser files are copied into web/static/vendor, and the live page's bundle of hls.js and
+# p2p-media-loader is built there with esbuild (committed, so that a plain `go build` works without
+# npm; CI checks the files match what the packages make).
 web:
 	cd web && npm ci --ignore-scripts --no-audit --no-fund && node copy-vendor.mjs
 

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,13 @@ func (g *Gateway) newLiveOrigin() *live.Origin {
 
 func (g *Gateway) liveRoutes(e *echo.Echo) {
 	h := func(c echo.Context) error {
+		// /live/{stream} (no further path) is the watch page (web/templates/live.html); the rest
+		// is the origin's.
+		if r := c.Request(); r.Method != http.MethodPut {
+			if rest, ok := strings.CutPrefix(r.URL.Path, "/live/"); ok && rest != "" && !strings.Contains(rest, "/") {
+				return g.livePage(c, rest)
+			}
+		}
 		// The origin names URLs from this header; a client's own is overwritten.
 		c.Request().Header.Set(live.BaseURLHeader, g.baseURL(c))
 		g.live.ServeHTTP(c.Response(), c.Request())

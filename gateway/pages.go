@@ -166,3 +166,32 @@ func (a *assets) serve(c echo.Context, name string) error {
 	http.ServeContent(c.Response(), c.Request(), name, time.Time{}, bytes.NewReader(b))
 	return nil
 }
+
+// liveData is what the live watch template is filled with.
+type liveData struct {
+	Stream   string
+	WatchURL string
+	// Boot is {"stream": …, "config": /api/config's answer}, as JSON.
+	Boot template.JS
+}
+
+// livePage renders the live watch page. Like the torrent pages it answers 200 for any stream:
+// the page itself says whether the gateway has the stream (and when it stalls).
+func (g *Gateway) livePage(c echo.Context, stream string) error {
+	base := g.baseURL(c)
+	boot, err := json.Marshal(struct {
+		Stream string       `json:"stream"`
+		Config clientConfig `json:"config"`
+	}{stream, g.clientConfig(base)})
+	if err != nil {
+		return err
+	}
+	d := liveData{Stream: stream, WatchURL: base + "/live/" + url.PathEscape(stream), Boot: template.JS(boot)}
+	var b bytes.Buffer
+	if err := pageTemplates.ExecuteTemplate(&b, "live.html", d); err != nil {
+		return err
+	}
+	g.frameHeaders(c)
+	c.Response().Header().Set("Cache-Control", "no-cache")
+	return c.HTMLBlob(http.StatusOK, b.Bytes())
+}

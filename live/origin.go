@@ -87,7 +87,7 @@ type OriginConfig struct {
 //	GET  /live/{stream}/index.m3u8      HLS live playlist
 //	GET  /live/{stream}/manifest.json   signed entries of the window
 //	GET  /live/{stream}/{seq}.m4s       media segment; init-{seq}.mp4 an init segment
-//	GET  /live/{stream}                 a small watch page
+//	GET  /live/{stream}                 a small watch page (a gateway serves its own, web/templates/live.html)
 //	GET  /api/live, /api/live/{stream}  state of the streams
 type Origin struct {
 	cfg       OriginConfig
@@ -673,8 +673,8 @@ func baseOf(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
-// watchPage is a stand-in until browser playback lands: a <video> for players with native HLS,
-// and the stream's links.
+// watchPage is a minimal page for an Origin mounted on its own: a <video> for players with native
+// HLS, and the stream's links. The gateway answers /live/{stream} with its P2P watch page instead.
 func (o *Origin) watchPage(w http.ResponseWriter, id StreamID) {
 	p := "/live/" + id.String()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -2,8 +2,9 @@
 // nothing of its internals.
 //
 // static/ is served as is (static/vendor holds webtorrent's prebuilt browser files, copied from the
-// pinned npm package by `make web`); templates/ are the pages that name a torrent (watch, embed),
-// rendered by the gateway so that link previews and oEmbed discovery work without JavaScript.
+// pinned npm package by `make web`, and live.min.js, the live page's esbuild bundle of hls.js and
+// p2p-media-loader); templates/ are the pages that name a torrent (watch, embed) or a live stream
+// (live), rendered by the gateway so that link previews and oEmbed discovery work without JavaScript.
 package web
 
 import (

@@ -1,0 +1,240 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmgate/swarmgate/gateway"
+	"github.com/swarmgate/swarmgate/live"
+)
+
+const liveIngestToken = "e2e-live-ingest-token"
+
+// liveState is what a test reads of the live page: its window.swarmgate and the video element.
+type liveState struct {
+	SG *struct {
+		State   string `json:"state"`
+		Mode    string `json:"mode"`
+		Message string `json:"message"`
+		Stream  string `json:"stream"`
+		Stats   struct {
+			FromGateway  float64 `json:"fromGateway"`
+			FromBrowsers float64 `json:"fromBrowsers"`
+			Uploaded     float64 `json:"uploaded"`
+			Peers        float64 `json:"peers"`
+			BehindLive   float64 `json:"behindLive"`
+			Verified     float64 `json:"verified"`
+			Rejected     float64 `json:"rejected"`
+		} `json:"stats"`
+	} `json:"sg"`
+	CurrentTime float64 `json:"currentTime"`
+	Paused      bool    `json:"paused"`
+	Message     string  `json:"message"`
+}
+
+func (s liveState) String() string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+const liveStateJS = `(() => {
+  const v = document.getElementById("player");
+  const m = document.getElementById("message");
+  return {
+    sg: window.swarmgate ? JSON.parse(JSON.stringify(window.swarmgate)) : null,
+    currentTime: v ? v.currentTime : -1, paused: v ? v.paused : true,
+    message: m ? m.textContent.trim() : "",
+  };
+})()`
+
+// waitLive polls the page's live state every 200 ms until cond holds; the test fails after within.
+func (b *browser) waitLive(within time.Duration, what string, cond func(liveState) bool) liveState {
+	b.t.Helper()
+	var last liveState
+	waitUntil(b.t, within, b.name+": "+what, func() (bool, string) {
+		var s liveState
+		if err := b.eval(0, liveStateJS, &s); err != nil {
+			return false, "read failed: " + err.Error()
+		}
+		last = s
+		return cond(s), "last: " + s.String()
+	})
+	return last
+}
+
+// startBroadcast runs live.Broadcast of ffmpeg's test source (1 s segments) into the gateway
+// at base until the test ends, and waits until the stream has a few media segments.
+func startBroadcast(t *testing.T, base string, seconds int) (live.StreamID, context.CancelFunc) {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		missingTool(t, "ffmpeg", "apt-get install ffmpeg")
+	}
+	priv, err := live.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := live.StreamIDOfKey(priv)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds+30)*time.Second)
+	done := make(chan error, 1)
+	go func() {
+		_, err := live.Broadcast(ctx, live.BroadcastConfig{
+			Gateway: base, Token: liveIngestToken, Key: priv, SegmentSeconds: 1, Log: testLogger(t),
+			InputArgs: []string{
+				"-re", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
+				"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", fmt.Sprint(seconds),
+			},
+		})
+		done <- err
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("broadcast: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("broadcast did not stop within 30 s of cancel")
+		}
+	})
+	waitUntil(t, 60*time.Second, "3 media segments on the gateway", func() (bool, string) {
+		res, err := http.Get(base + "/api/live/" + id.String())
+		if err != nil {
+			return false, err.Error()
+		}
+		defer res.Body.Close()
+		var st live.StreamStatus
+		if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&st) != nil {
+			return false, res.Status
+		}
+		return st.Window.Media >= 3, fmt.Sprintf("%d media segments", st.Window.Media)
+	})
+	return id, cancel
+}
+
+func liveGateway(t *testing.T) string {
+	t.Helper()
+	_, base := startGatewayWith(t, func(c *gateway.Config) { c.IngestToken = liveIngestToken })
+	return base
+}
+
+// TestLivePlaysInBrowser: ffmpeg's test source → live.Broadcast → a real gateway; Chromium opens
+// /live/{stream}, plays near the live edge (currentTime advances, seconds behind live reported),
+// the page's validateP2PSegment accepts a segment's real bytes and rejects altered ones, the page
+// says when the broadcaster stops (stalled), and a stream the gateway does not have is reported
+// as unknown.
+func TestLivePlaysInBrowser(t *testing.T) {
+	base := liveGateway(t)
+	b := startBrowser(t, browserOptions{name: "viewer"})
+	id, stopBroadcast := startBroadcast(t, base, 90)
+
+	b.navigate(base + "/live/" + id.String())
+	s := b.waitLive(45*time.Second, "playing", func(s liveState) bool {
+		return s.SG != nil && s.SG.State == "playing" && s.CurrentTime > 0
+	})
+	if s.SG.Mode != "live" || s.SG.Stream != id.String() {
+		t.Errorf("window.swarmgate mode %q stream %q, want live and %s", s.SG.Mode, s.SG.Stream, id)
+	}
+	from := s.CurrentTime
+	s = b.waitLive(20*time.Second, "currentTime advancing by 3 s", func(s liveState) bool {
+		return s.CurrentTime > from+3 && s.SG.Stats.BehindLive > 0
+	})
+	if bl := s.SG.Stats.BehindLive; bl < 0.5 || bl > 20 {
+		t.Errorf("seconds behind live = %.1f, want between 0.5 and 20 (3 one-second segments behind the edge)", bl)
+	}
+	if s.SG.Stats.FromGateway == 0 {
+		t.Errorf("no bytes counted from the gateway: %v", s)
+	}
+
+	// The page's check of a segment from a peer, called with a real segment and altered bytes.
+	var check struct {
+		Good, Tampered, Short, Unknown bool
+		Rejected                       float64
+		Err                            string
+	}
+	js := `(async () => {
+	  try {
+	    const m = await (await fetch("/live/` + id.String() + `/manifest.json")).json();
+	    const e = m.entries.filter(e => e.kind === "media").pop();
+	    const url = location.origin + "/live/` + id.String() + `/" + e.seq + ".m4s";
+	    const data = await (await fetch(url)).arrayBuffer();
+	    const good = await swarmgateLive.validateP2PSegment(url, undefined, data.slice(0));
+	    const bad = new Uint8Array(data.slice(0)); bad[bad.length >> 1] ^= 0x01;
+	    const tampered = await swarmgateLive.validateP2PSegment(url, undefined, bad.buffer);
+	    const short = await swarmgateLive.validateP2PSegment(url, undefined, data.slice(1));
+	    const unknown = await swarmgateLive.validateP2PSegment(location.origin + "/live/` + id.String() + `/1.m4s", undefined, data.slice(0));
+	    return {Good: good, Tampered: tampered, Short: short, Unknown: unknown, Rejected: window.swarmgate.stats.rejected};
+	  } catch (err) { return {Err: String(err)}; }
+	})()`
+	before := s.SG.Stats.Rejected
+	if err := b.eval(0, js, &check); err != nil || check.Err != "" {
+		t.Fatalf("validateP2PSegment check: %v %s", err, check.Err)
+	}
+	if !check.Good || check.Tampered || check.Short || check.Unknown || check.Rejected < before+3 {
+		t.Errorf("validateP2PSegment: real bytes %v (want true), one bit flipped %v, one byte short %v, a seq not in the manifest %v (want false each); rejected %v → %v (want +3)",
+			check.Good, check.Tampered, check.Short, check.Unknown, before, check.Rejected)
+	}
+
+	// A signed entry with an altered field does not verify.
+	var sig struct{ Good, Altered bool }
+	if err := b.eval(0, `(async () => {
+	  const m = await (await fetch("/live/`+id.String()+`/manifest.json")).json();
+	  const e = m.entries[m.entries.length - 1];
+	  return {Good: await swarmgateLive.verifyEntry(e), Altered: await swarmgateLive.verifyEntry({...e, size: e.size + 1})};
+	})()`, &sig); err != nil || !sig.Good || sig.Altered {
+		t.Errorf("verifyEntry: %v, real entry %v (want true), altered size %v (want false)", err, sig.Good, sig.Altered)
+	}
+
+	// The broadcaster stops: after 3 target durations without a segment the page says so.
+	stopBroadcast()
+	b.waitLive(20*time.Second, "a stalled-stream message", func(s liveState) bool {
+		return s.SG.State == "stalled" && strings.Contains(s.Message, "Stream stalled")
+	})
+
+	// A stream this gateway does not have.
+	other, err := live.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.navigate(base + "/live/" + live.StreamIDOfKey(other).String())
+	b.waitLive(15*time.Second, "an unknown-stream message", func(s liveState) bool {
+		return s.SG != nil && s.SG.State == "error" && len(s.Message) > 0 && strings.Contains(s.Message, "Unknown stream")
+	})
+}
+
+// TestLiveP2PBetweenBrowsers: two Chromium viewers of one live stream; the second, playing
+// further behind the edge, gets segments from the first over WebRTC (signalled through the
+// gateway's /announce), each checked against the signed manifest.
+func TestLiveP2PBetweenBrowsers(t *testing.T) {
+	base := liveGateway(t)
+	a := startBrowser(t, browserOptions{name: "viewer-a"})
+	b := startBrowser(t, browserOptions{name: "viewer-b"})
+	id, _ := startBroadcast(t, base, 120)
+	u := base + "/live/" + id.String()
+
+	a.navigate(u + "?latency=2")
+	a.waitLive(45*time.Second, "a playing", func(s liveState) bool {
+		return s.SG != nil && s.SG.State == "playing" && s.CurrentTime > 0
+	})
+	b.navigate(u + "?latency=8")
+	b.waitLive(45*time.Second, "b playing", func(s liveState) bool {
+		return s.SG != nil && s.SG.State == "playing" && s.CurrentTime > 0
+	})
+	s := b.waitLive(60*time.Second, "b getting bytes from a", func(s liveState) bool {
+		return s.SG.Stats.FromBrowsers > 0 && s.SG.Stats.Peers > 0
+	})
+	s = b.waitLive(10*time.Second, "b counting a verified segment from a", func(s liveState) bool { return s.SG.Stats.Verified > 0 })
+	if s.SG.Stats.Rejected != 0 {
+		t.Errorf("b rejected %v segments from a, an honest peer", s.SG.Stats.Rejected)
+	}
+	from := s.CurrentTime
+	b.waitLive(20*time.Second, "b still playing", func(s liveState) bool { return s.CurrentTime > from+2 })
+	t.Logf("viewer b: %v", s)
+}

@@ -1,0 +1,337 @@
+// The live watch page, /live/{stream}: hls.js plays the gateway's HLS playlist, and
+// p2p-media-loader shares segments between viewers over WebRTC, signalled through the gateway's
+// own websocket tracker (/announce) in a swarm named by the stream id, with the gateway's ICE
+// servers only. A segment from a peer is used only if its signed manifest entry verifies
+// (Ed25519 with the stream id as public key, over live.Entry.SigningBytes) and its SHA-256 and
+// size match the entry; otherwise it is counted as rejected and the loader fetches it over HTTP.
+//
+// window.swarmgate is the page's state, for people and tests alike, refreshed every 250 ms:
+//   { state: "loading"|"playing"|"stalled"|"error", mode: "live", message, stream,
+//     stats: { fromGateway, fromBrowsers, uploaded, peers, p2pShare, behindLive, verified, rejected } }
+// from* and uploaded are bytes; verified and rejected count segments from peers that did and did
+// not match the signed manifest; behindLive is seconds behind the broadcaster's capture clock
+// (Date.now() - hls.playingDate, from EXT-X-PROGRAM-DATE-TIME), -1 while unknown.
+//
+// ?latency=N asks hls.js to play N segments behind the live edge (default 3).
+
+import { Hls, HlsJsP2PEngine } from '/static/vendor/live.min.js'
+
+const STATS_EVERY_MS = 250
+const STATUS_EVERY_MS = 3000
+
+const boot = JSON.parse(document.getElementById('swarmgate-boot').textContent)
+const stream = boot.stream
+const base = '/live/' + stream
+
+export const sg = {
+  state: 'loading',
+  mode: 'live',
+  message: '',
+  stream,
+  stats: { fromGateway: 0, fromBrowsers: 0, uploaded: 0, peers: 0, p2pShare: 0, behindLive: -1, verified: 0, rejected: 0 }
+}
+window.swarmgate = sg
+
+const $ = (id) => document.getElementById(id)
+
+function say (text) {
+  sg.message = text
+  $('message').textContent = text
+}
+
+function fail (text) {
+  sg.state = 'error'
+  say(text)
+}
+
+// --- verification of segments from peers ---
+
+const B32 = 'abcdefghijklmnopqrstuvwxyz234567'
+
+// streamKey decodes a stream id (52 characters of lowercase unpadded base32) into its 32-byte
+// Ed25519 public key.
+export function streamKey (id) {
+  if (!/^[a-z2-7]{52}$/.test(id)) throw new Error('not a stream id: ' + id)
+  const out = new Uint8Array(32)
+  let bits = 0; let acc = 0; let n = 0
+  for (const c of id) {
+    acc = (acc << 5) | B32.indexOf(c)
+    bits += 5
+    if (bits >= 8) {
+      bits -= 8
+      if (n < 32) out[n++] = (acc >> bits) & 0xff
+    }
+    acc &= (1 << bits) - 1
+  }
+  if (n !== 32 || acc !== 0) throw new Error('not base32 of a 32-byte key: ' + id)
+  return out
+}
+
+function fromHex (s, len) {
+  if (typeof s !== 'string' || s.length !== 2 * len || !/^[0-9a-f]*$/.test(s)) throw new Error('bad hex')
+  const out = new Uint8Array(len)
+  for (let i = 0; i < len; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16)
+  return out
+}
+
+function fromBase64 (s) {
+  return Uint8Array.from(atob(s), (c) => c.charCodeAt(0))
+}
+
+function toHex (buf) {
+  return Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+const CONTEXT = new TextEncoder().encode('swarmgate-live-v1/entry\x00')
+
+// signingBytes is live.Entry.SigningBytes: the fixed 137-byte big-endian layout the broadcaster
+// signs.
+export function signingBytes (e, key) {
+  const b = new Uint8Array(137)
+  const v = new DataView(b.buffer)
+  b.set(CONTEXT, 0)
+  b.set(key, 24)
+  v.setBigUint64(56, BigInt(e.seq))
+  v.setUint8(64, e.kind === 'init' ? 1 : e.kind === 'media' ? 2 : 0)
+  v.setBigInt64(65, BigInt(e.time_ms))
+  v.setUint32(73, e.duration_us)
+  v.setBigUint64(77, BigInt(e.size))
+  b.set(fromHex(e.sha256, 32), 85)
+  b.set(fromHex(e.infohash, 20), 117)
+  return b
+}
+
+let publicKey = null // the CryptoKey of the stream id
+let keyBytes = null
+
+async function cryptoKey () {
+  if (!publicKey) {
+    keyBytes = streamKey(stream)
+    publicKey = await crypto.subtle.importKey('raw', keyBytes, { name: 'Ed25519' }, false, ['verify'])
+  }
+  return publicKey
+}
+
+// verifyEntry checks one manifest entry's signature with the stream id.
+export async function verifyEntry (e) {
+  try {
+    const key = await cryptoKey()
+    if (e.stream !== stream) return false
+    return await crypto.subtle.verify({ name: 'Ed25519' }, key, fromBase64(e.sig), signingBytes(e, keyBytes))
+  } catch (err) {
+    console.warn('live: entry', e && e.seq, 'does not verify:', err)
+    return false
+  }
+}
+
+const entries = new Map() // "kind:seq" → Promise of the verified entry or null
+let manifestFetch = null
+
+// refreshManifest fetches the signed manifest (one fetch at a time) and verifies the entries it
+// has not seen.
+function refreshManifest () {
+  if (!manifestFetch) {
+    manifestFetch = (async () => {
+      try {
+        const res = await fetch(base + '/manifest.json', { cache: 'no-store' })
+        if (!res.ok) throw new Error('manifest: HTTP ' + res.status)
+        const m = await res.json()
+        for (const e of m.entries || []) {
+          const k = e.kind + ':' + e.seq
+          if (!entries.has(k)) entries.set(k, verifyEntry(e).then((ok) => (ok ? e : null)))
+        }
+      } catch (err) {
+        console.warn('live:', err)
+      } finally {
+        manifestFetch = null
+      }
+    })()
+  }
+  return manifestFetch
+}
+
+// segmentOf names the kind and seq of a segment URL (…/{seq}.m4s, …/init-{seq}.mp4).
+function segmentOf (url) {
+  const path = new URL(url, location.href).pathname
+  let m = /\/init-(\d+)\.mp4$/.exec(path)
+  if (m) return 'init:' + m[1]
+  m = /\/(\d+)\.m4s$/.exec(path)
+  return m ? 'media:' + m[1] : ''
+}
+
+async function entryFor (k) {
+  if (!entries.has(k)) await refreshManifest()
+  return entries.has(k) ? entries.get(k) : null
+}
+
+// checkSegment says whether data are the bytes the stream's signed entry for url describes.
+export async function checkSegment (url, data) {
+  const k = segmentOf(url)
+  if (!k) return false
+  const e = await entryFor(k)
+  if (!e || data.byteLength !== e.size) return false
+  return toHex(await crypto.subtle.digest('SHA-256', data)) === e.sha256
+}
+
+// validateP2PSegment is p2p-media-loader's hook for a segment that came from a peer: false makes
+// the loader fetch it over HTTP instead.
+export async function validateP2PSegment (url, byteRange, data) {
+  let ok = false
+  try {
+    ok = byteRange === undefined && await checkSegment(url, data)
+  } catch (err) {
+    console.warn('live: checking', url, err)
+  }
+  if (ok) {
+    sg.stats.verified++
+  } else {
+    sg.stats.rejected++
+    console.warn('live: rejected a segment from a peer:', url)
+  }
+  return ok
+}
+
+window.swarmgateLive = { validateP2PSegment, checkSegment, verifyEntry, streamKey, signingBytes, refreshManifest }
+
+// --- the player ---
+
+function fmtBytes (n) {
+  const u = ['B', 'KiB', 'MiB', 'GiB']
+  let i = 0
+  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++ }
+  return (i ? n.toFixed(1) : String(n)) + ' ' + u[i]
+}
+
+function render () {
+  const s = sg.stats
+  const all = s.fromGateway + s.fromBrowsers
+  s.p2pShare = all ? s.fromBrowsers / all : 0
+  $('s-state').textContent = sg.state
+  $('s-behind').textContent = s.behindLive < 0 ? '–' : s.behindLive.toFixed(1) + ' s'
+  $('s-peers').textContent = String(s.peers)
+  $('s-http').textContent = fmtBytes(s.fromGateway)
+  $('s-p2p').textContent = fmtBytes(s.fromBrowsers)
+  $('s-uploaded').textContent = fmtBytes(s.uploaded)
+  $('s-share').textContent = Math.round(s.p2pShare * 100) + ' %'
+  $('s-rejected').textContent = String(s.rejected)
+}
+
+async function status () {
+  const res = await fetch('/api/live/' + stream, { cache: 'no-store' })
+  if (res.status === 404) return null
+  if (!res.ok) throw new Error('HTTP ' + res.status)
+  return res.json()
+}
+
+async function watchStatus () {
+  let st = null
+  try { st = await status() } catch (err) { return }
+  if (!st) {
+    if (sg.state !== 'error') fail('The stream has gone from this gateway.')
+    return
+  }
+  if (st.state === 'stalled' || st.state === 'ended') {
+    sg.state = 'stalled'
+    say(st.state === 'ended'
+      ? 'The stream has ended: the broadcaster sent nothing for the whole window.'
+      : 'Stream stalled: no new segment from the broadcaster for a while. Waiting for it to come back…')
+  } else if (sg.state === 'stalled') {
+    sg.state = 'loading'
+    say('The stream is back.')
+  }
+}
+
+async function start () {
+  if (!/^[a-z2-7]{52}$/.test(stream)) {
+    fail(`Unknown stream: “${stream}” is not a stream id (52 characters of a–z and 2–7).`)
+    return
+  }
+  let st
+  try {
+    st = await status()
+  } catch (err) {
+    fail('Cannot reach the gateway: ' + err.message)
+    return
+  }
+  if (!st) {
+    fail(`Unknown stream: this gateway has no live stream ${stream}. Is the broadcaster running?`)
+    return
+  }
+  if (!Hls.isSupported()) {
+    fail('This browser cannot play HLS with Media Source Extensions; try the HLS playlist link in another player.')
+    return
+  }
+  if (!window.crypto || !crypto.subtle) {
+    fail('This page needs WebCrypto (a secure context: https or localhost).')
+    return
+  }
+  const latency = Math.max(1, Math.min(30, parseInt(new URLSearchParams(location.search).get('latency') || '3', 10) || 3))
+  const config = boot.config || {}
+  const HlsWithP2P = HlsJsP2PEngine.injectMixin(Hls)
+  const hls = new HlsWithP2P({
+    // Near the live edge: latency segments behind it, catching up when more than twice that.
+    liveSyncDurationCount: latency,
+    liveMaxLatencyDurationCount: Math.max(2 * latency, latency + 3),
+    maxLiveSyncPlaybackRate: 1.1,
+    backBufferLength: 30,
+    maxBufferLength: 10,
+    p2p: {
+      core: {
+        swarmId: stream,
+        announceTrackers: [config.tracker_url],
+        rtcConfig: { iceServers: config.ice_servers || [] },
+        // Small windows: live segments are needed within seconds of being cut.
+        highDemandTimeWindow: 2,
+        httpDownloadTimeWindow: 3,
+        p2pDownloadTimeWindow: 6,
+        simultaneousHttpDownloads: 2,
+        simultaneousP2PDownloads: 3,
+        validateP2PSegment
+      },
+      onHlsJsCreated (h) {
+        const e = h.p2pEngine
+        e.addEventListener('onChunkDownloaded', (n, source) => {
+          if (source === 'p2p') sg.stats.fromBrowsers += n
+          else sg.stats.fromGateway += n
+        })
+        e.addEventListener('onChunkUploaded', (n) => { sg.stats.uploaded += n })
+        e.addEventListener('onPeerConnect', () => { sg.stats.peers++ })
+        e.addEventListener('onPeerClose', () => { sg.stats.peers = Math.max(0, sg.stats.peers - 1) })
+        e.addEventListener('onTrackerError', (d) => console.warn('live: tracker:', d.error))
+      }
+    }
+  })
+  window.swarmgateHls = hls
+  const video = $('player')
+  hls.on(Hls.Events.ERROR, (_, d) => {
+    console.warn('live: hls.js', d.fatal ? 'fatal' : '', d.type, d.details, d.reason || (d.error && d.error.message) || '')
+    if (!d.fatal) return
+    if (d.type === Hls.ErrorTypes.NETWORK_ERROR) {
+      say('Network error (' + d.details + '); retrying…')
+      setTimeout(() => hls.startLoad(), 2000)
+    } else if (d.type === Hls.ErrorTypes.MEDIA_ERROR) {
+      say('Media error (' + d.details + '); recovering…')
+      hls.recoverMediaError()
+    } else {
+      fail('Playback failed: ' + d.details)
+    }
+  })
+  video.addEventListener('playing', () => {
+    if (sg.state !== 'error') {
+      sg.state = 'playing'
+      if (!/stalled|ended/.test(sg.message)) say('')
+    }
+  })
+  video.addEventListener('waiting', () => { if (sg.state === 'playing') sg.state = 'loading' })
+  hls.loadSource(base + '/index.m3u8')
+  hls.attachMedia(video)
+  video.play().catch(() => say('Press play to start.'))
+  setInterval(() => {
+    const d = hls.playingDate
+    sg.stats.behindLive = d ? Math.max(0, (Date.now() - d.getTime()) / 1000) : -1
+    render()
+  }, STATS_EVERY_MS)
+  setInterval(watchStatus, STATUS_EVERY_MS)
+}
+
+start().catch((err) => fail('The player failed to start: ' + err.message)).finally(render)
