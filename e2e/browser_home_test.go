@@ -63,13 +63,11 @@ func TestBrowserHomePageAddsAndPlays(t *testing.T) {
 // waitText waits until the element's text contains want.
 func waitText(t *testing.T, b *browser, selector, want string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	var got string
-	for time.Now().Before(deadline) {
-		if err := b.eval(0, fmt.Sprintf("document.querySelector(%q)?.textContent ?? ''", selector), &got); err == nil && strings.Contains(got, want) {
-			return
+	waitUntil(t, 15*time.Second, selector+" says "+want, func() (bool, string) {
+		var got string
+		if err := b.eval(0, fmt.Sprintf("document.querySelector(%q)?.textContent ?? ''", selector), &got); err != nil {
+			return false, err.Error()
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s says %q, want it to contain %q", selector, got, want)
+		return strings.Contains(got, want), fmt.Sprintf("it says %q", got)
+	})
 }

@@ -254,13 +254,7 @@ func TestWatchPageStartsFetching(t *testing.T) {
 	if res := r.get(t, "/watch/"+ih, nil); res.status != http.StatusOK {
 		t.Fatalf("watch page: %d", res.status)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !e.t.Complete().Bool() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after the watch page: %d of %d bytes fetched, state %s", e.t.BytesCompleted(), e.t.Length(), e.state())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, 20*time.Second, "the torrent fetched after the watch page alone", func() bool { return e.t.Complete().Bool() })
 }
 
 // TestPagesCarryBootData: the watch and embed pages of a torrent with metadata carry what the
