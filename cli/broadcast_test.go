@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/ed25519"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -16,14 +17,7 @@ import (
 func TestBroadcastUsageErrors(t *testing.T) {
 	clearEnv(t)
 	dir := t.TempDir()
-	key := filepath.Join(dir, "stream.key")
-	priv, err := live.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := live.WriteKeyFile(key, priv); err != nil {
-		t.Fatal(err)
-	}
+	key, _ := writeTestKey(t, dir)
 	input := filepath.Join(dir, "in.mp4")
 	if err := os.WriteFile(input, []byte("not really a video"), 0o644); err != nil {
 		t.Fatal(err)
@@ -87,14 +81,7 @@ func TestBroadcastRun(t *testing.T) {
 	if out, err := mk.CombinedOutput(); err != nil {
 		t.Fatalf("making the input: %v: %s", err, out)
 	}
-	key := filepath.Join(dir, "stream.key")
-	priv, err := live.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := live.WriteKeyFile(key, priv); err != nil {
-		t.Fatal(err)
-	}
+	key, priv := writeTestKey(t, dir)
 	const token = "cli-broadcast-token-0123456789"
 	origin := live.NewOrigin(live.OriginConfig{IngestToken: token})
 	srv := httptest.NewServer(origin)
@@ -116,4 +103,18 @@ func sum(m map[string]uint64) (n uint64) {
 		n += v
 	}
 	return n
+}
+
+// writeTestKey writes a new broadcaster key to dir/stream.key.
+func writeTestKey(t *testing.T, dir string) (string, ed25519.PrivateKey) {
+	t.Helper()
+	key := filepath.Join(dir, "stream.key")
+	priv, err := live.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := live.WriteKeyFile(key, priv); err != nil {
+		t.Fatal(err)
+	}
+	return key, priv
 }
