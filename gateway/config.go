@@ -14,6 +14,7 @@ import (
 
 	"github.com/pion/stun/v4"
 
+	"github.com/swarmgate/swarmgate/live"
 	"github.com/swarmgate/swarmgate/signaling"
 )
 
@@ -167,6 +168,10 @@ type Config struct {
 	LiveWindow time.Duration
 	// MaxLiveStreams bounds the live streams held at once (ended ones make room).
 	MaxLiveStreams int
+	// Relays are live streams this gateway follows from other gateways, by their URLs there
+	// (http(s)://host/live/<stream id>); several URLs of one stream are its sources, tried alike.
+	// Segments come over BitTorrent and are verified against the broadcaster's signed entries.
+	Relays []string
 
 	// Demo seeds the built-in demo video on start.
 	Demo bool
@@ -284,6 +289,11 @@ func (c Config) Validate() error {
 	}
 	if c.IngestToken != "" && len(c.IngestToken) < minTokenLen {
 		return fmt.Errorf("ingest-token: must be at least %d characters; make one with `openssl rand -hex 32`", minTokenLen)
+	}
+	for _, u := range c.Relays {
+		if _, _, err := live.ParseStreamURL(u); err != nil {
+			return fmt.Errorf("relay: %v", err)
+		}
 	}
 	for _, h := range c.AllowInfoHashes {
 		if _, err := parseInfoHash(h); err != nil {

@@ -58,8 +58,9 @@ type Gateway struct {
 	addMu       sync.Mutex // serialises API adds, so that MaxTorrents holds
 	metrics     *metrics
 	live        *live.Origin
-	draining    atomic.Bool   // /readyz answers 503 once shutdown began
-	uploadLimit *rate.Limiter // nil without a cap
+	segments    *segmentTorrents // live segments over BitTorrent
+	draining    atomic.Bool      // /readyz answers 503 once shutdown began
+	uploadLimit *rate.Limiter    // nil without a cap
 
 	stop      chan struct{}
 	nudge     chan struct{} // demand changed: re-run updateDemand now, not at the next tick
@@ -204,6 +205,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http-addr %s: %w", cfg.HTTPAddr, err)
 	}
+	g.segments = newSegmentTorrents(g.client)
 	g.live = g.newLiveOrigin()
 	g.metrics = newMetrics(g)
 	g.echo = g.routes()
@@ -216,6 +218,9 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		if _, err := g.addDemo(); err != nil {
 			return nil, fmt.Errorf("demo: %w", err)
 		}
+	}
+	if err := g.startRelays(); err != nil {
+		return nil, err
 	}
 	g.wg.Add(2)
 	go g.maintain()

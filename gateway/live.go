@@ -17,7 +17,13 @@ func (g *Gateway) newLiveOrigin() *live.Origin {
 		IngestToken: g.cfg.IngestToken,
 		Window:      g.cfg.LiveWindow,
 		MaxStreams:  g.cfg.MaxLiveStreams,
-		Log:         g.log,
+		OnSegment: func(id live.StreamID, seg live.Segment) {
+			if err := g.segments.seed(id, seg); err != nil {
+				g.log.Warn("live: seeding a segment over BitTorrent", "stream", id, "seq", seg.Seq, "err", err)
+			}
+		},
+		BitTorrentPort: g.btPort,
+		Log:            g.log,
 	})
 }
 

@@ -46,13 +46,14 @@ const (
 	ResultTooOld           = "too_old"
 	ResultFuture           = "future"
 	ResultStreamLimit      = "stream_limit"
+	ResultRelayedStream    = "relayed_stream"
 )
 
 // Results lists every result label, so that a metric can report zeros.
 var Results = []string{
 	ResultAccepted, ResultUnauthorized, ResultIngestOff, ResultMalformed, ResultTooLarge,
 	ResultBadSignature, ResultWrongStream, ResultContentMismatch, ResultInfoHashMismatch,
-	ResultReplay, ResultOutOfOrder, ResultTooOld, ResultFuture, ResultStreamLimit,
+	ResultReplay, ResultOutOfOrder, ResultTooOld, ResultFuture, ResultStreamLimit, ResultRelayedStream,
 }
 
 // OriginConfig sets up an Origin. Zero values take the defaults.
@@ -71,6 +72,12 @@ type OriginConfig struct {
 	MaxBytes int64
 	// PlaylistSegments is how many of the newest media segments index.m3u8 lists (default 30).
 	PlaylistSegments int
+	// OnSegment, if set, is called with each segment a stream accepted (uploaded or relayed),
+	// its bytes included, after it is in the window; the gateway seeds it over BitTorrent.
+	OnSegment func(StreamID, Segment)
+	// BitTorrentPort, if set, is the port this gateway's BitTorrent client listens on; stream
+	// states report it so that relays know where to fetch segments.
+	BitTorrentPort func() int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
@@ -106,8 +113,13 @@ type stream struct {
 	created time.Time
 	keep    time.Duration // the window's duration
 
+	// relay, for a stream this gateway follows from elsewhere (Origin.Follow), reports how; such
+	// a stream takes no uploads and is never dropped to make room.
+	relay func() RelayStatus
+
 	mu         sync.Mutex
 	bytesIn    uint64
+	bytesOut   uint64    // segment bytes served over HTTP
 	lastAt     time.Time // when the last segment was accepted
 	rejections map[string]uint64
 	recent     []rate // the last media segments accepted, for the bitrate
@@ -275,10 +287,26 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", ctype)
 		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 		w.Header().Set("ETag", `"`+hex.EncodeToString(seg.SHA256[:])+`"`)
-		http.ServeContent(w, r, "", seg.Start(), bytes.NewReader(seg.Data))
+		cw := &countingResponse{ResponseWriter: w}
+		http.ServeContent(cw, r, "", seg.Start(), bytes.NewReader(seg.Data))
+		s.mu.Lock()
+		s.bytesOut += cw.n
+		s.mu.Unlock()
 	default:
 		writeError(w, r, http.StatusNotFound, "not found")
 	}
+}
+
+// countingResponse counts the body bytes written through it.
+type countingResponse struct {
+	http.ResponseWriter
+	n uint64
+}
+
+func (c *countingResponse) Write(b []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(b)
+	c.n += uint64(n)
+	return n, err
 }
 
 // parseSegmentName reads SegmentName's two forms, canonical spellings only.
@@ -390,22 +418,81 @@ func (o *Origin) ingest(r *http.Request, parts []string) (res *IngestResult, err
 	if uint64(len(data)) > o.cfg.MaxSegmentSize {
 		return res, fail(http.StatusRequestEntityTooLarge, ResultTooLarge, "segment larger than the limit of %d bytes", o.cfg.MaxSegmentSize)
 	}
+	if s := o.stream(id); s != nil && s.relay != nil {
+		return res, fail(http.StatusConflict, ResultRelayedStream, "this gateway relays stream %s from elsewhere (--relay): upload to its origin", id)
+	}
 	s, added, err := o.add(id, se, data)
 	if err != nil {
 		return res, err
 	}
 	res.Missing = added.Missing
+	o.accepted(id, s, se, data)
+	return res, nil
+}
+
+// accepted does the bookkeeping of a segment now in s's window.
+func (o *Origin) accepted(id StreamID, s *stream, se SignedEntry, data []byte) {
 	s.mu.Lock()
 	s.bytesIn += uint64(len(data))
 	s.lastAt = o.cfg.Now()
-	if kind == KindMedia {
+	if se.Kind == KindMedia {
 		s.recent = append(s.recent, rate{size: se.Size, dur: se.Duration()})
 		if len(s.recent) > recentSegments {
 			s.recent = s.recent[1:]
 		}
 	}
 	s.mu.Unlock()
-	return res, nil
+	if o.cfg.OnSegment != nil {
+		o.cfg.OnSegment(id, Segment{SignedEntry: se, Data: data})
+	}
+}
+
+// segment looks up a segment in a stream's window.
+func (o *Origin) segment(id StreamID, kind Kind, seq uint64) (Segment, bool) {
+	s := o.stream(id)
+	if s == nil {
+		return Segment{}, false
+	}
+	return s.w.Get(kind, seq)
+}
+
+// Follow makes an empty stream that this gateway relays from elsewhere: it takes no uploads,
+// only AddRelayed, and its state reports status(). It fails if the stream is here already or the
+// gateway holds its limit of streams.
+func (o *Origin) Follow(id StreamID, status func() RelayStatus) error {
+	o.createMu.Lock()
+	defer o.createMu.Unlock()
+	if o.stream(id) != nil {
+		return fmt.Errorf("live: stream %s is here already", id)
+	}
+	s, err := o.newStream(id)
+	if err != nil {
+		return err
+	}
+	s.relay = status
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.streams) >= o.cfg.MaxStreams {
+		return fmt.Errorf("live: relaying stream %s would exceed the limit of %d live streams (--max-live-streams)", id, o.cfg.MaxStreams)
+	}
+	o.streams[id] = s
+	return nil
+}
+
+// AddRelayed puts a segment fetched from elsewhere into a followed stream's window, under the
+// same checks as an upload (signature, order, freshness, bytes against the entry). The error is
+// a *RejectError when the window refused it.
+func (o *Origin) AddRelayed(id StreamID, se SignedEntry, data []byte) (Added, error) {
+	s := o.stream(id)
+	if s == nil || s.relay == nil {
+		return Added{}, fmt.Errorf("live: stream %s is not followed here", id)
+	}
+	added, err := s.w.Add(se, data)
+	if err != nil {
+		return Added{}, err
+	}
+	o.accepted(id, s, se, data)
+	return added, nil
 }
 
 func (o *Origin) checkToken(r *http.Request) error {
@@ -419,6 +506,15 @@ func (o *Origin) checkToken(r *http.Request) error {
 		return fail(http.StatusUnauthorized, ResultUnauthorized, "wrong ingest token")
 	}
 	return nil
+}
+
+// ResultOf is the result label (one of Results) of a window's refusal.
+func ResultOf(err error) string {
+	var he *httpError
+	if errors.As(rejected(err), &he) {
+		return he.result
+	}
+	return ResultMalformed
 }
 
 // rejected maps a window's RejectError to an answer.
@@ -480,7 +576,7 @@ func (o *Origin) add(id StreamID, se SignedEntry, data []byte) (*stream, Added, 
 	if len(o.streams) >= o.cfg.MaxStreams {
 		// Ended streams make room.
 		for oid, s := range o.streams {
-			if s.state(o.cfg.Now()) == StateEnded {
+			if s.relay == nil && s.state(o.cfg.Now()) == StateEnded {
 				delete(o.streams, oid)
 			}
 		}
@@ -533,7 +629,10 @@ type StreamStatus struct {
 	EdgeSeq *uint64      `json:"edge_seq,omitempty"`
 	NextSeq uint64       `json:"next_seq"`
 	Window  WindowStatus `json:"window"`
-	BytesIn uint64       `json:"bytes_in"`
+	// BytesIn is the segment bytes taken in: uploaded, or fetched by a relay; BytesOutHTTP the
+	// segment bytes served over HTTP (players and webseeds; relays fetch over BitTorrent).
+	BytesIn      uint64 `json:"bytes_in"`
+	BytesOutHTTP uint64 `json:"bytes_out_http"`
 	// BitrateBPS is the ingest rate in bits per second of media over the last media segments.
 	BitrateBPS    float64           `json:"bitrate_bps"`
 	Accepted      uint64            `json:"accepted"`
@@ -543,9 +642,14 @@ type StreamStatus struct {
 	Missing       uint64            `json:"missing"`
 	StartedAt     time.Time         `json:"started_at"` // when this gateway took the stream's first segment
 	LastSegmentAt *time.Time        `json:"last_segment_at,omitempty"`
-	PlaylistURL   string            `json:"playlist_url"`
-	ManifestURL   string            `json:"manifest_url"`
-	WatchURL      string            `json:"watch_url"`
+	// BitTorrentPort is where this gateway's BitTorrent client listens (0: not known); with the
+	// host of the URL this status was fetched from, it is where relays fetch segments.
+	BitTorrentPort int `json:"bittorrent_port,omitempty"`
+	// Relay is set when this gateway relays the stream from elsewhere.
+	Relay       *RelayStatus `json:"relay,omitempty"`
+	PlaylistURL string       `json:"playlist_url"`
+	ManifestURL string       `json:"manifest_url"`
+	WatchURL    string       `json:"watch_url"`
 }
 
 // WindowStatus describes what a stream's window holds now.
@@ -564,7 +668,11 @@ func (o *Origin) Status(id StreamID, base string) (StreamStatus, bool) {
 	if s == nil {
 		return StreamStatus{}, false
 	}
-	return s.status(id, base, o.cfg.Now()), true
+	st := s.status(id, base, o.cfg.Now())
+	if o.cfg.BitTorrentPort != nil {
+		st.BitTorrentPort = o.cfg.BitTorrentPort()
+	}
+	return st, true
 }
 
 // Statuses is every stream's state, by stream id.
@@ -612,7 +720,7 @@ func (s *stream) status(id StreamID, base string, now time.Time) StreamStatus {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st.BytesIn = s.bytesIn
+	st.BytesIn, st.BytesOutHTTP = s.bytesIn, s.bytesOut
 	if !s.lastAt.IsZero() {
 		t := s.lastAt.UTC()
 		st.LastSegmentAt = &t
@@ -629,6 +737,14 @@ func (s *stream) status(id StreamID, base string, now time.Time) StreamStatus {
 	for k, v := range s.rejections {
 		st.Rejections[k] = v
 		st.Rejected += v
+	}
+	if s.relay != nil {
+		rs := s.relay()
+		st.Relay = &rs
+		for k, v := range rs.Rejected {
+			st.Rejections[k] += v
+			st.Rejected += v
+		}
 	}
 	return st
 }
