@@ -41,6 +41,10 @@ func TestBroadcastUsageErrors(t *testing.T) {
 		{"segment not a number", with("--key", key, "--segment-seconds", "x", input), "segment-seconds"},
 		{"unknown flag", with("--key", key, "--bitrate", "1M", input), "bitrate"},
 		{"input missing", with("--key", key, filepath.Join(dir, "nope.mp4")), "nope.mp4"},
+		{"test source and input", with("--test-source", input), "takes no INPUT"},
+		{"test source looped", with("--test-source", "--loop"), "--loop is for an INPUT"},
+		{"negative duration", with("--key", key, "--duration", "-1s", input), "--duration"},
+		{"duration not one", with("--key", key, "--duration", "ten", input), "duration"},
 	} {
 		code, out, errOut := run(t, c.args...)
 		if code != exitUsage || out != "" || !strings.Contains(errOut, c.want) {
@@ -95,6 +99,27 @@ func TestBroadcastRun(t *testing.T) {
 	}
 	if n := origin.Counts(); n[live.ResultAccepted] < 3 || n[live.ResultAccepted] != sum(n) {
 		t.Errorf("origin counts %v, want ≥ 3 accepted (init + 2 media) and nothing refused", n)
+	}
+}
+
+// TestBroadcastTestSource: one command, no key file and no input, broadcasts ffmpeg's test
+// pattern for the given duration under a throwaway key, printing its stream id and watch URL.
+func TestBroadcastTestSource(t *testing.T) {
+	clearEnv(t)
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed (apt-get install ffmpeg)")
+	}
+	const token = "cli-broadcast-token-0123456789"
+	origin := live.NewOrigin(live.OriginConfig{IngestToken: token})
+	srv := httptest.NewServer(origin)
+	defer srv.Close()
+	code, out, errOut := run(t, "broadcast", "--gateway", srv.URL, "--token", token, "--test-source", "--duration", "3s")
+	if code != exitOK || !strings.Contains(out, srv.URL+"/live/") || !strings.Contains(errOut, "throwaway key") {
+		t.Fatalf("broadcast: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	st := origin.Statuses(srv.URL)
+	if len(st) != 1 || !strings.Contains(out, st[0].Stream.String()) || st[0].Window.Media < 2 || st[0].Rejected != 0 {
+		t.Errorf("origin holds %+v; stdout %q", st, out)
 	}
 }
 
