@@ -47,6 +47,7 @@ func broadcastCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&keyFile, "key", "", "the stream's private key `FILE` (swarmgate live keygen --out FILE)")
 	fs.BoolVar(&cfg.Loop, "loop", false, "play INPUT over and over (ffmpeg -stream_loop -1)")
 	fs.BoolVar(&testSource, "test-source", false, "broadcast ffmpeg's test pattern and a 440 Hz tone instead of an INPUT")
+	fs.BoolVar(&cfg.KeepOpen, "keep-open", false, "when stopping, leave the stream open (viewers see it stalled until a broadcast with the key goes on) instead of ending it")
 	fs.DurationVar(&duration, "duration", 0, "stop after this long (`duration`, e.g. 10m; default: at the end of INPUT or on Ctrl-C)")
 	fs.Float64Var(&cfg.SegmentSeconds, "segment-seconds", cfg.SegmentSeconds, "segment `duration` in seconds, each starting with a keyframe (0.5..10)")
 	fs.StringVar(&cfg.FFmpeg, "ffmpeg", "ffmpeg", "the ffmpeg `binary`")

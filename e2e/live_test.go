@@ -85,7 +85,8 @@ func startBroadcast(t *testing.T, base string, seconds int) (live.StreamID, cont
 	done := make(chan error, 1)
 	go func() {
 		_, err := live.Broadcast(ctx, live.BroadcastConfig{
-			Gateway: base, Token: liveIngestToken, Key: priv, SegmentSeconds: 1, Log: testLogger(t),
+			// Kept open when stopped: the tests look at a stalled stream.
+			Gateway: base, Token: liveIngestToken, Key: priv, SegmentSeconds: 1, Log: testLogger(t), KeepOpen: true,
 			InputArgs: []string{
 				"-re", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
 				"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", fmt.Sprint(seconds),

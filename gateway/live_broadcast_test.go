@@ -65,6 +65,9 @@ func TestLiveBroadcastEndToEnd(t *testing.T) {
 		!strings.Contains(pl.header.Get("Cache-Control"), "max-age=1") {
 		t.Fatalf("playlist: %d %v\n%s", pl.status, pl.header, text)
 	}
+	if !st.Ended || !strings.HasSuffix(text, "#EXT-X-ENDLIST\n") {
+		t.Errorf("broadcast ended %v; its playlist after the input's end:\n%s", st.Ended, text)
+	}
 	if strings.Count(text, "#EXTINF:") < 3 || strings.Count(text, "#EXT-X-PROGRAM-DATE-TIME:") < 3 ||
 		!strings.Contains(text, fmt.Sprintf("#EXT-X-MAP:URI=%q", live.SegmentName(live.KindInit, st.FirstSeq))) ||
 		!strings.Contains(text, fmt.Sprintf("#EXT-X-MEDIA-SEQUENCE:%d\n", st.FirstSeq)) {
@@ -118,7 +121,7 @@ func TestLiveBroadcastEndToEnd(t *testing.T) {
 		t.Errorf("manifest after the second broadcast: %v, %d entries, want %d", err, len(m2.Entries), st.Uploaded+st2.Uploaded)
 	}
 	var status live.StreamStatus
-	if res := r.get(t, "/api/live/"+id.String(), nil); json.Unmarshal(res.body, &status) != nil || status.BytesIn == 0 || status.BitrateBPS <= 0 || status.Window.Inits != 2 {
+	if res := r.get(t, "/api/live/"+id.String(), nil); json.Unmarshal(res.body, &status) != nil || status.BytesIn == 0 || status.BitrateBPS <= 0 || status.Window.Inits != 2 || status.State != live.StateEnded {
 		t.Errorf("stream status: %s", res.body)
 	}
 }
@@ -167,8 +170,8 @@ func TestLiveBroadcastCancel(t *testing.T) {
 	cancel()
 	select {
 	case res := <-done:
-		if !errors.Is(res.err, context.Canceled) || res.st.Uploaded < 2 {
-			t.Errorf("cancelled broadcast: %v, stats %+v; want context.Canceled after ≥ 2 uploads", res.err, res.st)
+		if !errors.Is(res.err, context.Canceled) || res.st.Uploaded < 2 || !res.st.Ended {
+			t.Errorf("cancelled broadcast: %v, stats %+v; want context.Canceled after ≥ 2 uploads, and the stream ended", res.err, res.st)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("Broadcast did not return within 30 s of cancel")

@@ -343,3 +343,80 @@ func TestSegmentTorrentsKeep(t *testing.T) {
 		}
 	}
 }
+
+// putEnd sends a signed end of the stream.
+func putEnd(t *testing.T, r *running, id live.StreamID, e live.End, token string) response {
+	t.Helper()
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := map[string]string{}
+	if token != "" {
+		h["Authorization"] = "Bearer " + token
+	}
+	return r.do(t, http.MethodPut, "/live/"+id.String()+"/end", h, bytes.NewReader(b))
+}
+
+// TestLiveEnd: the broadcaster's signed end makes the stream "ended" with #EXT-X-ENDLIST, on the
+// origin and on a relay following it; bad ends are refused with reasons; a later segment (the
+// broadcaster going on) lifts the end.
+func TestLiveEnd(t *testing.T) {
+	origin := startGateway(t, func(c *Config) { c.IngestToken = testIngestToken })
+	feed := newLiveFeed(t, origin)
+	feed.push(true, 3) // media 0–2
+	relay := startGateway(t, relayConfig(feed.url(origin)))
+	waitEdge(t, relay, feed.id, 2, "the relay to follow")
+
+	other := mustKey(t)
+	forged := live.SignEnd(other, 2, time.Now())
+	forged.Stream = feed.id
+	for _, c := range []struct {
+		name   string
+		id     live.StreamID
+		end    live.End
+		token  string
+		status int
+		want   string
+	}{
+		{"no token", feed.id, live.SignEnd(feed.priv, 2, time.Now()), "", http.StatusUnauthorized, "ingest token"},
+		{"another key", feed.id, forged, testIngestToken, http.StatusUnprocessableEntity, "signature"},
+		{"another stream's end", feed.id, live.SignEnd(other, 2, time.Now()), testIngestToken, http.StatusUnprocessableEntity, "stream"},
+		{"before the last segment", feed.id, live.SignEnd(feed.priv, 1, time.Now()), testIngestToken, http.StatusConflict, "media segment 2 came after it"},
+		{"unknown stream", live.StreamIDOfKey(other), live.SignEnd(other, 2, time.Now()), testIngestToken, http.StatusNotFound, "no live stream"},
+	} {
+		res := putEnd(t, origin, c.id, c.end, c.token)
+		if res.status != c.status || !bytes.Contains(res.body, []byte(c.want)) {
+			t.Errorf("%s: %d %s; want %d saying %q", c.name, res.status, res.body, c.status, c.want)
+		}
+	}
+	if st := liveStatus(t, origin, feed.id); st.State == live.StateEnded {
+		t.Fatalf("the stream ended on a refused end")
+	}
+
+	if res := putEnd(t, origin, feed.id, live.SignEnd(feed.priv, 2, time.Now()), testIngestToken); res.status != http.StatusCreated {
+		t.Fatalf("end: %d %s", res.status, res.body)
+	}
+	for _, r := range []*running{origin, relay} {
+		waitFor(t, 20*time.Second, "the stream ended", func() bool { return liveStatus(t, r, feed.id).State == live.StateEnded })
+		pl := r.do(t, http.MethodGet, "/live/"+feed.id.String()+"/index.m3u8", nil, nil)
+		if !bytes.HasSuffix(pl.body, []byte("2.m4s\n#EXT-X-ENDLIST\n")) {
+			t.Errorf("playlist of an ended stream:\n%s", pl.body)
+		}
+		if m := fetchManifest(t, r, feed.id); m.End == nil || m.End.LastSeq != 2 {
+			t.Errorf("manifest end: %+v", m.End)
+		}
+	}
+
+	// The broadcaster goes on: the end is lifted, on the relay too.
+	feed.push(false, 1)
+	waitEdge(t, relay, feed.id, 3, "the relay to follow past the end")
+	for _, r := range []*running{origin, relay} {
+		if st := liveStatus(t, r, feed.id); st.State == live.StateEnded {
+			t.Errorf("still ended after a new segment")
+		}
+		if pl := r.do(t, http.MethodGet, "/live/"+feed.id.String()+"/index.m3u8", nil, nil); bytes.Contains(pl.body, []byte("ENDLIST")) {
+			t.Errorf("playlist still ends:\n%s", pl.body)
+		}
+	}
+}

@@ -45,6 +45,9 @@ type BroadcastConfig struct {
 	InputArgs []string
 	// SegmentSeconds is the segment duration ffmpeg aims at (default 1); a keyframe starts each.
 	SegmentSeconds float64
+	// KeepOpen leaves the stream open when the broadcast stops, instead of ending it with a
+	// signed End: viewers see it stalled until a broadcast with the same key goes on.
+	KeepOpen bool
 	// FFmpeg is the ffmpeg binary (default "ffmpeg" from PATH).
 	FFmpeg string
 	// Client makes the uploads (default: one with a 30 s timeout).
@@ -66,6 +69,8 @@ type BroadcastStats struct {
 	// FirstSeq is the seq of the first media segment: the gateway's next_seq for a stream it
 	// knows, else the Unix time in milliseconds (see Broadcast).
 	FirstSeq uint64
+	// Ended is whether the gateway took the stream's signed end.
+	Ended bool
 }
 
 // cutListSize is how many segments ffmpeg's playlist lists: the uploader may fall that far behind
@@ -112,8 +117,9 @@ func FFmpegArgs(cfg BroadcastConfig, dir string) []string {
 // gateway does not know (new, or the gateway restarted and forgot it) starts at the current
 // Unix time in milliseconds, which no earlier segment of the stream can have reached (seq grows
 // by at most 2 a second): a seq never names two different segments, which caches rely on (the
-// gateway serves segments as immutable), and stays far below 2^53 for JavaScript.
-func Broadcast(ctx context.Context, cfg BroadcastConfig) (BroadcastStats, error) {
+// gateway serves segments as immutable), and stays far below 2^53 for JavaScript. When it
+// stops, it ends the stream with a signed End unless cfg.KeepOpen.
+func Broadcast(ctx context.Context, cfg BroadcastConfig) (stats BroadcastStats, err error) {
 	var st BroadcastStats
 	u, err := url.Parse(cfg.Gateway)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -155,6 +161,14 @@ func Broadcast(ctx context.Context, cfg BroadcastConfig) (BroadcastStats, error)
 	up := &uploader{cfg: cfg, base: base, id: id, stats: &st}
 	if st.FirstSeq, err = up.nextSeq(ctx); err != nil {
 		return st, err
+	}
+	if !cfg.KeepOpen {
+		// However the broadcast stops (the input's end, Ctrl-C, an error), say so: viewers then
+		// see the stream end rather than stall.
+		defer func() {
+			up.end(ctx)
+			stats.Ended = st.Ended
+		}()
 	}
 	fmt.Fprintf(cfg.Out, "stream %s\nwatch  %s/live/%s\n", id, base, id)
 
@@ -311,6 +325,44 @@ type uploader struct {
 	base  string
 	id    StreamID
 	stats *BroadcastStats
+	// lastMedia is the seq of the last media segment the gateway took, if anyMedia.
+	lastMedia uint64
+	anyMedia  bool
+}
+
+// end tells the gateway the stream ended after the last media segment it took (PUT
+// /live/{stream}/end with the signed End), even when ctx is already cancelled (Ctrl-C).
+func (u *uploader) end(ctx context.Context) {
+	if !u.anyMedia {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	js, err := json.Marshal(SignEnd(u.cfg.Key, u.lastMedia, time.Now()))
+	if err != nil {
+		u.cfg.Log.Warn("ending the stream", "err", err)
+		return
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("%s/live/%s/end", u.base, u.id), bytes.NewReader(js))
+	if err != nil {
+		u.cfg.Log.Warn("ending the stream", "err", err)
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+u.cfg.Token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := u.cfg.Client.Do(req)
+	if err != nil {
+		u.cfg.Log.Warn("ending the stream: the gateway did not answer; viewers will see it as stalled", "err", err)
+		return
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+		u.cfg.Log.Warn("ending the stream: refused", "status", res.StatusCode, "reason", strings.TrimSpace(string(b)))
+		return
+	}
+	u.stats.Ended = true
+	u.cfg.Log.Info("stream ended", "last_seq", u.lastMedia)
 }
 
 // nextSeq asks the gateway where the stream stands (see Broadcast for a stream it does not know).
@@ -370,6 +422,9 @@ func (u *uploader) send(ctx context.Context, kind Kind, seq uint64, at time.Time
 			return nil
 		case err == nil && status == http.StatusCreated:
 			u.stats.Uploaded++
+			if kind == KindMedia {
+				u.lastMedia, u.anyMedia = seq, true
+			}
 			u.cfg.Log.Debug("segment uploaded", "kind", kind, "seq", seq, "bytes", len(data))
 			return nil
 		case err == nil && (status == http.StatusUnauthorized || status == http.StatusForbidden):

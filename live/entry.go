@@ -335,6 +335,8 @@ type Manifest struct {
 	Version int           `json:"version"`
 	Stream  StreamID      `json:"stream"`
 	Entries []SignedEntry `json:"entries"`
+	// End is set once the broadcaster ended the stream.
+	End *End `json:"end,omitempty"`
 }
 
 // Verify checks the manifest's version, every entry's signature for m.Stream and their order.
@@ -349,6 +351,9 @@ func (m *Manifest) Verify() error {
 		if i > 0 && !before(m.Entries[i-1].Entry, e.Entry) {
 			return e.reject(ErrOutOfOrder, "manifest lists it after %s segment %d", m.Entries[i-1].Kind, m.Entries[i-1].Seq)
 		}
+	}
+	if m.End != nil {
+		return VerifyEnd(m.Stream, *m.End)
 	}
 	return nil
 }

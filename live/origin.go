@@ -91,6 +91,7 @@ type OriginConfig struct {
 //
 //	PUT  /live/{stream}/init/{seq}      upload an init segment  (body: the bytes; EntryHeader; bearer token)
 //	PUT  /live/{stream}/media/{seq}     upload a media segment
+//	PUT  /live/{stream}/end             end the stream (body: the signed End's JSON; bearer token)
 //	GET  /live/{stream}/index.m3u8      HLS live playlist
 //	GET  /live/{stream}/manifest.json   signed entries of the window
 //	GET  /live/{stream}/{seq}.m4s       media segment; init-{seq}.mp4 an init segment
@@ -374,6 +375,9 @@ func (o *Origin) ingest(r *http.Request, parts []string) (res *IngestResult, err
 	if err := o.checkToken(r); err != nil {
 		return res, err
 	}
+	if len(parts) == 2 && parts[1] == "end" {
+		return res, o.ingestEnd(r, parts[0], res)
+	}
 	if len(parts) != 3 || (parts[1] != "init" && parts[1] != "media") {
 		return res, fail(http.StatusNotFound, ResultMalformed, "upload to /live/{stream}/init/{seq} or /live/{stream}/media/{seq}")
 	}
@@ -495,6 +499,41 @@ func (o *Origin) AddRelayed(id StreamID, se SignedEntry, data []byte) (Added, er
 	return added, nil
 }
 
+// ingestEnd takes a broadcaster's signed End (PUT /live/{stream}/end).
+func (o *Origin) ingestEnd(r *http.Request, rawID string, res *IngestResult) error {
+	id, err := ParseStreamID(rawID)
+	if err != nil {
+		return fail(http.StatusBadRequest, ResultMalformed, "%v", err)
+	}
+	res.Stream, res.Kind = id.String(), "end"
+	var e End
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&e); err != nil {
+		return fail(http.StatusBadRequest, ResultMalformed, "the body must be the signed end's JSON: %v", err)
+	}
+	res.Seq = e.LastSeq
+	s := o.stream(id)
+	switch {
+	case s == nil:
+		return fail(http.StatusNotFound, ResultMalformed, "no live stream %s here", id)
+	case s.relay != nil:
+		return fail(http.StatusConflict, ResultRelayedStream, "this gateway relays stream %s from elsewhere (--relay): end it at its origin", id)
+	}
+	if err := s.w.End(e); err != nil {
+		return rejected(err)
+	}
+	o.log.Info("live stream ended by its broadcaster", "stream", id, "last_seq", e.LastSeq)
+	return nil
+}
+
+// EndRelayed ends a followed stream with its broadcaster's End, as read from a source.
+func (o *Origin) EndRelayed(id StreamID, e End) error {
+	s := o.stream(id)
+	if s == nil || s.relay == nil {
+		return fmt.Errorf("live: stream %s is not followed here", id)
+	}
+	return s.w.End(e)
+}
+
 func (o *Origin) checkToken(r *http.Request) error {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
@@ -601,13 +640,16 @@ func (o *Origin) newStream(id StreamID) (*stream, error) {
 const (
 	StateLive    = "live"    // a segment came within 3 target durations (Window.TargetDuration)
 	StateStalled = "stalled" // none for longer, but the window still holds media
-	StateEnded   = "ended"   // nothing came for the window's whole duration: it holds no media
+	StateEnded   = "ended"   // the broadcaster ended it, or nothing came for the window's whole duration
 )
 
 func (s *stream) state(now time.Time) string {
 	s.mu.Lock()
 	last := s.lastAt
 	s.mu.Unlock()
+	if _, ok := s.w.Ended(); ok {
+		return StateEnded
+	}
 	if _, ok := s.w.LiveEdge(); !ok {
 		if now.Sub(last) > s.keep {
 			return StateEnded

@@ -89,6 +89,9 @@ func (w *Window) Playlist(opts PlaylistOptions) ([]byte, error) {
 		fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n#EXTINF:%d.%03d,\n%s\n",
 			s.Start().Format("2006-01-02T15:04:05.000Z"), ms/1000, ms%1000, uri)
 	}
+	if w.end != nil {
+		b.WriteString("#EXT-X-ENDLIST\n")
+	}
 	return []byte(b.String()), nil
 }
 

@@ -283,7 +283,9 @@ func (r *Relay) Run(ctx context.Context) {
 		haveLast  bool
 		joined    bool // the first manifest decided where to start
 		tick      = time.NewTicker(r.cfg.Poll)
-		manifests = make(chan []SignedEntry, len(r.sources))
+		manifests = make(chan sourceManifest, len(r.sources))
+		end       *End // an end a source listed, applied once what comes before it is in
+		endDone   [64]byte
 	)
 	defer tick.Stop()
 	var wg sync.WaitGroup
@@ -293,9 +295,9 @@ func (r *Relay) Run(ctx context.Context) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if entries, ok := r.poll(ctx, s); ok {
+				if m, ok := r.poll(ctx, s); ok {
 					select {
-					case manifests <- entries:
+					case manifests <- m:
 					case <-ctx.Done():
 					}
 				}
@@ -314,7 +316,11 @@ func (r *Relay) Run(ctx context.Context) {
 			return
 		case <-tick.C:
 			poll()
-		case entries := <-manifests:
+		case m := <-manifests:
+			entries := m.entries
+			if m.end != nil && m.end.Sig != endDone {
+				end = m.end
+			}
 			if !joined && len(entries) > 0 {
 				joined = true
 				if floor, init, ok := startFrom(entries, r.cfg.Backlog); ok {
@@ -368,6 +374,16 @@ func (r *Relay) Run(ctx context.Context) {
 			r.fetched++
 			r.fetchedBytes += uint64(len(j.data))
 			r.mu.Unlock()
+		}
+		if end != nil {
+			if j := first(jobs); j == nil || j.se.Seq > end.LastSeq {
+				if err := r.cfg.Origin.EndRelayed(r.cfg.Stream, *end); err != nil {
+					r.log.Debug("relay: a source's end does not apply", "err", err)
+				} else {
+					r.log.Info("relay: the broadcaster ended the stream", "last_seq", end.LastSeq)
+				}
+				endDone, end = end.Sig, nil
+			}
 		}
 		// Start fetches, oldest first.
 		if running < r.cfg.Parallel {
@@ -465,10 +481,17 @@ func (r *Relay) peers() []string {
 	return out
 }
 
+// sourceManifest is what a source's manifest gave: the entries with the broadcaster's
+// signature, and its signed end if it has one.
+type sourceManifest struct {
+	entries []SignedEntry
+	end     *End
+}
+
 // poll reads a source's manifest (and now and then its state, for its BitTorrent port), and
 // returns the entries that carry the stream's signature. A source that lists a forged entry is
 // logged and counted; its other entries are still used.
-func (r *Relay) poll(ctx context.Context, s *relaySource) ([]SignedEntry, bool) {
+func (r *Relay) poll(ctx context.Context, s *relaySource) (sourceManifest, bool) {
 	s.mu.Lock()
 	needStatus := s.port == 0 || s.polls%relayStatusEvery == 0
 	s.polls++
@@ -477,7 +500,7 @@ func (r *Relay) poll(ctx context.Context, s *relaySource) ([]SignedEntry, bool) 
 		var st StreamStatus
 		if err := r.getJSON(ctx, s.statusURL, &st); err != nil {
 			r.failed(s, err)
-			return nil, false
+			return sourceManifest{}, false
 		}
 		s.mu.Lock()
 		s.port = st.BitTorrentPort
@@ -487,14 +510,15 @@ func (r *Relay) poll(ctx context.Context, s *relaySource) ([]SignedEntry, bool) 
 		Version int               `json:"version"`
 		Stream  StreamID          `json:"stream"`
 		Entries []json.RawMessage `json:"entries"`
+		End     *End              `json:"end"`
 	}
 	if err := r.getJSON(ctx, s.manifest, &m); err != nil {
 		r.failed(s, err)
-		return nil, false
+		return sourceManifest{}, false
 	}
 	if m.Version != ManifestVersion || m.Stream != r.cfg.Stream {
 		r.failed(s, fmt.Errorf("manifest of version %d for stream %s, want version %d for %s", m.Version, m.Stream, ManifestVersion, r.cfg.Stream))
-		return nil, false
+		return sourceManifest{}, false
 	}
 	s.mu.Lock()
 	s.ok, s.err, s.lastOK = true, "", time.Now()
@@ -514,7 +538,17 @@ func (r *Relay) poll(ctx context.Context, s *relaySource) ([]SignedEntry, bool) 
 		}
 		entries = append(entries, se)
 	}
-	return entries, true
+	out := sourceManifest{entries: entries}
+	if m.End != nil {
+		if err := VerifyEnd(r.cfg.Stream, *m.End); err != nil {
+			if r.firstRefusal(m.End.Sig) {
+				r.reject(err, s.raw)
+			}
+		} else {
+			out.end = m.End
+		}
+	}
+	return out, true
 }
 
 // firstRefusal is true the first time an entry with this signature is refused.

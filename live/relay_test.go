@@ -104,3 +104,42 @@ func mustTestKey(t *testing.T) ed25519.PrivateKey {
 	}
 	return k
 }
+
+// TestEndSignature: an end verifies only for its stream and key, survives its JSON form, and
+// no entry signature passes for an end.
+func TestEndSignature(t *testing.T) {
+	priv, other := mustTestKey(t), mustTestKey(t)
+	id := StreamIDOfKey(priv)
+	e := SignEnd(priv, 41, time.Now())
+	if err := VerifyEnd(id, e); err != nil {
+		t.Fatal(err)
+	}
+	js, err := e.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back End
+	if err := back.UnmarshalJSON(js); err != nil || back != e {
+		t.Fatalf("JSON round trip: %v, %+v", err, back)
+	}
+	altered := e
+	altered.LastSeq++
+	forged := SignEnd(other, 41, time.Now())
+	forged.Stream = id
+	se, err := SignSegment(priv, KindMedia, 41, time.Now(), time.Second, []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromEntry := End{Stream: id, LastSeq: 41, TimeMS: se.TimeMS, Sig: se.Sig}
+	for name, bad := range map[string]End{"altered": altered, "another key": forged, "an entry's signature": fromEntry} {
+		if err := VerifyEnd(id, bad); err == nil {
+			t.Errorf("%s: verified", name)
+		}
+	}
+	if err := VerifyEnd(StreamIDOfKey(other), e); err == nil {
+		t.Errorf("another stream's id: verified")
+	}
+	if err := back.UnmarshalJSON([]byte(`{"stream":"` + id.String() + `","last_seq":1,"time_ms":1,"sig":"AA==","x":1}`)); err == nil {
+		t.Errorf("unknown field: parsed")
+	}
+}

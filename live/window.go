@@ -76,6 +76,7 @@ type Window struct {
 	media    []*Segment // by Seq
 	bytes    int64
 	last     Entry // the last accepted entry, valid if accepted > 0
+	end      *End  // the broadcaster ended the stream (lifted by a later segment)
 	lastSeq  uint64
 	anyMedia bool // lastSeq is the last accepted media seq
 	newInit  bool // an init was accepted after the last media segment
@@ -131,6 +132,9 @@ func (w *Window) Add(s SignedEntry, data []byte) (Added, error) {
 		return Added{}, err
 	}
 	seg := &Segment{SignedEntry: s}
+	if w.end != nil && s.Seq > w.end.LastSeq {
+		w.end = nil // the broadcaster started again
+	}
 	if data != nil && w.cfg.MaxBytes > 0 {
 		seg.Data = data
 		w.bytes += int64(len(data))
@@ -386,6 +390,9 @@ func (w *Window) Manifest() Manifest {
 	m := Manifest{Version: ManifestVersion, Stream: w.cfg.Stream, Entries: make([]SignedEntry, len(segs))}
 	for i, s := range segs {
 		m.Entries[i] = s.SignedEntry
+	}
+	if e, ok := w.Ended(); ok {
+		m.End = &e
 	}
 	return m
 }

@@ -6,7 +6,7 @@
 // size match the entry; otherwise it is counted as rejected and the loader fetches it over HTTP.
 //
 // window.swarmgate is the page's state, for people and tests alike, refreshed every 250 ms:
-//   { state: "loading"|"playing"|"stalled"|"error", mode: "live", message, stream,
+//   { state: "loading"|"playing"|"stalled"|"ended"|"error", mode: "live", message, stream,
 //     stats: { fromGateway, fromBrowsers, uploaded, peers, p2pShare, behindLive, verified, rejected } }
 // from* and uploaded are bytes; verified and rejected count segments from peers that did and did
 // not match the signed manifest; behindLive is seconds behind the broadcaster's capture clock
@@ -230,11 +230,18 @@ async function watchStatus () {
     if (sg.state !== 'error') fail('The stream has gone from this gateway.')
     return
   }
-  if (st.state === 'stalled' || st.state === 'ended') {
+  if (st.state === 'ended') {
+    // The broadcaster ended it (the playlist has EXT-X-ENDLIST: the player plays to the end and
+    // stops), or it sent nothing for the whole window.
+    if (sg.state !== 'ended') say('The broadcast has ended.')
+    sg.state = 'ended'
+  } else if (st.state === 'stalled') {
     sg.state = 'stalled'
-    say(st.state === 'ended'
-      ? 'The stream has ended: the broadcaster sent nothing for the whole window.'
-      : 'Stream stalled: no new segment from the broadcaster for a while. Waiting for it to come back…')
+    say('Stream stalled: no new segment from the broadcaster for a while. Waiting for it to come back…')
+  } else if (sg.state === 'ended') {
+    // A broadcast with the same key went on after the end: hls.js stopped reloading the
+    // playlist at EXT-X-ENDLIST, so start over.
+    location.reload()
   } else if (sg.state === 'stalled') {
     sg.state = 'loading'
     say('The stream is back.')
@@ -317,7 +324,7 @@ async function start () {
     }
   })
   video.addEventListener('playing', () => {
-    if (sg.state !== 'error') {
+    if (sg.state !== 'error' && sg.state !== 'ended') {
       sg.state = 'playing'
       if (!/stalled|ended/.test(sg.message)) say('')
     }
