@@ -44,8 +44,8 @@ func p2pmlInfoHash(swarmID, streamType, index string) signaling.ID {
 	return id
 }
 
-// liveSwarmInfoHash is the info_hash the live page for stream announces.
-func liveSwarmInfoHash(stream live.StreamID) signaling.ID {
+// LiveSwarmInfoHash is the tracker info_hash the live page of stream announces (20 ASCII bytes).
+func LiveSwarmInfoHash(stream live.StreamID) signaling.ID {
 	return p2pmlInfoHash(stream.String(), liveSwarmType, p2pmlStreamIndex(liveSwarmLevel))
 }
 
@@ -66,7 +66,7 @@ func (s *liveSwarms) holds(streams []live.StreamID, ih signaling.ID) bool {
 	for _, st := range streams {
 		id, ok := s.ids[st]
 		if !ok {
-			id = liveSwarmInfoHash(st)
+			id = LiveSwarmInfoHash(st)
 			s.ids[st] = id
 		}
 		if id == ih {

@@ -50,7 +50,7 @@ func TestLiveSwarmInfoHashKnownValues(t *testing.T) {
 		t.Errorf("stream index %q", got)
 	}
 	for _, k := range p2pmlKnown {
-		id := liveSwarmInfoHash(parseLiveStreamID(t, k.stream))
+		id := LiveSwarmInfoHash(parseLiveStreamID(t, k.stream))
 		if string(id[:]) != k.infoHash {
 			t.Errorf("%s: info_hash %q, want %q (of %q)", k.stream, id[:], k.infoHash, k.swarm)
 		}
@@ -105,7 +105,7 @@ func TestLiveSwarmInfoHashMatchesJS(t *testing.T) {
 		if len(f) != 3 || f[0] != ids[i].String() {
 			t.Fatalf("line %q for %s", l, ids[i])
 		}
-		got := liveSwarmInfoHash(ids[i])
+		got := LiveSwarmInfoHash(ids[i])
 		if string(got[:]) != f[2] {
 			t.Errorf("%s: Go info_hash %q, JS %q (swarm %q)", ids[i], got[:], f[2], f[1])
 		}
@@ -121,9 +121,9 @@ func TestTrackerAllowsLiveSwarms(t *testing.T) {
 	})
 	priv := mustKey(t)
 	id := live.StreamIDOfKey(priv)
-	swarm := liveSwarmInfoHash(id)
+	swarm := LiveSwarmInfoHash(id)
 	swarmHex := hex.EncodeToString(swarm[:])
-	other := liveSwarmInfoHash(live.StreamIDOfKey(mustKey(t)))
+	other := LiveSwarmInfoHash(live.StreamIDOfKey(mustKey(t)))
 	otherHex := hex.EncodeToString(other[:])
 
 	tr := dialTracker(t, r, nil)
