@@ -114,18 +114,23 @@ func (a *access) infoHashAllowed(ih metainfo.Hash) bool {
 }
 
 // trackerAllows is the tracker's AllowInfoHash: the allowlist plus the gateway's own torrents
-// (--demo, seeded ones). Without an allowlist the tracker serves any swarm, browser-only ones too.
+// (--demo, seeded ones) and the browser swarms of the live streams it holds (their info_hash is
+// p2p-media-loader's, derived from the stream id: live_swarm.go). Without an allowlist the
+// tracker serves any swarm, browser-only ones too.
 func (g *Gateway) trackerAllows() func(signaling.ID) bool {
 	if g.access.allowed == nil {
 		return nil
 	}
+	var swarms liveSwarms
 	return func(id signaling.ID) bool {
 		ih := metainfo.Hash(id)
 		if g.access.infoHashAllowed(ih) {
 			return true
 		}
-		_, ok := g.torrents.get(ih)
-		return ok
+		if _, ok := g.torrents.get(ih); ok {
+			return true
+		}
+		return g.live != nil && swarms.holds(g.live.Streams(), id)
 	}
 }
 

@@ -717,6 +717,17 @@ func (o *Origin) Status(id StreamID, base string) (StreamStatus, bool) {
 	return st, true
 }
 
+// Streams is the ids of the streams held now (live, stalled or ended), in no order.
+func (o *Origin) Streams() []StreamID {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	ids := make([]StreamID, 0, len(o.streams))
+	for id := range o.streams {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 // Statuses is every stream's state, by stream id.
 func (o *Origin) Statuses(base string) []StreamStatus {
 	o.mu.Lock()
