@@ -12,7 +12,9 @@
 // not match the signed manifest; behindLive is seconds behind the broadcaster's capture clock
 // (Date.now() - hls.playingDate, from EXT-X-PROGRAM-DATE-TIME), -1 while unknown.
 //
-// ?latency=N asks hls.js to play N segments behind the live edge (default 3).
+// ?latency=N asks hls.js to play N segments behind the live edge (default 3). ?p2p=0 plays with
+// hls.js alone: no tracker, no WebRTC, nothing shared; every byte comes from the gateway (counted
+// in fromGateway) and sg.p2p is false.
 
 import { Hls, HlsJsP2PEngine } from '/static/vendor/live.min.js'
 
@@ -265,10 +267,12 @@ async function start () {
     fail('This page needs WebCrypto (a secure context: https or localhost).')
     return
   }
-  const latency = Math.max(1, Math.min(30, parseInt(new URLSearchParams(location.search).get('latency') || '3', 10) || 3))
+  const query = new URLSearchParams(location.search)
+  const latency = Math.max(1, Math.min(30, parseInt(query.get('latency') || '3', 10) || 3))
+  sg.p2p = query.get('p2p') !== '0'
   const config = boot.config || {}
-  const HlsWithP2P = HlsJsP2PEngine.injectMixin(Hls)
-  const hls = new HlsWithP2P({
+  const HlsClass = sg.p2p ? HlsJsP2PEngine.injectMixin(Hls) : Hls
+  const hls = new HlsClass({
     // Near the live edge: latency segments behind it, catching up when more than twice that.
     liveSyncDurationCount: latency,
     liveMaxLatencyDurationCount: Math.max(2 * latency, latency + 3),
@@ -302,6 +306,7 @@ async function start () {
     }
   })
   window.swarmgateHls = hls
+  if (!sg.p2p) hls.on(Hls.Events.FRAG_LOADED, (_, d) => { sg.stats.fromGateway += d.frag.stats.loaded })
   const video = $('player')
   hls.on(Hls.Events.ERROR, (_, d) => {
     console.warn('live: hls.js', d.fatal ? 'fatal' : '', d.type, d.details, d.reason || (d.error && d.error.message) || '')
