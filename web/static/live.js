@@ -12,7 +12,7 @@
 // not match the signed manifest; behindLive is seconds behind the broadcaster's capture clock
 // (Date.now() - hls.playingDate, from EXT-X-PROGRAM-DATE-TIME), -1 while unknown.
 //
-// ?latency=N asks hls.js to play N segments behind the live edge (default 3). ?p2p=0 plays with
+// ?latency=N asks hls.js to play N segments behind the live edge (default 5). ?p2p=0 plays with
 // hls.js alone: no tracker, no WebRTC, nothing shared; every byte comes from the gateway (counted
 // in fromGateway) and sg.p2p is false.
 
@@ -268,7 +268,7 @@ async function start () {
     return
   }
   const query = new URLSearchParams(location.search)
-  const latency = Math.max(1, Math.min(30, parseInt(query.get('latency') || '3', 10) || 3))
+  const latency = Math.max(1, Math.min(30, parseInt(query.get('latency') || '5', 10) || 5))
   sg.p2p = query.get('p2p') !== '0'
   const config = boot.config || {}
   const HlsClass = sg.p2p ? HlsJsP2PEngine.injectMixin(Hls) : Hls
@@ -284,10 +284,15 @@ async function start () {
         swarmId: stream,
         announceTrackers: [config.tracker_url],
         rtcConfig: { iceServers: config.ice_servers || [] },
-        // Small windows: live segments are needed within seconds of being cut.
-        highDemandTimeWindow: 2,
-        httpDownloadTimeWindow: 3,
-        p2pDownloadTimeWindow: 6,
+        // Windows in seconds, for the broadcaster's default 1 s segments. A new segment comes
+        // latency segments ahead of the playhead; it is fetched over HTTP at once only in the
+        // last second before it plays (high demand, which also aborts a P2P download of it).
+        // Until then a viewer fetches it over HTTP only by p2p-media-loader's random pick (about
+        // one viewer in peers + 1) and the others get it from that viewer: the gap between the
+        // two windows is what makes sharing possible (docs/bench.md, Live).
+        highDemandTimeWindow: 1,
+        httpDownloadTimeWindow: latency + 1,
+        p2pDownloadTimeWindow: latency + 3,
         simultaneousHttpDownloads: 2,
         simultaneousP2PDownloads: 3,
         validateP2PSegment
