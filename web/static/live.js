@@ -6,7 +6,7 @@
 // size match the entry; otherwise it is counted as rejected and the loader fetches it over HTTP.
 //
 // window.swarmgate is the page's state, for people and tests alike, refreshed every 250 ms:
-//   { state: "loading"|"playing"|"stalled"|"error", mode: "live", message, stream,
+//   { state: "loading"|"playing"|"stalled"|"error", mode: "live", p2p, message, stream,
 //     stats: { fromGateway, fromBrowsers, uploaded, peers, p2pShare, behindLive, verified, rejected } }
 // from* and uploaded are bytes; verified and rejected count segments from peers that did and did
 // not match the signed manifest; behindLive is seconds behind the broadcaster's capture clock
