@@ -6,13 +6,15 @@
 // size match the entry; otherwise it is counted as rejected and the loader fetches it over HTTP.
 //
 // window.swarmgate is the page's state, for people and tests alike, refreshed every 250 ms:
-//   { state: "loading"|"playing"|"stalled"|"ended"|"error", mode: "live", message, stream,
+//   { state: "loading"|"playing"|"stalled"|"ended"|"error", mode: "live", p2p, message, stream,
 //     stats: { fromGateway, fromBrowsers, uploaded, peers, p2pShare, behindLive, verified, rejected } }
 // from* and uploaded are bytes; verified and rejected count segments from peers that did and did
 // not match the signed manifest; behindLive is seconds behind the broadcaster's capture clock
 // (Date.now() - hls.playingDate, from EXT-X-PROGRAM-DATE-TIME), -1 while unknown.
 //
-// ?latency=N asks hls.js to play N segments behind the live edge (default 3).
+// ?latency=N asks hls.js to play N segments behind the live edge (default 5). ?p2p=0 plays with
+// hls.js alone: no tracker, no WebRTC, nothing shared; every byte comes from the gateway (counted
+// in fromGateway) and sg.p2p is false.
 
 import { Hls, HlsJsP2PEngine } from '/static/vendor/live.min.js'
 
@@ -272,10 +274,12 @@ async function start () {
     fail('This page needs WebCrypto (a secure context: https or localhost).')
     return
   }
-  const latency = Math.max(1, Math.min(30, parseInt(new URLSearchParams(location.search).get('latency') || '3', 10) || 3))
+  const query = new URLSearchParams(location.search)
+  const latency = Math.max(1, Math.min(30, parseInt(query.get('latency') || '5', 10) || 5))
+  sg.p2p = query.get('p2p') !== '0'
   const config = boot.config || {}
-  const HlsWithP2P = HlsJsP2PEngine.injectMixin(Hls)
-  const hls = new HlsWithP2P({
+  const HlsClass = sg.p2p ? HlsJsP2PEngine.injectMixin(Hls) : Hls
+  const hls = new HlsClass({
     // Near the live edge: latency segments behind it, catching up when more than twice that.
     liveSyncDurationCount: latency,
     liveMaxLatencyDurationCount: Math.max(2 * latency, latency + 3),
@@ -287,10 +291,15 @@ async function start () {
         swarmId: stream,
         announceTrackers: [config.tracker_url],
         rtcConfig: { iceServers: config.ice_servers || [] },
-        // Small windows: live segments are needed within seconds of being cut.
-        highDemandTimeWindow: 2,
-        httpDownloadTimeWindow: 3,
-        p2pDownloadTimeWindow: 6,
+        // Windows in seconds, for the broadcaster's default 1 s segments. A new segment comes
+        // latency segments ahead of the playhead; it is fetched over HTTP at once only in the
+        // last second before it plays (high demand, which also aborts a P2P download of it).
+        // Until then a viewer fetches it over HTTP only by p2p-media-loader's random pick (about
+        // one viewer in peers + 1) and the others get it from that viewer: the gap between the
+        // two windows is what makes sharing possible (docs/bench.md, Live).
+        highDemandTimeWindow: 1,
+        httpDownloadTimeWindow: latency + 1,
+        p2pDownloadTimeWindow: latency + 3,
         simultaneousHttpDownloads: 2,
         simultaneousP2PDownloads: 3,
         validateP2PSegment
@@ -309,6 +318,7 @@ async function start () {
     }
   })
   window.swarmgateHls = hls
+  if (!sg.p2p) hls.on(Hls.Events.FRAG_LOADED, (_, d) => { sg.stats.fromGateway += d.frag.stats.loaded })
   const video = $('player')
   hls.on(Hls.Events.ERROR, (_, d) => {
     console.warn('live: hls.js', d.fatal ? 'fatal' : '', d.type, d.details, d.reason || (d.error && d.error.message) || '')
