@@ -29,11 +29,19 @@ func (g *Gateway) newLiveOrigin() *live.Origin {
 
 func (g *Gateway) liveRoutes(e *echo.Echo) {
 	h := func(c echo.Context) error {
-		// /live/{stream} (no further path) is the watch page (web/templates/live.html); the rest
-		// is the origin's.
+		// /live/{stream} (no further path) is the watch page (web/templates/live.html) and
+		// /live/{stream}/embed its bare player for iframes (live-embed.html); the rest is the
+		// origin's. "embed" cannot name anything of the origin's: segments are {seq}.m4s and
+		// init-{seq}.mp4, uploads PUT to init/{seq} and media/{seq}.
 		if r := c.Request(); r.Method != http.MethodPut {
-			if rest, ok := strings.CutPrefix(r.URL.Path, "/live/"); ok && rest != "" && !strings.Contains(rest, "/") {
-				return g.livePage(c, rest)
+			if rest, ok := strings.CutPrefix(r.URL.Path, "/live/"); ok {
+				stream, sub, _ := strings.Cut(rest, "/")
+				switch {
+				case stream != "" && !strings.Contains(rest, "/"):
+					return g.livePage(c, stream, "live.html")
+				case stream != "" && sub == liveEmbedPath:
+					return g.livePage(c, stream, "live-embed.html")
+				}
 			}
 		}
 		// The origin names URLs from this header; a client's own is overwritten.

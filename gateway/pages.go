@@ -167,17 +167,23 @@ func (a *assets) serve(c echo.Context, name string) error {
 	return nil
 }
 
-// liveData is what the live watch template is filled with.
+// liveData is what the live watch and embed templates are filled with.
 type liveData struct {
-	Stream   string
-	WatchURL string
+	Stream    string
+	WatchURL  string
+	EmbedURL  string
+	OEmbedURL string
 	// Boot is {"stream": …, "config": /api/config's answer}, as JSON.
 	Boot template.JS
 }
 
-// livePage renders the live watch page. Like the torrent pages it answers 200 for any stream:
-// the page itself says whether the gateway has the stream (and when it stalls).
-func (g *Gateway) livePage(c echo.Context, stream string) error {
+// liveEmbedPath is the live embed page's last path element: /live/{stream}/embed.
+const liveEmbedPath = "embed"
+
+// livePage renders the live watch page (live.html) or its embed page (live-embed.html). Like the
+// torrent pages it answers 200 for any stream: the page itself says whether the gateway has the
+// stream (and when it stalls).
+func (g *Gateway) livePage(c echo.Context, stream, name string) error {
 	base := g.baseURL(c)
 	boot, err := json.Marshal(struct {
 		Stream string       `json:"stream"`
@@ -186,9 +192,16 @@ func (g *Gateway) livePage(c echo.Context, stream string) error {
 	if err != nil {
 		return err
 	}
-	d := liveData{Stream: stream, WatchURL: base + "/live/" + url.PathEscape(stream), Boot: template.JS(boot)}
+	q := ""
+	if l := c.QueryParam("latency"); l != "" {
+		q = "?latency=" + url.QueryEscape(l)
+	}
+	d := liveData{Stream: stream, Boot: template.JS(boot)}
+	d.WatchURL = base + "/live/" + url.PathEscape(stream) + q
+	d.EmbedURL = base + "/live/" + url.PathEscape(stream) + "/" + liveEmbedPath + q
+	d.OEmbedURL = base + "/oembed?format=json&url=" + url.QueryEscape(d.WatchURL)
 	var b bytes.Buffer
-	if err := pageTemplates.ExecuteTemplate(&b, "live.html", d); err != nil {
+	if err := pageTemplates.ExecuteTemplate(&b, name, d); err != nil {
 		return err
 	}
 	g.frameHeaders(c)

@@ -1,6 +1,8 @@
 // <swarm-player infohash="…" file="N"></swarm-player>: a responsive 16:9 iframe of this gateway's
-// embed page. Load it with <script src="https://<gateway>/embed.js" async></script>; the gateway
-// is the origin this script came from. The element's .state is the player's window.swarmgate
+// embed page; <swarm-player live="STREAM" latency="N"></swarm-player> the same of a live stream's
+// (/live/STREAM/embed, latency segments behind the edge); live wins over infohash. Load it with
+// <script src="https://<gateway>/embed.js" async></script>; the gateway is the origin this script
+// came from. The element's .state is the player's window.swarmgate
 // (state, mode, message, stats…), refreshed every second with a "swarmgate" event.
 (() => {
   const script = document.currentScript ||
@@ -9,7 +11,7 @@
   if (customElements.get('swarm-player')) return
 
   class SwarmPlayer extends HTMLElement {
-    static get observedAttributes () { return ['infohash', 'file'] }
+    static get observedAttributes () { return ['infohash', 'file', 'live', 'latency'] }
 
     constructor () {
       super()
@@ -36,6 +38,13 @@ iframe { position: absolute; inset: 0; width: 100%; height: 100%; border: 0; }
     attributeChangedCallback () { this.render() }
 
     get src () {
+      const stream = (this.getAttribute('live') || '').trim()
+      if (stream) {
+        const latency = (this.getAttribute('latency') || '').trim()
+        const url = new URL(`/live/${encodeURIComponent(stream)}/embed`, gateway)
+        if (/^\d+$/.test(latency)) url.searchParams.set('latency', latency)
+        return url.href
+      }
       const ih = (this.getAttribute('infohash') || '').trim().toLowerCase()
       const file = (this.getAttribute('file') || '').trim()
       const url = new URL(`/embed/${encodeURIComponent(ih)}`, gateway)

@@ -208,6 +208,7 @@ function render () {
   const s = sg.stats
   const all = s.fromGateway + s.fromBrowsers
   s.p2pShare = all ? s.fromBrowsers / all : 0
+  if (!$('s-state')) return // the embed page (/live/{stream}/embed) shows no stats
   $('s-state').textContent = sg.state
   $('s-behind').textContent = s.behindLive < 0 ? '–' : s.behindLive.toFixed(1) + ' s'
   $('s-peers').textContent = String(s.peers)
