@@ -34,7 +34,7 @@ Flags:
 // broadcastCmd runs "swarmgate broadcast": the uploader in live.Broadcast, with flags.
 func broadcastCmd(args []string, stdout, stderr io.Writer) int {
 	var (
-		cfg      live.BroadcastConfig
+		cfg        live.BroadcastConfig
 		keyFile    string
 		logLevel   = "info"
 		testSource bool
