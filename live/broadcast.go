@@ -264,7 +264,20 @@ func (w *watcher) upload(ctx context.Context, up *uploader) error {
 			}
 			w.initURI = s.mapURI
 		}
-		if err := up.send(ctx, KindMedia, seq, at, s.dur, filepath.Join(w.dir, filepath.Base(s.uri))); err != nil {
+		err := up.send(ctx, KindMedia, seq, at, s.dur, filepath.Join(w.dir, filepath.Base(s.uri)))
+		if errors.Is(err, errNeedInit) && s.mapURI != "" {
+			// The gateway lost the stream (it restarted): the init segment again, then this one.
+			up.cfg.Log.Info("the gateway has no init segment for the stream (restarted?); sending it again", "seq", seq)
+			if err = up.send(ctx, KindInit, seq, time.Now(), 0, filepath.Join(w.dir, filepath.Base(s.mapURI))); err == nil {
+				err = up.send(ctx, KindMedia, seq, at, s.dur, filepath.Join(w.dir, filepath.Base(s.uri)))
+			}
+		}
+		if errors.Is(err, errNeedInit) {
+			up.stats.Refused++
+			up.cfg.Log.Warn("segment refused: the gateway wants its init segment", "seq", seq)
+			err = nil
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -416,10 +429,12 @@ func (u *uploader) send(ctx context.Context, kind Kind, seq uint64, at time.Time
 	deadline := time.Now().Add(u.cfg.RetryFor)
 	backoff := 250 * time.Millisecond
 	for {
-		status, msg, err := u.put(ctx, target, hdr, data)
+		status, msg, result, err := u.put(ctx, target, hdr, data)
 		switch {
 		case ctx.Err() != nil:
 			return nil
+		case err == nil && status == http.StatusConflict && result == ResultMissingInit && kind == KindMedia:
+			return errNeedInit
 		case err == nil && status == http.StatusCreated:
 			u.stats.Uploaded++
 			if kind == KindMedia {
@@ -452,28 +467,33 @@ func (u *uploader) send(ctx context.Context, kind Kind, seq uint64, at time.Time
 	}
 }
 
-func (u *uploader) put(ctx context.Context, target, entry string, data []byte) (int, string, error) {
+// errNeedInit is a media segment refused for want of its init segment (ResultMissingInit).
+var errNeedInit = errors.New("the gateway wants the init segment first")
+
+// put uploads one segment: the status, the refusal's message and result label.
+func (u *uploader) put(ctx context.Context, target, entry string, data []byte) (int, string, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, target, bytes.NewReader(data))
 	if err != nil {
-		return 0, "", err
+		return 0, "", "", err
 	}
 	req.Header.Set("Authorization", "Bearer "+u.cfg.Token)
 	req.Header.Set(EntryHeader, entry)
 	req.Header.Set("Content-Type", "application/octet-stream")
 	res, err := u.cfg.Client.Do(req)
 	if err != nil {
-		return 0, "", err
+		return 0, "", "", err
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
 	var e struct {
-		Error string `json:"error"`
+		Error  string `json:"error"`
+		Result string `json:"result"`
 	}
 	msg := strings.TrimSpace(string(b))
 	if json.Unmarshal(b, &e) == nil && e.Error != "" {
 		msg = e.Error
 	}
-	return res.StatusCode, msg, nil
+	return res.StatusCode, msg, e.Result, nil
 }
 
 // tailBuffer keeps the last 4 KiB written to it (ffmpeg's stderr, for error messages).

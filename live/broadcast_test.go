@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -77,5 +80,58 @@ func TestWatcherRollingPlaylist(t *testing.T) {
 	}
 	if err := m.Verify(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestBroadcastAfterGatewayRestart: the gateway loses the stream mid-broadcast (its window is in
+// memory; here a new Origin behind the same URL): it refuses the next media segment for want of
+// its init, the broadcaster sends the init again, and the stream plays on there.
+func TestBroadcastAfterGatewayRestart(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed (apt-get install ffmpeg)")
+	}
+	priv, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := StreamIDOfKey(priv)
+	var current atomic.Pointer[Origin]
+	current.Store(NewOrigin(OriginConfig{IngestToken: originToken}))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { current.Load().ServeHTTP(w, r) }))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan BroadcastStats, 1)
+	go func() {
+		st, _ := Broadcast(ctx, BroadcastConfig{
+			Gateway: srv.URL, Token: originToken, Key: priv, KeepOpen: true,
+			InputArgs: []string{"-re", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25", "-f", "lavfi", "-i", "sine", "-t", "8"},
+		})
+		done <- st
+	}()
+	media := func(o *Origin) int {
+		st, ok := o.Status(id, "")
+		if !ok {
+			return 0
+		}
+		return st.Window.Media
+	}
+	for media(current.Load()) < 2 {
+		if ctx.Err() != nil {
+			t.Fatal("no segments on the first origin")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	restarted := NewOrigin(OriginConfig{IngestToken: originToken})
+	current.Store(restarted)
+	st := <-done
+	s, ok := restarted.Status(id, "")
+	if !ok || s.Window.Inits != 1 || s.Window.Media < 2 || restarted.Counts()[ResultMissingInit] != 1 || st.Refused != 0 {
+		t.Fatalf("after the restart: %+v, counts %v, broadcast %+v; want the init sent again and the stream going on", s, restarted.Counts(), st)
+	}
+	s0, _ := current.Load().Status(id, "")
+	pl, err := restarted.stream(id).w.Playlist(PlaylistOptions{URI: func(e Entry) string { return SegmentName(e.Kind, e.Seq) }})
+	if err != nil || !strings.Contains(string(pl), fmt.Sprintf("#EXT-X-MAP:URI=\"init-%d.mp4\"", *s0.Window.FirstSeq)) {
+		t.Errorf("playlist after the restart: %v\n%s", err, pl)
 	}
 }

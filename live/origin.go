@@ -47,13 +47,14 @@ const (
 	ResultFuture           = "future"
 	ResultStreamLimit      = "stream_limit"
 	ResultRelayedStream    = "relayed_stream"
+	ResultMissingInit      = "missing_init"
 )
 
 // Results lists every result label, so that a metric can report zeros.
 var Results = []string{
 	ResultAccepted, ResultUnauthorized, ResultIngestOff, ResultMalformed, ResultTooLarge,
 	ResultBadSignature, ResultWrongStream, ResultContentMismatch, ResultInfoHashMismatch,
-	ResultReplay, ResultOutOfOrder, ResultTooOld, ResultFuture, ResultStreamLimit, ResultRelayedStream,
+	ResultReplay, ResultOutOfOrder, ResultTooOld, ResultFuture, ResultStreamLimit, ResultRelayedStream, ResultMissingInit,
 }
 
 // OriginConfig sets up an Origin. Zero values take the defaults.
@@ -221,7 +222,12 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			var he *httpError
 			if errors.As(err, &he) {
 				o.log.Debug("live upload refused", "path", path, "result", he.result, "err", he.msg)
-				writeError(w, r, he.status, he.msg)
+				if r.Method == http.MethodHead || he.status == http.StatusUnauthorized {
+					writeError(w, r, he.status, he.msg)
+					return
+				}
+				// The result label too, for broadcasters to act on (see ResultMissingInit).
+				writeJSON(w, he.status, map[string]string{"error": he.msg, "result": he.result})
 				return
 			}
 			writeError(w, r, http.StatusInternalServerError, err.Error())
@@ -425,6 +431,13 @@ func (o *Origin) ingest(r *http.Request, parts []string) (res *IngestResult, err
 	if s := o.stream(id); s != nil && s.relay != nil {
 		return res, fail(http.StatusConflict, ResultRelayedStream, "this gateway relays stream %s from elsewhere (--relay): upload to its origin", id)
 	}
+	if kind == KindMedia {
+		// A media segment is only playable after its init segment. A gateway that restarted
+		// (the window is in memory) gets media first: it asks for the init again.
+		if s := o.stream(id); s == nil || !s.hasInitFor(seq) {
+			return res, fail(http.StatusConflict, ResultMissingInit, "media segment %d has no init segment before it here (did the gateway restart?): upload its init segment first", seq)
+		}
+	}
 	s, added, err := o.add(id, se, data)
 	if err != nil {
 		return res, err
@@ -432,6 +445,11 @@ func (o *Origin) ingest(r *http.Request, parts []string) (res *IngestResult, err
 	res.Missing = added.Missing
 	o.accepted(id, s, se, data)
 	return res, nil
+}
+
+func (s *stream) hasInitFor(seq uint64) bool {
+	_, ok := s.w.InitFor(seq)
+	return ok
 }
 
 // accepted does the bookkeeping of a segment now in s's window.

@@ -44,7 +44,7 @@ func TestOriginStates(t *testing.T) {
 	c := &clock{now: t0}
 	o := NewOrigin(OriginConfig{IngestToken: originToken, Window: time.Minute, MaxStreams: 1, Now: c.Now})
 	b, b2 := newBroadcaster(t), newBroadcaster(t)
-	// A refused first upload makes no stream (and takes no slot).
+	// A refused first upload (media without its init) makes no stream (and takes no slot).
 	old, oldData := b2.segment(KindMedia, 0, c.Now().Add(-time.Hour), time.Second)
 	if rec := originPut(t, o, old, oldData); rec.Code != http.StatusConflict || o.stream(b2.id) != nil {
 		t.Fatalf("too old first upload: %d %s", rec.Code, rec.Body)
@@ -80,7 +80,7 @@ func TestOriginStates(t *testing.T) {
 	if rec := originPut(t, o, se, data); rec.Code != http.StatusCreated {
 		t.Errorf("new stream after the old one ended: %d %s", rec.Code, rec.Body)
 	}
-	if n := o.Counts(); n[ResultAccepted] != 3 || n[ResultStreamLimit] != 1 || n[ResultTooOld] != 1 {
+	if n := o.Counts(); n[ResultAccepted] != 3 || n[ResultStreamLimit] != 1 || n[ResultMissingInit] != 1 {
 		t.Errorf("counts %v", n)
 	}
 }
