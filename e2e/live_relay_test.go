@@ -78,5 +78,8 @@ func TestLiveRelayToBrowsers(t *testing.T) {
 	if rs.Relay == nil || rs.Relay.Fetched < 5 || rs.BytesOutHTTP == 0 {
 		t.Fatalf("relay: %+v, %d bytes served over HTTP", rs.Relay, rs.BytesOutHTTP)
 	}
+	if rs.BrowserPeers != 2 || originSt.BrowserPeers != 0 {
+		t.Errorf("browser peers: %d on the relay (want the 2 viewers), %d on the origin (want 0)", rs.BrowserPeers, originSt.BrowserPeers)
+	}
 	t.Logf("viewer b: %v; relay fetched %d segments (%d bytes) over BitTorrent, skipped %d", s, rs.Relay.Fetched, rs.Relay.FetchedBytes, rs.Relay.Skipped)
 }

@@ -23,6 +23,7 @@ func (g *Gateway) newLiveOrigin() *live.Origin {
 			}
 		},
 		BitTorrentPort: g.btPort,
+		BrowserPeers:   func(id live.StreamID) int { return g.tracker.SwarmStats(LiveSwarmInfoHash(id)).Peers },
 		Log:            g.log,
 	})
 }

@@ -79,6 +79,9 @@ type OriginConfig struct {
 	// BitTorrentPort, if set, is the port this gateway's BitTorrent client listens on; stream
 	// states report it so that relays know where to fetch segments.
 	BitTorrentPort func() int
+	// BrowserPeers, if set, is how many browsers are in a stream's swarm on this gateway's
+	// tracker now.
+	BrowserPeers func(StreamID) int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
@@ -705,6 +708,8 @@ type StreamStatus struct {
 	// BitTorrentPort is where this gateway's BitTorrent client listens (0: not known); with the
 	// host of the URL this status was fetched from, it is where relays fetch segments.
 	BitTorrentPort int `json:"bittorrent_port,omitempty"`
+	// BrowserPeers is how many browsers are in the stream's swarm on this gateway's tracker.
+	BrowserPeers int `json:"browser_peers"`
 	// Relay is set when this gateway relays the stream from elsewhere.
 	Relay       *RelayStatus `json:"relay,omitempty"`
 	PlaylistURL string       `json:"playlist_url"`
@@ -731,6 +736,9 @@ func (o *Origin) Status(id StreamID, base string) (StreamStatus, bool) {
 	st := s.status(id, base, o.cfg.Now())
 	if o.cfg.BitTorrentPort != nil {
 		st.BitTorrentPort = o.cfg.BitTorrentPort()
+	}
+	if o.cfg.BrowserPeers != nil {
+		st.BrowserPeers = o.cfg.BrowserPeers(id)
 	}
 	return st, true
 }
