@@ -429,10 +429,11 @@ func (u *uploader) send(ctx context.Context, kind Kind, seq uint64, at time.Time
 	deadline := time.Now().Add(u.cfg.RetryFor)
 	backoff := 250 * time.Millisecond
 	for {
-		status, msg, result, err := u.put(ctx, target, hdr, data)
-		switch {
-		case ctx.Err() != nil:
+		if ctx.Err() != nil {
 			return nil
+		}
+		status, msg, result, err := u.putGracefully(ctx, target, hdr, data)
+		switch {
 		case err == nil && status == http.StatusConflict && result == ResultMissingInit && kind == KindMedia:
 			return errNeedInit
 		case err == nil && status == http.StatusCreated:
@@ -447,6 +448,9 @@ func (u *uploader) send(ctx context.Context, kind Kind, seq uint64, at time.Time
 		case err == nil && status < 500 && status != http.StatusTooManyRequests:
 			u.stats.Refused++
 			u.cfg.Log.Warn("segment refused", "kind", kind, "seq", seq, "status", status, "reason", msg)
+			return nil
+		}
+		if ctx.Err() != nil {
 			return nil
 		}
 		if err == nil {
@@ -471,6 +475,20 @@ func (u *uploader) send(ctx context.Context, kind Kind, seq uint64, at time.Time
 var errNeedInit = errors.New("the gateway wants the init segment first")
 
 // put uploads one segment: the status, the refusal's message and result label.
+// cancelGrace is how long an upload under way may go on once the broadcast is cancelled.
+const cancelGrace = 2 * time.Second
+
+// putGracefully is put, except that cancelling ctx gives the request cancelGrace to finish: the
+// gateway may already have taken the segment, and the signed end that follows a cancelled
+// broadcast must name the last segment the gateway has.
+func (u *uploader) putGracefully(ctx context.Context, target, entry string, data []byte) (int, string, string, error) {
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(cancelGrace, cancel) })
+	defer stop()
+	return u.put(pctx, target, entry, data)
+}
+
 func (u *uploader) put(ctx context.Context, target, entry string, data []byte) (int, string, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, target, bytes.NewReader(data))
 	if err != nil {

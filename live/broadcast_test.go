@@ -135,3 +135,49 @@ func TestBroadcastAfterGatewayRestart(t *testing.T) {
 		t.Errorf("playlist after the restart: %v\n%s", err, pl)
 	}
 }
+
+// TestCancelDuringUpload: a broadcast cancelled (Ctrl-C) while a segment is on its way lets that
+// upload finish, so the signed end it sends names the last segment the gateway took and the
+// stream shows as ended rather than stalled.
+func TestCancelDuringUpload(t *testing.T) {
+	priv, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := StreamIDOfKey(priv)
+	o := NewOrigin(OriginConfig{IngestToken: originToken})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.ServeHTTP(w, r) // the answer is buffered until the handler returns
+		if strings.Contains(r.URL.Path, "/media/") {
+			cancel()
+			time.Sleep(300 * time.Millisecond)
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"init.mp4": "init", "seg0.m4s": "segment 0",
+		"index.m3u8": "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:1.000000,\nseg0.m4s\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var st BroadcastStats
+	up := &uploader{cfg: BroadcastConfig{Token: originToken, Key: priv, Client: srv.Client(), RetryFor: time.Second,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, base: srv.URL, id: id, stats: &st}
+	w := &watcher{dir: dir, seq: 7}
+	if err := w.upload(ctx, up); err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() == nil {
+		t.Fatal("the media upload did not reach the gateway")
+	}
+	up.end(ctx)
+	s, ok := o.Status(id, "")
+	if st.Uploaded != 2 || !st.Ended || !ok || s.State != StateEnded {
+		t.Errorf("broadcast %+v, stream %+v; want init and media counted and the stream ended", st, s)
+	}
+}
