@@ -27,8 +27,9 @@ ENV SWARMGATE_HTTP_ADDR=:8080 \
 VOLUME /data
 # HTTP (API, pages, websocket tracker), native BitTorrent (TCP + uTP), WebRTC (one UDP port).
 EXPOSE 8080/tcp 6881/tcp 6881/udp 50000/udp
-# /readyz on SWARMGATE_HTTP_ADDR's port; unhealthy while draining for shutdown. Settings may also
-# come from a config file: mount it and set SWARMGATE_CONFIG (docs/swarmgate.conf.example).
+# /readyz on the port serve listens on (SWARMGATE_HTTP_ADDR, else the config file's http-addr);
+# unhealthy while draining for shutdown. Settings may also come from a config file: mount it and
+# set SWARMGATE_CONFIG (docs/swarmgate.conf.example).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["swarmgate", "health"]
 ENTRYPOINT ["swarmgate"]
 CMD ["serve"]

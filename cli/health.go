@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/swarmgate/swarmgate/gateway"
 )
 
 // health probes a gateway's /readyz (or any URL) and exits 0 when it answers 2xx: a container
@@ -16,7 +18,8 @@ import (
 func health(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("health", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	url := fs.String("url", defaultHealthURL(os.Getenv(envName("http-addr"))), "`URL` to probe (default: /readyz on SWARMGATE_HTTP_ADDR's port)")
+	url := fs.String("url", "", "`URL` to probe (default: /readyz on the port serve would listen on, from SWARMGATE_HTTP_ADDR or the config file)")
+	config := fs.String(configFlag, "", "the serve config `file` to take http-addr from (default: SWARMGATE_CONFIG)")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this `duration`")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -27,6 +30,14 @@ func health(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "swarmgate: health takes no arguments, got %q\n", fs.Args())
 		return exitUsage
+	}
+	if *url == "" {
+		addr, err := serveHTTPAddr(*config, os.Getenv)
+		if err != nil {
+			fmt.Fprintln(stderr, "swarmgate:", err)
+			return exitUsage
+		}
+		*url = defaultHealthURL(addr)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -49,8 +60,23 @@ func health(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// defaultHealthURL is /readyz of a gateway on this machine listening on httpAddr (its
-// SWARMGATE_HTTP_ADDR, as a container sets it), or on :8080.
+// serveHTTPAddr is the address "swarmgate serve" would listen on, given the same environment and
+// config file (configPath, or SWARMGATE_CONFIG when it is empty) and no command-line flags.
+func serveHTTPAddr(configPath string, env func(string) string) (string, error) {
+	o := options{cfg: gateway.DefaultConfig()}
+	fs := newFlagSet("serve", &o, io.Discard)
+	var args []string
+	if configPath != "" {
+		args = []string{"-" + configFlag, configPath}
+	}
+	if err := parseFlags(fs, args, env); err != nil {
+		return "", err
+	}
+	return o.cfg.HTTPAddr, nil
+}
+
+// defaultHealthURL is /readyz of a gateway on this machine listening on httpAddr, or on :8080
+// when httpAddr names no port.
 func defaultHealthURL(httpAddr string) string {
 	host, port, err := net.SplitHostPort(httpAddr)
 	if err != nil || port == "" || port == "0" {
