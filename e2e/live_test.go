@@ -36,6 +36,7 @@ type liveState struct {
 	} `json:"sg"`
 	CurrentTime float64 `json:"currentTime"`
 	Paused      bool    `json:"paused"`
+	Ended       bool    `json:"ended"`
 	Message     string  `json:"message"`
 }
 
@@ -49,7 +50,7 @@ const liveStateJS = `(() => {
   const m = document.getElementById("message");
   return {
     sg: window.swarmgate ? JSON.parse(JSON.stringify(window.swarmgate)) : null,
-    currentTime: v ? v.currentTime : -1, paused: v ? v.paused : true,
+    currentTime: v ? v.currentTime : -1, paused: v ? v.paused : true, ended: v ? v.ended : false,
     message: m ? m.textContent.trim() : "",
   };
 })()`
@@ -70,8 +71,16 @@ func (b *browser) waitLive(within time.Duration, what string, cond func(liveStat
 }
 
 // startBroadcast runs live.Broadcast of ffmpeg's test source (1 s segments) into the gateway
-// at base until the test ends, and waits until the stream has a few media segments.
+// at base until the test ends, and waits until the stream has a few media segments. The stream
+// is kept open when the broadcast stops: the tests look at a stalled stream.
 func startBroadcast(t *testing.T, base string, seconds int) (live.StreamID, context.CancelFunc) {
+	t.Helper()
+	return runBroadcast(t, base, seconds, true)
+}
+
+// runBroadcast is startBroadcast; with keepOpen false the broadcast ends the stream (a signed end)
+// when it stops, as "swarmgate broadcast" does.
+func runBroadcast(t *testing.T, base string, seconds int, keepOpen bool) (live.StreamID, context.CancelFunc) {
 	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		missingTool(t, "ffmpeg", "apt-get install ffmpeg")
@@ -85,8 +94,7 @@ func startBroadcast(t *testing.T, base string, seconds int) (live.StreamID, cont
 	done := make(chan error, 1)
 	go func() {
 		_, err := live.Broadcast(ctx, live.BroadcastConfig{
-			// Kept open when stopped: the tests look at a stalled stream.
-			Gateway: base, Token: liveIngestToken, Key: priv, SegmentSeconds: 1, Log: testLogger(t), KeepOpen: true,
+			Gateway: base, Token: liveIngestToken, Key: priv, SegmentSeconds: 1, Log: testLogger(t), KeepOpen: keepOpen,
 			InputArgs: []string{
 				"-re", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
 				"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", fmt.Sprint(seconds),
@@ -208,6 +216,28 @@ func TestLivePlaysInBrowser(t *testing.T) {
 	b.waitLive(15*time.Second, "an unknown-stream message", func(s liveState) bool {
 		return s.SG != nil && s.SG.State == "error" && len(s.Message) > 0 && strings.Contains(s.Message, "Unknown stream")
 	})
+}
+
+// TestLiveEndInBrowser: a broadcast that stops ends the stream with its signed end; the page
+// says the broadcast has ended and plays what it has to the last segment.
+func TestLiveEndInBrowser(t *testing.T) {
+	base := liveGateway(t)
+	b := startBrowser(t, browserOptions{name: "viewer"})
+	id, _ := runBroadcast(t, base, 8, false)
+
+	b.navigate(base + "/live/" + id.String())
+	b.waitLive(45*time.Second, "playing", func(s liveState) bool {
+		return s.SG != nil && s.SG.State == "playing" && s.CurrentTime > 0
+	})
+	s := b.waitLive(45*time.Second, "the end of the broadcast", func(s liveState) bool {
+		return s.SG.State == "ended" && s.Ended
+	})
+	if !strings.Contains(s.Message, "The broadcast has ended.") {
+		t.Errorf("message %q, want it to say the broadcast has ended", s.Message)
+	}
+	if s.CurrentTime < 5 {
+		t.Errorf("played to %.1f s of an 8 s broadcast, want the segments up to its end", s.CurrentTime)
+	}
 }
 
 // TestLiveP2PBetweenBrowsers: two Chromium viewers of one live stream; the second, playing
