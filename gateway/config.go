@@ -168,6 +168,9 @@ type Config struct {
 	LiveWindow time.Duration
 	// MaxLiveStreams bounds the live streams held at once (ended ones make room).
 	MaxLiveStreams int
+	// LiveMaxBytes caps the segment bytes each live stream keeps in memory; the oldest lose
+	// theirs first, and the playlist (how far back viewers can seek) starts after them.
+	LiveMaxBytes int64
 	// Relays are live streams this gateway follows from other gateways, by their URLs there
 	// (http(s)://host/live/<stream id>); several URLs of one stream are its sources, tried alike.
 	// Segments come over BitTorrent and are verified against the broadcaster's signed entries.
@@ -187,6 +190,9 @@ type Config struct {
 	// shorten it; 0 means the default).
 	writeRetry time.Duration
 }
+
+// minLiveMaxBytes catches "--live-max-bytes 256" meant as 256M.
+const minLiveMaxBytes = 1 << 20
 
 // minCacheSize catches "--cache-size 10" meant as 10G: nothing useful fits below it.
 const minCacheSize = 1 << 20
@@ -210,6 +216,7 @@ func DefaultConfig() Config {
 		MaxWebRTCPeersPerTorrent: 50,
 		LiveWindow:               30 * time.Minute,
 		MaxLiveStreams:           10,
+		LiveMaxBytes:             live.DefaultMaxBytes,
 		ViewerLinger:             30 * time.Second,
 		MetadataWait:             20 * time.Second,
 		ShutdownTimeout:          10 * time.Second,
@@ -321,6 +328,9 @@ func (c Config) Validate() error {
 			}
 			return fmt.Errorf("%s %d: must be at least %d", l.name, l.v, l.min)
 		}
+	}
+	if c.LiveMaxBytes < minLiveMaxBytes {
+		return fmt.Errorf("live-max-bytes %d: must be at least %d (1 MiB: a few segments)", c.LiveMaxBytes, minLiveMaxBytes)
 	}
 	if c.MaxMessageBytes < 1024 {
 		return fmt.Errorf("max-message-bytes %d: must be at least 1024 (an SDP alone needs more)", c.MaxMessageBytes)

@@ -17,6 +17,7 @@ func (g *Gateway) newLiveOrigin() *live.Origin {
 		IngestToken: g.cfg.IngestToken,
 		Window:      g.cfg.LiveWindow,
 		MaxStreams:  g.cfg.MaxLiveStreams,
+		MaxBytes:    g.cfg.LiveMaxBytes,
 		OnSegment: func(id live.StreamID, seg live.Segment) {
 			if err := g.segments.seed(id, seg); err != nil {
 				g.log.Warn("live: seeding a segment over BitTorrent", "stream", id, "seq", seg.Seq, "err", err)

@@ -200,6 +200,33 @@ func TestLiveIngestOff(t *testing.T) {
 	}
 }
 
+// TestLiveMaxBytes: past --live-max-bytes the oldest segments are dropped, and the playlist, so
+// how far back viewers can seek, starts at the oldest one the gateway can still serve.
+func TestLiveMaxBytes(t *testing.T) {
+	r := startGateway(t, func(c *Config) { c.IngestToken = testIngestToken; c.LiveMaxBytes = 1 << 20 })
+	priv := mustKey(t)
+	id := live.StreamIDOfKey(priv)
+	t0 := time.Now().Add(-time.Minute)
+	init := []byte("init segment")
+	if res := putSegment(t, r, id, signSeg(t, priv, live.KindInit, 0, t0, init), init, nil); res.status != http.StatusCreated {
+		t.Fatalf("init: %d %s", res.status, res.body)
+	}
+	for seq := uint64(0); seq < 6; seq++ { // 6 × 300 KiB: the first 3 cannot stay under 1 MiB
+		data := bytes.Repeat([]byte{byte(seq)}, 300<<10)
+		if res := putSegment(t, r, id, signSeg(t, priv, live.KindMedia, seq, t0.Add(time.Duration(seq)*time.Second), data), data, nil); res.status != http.StatusCreated {
+			t.Fatalf("media %d: %d %s", seq, res.status, res.body)
+		}
+	}
+	pl := string(r.get(t, "/live/"+id.String()+"/index.m3u8", nil).body)
+	if !strings.Contains(pl, "#EXT-X-MEDIA-SEQUENCE:3\n") || strings.Contains(pl, "\n2.m4s") || !strings.Contains(pl, "\n5.m4s") {
+		t.Errorf("playlist, want it to start at media 3:\n%s", pl)
+	}
+	wantJSONError(t, "a dropped segment", r.get(t, "/live/"+id.String()+"/2.m4s", nil), http.StatusNotFound)
+	if res := r.get(t, "/live/"+id.String()+"/3.m4s", nil); res.status != http.StatusOK || len(res.body) != 300<<10 {
+		t.Errorf("media 3: %d, %d bytes", res.status, len(res.body))
+	}
+}
+
 // TestLiveConfigNamesTheSetting: the live settings that cannot work are refused by name.
 func TestLiveConfigNamesTheSetting(t *testing.T) {
 	for _, tc := range []struct {
@@ -209,6 +236,7 @@ func TestLiveConfigNamesTheSetting(t *testing.T) {
 		{func(c *Config) { c.IngestToken = "short" }, "ingest-token: must be at least 16"},
 		{func(c *Config) { c.LiveWindow = 0 }, "live-window"},
 		{func(c *Config) { c.MaxLiveStreams = 0 }, "max-live-streams 0: must be at least 1"},
+		{func(c *Config) { c.LiveMaxBytes = 256 }, "live-max-bytes 256: must be at least"},
 	} {
 		cfg := testConfig(t)
 		tc.mutate(&cfg)

@@ -25,6 +25,9 @@ type PlaylistOptions struct {
 // #EXT-X-DISCONTINUITY-SEQUENCE once it has left the playlist. Media segments with no init
 // segment in the window are rendered without #EXT-X-MAP.
 //
+// When the window keeps bytes (MaxBytes > 0), the oldest media segments that lost theirs are left
+// out: nothing could serve them.
+//
 // Each Seq missing between two rendered segments (a gap: dropped segments) is rendered as a
 // placeholder marked #EXT-X-GAP (RFC 8216bis; hls.js 1.7 skips it without fetching it), with
 // its URI SegmentName(KindMedia, seq) and an equal share of the time between the segments
@@ -38,6 +41,13 @@ func (w *Window) Playlist(opts PlaylistOptions) ([]byte, error) {
 	w.evict()
 
 	media := w.media
+	if w.cfg.MaxBytes > 0 {
+		// Segments whose bytes went under MaxBytes cannot be served: the playlist (and so how
+		// far back a viewer can seek) starts after them. The manifest still lists them.
+		for len(media) > 0 && media[0].Data == nil {
+			media = media[1:]
+		}
+	}
 	if opts.MaxSegments > 0 && len(media) > opts.MaxSegments {
 		media = media[len(media)-opts.MaxSegments:]
 	}

@@ -353,6 +353,18 @@ func TestWindowByteCap(t *testing.T) {
 	if st, want := w.Stats(), int64(sizes[4]+len(inData)); st.Bytes != want || st.Media != 5 {
 		t.Errorf("stats %+v, want %d bytes", st, want)
 	}
+	// The playlist starts at the oldest segment it can serve; the manifest keeps every entry.
+	pl, err := w.Playlist(PlaylistOptions{URI: func(e Entry) string { return SegmentName(e.Kind, e.Seq) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(pl); !strings.Contains(got, "#EXT-X-MEDIA-SEQUENCE:4\n") || strings.Contains(got, "3.m4s") ||
+		!strings.Contains(got, "#EXT-X-MAP:URI=\"init-0.mp4\"") || !strings.Contains(got, "\n4.m4s\n") {
+		t.Errorf("playlist with media 0-3 without bytes:\n%s", got)
+	}
+	if n := len(w.Manifest().Entries); n != 6 {
+		t.Errorf("manifest has %d entries, want all 6", n)
+	}
 	// A cap below init + segment: the newest media goes before the init.
 	tight := newTestWindow(t, b, &clock{now: t0}, WindowConfig{MaxBytes: 100})
 	mustAdd(t, tight, in, inData)
