@@ -429,7 +429,7 @@ func (u *uploader) send(ctx context.Context, kind Kind, seq uint64, at time.Time
 	deadline := time.Now().Add(u.cfg.RetryFor)
 	backoff := 250 * time.Millisecond
 	for {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil { // nothing new starts once the broadcast is cancelled
 			return nil
 		}
 		status, msg, result, err := u.putGracefully(ctx, target, hdr, data)
@@ -474,7 +474,6 @@ func (u *uploader) send(ctx context.Context, kind Kind, seq uint64, at time.Time
 // errNeedInit is a media segment refused for want of its init segment (ResultMissingInit).
 var errNeedInit = errors.New("the gateway wants the init segment first")
 
-// put uploads one segment: the status, the refusal's message and result label.
 // cancelGrace is how long an upload under way may go on once the broadcast is cancelled.
 const cancelGrace = 2 * time.Second
 
@@ -489,6 +488,7 @@ func (u *uploader) putGracefully(ctx context.Context, target, entry string, data
 	return u.put(pctx, target, entry, data)
 }
 
+// put uploads one segment: the status, the refusal's message and result label.
 func (u *uploader) put(ctx context.Context, target, entry string, data []byte) (int, string, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, target, bytes.NewReader(data))
 	if err != nil {

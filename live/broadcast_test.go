@@ -2,6 +2,7 @@ package live
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,10 +21,7 @@ import (
 // number: each segment once, init first, segments that left the playlist before their upload
 // counted as skipped, an unfinished last line left for the next read.
 func TestWatcherRollingPlaylist(t *testing.T) {
-	priv, err := GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	priv := mustTestKey(t)
 	id := StreamIDOfKey(priv)
 	o := NewOrigin(OriginConfig{IngestToken: originToken})
 	srv := httptest.NewServer(o)
@@ -47,9 +45,7 @@ func TestWatcherRollingPlaylist(t *testing.T) {
 		write("index.m3u8", b.String()+tail)
 	}
 	write("init.mp4", "init")
-	var st BroadcastStats
-	up := &uploader{cfg: BroadcastConfig{Token: originToken, Key: priv, Client: srv.Client(), RetryFor: time.Second,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, base: srv.URL, id: id, stats: &st}
+	up, st := testUploader(srv, priv)
 	w := &watcher{dir: dir, seq: 100}
 	ctx := context.Background()
 
@@ -65,7 +61,7 @@ func TestWatcherRollingPlaylist(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st.Uploaded != 5 || st.Failed != 3 || st.Refused != 0 {
-		t.Errorf("stats %+v, want 5 uploaded (init, 3..6), 3 skipped", st)
+		t.Errorf("stats %+v, want 5 uploaded (init, 3..6), 3 skipped", *st)
 	}
 	m := o.stream(id).w.Manifest()
 	var got []string
@@ -140,10 +136,7 @@ func TestBroadcastAfterGatewayRestart(t *testing.T) {
 // upload finish, so the signed end it sends names the last segment the gateway took and the
 // stream shows as ended rather than stalled.
 func TestCancelDuringUpload(t *testing.T) {
-	priv, err := GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	priv := mustTestKey(t)
 	id := StreamIDOfKey(priv)
 	o := NewOrigin(OriginConfig{IngestToken: originToken})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -151,6 +144,7 @@ func TestCancelDuringUpload(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		o.ServeHTTP(w, r) // the answer is buffered until the handler returns
 		if strings.Contains(r.URL.Path, "/media/") {
+			// A slow answer: the gateway has the segment, the broadcaster not yet its 201.
 			cancel()
 			time.Sleep(300 * time.Millisecond)
 		}
@@ -165,9 +159,7 @@ func TestCancelDuringUpload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var st BroadcastStats
-	up := &uploader{cfg: BroadcastConfig{Token: originToken, Key: priv, Client: srv.Client(), RetryFor: time.Second,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, base: srv.URL, id: id, stats: &st}
+	up, st := testUploader(srv, priv)
 	w := &watcher{dir: dir, seq: 7}
 	if err := w.upload(ctx, up); err != nil {
 		t.Fatal(err)
@@ -178,6 +170,14 @@ func TestCancelDuringUpload(t *testing.T) {
 	up.end(ctx)
 	s, ok := o.Status(id, "")
 	if st.Uploaded != 2 || !st.Ended || !ok || s.State != StateEnded {
-		t.Errorf("broadcast %+v, stream %+v; want init and media counted and the stream ended", st, s)
+		t.Errorf("broadcast %+v, stream %+v; want init and media counted and the stream ended", *st, s)
 	}
+}
+
+// testUploader is the uploader Broadcast makes, for priv's stream on the gateway srv.
+func testUploader(srv *httptest.Server, priv ed25519.PrivateKey) (*uploader, *BroadcastStats) {
+	st := &BroadcastStats{}
+	cfg := BroadcastConfig{Token: originToken, Key: priv, Client: srv.Client(), RetryFor: time.Second,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	return &uploader{cfg: cfg, base: srv.URL, id: StreamIDOfKey(priv), stats: st}, st
 }

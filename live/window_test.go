@@ -354,7 +354,7 @@ func TestWindowByteCap(t *testing.T) {
 		t.Errorf("stats %+v, want %d bytes", st, want)
 	}
 	// The playlist starts at the oldest segment it can serve; the manifest keeps every entry.
-	pl, err := w.Playlist(PlaylistOptions{URI: func(e Entry) string { return SegmentName(e.Kind, e.Seq) }})
+	pl, err := w.Playlist(PlaylistOptions{URI: segURI})
 	if err != nil {
 		t.Fatal(err)
 	}
