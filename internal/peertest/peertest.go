@@ -20,6 +20,7 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
+	"golang.org/x/time/rate"
 )
 
 // Seeder is a native BitTorrent peer (TCP on 127.0.0.1, no DHT, no uTP, no WebRTC) that has one
@@ -40,6 +41,18 @@ func NewSeeder(dir, name string, size, pieceLength int64, log *slog.Logger) (*Se
 	if err != nil {
 		return nil, err
 	}
+	s, err := SeedPath(path, pieceLength, log)
+	if err != nil {
+		return nil, err
+	}
+	s.SHA256 = sum
+	return s, nil
+}
+
+// SeedPath seeds a file or folder that is already on disk, with the given piece length. SHA256 is
+// left zero: a folder has no single digest.
+func SeedPath(path string, pieceLength int64, log *slog.Logger, opts ...SeedOption) (*Seeder, error) {
+	dir := filepath.Dir(path)
 	info := &metainfo.Info{PieceLength: pieceLength}
 	if err := info.BuildFromFilePath(path); err != nil {
 		return nil, err
@@ -67,6 +80,9 @@ func NewSeeder(dir, name string, size, pieceLength int64, log *slog.Logger) (*Se
 	if log != nil {
 		cfg.Slogger = log.With("component", "seeder")
 	}
+	for _, o := range opts {
+		o(cfg)
+	}
 	cl, err := torrent.NewClient(cfg)
 	if err != nil {
 		return nil, err
@@ -77,7 +93,7 @@ func NewSeeder(dir, name string, size, pieceLength int64, log *slog.Logger) (*Se
 		return nil, err
 	}
 	<-t.GotInfo()
-	// Hash the file once so the seeder announces every piece.
+	// Hash the data once so the seeder announces every piece.
 	if err := t.VerifyDataContext(context.Background()); err != nil {
 		cl.Close()
 		return nil, err
@@ -88,7 +104,17 @@ func NewSeeder(dir, name string, size, pieceLength int64, log *slog.Logger) (*Se
 		cl.Close()
 		return nil, fmt.Errorf("seeder: data did not verify: %d of %d bytes", t.BytesCompleted(), t.Length())
 	}
-	return &Seeder{Client: cl, Torrent: t, MetaInfo: mi, Info: info, SHA256: sum}, nil
+	return &Seeder{Client: cl, Torrent: t, MetaInfo: mi, Info: info}, nil
+}
+
+// A SeedOption changes a seeder's client configuration.
+type SeedOption func(*torrent.ClientConfig)
+
+// UploadRate caps what the seeder sends, in bytes per second, as a slow uplink would.
+func UploadRate(bytesPerSec int) SeedOption {
+	return func(cfg *torrent.ClientConfig) {
+		cfg.UploadRateLimiter = rate.NewLimiter(rate.Limit(bytesPerSec), 256<<10)
+	}
 }
 
 // Addr is the seeder's TCP address.

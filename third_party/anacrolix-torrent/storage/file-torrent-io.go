@@ -51,6 +51,12 @@ func (fst fileTorrentImplIO) ReadAt(b []byte, off int64) (n int, err error) {
 	for i, e := range fst.fts.segmentLocater.LocateIter(
 		segments.Extent{off, int64(len(b))},
 	) {
+		if e.Length == 0 {
+			// swarmgate patch: a zero-length file holds no bytes of the torrent. Opening it for
+			// them fails with the mmap file I/O (mapping 0 bytes is EINVAL), which failed every
+			// read and write of a piece that ends or starts at an empty file.
+			continue
+		}
 		n1, err1 := fst.readFileAt(fst.fts.file(i), b[:e.Length], e.Start)
 		n += n1
 		b = b[n1:]
@@ -79,6 +85,12 @@ func (fst fileTorrentImplIO) WriteAt(p []byte, off int64) (n int, err error) {
 	for i, e := range fst.fts.segmentLocater.LocateIter(
 		segments.Extent{off, int64(len(p))},
 	) {
+		if e.Length == 0 {
+			// swarmgate patch: a zero-length file holds no bytes of the torrent. Opening it for
+			// them fails with the mmap file I/O (mapping 0 bytes is EINVAL), which failed every
+			// read and write of a piece that ends or starts at an empty file.
+			continue
+		}
 		var f fileWriter
 		f, err = fst.fts.openForWrite(fst.fts.file(i))
 		if err != nil {
