@@ -125,6 +125,9 @@ func (g *Gateway) errorHandler(err error, c echo.Context) {
 		c.Response().Header().Set("Retry-After", "60")
 	case errors.Is(err, ErrClosed):
 		code = http.StatusServiceUnavailable
+	case errors.Is(err, ErrUnavailable):
+		code = http.StatusServiceUnavailable
+		c.Response().Header().Set("Retry-After", "5")
 	}
 	if code >= 500 && !errors.Is(err, ErrMetadataPending) && !errors.Is(err, ErrLimit) {
 		g.log.Error("request failed", "path", c.Request().URL.Path, "err", err)

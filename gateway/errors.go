@@ -18,6 +18,9 @@ var (
 	ErrForbidden = errors.New("forbidden")
 	// ErrLimit means a configured limit is reached; retry later (503 with Retry-After).
 	ErrLimit = errors.New("limit reached")
+	// ErrUnavailable means the torrent's data could not be read before anything was sent (503,
+	// retry): a storage error, or the download stopped.
+	ErrUnavailable = errors.New("data unavailable")
 	// ErrClosed means the gateway is shutting down.
 	ErrClosed = errors.New("gateway closed")
 )

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"path"
@@ -75,11 +76,13 @@ func (g *Gateway) watch(e *entry) {
 }
 
 // serveFile streams one file with Range support, reading through the torrent so that missing
-// pieces are fetched first, then verified, then sent.
+// pieces are fetched first, then verified, then sent. The reader is not responsive: anacrolix's
+// responsive mode hands out chunks before their piece's hash is checked, and a lying peer's bytes
+// would then reach the viewer. A read waits for the whole piece instead (what that costs is in
+// BenchmarkStreamSeek).
 func (g *Gateway) serveFile(c echo.Context, e *entry, f *torrent.File, readahead int64) error {
 	r := f.NewReader()
 	defer r.Close()
-	r.SetResponsive()
 	if readahead > 0 {
 		r.SetReadahead(readahead)
 	}
@@ -90,18 +93,37 @@ func (g *Gateway) serveFile(c echo.Context, e *entry, f *torrent.File, readahead
 	w := &servedWriter{ResponseWriter: c.Response(), e: e, limit: g.uploadLimit, ctx: req.Context()}
 	w.Header().Set(echo.HeaderContentType, mimeType(f.DisplayPath()))
 	w.Header().Set("Cache-Control", "public, max-age=86400, immutable")
-	modTime := time.Time{}
-	http.ServeContent(w, req, path.Base(f.DisplayPath()), modTime, r)
-	return w.finish()
+	body := &readErrs{ReadSeeker: r}
+	http.ServeContent(w, req, path.Base(f.DisplayPath()), time.Time{}, body)
+	return w.finish(body.err, f.DisplayPath())
+}
+
+// readErrs keeps the first read error, which http.ServeContent drops.
+type readErrs struct {
+	io.ReadSeeker
+	err error
+}
+
+func (r *readErrs) Read(p []byte) (int, error) {
+	n, err := r.ReadSeeker.Read(p)
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
+	return n, err
 }
 
 // servedWriter counts bytes sent and touches the torrent's viewer clock while a long stream runs.
-// Errors that http.ServeContent writes as text (416, 412) are turned into our JSON shape.
+// It holds a success status back until the first body byte, so that a read that fails before any
+// data (a storage error, a request given up) is answered with an error instead of a 200 whose body
+// stops short. Errors that http.ServeContent writes as text (416, 412) are turned into our JSON
+// shape.
 type servedWriter struct {
 	http.ResponseWriter
 	e       *entry
 	limit   *rate.Limiter
 	ctx     context.Context
+	code    int // held success status, 0 once sent
+	sent    bool
 	errCode int
 	errBody bytes.Buffer
 }
@@ -111,13 +133,24 @@ func (w *servedWriter) WriteHeader(code int) {
 		w.errCode = code
 		return
 	}
-	w.ResponseWriter.WriteHeader(code)
+	w.code = code
+}
+
+func (w *servedWriter) sendHeader() {
+	if w.sent {
+		return
+	}
+	w.sent = true
+	if w.code != 0 {
+		w.ResponseWriter.WriteHeader(w.code)
+	}
 }
 
 func (w *servedWriter) Write(p []byte) (int, error) {
 	if w.errCode != 0 {
 		return w.errBody.Write(p)
 	}
+	w.sendHeader()
 	written := 0
 	for len(p) > 0 {
 		chunk := p[:min(len(p), uploadBurst)]
@@ -138,13 +171,26 @@ func (w *servedWriter) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-func (w *servedWriter) finish() error {
-	if w.errCode == 0 {
+// finish sends what is still held: the header of an empty or HEAD answer, or the error.
+func (w *servedWriter) finish(readErr error, name string) error {
+	if w.errCode != 0 {
+		w.Header().Del("Content-Type")
+		w.Header().Del("Cache-Control")
+		return echo.NewHTTPError(w.errCode, strings.TrimSpace(w.errBody.String()))
+	}
+	if readErr == nil || w.sent {
+		// Past the header, a failed read can only end the body early; the client sees fewer bytes
+		// than Content-Length said and knows the answer is incomplete.
+		w.sendHeader()
 		return nil
 	}
-	w.Header().Del("Content-Type")
-	w.Header().Del("Cache-Control")
-	return echo.NewHTTPError(w.errCode, strings.TrimSpace(w.errBody.String()))
+	for _, h := range []string{"Content-Type", "Cache-Control", "Content-Length", "Content-Range", "Accept-Ranges"} {
+		w.Header().Del(h)
+	}
+	if w.ctx.Err() != nil {
+		return w.ctx.Err() // the client left; nobody reads an answer
+	}
+	return fmt.Errorf("%w: reading %q: %v", ErrUnavailable, name, readErr)
 }
 
 // knownTypes covers what players care about; the system table (which containers may lack) is
