@@ -26,7 +26,7 @@ import (
 // the 512th outstanding request, ~10 s late. anacrolix used to fill the whole reqq and, after that
 // reject, never request from the conn again, so the download stopped for good at 16,744,448 bytes
 // (1022 chunks: 1+2+…+256 requests, then 512 of which one was rejected). See the swarmgate patch
-// in third_party/anacrolix-torrent/requesting.go.
+// in third_party/anacrolix-torrent (peerconn.go, requesting.go) and third_party/README.md.
 
 // inCITest reports whether the tests run in CI (CI=true), where a missing tool is a failure.
 func inCITest() bool {
@@ -175,12 +175,12 @@ func TestStreamFromTransmission(t *testing.T) {
 		t.Fatal(err)
 	}
 	torrentFile := filepath.Join(t.TempDir(), "big.torrent")
-	mib := torrentBytes(t, info) // no announce: there is no tracker to reach
-	writeFile(t, torrentFile, mib)
+	metainfoBytes := torrentBytes(t, info) // no announce: there is no tracker to reach
+	writeFile(t, torrentFile, metainfoBytes)
 	seeder := startTransmission(t, torrentFile, dataDir)
 
 	r := startGateway(t, nil)
-	res := r.do(t, http.MethodPost, "/api/torrents", map[string]string{"Content-Type": "application/x-bittorrent"}, bytes.NewReader(mib))
+	res := r.do(t, http.MethodPost, "/api/torrents", map[string]string{"Content-Type": "application/x-bittorrent"}, bytes.NewReader(metainfoBytes))
 	if res.status != http.StatusCreated {
 		t.Fatalf("POST .torrent: %d %s", res.status, res.body)
 	}
