@@ -55,6 +55,9 @@ type PeerConn struct {
 	// requests actually want. This could use a roaring.BSI if the memory use becomes noticeable.
 	validReceiveChunks map[RequestIndex]int
 	PeerMaxRequests    maxRequests // Maximum pending requests the peer allows.
+	// swarmgate patch: re-arms request updates after a reject left the conn without requests.
+	// Only touched with the Client lock held. See retryAfterReject in requesting.go.
+	rejectRetryTimer *time.Timer
 
 	// Move to PeerConn?
 	protocolLogger log.Logger
@@ -256,6 +259,9 @@ func (cn *PeerConn) utp() bool {
 }
 
 func (cn *PeerConn) onClose() {
+	if cn.rejectRetryTimer != nil { // swarmgate patch
+		cn.rejectRetryTimer.Stop()
+	}
 	if cn.pex.IsEnabled() {
 		cn.pex.Close()
 	}
@@ -1576,7 +1582,10 @@ func (me *PeerConn) peerPtr() *Peer {
 
 // The actual value to use as the maximum outbound requests.
 func (cn *PeerConn) nominalMaxRequests() maxRequests {
-	return max(1, min(cn.PeerMaxRequests, cn.peakRequests*2, maxLocalToRemoteRequests))
+	// swarmgate patch: stay one below the peer's reqq. Transmission 3.00 advertises reqq 512 but
+	// rejects a request that arrives while 511 are queued (its check is pending+1 >= reqq), so
+	// filling the whole reqq earned a reject, sent ~10 s late, on every full batch.
+	return max(1, min(cn.PeerMaxRequests-1, cn.peakRequests*2, maxLocalToRemoteRequests))
 }
 
 // Set the Peer loggers. This is given Client loggers, and later Torrent loggers when the Torrent is

@@ -291,6 +291,7 @@ func (p *PeerConn) updateRequestsWithReason(reason updateRequestReason) {
 			p.updateRequests()
 		},
 	)
+	p.maybeRetryAfterReject(reason)
 	// Is there any chance we should leave this to run again, and have the caller clear it if they
 	// called with this reason?
 	p.needRequestUpdate = ""
@@ -298,6 +299,38 @@ func (p *PeerConn) updateRequestsWithReason(reason updateRequestReason) {
 	if enableUpdateRequestsTimer {
 		p.updateRequestsTimer.Reset(updateRequestsTimerDuration)
 	}
+}
+
+// swarmgate patch: a reject that leaves a conn without requests must not leave it silent for
+// good. applyRequestState adds no requests for a reject, and nothing else runs it on this conn
+// unless the peer sends an unchoke or a have; a seeder that sends neither, as Transmission 3.00,
+// then stays connected and idle forever. So retry after a pause. A peer that rejects everything
+// gets one request per pause (its rejects have brought peakRequests to 0, so nominalMaxRequests
+// is 1), not the request/reject ping-pong that the skip in applyRequestState is there to avoid.
+const (
+	rejectRetryDelay                    = 2 * time.Second
+	peerUpdateRequestsRejectRetryReason = updateRequestReason("swarmgate: retry after reject")
+)
+
+// Arms the retry when an update for a reject left the conn interested but without requests.
+func (p *PeerConn) maybeRetryAfterReject(reason updateRequestReason) {
+	if reason != peerUpdateRequestsRemoteRejectReason || !p.requestState.Interested || !p.isLowOnRequests() {
+		return
+	}
+	if p.rejectRetryTimer == nil {
+		p.rejectRetryTimer = time.AfterFunc(rejectRetryDelay, p.retryAfterReject)
+	} else {
+		p.rejectRetryTimer.Reset(rejectRetryDelay)
+	}
+}
+
+func (p *PeerConn) retryAfterReject() {
+	p.locker().Lock()
+	defer p.locker().Unlock()
+	if p.closed.IsSet() || !p.isLowOnRequests() {
+		return
+	}
+	p.onNeedUpdateRequests(peerUpdateRequestsRejectRetryReason)
 }
 
 func (p *PeerConn) updateRequests() {
