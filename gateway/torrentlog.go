@@ -84,7 +84,9 @@ func (h *torrentLog) Handle(ctx context.Context, r slog.Record) error {
 	}
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Key == "names" {
-			a = slog.String("names", names(a.Value.Any(), ih))
+			if a = slog.String("names", names(a.Value.Any(), ih)); a.Value.String() == "" {
+				return true
+			}
 		}
 		attrs = append(attrs, a)
 		return true

@@ -90,9 +90,13 @@ func TestTorrentLogRewrites(t *testing.T) {
 	anacrolixRecord(log, slog.LevelWarn, ih+`: error announcing "\"init-17.mp4\"" to DHT: getting starting nodes: nothing resolved`,
 		ih, "github.com/anacrolix/torrent", "torrent.go:2414")
 	anacrolixRecord(log, slog.LevelWarn, ih+`: error using torrent source "\"a \\\"b\\\"\""`, ih)
+	anacrolixRecord(log, slog.LevelInfo, "no names")
 	recs := logs.records(t)
-	if len(recs) != 2 {
-		t.Fatalf("%d records, want 2", len(recs))
+	if len(recs) != 3 {
+		t.Fatalf("%d records, want 3", len(recs))
+	}
+	if _, ok := recs[2].fields["names"]; ok {
+		t.Errorf("an empty names attr: %s", recs[2].line)
 	}
 	want := map[string]string{
 		"level": "DEBUG", "msg": "DHT announce failed", "infohash": ih, "torrent": "init-17.mp4",
