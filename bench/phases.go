@@ -151,7 +151,7 @@ func startGateway(log *slog.Logger) (*runningGateway, error) {
 	cfg.NoDHT = true
 	cfg.NoUPnP = true
 	cfg.LoopbackWebRTC = true
-	g, err := gateway.New(cfg, log.With("component", "gateway"))
+	g, err := gateway.New(cfg, log)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

@@ -192,6 +192,7 @@ func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed the built-in demo video")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "log `format`: text or json")
+	fs.StringVar(&c.AccessLog, "access-log", c.AccessLog, "HTTP access log (`mode`): on (page views, API changes, websockets and errors at info; media, uploads and polling at debug), all (every request at info) or off")
 	return fs
 }
 

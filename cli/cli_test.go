@@ -80,6 +80,7 @@ func TestUsageErrors(t *testing.T) {
 		{"http-addr", safeArgs(t, "serve", "--http-addr", "nonsense"), "http-addr"},
 		{"log-level", safeArgs(t, "serve", "--log-level", "loud"), "log-level"},
 		{"log-format", safeArgs(t, "serve", "--log-format", "xml"), "log-format"},
+		{"access-log", safeArgs(t, "serve", "--access-log", "loud"), "access-log"},
 		{"public-ip", safeArgs(t, "serve", "--public-ip", "1.2.3"), "public-ip"},
 		{"ice-server scheme", safeArgs(t, "serve", "--ice-server", "http://x"), "ice-server"},
 		{"ice-server turn without credentials", safeArgs(t, "serve", "--ice-server", "turn:host:3478"), "ice-server"},

@@ -24,6 +24,7 @@ func (g *Gateway) routes() *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = g.errorHandler
+	e.Use(g.accessLog)
 	e.Use(g.metrics.middleware)
 	e.Use(middleware.Recover())
 	// Browsers fetch webseed ranges and streams cross-origin (embeds, other players); webtorrent

@@ -62,11 +62,17 @@ type running struct {
 
 func startGateway(t testing.TB, mutate func(*Config)) *running {
 	t.Helper()
+	return startGatewayLog(t, mutate, testLogger(t))
+}
+
+// startGatewayLog is startGateway logging to log.
+func startGatewayLog(t testing.TB, mutate func(*Config), log *slog.Logger) *running {
+	t.Helper()
 	cfg := testConfig(t)
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	g, err := New(cfg, testLogger(t))
+	g, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

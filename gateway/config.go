@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/anacrolix/torrent"
 	"github.com/pion/stun/v4"
 
 	"github.com/swarmgate/swarmgate/live"
@@ -185,6 +186,14 @@ type Config struct {
 	MetadataWait time.Duration
 	// ShutdownTimeout bounds the graceful drain of HTTP connections.
 	ShutdownTimeout time.Duration
+	// AccessLog is how HTTP requests are logged, one record each (see accesslog.go): "on" (or
+	// empty) logs media, probe and upload requests that succeed at debug and the rest at info,
+	// "all" logs every request at info, "off" none.
+	AccessLog string
+
+	// tuneTorrent, when set, changes the torrent client's config before the client is made
+	// (tests: a DHT that finds no nodes without leaving loopback).
+	tuneTorrent func(*torrent.ClientConfig)
 
 	// writeRetry is how long a torrent's downloading pauses after a disk write failed (tests
 	// shorten it; 0 means the default).
@@ -220,6 +229,7 @@ func DefaultConfig() Config {
 		ViewerLinger:             30 * time.Second,
 		MetadataWait:             20 * time.Second,
 		ShutdownTimeout:          10 * time.Second,
+		AccessLog:                AccessLogOn,
 	}
 }
 
@@ -309,6 +319,11 @@ func (c Config) Validate() error {
 	}
 	if _, err := c.trustedProxies(); err != nil {
 		return err
+	}
+	switch c.AccessLog {
+	case "", AccessLogOn, AccessLogAll, AccessLogOff:
+	default:
+		return fmt.Errorf("access-log %q: want on, all or off", c.AccessLog)
 	}
 	for _, l := range []struct {
 		name string

@@ -34,7 +34,8 @@ const webrtcNetwork = "webrtc"
 // Gateway is one running swarmgate node.
 type Gateway struct {
 	cfg     Config
-	log     *slog.Logger
+	log     *slog.Logger // component=gateway
+	rootLog *slog.Logger // as given to New: for subsystems that name their own component
 	client  *torrent.Client
 	storage storage.ClientImplCloser
 	cache   *cache
@@ -89,6 +90,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{
 		cfg:      cfg,
 		log:      log.With("component", "gateway"),
+		rootLog:  log,
 		torrents: newRegistry(),
 		stop:     make(chan struct{}),
 		nudge:    make(chan struct{}, 1),
@@ -160,7 +162,10 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		g.uploadLimit = rate.NewLimiter(rate.Limit(cfg.UploadRate), uploadBurst)
 		tcfg.UploadRateLimiter = g.uploadLimit
 	}
-	tcfg.Slogger = log.With("component", "torrent")
+	tcfg.Slogger = slog.New(newTorrentLog(log.Handler())).With("component", "torrent")
+	if cfg.tuneTorrent != nil {
+		cfg.tuneTorrent(tcfg)
+	}
 	tcfg.Callbacks.PeerConnClosed = g.onPeerConnClosed
 	tcfg.Callbacks.PeerConnAdded = append(tcfg.Callbacks.PeerConnAdded, g.onPeerConnAdded)
 	g.client, err = torrent.NewClient(tcfg)

@@ -20,12 +20,12 @@ func (g *Gateway) newLiveOrigin() *live.Origin {
 		MaxBytes:    g.cfg.LiveMaxBytes,
 		OnSegment: func(id live.StreamID, seg live.Segment) {
 			if err := g.segments.seed(id, seg); err != nil {
-				g.log.Warn("live: seeding a segment over BitTorrent", "stream", id, "seq", seg.Seq, "err", err)
+				g.log.Warn("seeding a live segment over BitTorrent failed", "stream", id, "seq", seg.Seq, "err", err)
 			}
 		},
 		BitTorrentPort: g.btPort,
 		BrowserPeers:   func(id live.StreamID) int { return g.tracker.SwarmStats(LiveSwarmInfoHash(id)).Peers },
-		Log:            g.log,
+		Log:            g.rootLog,
 	})
 }
 

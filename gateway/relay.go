@@ -305,7 +305,7 @@ func (g *Gateway) startRelays() error {
 	}()
 	for _, id := range order {
 		r, err := live.NewRelay(live.RelayConfig{
-			Stream: id, Sources: sources[id], Origin: g.live, Fetcher: g.segments, Log: g.log,
+			Stream: id, Sources: sources[id], Origin: g.live, Fetcher: g.segments, Log: g.rootLog,
 		})
 		if err != nil {
 			return fmt.Errorf("relay: %w", err)

@@ -368,7 +368,7 @@ func (r *Relay) Run(ctx context.Context) {
 				continue
 			}
 			if added.Missing > 0 {
-				r.log.Info("relay: gap before segment", "seq", j.se.Seq, "missing", added.Missing)
+				r.log.Info("gap before segment", "seq", j.se.Seq, "missing", added.Missing)
 			}
 			r.mu.Lock()
 			r.fetched++
@@ -378,9 +378,9 @@ func (r *Relay) Run(ctx context.Context) {
 		if end != nil {
 			if j := first(jobs); j == nil || j.se.Seq > end.LastSeq {
 				if err := r.cfg.Origin.EndRelayed(r.cfg.Stream, *end); err != nil {
-					r.log.Debug("relay: a source's end does not apply", "err", err)
+					r.log.Debug("a source's end does not apply", "err", err)
 				} else {
-					r.log.Info("relay: the broadcaster ended the stream", "last_seq", end.LastSeq)
+					r.log.Info("the broadcaster ended the stream", "last_seq", end.LastSeq)
 				}
 				endDone, end = end.Sig, nil
 			}

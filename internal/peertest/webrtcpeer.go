@@ -100,7 +100,7 @@ func NewWebRTCPeer(ctx context.Context, opts PeerOptions) (*WebRTCPeer, error) {
 		cfg.Seed = true
 		cfg.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: false, RequirePreferred: true}
 		cfg.PeerID = string(p.peerID[:])
-		cfg.Slogger = p.log
+		cfg.Slogger = log.With("component", "torrent")
 		cl, err := torrent.NewClient(cfg)
 		if err != nil {
 			return nil, err
@@ -108,7 +108,7 @@ func NewWebRTCPeer(ctx context.Context, opts PeerOptions) (*WebRTCPeer, error) {
 		p.Client = cl
 	}
 	var err error
-	p.Bridge, err = bridge.New(bridge.Config{LoopbackOnly: true, OnDialable: p.onDialable}, p.log)
+	p.Bridge, err = bridge.New(bridge.Config{LoopbackOnly: true, OnDialable: p.onDialable}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +127,7 @@ func NewWebRTCPeer(ctx context.Context, opts PeerOptions) (*WebRTCPeer, error) {
 		Failure: func(ih signaling.ID, reason string) {
 			p.log.Warn("tracker failure", "infohash", ih, "reason", reason)
 		},
-	}, p.log)
+	}, log)
 	if err != nil {
 		return nil, err
 	}
