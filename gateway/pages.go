@@ -100,7 +100,7 @@ func (g *Gateway) torrentPage(name string) echo.HandlerFunc {
 		d := pageData{Title: "swarmgate", InfoHash: ih}
 		if e, err := g.lookup(ih); err == nil {
 			if n := e.t.Name(); n != "" {
-				d.Title = n
+				d.Title = cleanName(n)
 			}
 			if hasInfo(e.t) {
 				if d.Boot, err = g.bootData(e, base); err != nil {
