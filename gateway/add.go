@@ -213,6 +213,7 @@ func (g *Gateway) watchMetadata(e *entry) {
 				}
 			}
 			g.log.Info("metadata", "infohash", e.t.InfoHash().HexString(), "name", e.t.Name(), "length", e.t.Length())
+			e.gotInfo()
 			if !e.src.ephemeral {
 				if err := g.saveMetainfo(e.t); err != nil {
 					g.log.Error("saving metainfo; a restart will need peers for it again", "infohash", e.t.InfoHash().HexString(), "err", err)
