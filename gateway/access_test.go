@@ -56,6 +56,7 @@ func watchEndpoints(t *testing.T, r *running, ih string) {
 		{"/stream/" + ih + "/0", map[string]string{"Range": "bytes=0-99"}, http.StatusPartialContent},
 		{"/webseed/" + ih + "/" + demoName, map[string]string{"Range": "bytes=0-99"}, http.StatusPartialContent},
 		{"/playlist/" + ih + ".m3u", nil, http.StatusOK},
+		{"/playlist/all.m3u", nil, http.StatusOK},
 		{"/watch/" + ih + "?file=0", nil, http.StatusOK},
 		{"/embed/" + ih + "?file=0", nil, http.StatusOK},
 		{"/", nil, http.StatusOK},

@@ -113,6 +113,13 @@ func (g *Gateway) addFromAPI(spec *torrent.TorrentSpec, src source) (*torrent.To
 }
 
 // checkInfo refuses info dictionaries whose paths would escape the torrent's folder.
+//
+// Control characters in names are kept, not refused: the names are inside the info dictionary
+// the infohash is taken of, so the gateway cannot rewrite them and stay in the swarm, and real
+// torrents carry them (macOS names a folder's custom icon file "Icon\r"). They stay as they are
+// in the metainfo, on disk and in the API's JSON (escaped there), where they are only data;
+// everything the gateway writes as lines of text (the M3U playlists, page and oEmbed titles)
+// goes through cleanName.
 func checkInfo(info *metainfo.Info) error {
 	if info.PieceLength <= 0 {
 		return fmt.Errorf("%w: piece length must be positive", ErrBadInput)
@@ -206,6 +213,7 @@ func (g *Gateway) watchMetadata(e *entry) {
 				}
 			}
 			g.log.Info("metadata", "infohash", e.t.InfoHash().HexString(), "name", e.t.Name(), "length", e.t.Length())
+			e.gotInfo()
 			if !e.src.ephemeral {
 				if err := g.saveMetainfo(e.t); err != nil {
 					g.log.Error("saving metainfo; a restart will need peers for it again", "infohash", e.t.InfoHash().HexString(), "err", err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -438,26 +437,4 @@ func (g *Gateway) browserMetainfo(e *entry, base string) metainfo.MetaInfo {
 	mi.AnnounceList = list
 	mi.UrlList = []string{base + "/webseed/" + ih + "/"}
 	return mi
-}
-
-func (g *Gateway) playlist(c echo.Context) error {
-	name := c.Param("name")
-	ihHex, ok := strings.CutSuffix(name, ".m3u")
-	if !ok {
-		return fmt.Errorf("%w: playlist path must be /playlist/<infohash>.m3u", ErrNotFound)
-	}
-	e, err := g.lookup(ihHex)
-	if err != nil {
-		return err
-	}
-	if _, err := g.waitInfo(c.Request().Context(), e); err != nil {
-		return err
-	}
-	base := g.baseURL(c)
-	var b strings.Builder
-	b.WriteString("#EXTM3U\n")
-	for i, f := range e.t.Files() {
-		fmt.Fprintf(&b, "#EXTINF:-1,%s\n%s/stream/%s/%s\n", f.DisplayPath(), base, e.t.InfoHash().HexString(), strconv.Itoa(i))
-	}
-	return c.Blob(http.StatusOK, "audio/x-mpegurl", []byte(b.String()))
 }

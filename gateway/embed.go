@@ -62,7 +62,7 @@ func (g *Gateway) oembed(c echo.Context) error {
 		if p.file >= 0 && e.t.Info() != nil && p.file >= len(e.t.Files()) {
 			return fmt.Errorf("%w: url %q: torrent has %d file(s), indexed from 0", ErrNotFound, raw, len(e.t.Files()))
 		}
-		title = e.t.Name()
+		title = cleanName(e.t.Name())
 		src = base + "/embed/" + p.ih
 		if p.file >= 0 {
 			src += "?file=" + strconv.Itoa(p.file)

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -100,16 +101,19 @@ func (g *Gateway) torrentPage(name string) echo.HandlerFunc {
 		d := pageData{Title: "swarmgate", InfoHash: ih}
 		if e, err := g.lookup(ih); err == nil {
 			if n := e.t.Name(); n != "" {
-				d.Title = n
+				d.Title = cleanName(n)
 			}
 			if hasInfo(e.t) {
 				if d.Boot, err = g.bootData(e, base); err != nil {
 					return err
 				}
 			}
-			// A viewer has arrived: fetch ahead from the native swarm now, while the page is
-			// still loading its scripts, rather than at its first byte request.
-			g.watch(e)
+			// Fetch the start of the file from the native swarm now, while the page is still
+			// loading its scripts, rather than at its first byte request; the whole torrent
+			// only once the player reads.
+			if file, ok := pageFile(c.QueryParam("file")); ok {
+				e.pageView(file)
+			}
 		}
 		q := ""
 		if f := c.QueryParam("file"); f != "" {
@@ -126,6 +130,15 @@ func (g *Gateway) torrentPage(name string) echo.HandlerFunc {
 		c.Response().Header().Set("Cache-Control", "no-cache")
 		return c.HTMLBlob(http.StatusOK, b.Bytes())
 	}
+}
+
+// pageFile reads a page's ?file: -1 without one, false when it names no file (the page says so).
+func pageFile(q string) (int, bool) {
+	if q == "" {
+		return -1, true
+	}
+	n, err := strconv.Atoi(q)
+	return n, err == nil && n >= 0
 }
 
 // assets serves the embedded static files with a content type, an ETag and revalidation, so that

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anacrolix/torrent"
+
 	"github.com/swarmgate/swarmgate/internal/peertest"
 	"github.com/swarmgate/swarmgate/web"
 )
@@ -230,31 +232,92 @@ func TestEmbedOriginsValidation(t *testing.T) {
 	}
 }
 
-// TestWatchPageStartsFetching: opening the watch page is the first sign of a viewer, so the
-// gateway starts fetching from the native swarm then, before the page asks for a single byte.
-func TestWatchPageStartsFetching(t *testing.T) {
-	seeder, err := peertest.NewSeeder(t.TempDir(), "soon.mp4", 400_000, 32<<10, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(seeder.Close)
+// TestPageViewFetchesOnlyTheStart: opening a watch or embed page fetches the metadata and the
+// first pieces of the file it would play while the page loads, so that playback starts at once;
+// it is not a download order (link-preview bots open pages too, and oEmbed invites them). Only
+// a read, here /stream, fetches the whole torrent. Pages are opened before the gateway knows a
+// peer (the pieces are asked for when the metadata arrives) and after.
+func TestPageViewFetchesOnlyTheStart(t *testing.T) {
+	const size, pieceLength = 8 << 20, 64 << 10
+	const bound = pageWarmBytes + pieceLength // the first pieces, and at most one more
 	r := startGateway(t, nil)
-	ih := seeder.Torrent.InfoHash().HexString()
-	if res := r.postJSON(t, map[string]string{"magnet": seeder.Magnet()}); res.status != http.StatusCreated {
-		t.Fatalf("POST: %d %s", res.status, res.body)
+	for _, tc := range []struct {
+		name string
+		page func(ih string) string
+		warm bool // the page asks for the first pieces; oEmbed does not
+		// metainfo: added by .torrent, so the page finds the metadata already there
+		metainfo bool
+	}{
+		{"watch", func(ih string) string { return "/watch/" + ih }, true, false},
+		{"watch with metadata", func(ih string) string { return "/watch/" + ih }, true, true},
+		{"embed", func(ih string) string { return "/embed/" + ih + "?file=0" }, true, false},
+		{"oembed", func(ih string) string {
+			return "/oembed?format=json&url=" + url.QueryEscape(r.base+"/watch/"+ih)
+		}, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seeder, err := peertest.NewSeeder(t.TempDir(), "film.mp4", size, pieceLength, testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(seeder.Close)
+			ih := seeder.Torrent.InfoHash().HexString()
+			if tc.metainfo {
+				if res := addFromSeeder(t, r, seeder); res.status != http.StatusCreated {
+					t.Fatalf("POST: %d %s", res.status, res.body)
+				}
+			} else if res := r.postJSON(t, map[string]string{"infohash": ih}); res.status != http.StatusCreated {
+				t.Fatalf("POST: %d %s", res.status, res.body)
+			}
+			e, err := r.g.lookup(ih)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res := r.get(t, tc.page(ih), nil); res.status != http.StatusOK {
+				t.Fatalf("GET %s: %d %s", tc.page(ih), res.status, res.body)
+			}
+			if !tc.metainfo {
+				e.t.AddPeers([]torrent.PeerInfo{{Addr: torrent.StringAddr(seeder.Addr().String()), Source: "x.pe"}})
+			}
+			waitGotInfo(t, r.g, ih)
+			if tc.warm {
+				waitFor(t, 20*time.Second, "the first pieces after the page alone", func() bool {
+					return e.t.BytesCompleted() >= pageWarmBytes
+				})
+			}
+			// Give the demand loop two rounds to start a prefetch if it thought someone watched.
+			waitMaintainTicks(t, e, 2)
+			if got := e.t.BytesCompleted(); got > bound {
+				t.Errorf("%d of %d bytes fetched after %s alone, want at most %d", got, size, tc.name, bound)
+			}
+			if st := e.state(); st != stateIdle {
+				t.Errorf("state %q after %s alone, want %q", st, tc.name, stateIdle)
+			}
+			// A player reads: now the whole torrent comes.
+			if res := r.get(t, "/stream/"+ih+"/0", map[string]string{"Range": "bytes=0-99"}); res.status != http.StatusPartialContent {
+				t.Fatalf("stream: %d %s", res.status, res.body)
+			}
+			waitFor(t, 30*time.Second, "the torrent complete after a /stream read", func() bool { return e.t.Complete().Bool() })
+		})
 	}
-	waitGotInfo(t, r.g, ih)
-	e, err := r.g.lookup(ih)
-	if err != nil {
-		t.Fatal(err)
+}
+
+// waitMaintainTicks waits for the gateway's maintain loop to sample e's rates n more times: it
+// has then also looked at e's demand n times.
+func waitMaintainTicks(t *testing.T, e *entry, n int) {
+	t.Helper()
+	prevAt := func() time.Time {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.rates.prevAt
 	}
-	if e.t.BytesCompleted() != 0 {
-		t.Fatalf("%d bytes fetched before anyone watched", e.t.BytesCompleted())
-	}
-	if res := r.get(t, "/watch/"+ih, nil); res.status != http.StatusOK {
-		t.Fatalf("watch page: %d", res.status)
-	}
-	waitFor(t, 20*time.Second, "the torrent fetched after the watch page alone", func() bool { return e.t.Complete().Bool() })
+	last, seen := prevAt(), 0
+	waitFor(t, time.Duration(n+5)*time.Second, "the maintain loop's ticks", func() bool {
+		if at := prevAt(); !at.Equal(last) {
+			last, seen = at, seen+1
+		}
+		return seen >= n
+	})
 }
 
 // TestPagesCarryBootData: the watch and embed pages of a torrent with metadata carry what the

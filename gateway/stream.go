@@ -66,7 +66,8 @@ func (g *Gateway) webseed(c echo.Context) error {
 	return fmt.Errorf("%w: no file %q in torrent %s", ErrNotFound, rest, e.t.InfoHash().HexString())
 }
 
-// watch records an HTTP viewer; a torrent nobody watched until now starts fetching ahead at once.
+// watch records an HTTP reader (/stream, /webseed): a player is playing, so a torrent nobody
+// watched until now starts fetching ahead at once. Opening a page is not reading (pageView).
 func (g *Gateway) watch(e *entry) {
 	wasIdle := time.Since(time.Unix(0, e.lastRead.Load())) >= g.cfg.ViewerLinger
 	e.touch()

@@ -24,6 +24,11 @@ func torrentDir(baseDir string, _ *metainfo.Info, ih metainfo.Hash) string {
 // prefetchReadahead is how far ahead of its position the in-order prefetcher asks for pieces.
 const prefetchReadahead = 32 << 20
 
+// pageWarmBytes is how much of a file a watch or embed page has fetched for its player: the first
+// pieces, so that playback starts without waiting on the swarm. The rest waits for a player to
+// read, since link-preview bots open pages too.
+const pageWarmBytes = 2 << 20
+
 // entry is a torrent the gateway serves, with the bookkeeping anacrolix does not keep for us.
 type entry struct {
 	t     *torrent.Torrent
@@ -43,6 +48,10 @@ type entry struct {
 	rates      rates
 	prefetch   context.CancelFunc
 	wasWatched bool
+	// warmFile is the file a page opened before the metadata came would play (-1: the page
+	// picks), warmed when the metadata arrives; warmPending says there is one.
+	warmFile    int
+	warmPending bool
 	// diskErr is the last failed write, until a write succeeds; pausedAt is when downloading
 	// was paused for it (zero while downloading).
 	hasDiskErr atomic.Bool
@@ -334,6 +343,56 @@ func (g *Gateway) trackViewers(e *entry, now time.Time) {
 	if left && !e.src.ephemeral {
 		g.saveState()
 	}
+}
+
+// pageView is a watch or embed page opened: fetch the first pieces of the file it would play
+// (see warm), now or once the metadata is here. It is not a viewer: only reading (/stream,
+// /webseed, a WebRTC peer) starts fetching the whole torrent.
+func (e *entry) pageView(file int) {
+	if !e.t.Complete().Bool() && len(e.t.PeerConns()) == 0 {
+		addDirectPeers(e.t, e.directPeers)
+	}
+	// Filed before looking at the metadata: if it arrives in between, gotInfo takes it.
+	e.mu.Lock()
+	e.warmFile, e.warmPending = file, true
+	e.mu.Unlock()
+	if hasInfo(e.t) {
+		e.gotInfo()
+	}
+}
+
+// gotInfo warms the file of a page opened before the metadata came, if any.
+func (e *entry) gotInfo() {
+	e.mu.Lock()
+	file, pending := e.warmFile, e.warmPending
+	e.warmPending = false
+	e.mu.Unlock()
+	if pending {
+		e.warm(file)
+	}
+}
+
+// warm asks for the pieces holding the first pageWarmBytes of a page's file: file, or with
+// file < 0 the largest video or audio file (the page prefers one the browser plays, which it
+// alone knows). A file that is not video or audio gets nothing: the page will not play it.
+func (e *entry) warm(file int) {
+	files := e.t.Files()
+	var f *torrent.File
+	if file >= 0 && file < len(files) {
+		f = files[file]
+	} else if file < 0 {
+		for _, c := range files {
+			if isMedia(c.DisplayPath()) && (f == nil || c.Length() > f.Length()) {
+				f = c
+			}
+		}
+	}
+	if f == nil || f.Length() == 0 || !isMedia(f.DisplayPath()) {
+		return
+	}
+	pl := e.t.Info().PieceLength
+	end := int((f.Offset()+min(f.Length(), pageWarmBytes)-1)/pl) + 1
+	e.t.DownloadPieces(f.BeginPieceIndex(), end)
 }
 
 // prefetchInOrder reads the torrent from start to end so that its pieces are asked for in order,
