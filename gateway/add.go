@@ -148,7 +148,7 @@ func checkInfo(info *metainfo.Info) error {
 // checkPieceCount refuses an info whose number of pieces is not the number of its v1 piece hashes.
 // anacrolix and the cache size their per-piece state by Info.NumPieces, which for a hybrid (v1 +
 // v2) torrent counts the v2 file tree's lengths, and nothing checks those against the v1 hashes:
-// a 200-byte .torrent claiming a 32 TiB file made the gateway allocate 80 GB and die.
+// a 228-byte .torrent claiming a 32 TiB file made the gateway allocate 80 GB and die.
 func checkPieceCount(info *metainfo.Info) error {
 	if !info.HasV1() {
 		return fmt.Errorf("%w: only BitTorrent v1 and hybrid torrents are supported", ErrBadInput)
