@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/swarmgate/swarmgate/cli.Version=$(VERSION)
 
-.PHONY: web build run test bench demo-media clean
+.PHONY: web build run test fuzz bench demo-media clean
 
 # The browser pages' dependencies, at the versions package-lock.json pins: webtorrent's prebuilt
 # browser files are copied into web/static/vendor, and the live page's bundle of hls.js and
@@ -22,6 +22,20 @@ run: web
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Every fuzz target for FUZZTIME, one after another: go test -fuzz takes one target of one package
+# per run. Their seed corpora (f.Add and testdata/fuzz) already run as tests in `make test`.
+FUZZTIME ?= 5s
+FUZZ_TARGETS := signaling:FuzzHandle signaling:FuzzClientDispatch signaling:FuzzBinaryID \
+	gateway:FuzzMagnetSpec gateway:FuzzParseInfoHash gateway:FuzzMetainfoSpec \
+	live:FuzzSignedEntryJSON live:FuzzSignEntry live:FuzzManifest live:FuzzParseCutPlaylist
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz ./$$pkg $$name"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s -parallel 1 ./$$pkg/; \
+	done
 
 bench:
 	$(GO) run ./bench

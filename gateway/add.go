@@ -75,12 +75,12 @@ func (g *Gateway) AddMetainfo(b []byte) (*torrent.Torrent, bool, error) {
 }
 
 func metainfoSpec(b []byte) (*torrent.TorrentSpec, error) {
-	mi, err := metainfo.Load(bytes.NewReader(b))
-	if err != nil {
+	var mi metainfo.MetaInfo
+	if err := decodeBencode(b, &mi); err != nil {
 		return nil, fmt.Errorf("%w: not a .torrent file: %v", ErrBadInput, err)
 	}
-	info, err := mi.UnmarshalInfo()
-	if err != nil {
+	var info metainfo.Info
+	if err := decodeBencode(mi.InfoBytes, &info); err != nil {
 		return nil, fmt.Errorf("%w: .torrent info dictionary: %v", ErrBadInput, err)
 	}
 	if !info.HasV1() {
@@ -89,11 +89,23 @@ func metainfoSpec(b []byte) (*torrent.TorrentSpec, error) {
 	if err := checkInfo(&info); err != nil {
 		return nil, err
 	}
-	spec, err := torrent.TorrentSpecFromMetaInfoErr(mi)
+	spec, err := torrent.TorrentSpecFromMetaInfoErr(&mi)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
 	}
 	return spec, nil
+}
+
+// decodeBencode decodes all of b into v, refusing any string longer than b: the decoder allocates
+// a string's declared length before reading it, and its own limit (128 MiB) let "134217727:", 10
+// bytes, allocate 128 MiB.
+func decodeBencode(b []byte, v any) error {
+	d := bencode.NewDecoder(bytes.NewReader(b))
+	d.MaxStrLen = int64(len(b))
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	return d.ReadEOF()
 }
 
 // addFromAPI adds spec for an API client: the allowlist and MaxTorrents apply (the operator's
@@ -124,6 +136,9 @@ func checkInfo(info *metainfo.Info) error {
 	if info.PieceLength <= 0 {
 		return fmt.Errorf("%w: piece length must be positive", ErrBadInput)
 	}
+	if err := checkPieceCount(info); err != nil {
+		return err
+	}
 	if !safePathPart(info.BestName()) {
 		return fmt.Errorf("%w: torrent name %q is not a safe file name", ErrBadInput, info.BestName())
 	}
@@ -133,6 +148,23 @@ func checkInfo(info *metainfo.Info) error {
 				return fmt.Errorf("%w: file path %q is not safe", ErrBadInput, strings.Join(f.BestPath(), "/"))
 			}
 		}
+	}
+	return nil
+}
+
+// checkPieceCount refuses an info whose number of pieces is not the number of its v1 piece hashes.
+// anacrolix and the cache size their per-piece state by Info.NumPieces, which for a hybrid (v1 +
+// v2) torrent counts the v2 file tree's lengths, and nothing checks those against the v1 hashes:
+// a 228-byte .torrent claiming a 32 TiB file made the gateway allocate 80 GB and die.
+func checkPieceCount(info *metainfo.Info) error {
+	if !info.HasV1() {
+		return fmt.Errorf("%w: only BitTorrent v1 and hybrid torrents are supported", ErrBadInput)
+	}
+	if len(info.Pieces)%20 != 0 {
+		return fmt.Errorf("%w: piece hashes of %d bytes, not a multiple of 20", ErrBadInput, len(info.Pieces))
+	}
+	if info.NumPieces() != len(info.Pieces)/20 {
+		return fmt.Errorf("%w: the file tree makes %d pieces, the piece hashes %d", ErrBadInput, info.NumPieces(), len(info.Pieces)/20)
 	}
 	return nil
 }

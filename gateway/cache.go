@@ -125,6 +125,10 @@ func newCacheStorage(baseDir string, c *cache) *cacheStorage {
 func (s *cacheStorage) Close() error { return s.inner.Close() }
 
 func (s *cacheStorage) OpenTorrent(ctx context.Context, info *metainfo.Info, ih metainfo.Hash) (storage.TorrentImpl, error) {
+	// Also metadata from peers (a magnet) comes here, before anything else looks at it.
+	if err := checkPieceCount(info); err != nil {
+		return storage.TorrentImpl{}, err
+	}
 	impl, err := s.inner.OpenTorrent(ctx, info, ih)
 	if err != nil {
 		return impl, err

@@ -115,7 +115,9 @@ func parseEncodedV1Infohash(encoded string) (ih infohash.T, err error) {
 		return
 	}
 	if n != 20 {
-		panic(n)
+		// swarmgate patch (as upstream's later magnet.go): a padded base32 value of 32 characters
+		// decodes to fewer than 20 bytes; that is a bad magnet, not a reason to panic.
+		return infohash.T{}, fmt.Errorf("decoded xt length %d, expected 20", n)
 	}
 	return
 }
