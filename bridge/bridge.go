@@ -40,7 +40,8 @@ type Bridge struct {
 	closed  bool
 	peers   map[*peer]struct{}
 	conns   map[*Conn]struct{}
-	byMeta  map[PeerMeta]int
+	byMeta  map[PeerMeta]int // open conns per remote peer
+	pcsMeta map[PeerMeta]int // live PeerConnections per remote peer, pending or open
 	bySwarm map[[20]byte]int // live PeerConnections per info hash
 	parked  map[string]*Conn
 }
@@ -88,6 +89,7 @@ func New(cfg Config, log *slog.Logger) (*Bridge, error) {
 		peers:    make(map[*peer]struct{}),
 		conns:    make(map[*Conn]struct{}),
 		byMeta:   make(map[PeerMeta]int),
+		pcsMeta:  make(map[PeerMeta]int),
 		bySwarm:  make(map[[20]byte]int),
 		parked:   make(map[string]*Conn),
 	}
@@ -248,6 +250,15 @@ func (b *Bridge) Connected(meta PeerMeta) bool {
 	return b.byMeta[meta] > 0
 }
 
+// HasPeer reports whether any PeerConnection to this peer in this swarm is live: an offer
+// awaiting its answer, an answer whose channel has not opened yet, or an open conn. An offer to
+// such a peer would at best duplicate a connection.
+func (b *Bridge) HasPeer(meta PeerMeta) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.pcsMeta[meta] > 0
+}
+
 // Stats returns a snapshot of the bridge's counters.
 func (b *Bridge) Stats() Stats {
 	b.mu.Lock()
@@ -305,6 +316,7 @@ func (b *Bridge) reserve(p *peer) error {
 	}
 	b.peers[p] = struct{}{}
 	b.bySwarm[p.meta.InfoHash]++
+	b.pcsMeta[p.meta]++
 	return nil
 }
 
@@ -332,6 +344,9 @@ func (b *Bridge) release(p *peer) {
 		delete(b.peers, p)
 		if b.bySwarm[p.meta.InfoHash]--; b.bySwarm[p.meta.InfoHash] <= 0 {
 			delete(b.bySwarm, p.meta.InfoHash)
+		}
+		if b.pcsMeta[p.meta]--; b.pcsMeta[p.meta] <= 0 {
+			delete(b.pcsMeta, p.meta)
 		}
 	}
 	b.mu.Unlock()

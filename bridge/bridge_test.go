@@ -531,3 +531,51 @@ func TestPerSwarmLimit(t *testing.T) {
 		t.Fatalf("Room after the swarm's peer closed: %v", err)
 	}
 }
+
+// HasPeer counts a peer from the offer (or answer) on, not only once its channel is open, so that
+// nobody offers to a peer whose connection is still being set up; and it forgets the peer when
+// the PeerConnection closes.
+func TestHasPeer(t *testing.T) {
+	ctx := guard(t, 30*time.Second)
+	off, ans := newBridge(t, nil), newBridge(t, nil)
+	other := PeerMeta{InfoHash: testMeta.InfoHash, PeerID: [20]byte{9}}
+
+	po, err := off.Offer(ctx, testMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !off.HasPeer(testMeta) || off.Connected(testMeta) || off.HasPeer(other) {
+		t.Fatalf("pending offer: HasPeer %v, Connected %v, other %v", off.HasPeer(testMeta), off.Connected(testMeta), off.HasPeer(other))
+	}
+	answer, err := ans.Answer(ctx, testMeta, po.SDP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ans.HasPeer(testMeta) {
+		t.Fatal("answered, channel not open yet: HasPeer false")
+	}
+	if err := po.Accept(answer); err != nil {
+		t.Fatal(err)
+	}
+	ac := accept(t, ctx, ans)
+	oc := dial(t, ctx, off)
+	if !off.HasPeer(testMeta) || !ans.HasPeer(testMeta) || !off.Connected(testMeta) {
+		t.Fatal("open conn: HasPeer or Connected false")
+	}
+	_ = oc.Close()
+	_ = ac.Close()
+	eventually(t, ctx, "HasPeer false once closed", func() bool { return !off.HasPeer(testMeta) && !ans.HasPeer(testMeta) })
+
+	// An offer abandoned without an answer.
+	po, err = off.Offer(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !off.HasPeer(other) {
+		t.Fatal("second pending offer: HasPeer false")
+	}
+	_ = po.Close()
+	if off.HasPeer(other) {
+		t.Fatal("abandoned offer: HasPeer still true")
+	}
+}

@@ -222,6 +222,7 @@ func (g *Gateway) addSpec(spec *torrent.TorrentSpec, src source) (*torrent.Torre
 			e.pauseDownload(time.Now())
 		})
 		g.tracker.Join(signaling.ID(t.InfoHash()))
+		g.offers.wakeUp() // browsers in the swarm may have the data already
 		g.log.Info("torrent added", "infohash", src.InfoHash, "name", t.Name())
 		if !src.ephemeral {
 			g.saveState()

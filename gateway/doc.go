@@ -7,7 +7,9 @@
 // ahead in order from the native swarm, so that the bytes viewers need next are already here when
 // they ask; a torrent nobody watches only fetches what a reader asks for. Opening a watch or embed
 // page is not watching (link-preview bots open pages too): it fetches the metadata and the first
-// pieces of the file the page would play, so that playback starts at once.
+// pieces of the file the page would play, so that playback starts at once. Browsers are sources
+// too: when a torrent lacks metadata or watched pieces, the gateway offers to browsers in its
+// tracker's swarm that announced data, instead of waiting for their offers (offers.go).
 //
 // Disk is bounded by our own piece cache over anacrolix's file storage (cache.go), not by
 // anacrolix's capacity-bounded resource storage: v1.61.0's capacity only throttles requests, and

@@ -48,6 +48,7 @@ type Gateway struct {
 	stateMu    sync.Mutex // serialises state.json writes
 	tracker    *signaling.Server
 	bridge     *bridge.Bridge
+	offers     *offerer // the gateway's own offers to browsers that have data
 	peerID     signaling.ID
 	echo       *echo.Echo
 	server     *http.Server
@@ -180,7 +181,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		PublicIPs:    cfg.PublicIPs,
 		LoopbackOnly: cfg.LoopbackWebRTC,
 		MaxPeers:     cfg.MaxWebRTCPeers,
-		// The gateway only answers; its peers per torrent are the browsers it serves there.
+		// Answered and offered alike: its peers per torrent are the browsers it serves or fetches from there.
 		MaxPeersPerSwarm: cfg.MaxWebRTCPeersPerTorrent,
 		OnDialable:       g.onDialable,
 	}, log)
@@ -204,6 +205,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signaling: %w", err)
 	}
+	g.offers = newOfferer(g)
 	g.tracker.AttachLocal(g.peerID, localPeer{g})
 
 	g.ln, err = net.Listen("tcp", cfg.HTTPAddr)
@@ -227,9 +229,10 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	if err := g.startRelays(); err != nil {
 		return nil, err
 	}
-	g.wg.Add(2)
+	g.wg.Add(3)
 	go g.maintain()
 	go g.resyncEvicted()
+	go g.offers.run()
 	ok = true
 	return g, nil
 }

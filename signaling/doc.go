@@ -14,6 +14,10 @@
 // table, and closes a slow socket instead of letting it block anyone.
 //
 // The gateway itself can take part in swarms without a socket through a
-// LocalPeer (AttachLocal, Join, SendOffer). Client is the same protocol from
-// the peer's side, for native (Go) WebRTC peers.
+// LocalPeer (AttachLocal, Join): it answers the offers of socket peers, and
+// makes its own (SendOffer) to peers it picks from SwarmPeers or hears of
+// through PeerWatcher, by what they announced (left, uploaded, downloaded).
+// Which peers are worth an offer is the LocalPeer's business, not the room's.
+// Client is the same protocol from the peer's side, for native (Go) WebRTC
+// peers.
 package signaling

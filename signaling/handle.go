@@ -129,8 +129,11 @@ func (s *Server) announce(c *conn, m *inMessage) error {
 		return err
 	}
 	sw = s.swarms[ih]
+	var state PeerState
 	if p := sw.peers[pid]; p != nil {
 		p.uploaded, p.downloaded = counter(m.Uploaded), counter(m.Downloaded)
+		p.left = leftBytes(left)
+		state = p.state()
 	}
 	complete, incomplete := s.counts(sw)
 	local, localJoined := s.local, sw.local
@@ -139,13 +142,20 @@ func (s *Server) announce(c *conn, m *inMessage) error {
 	s.reply(c, ih, complete, incomplete)
 	sent, dropped := c.takeOffers(len(offers))
 	offers = offers[:sent]
+	offeredLocal := false
 	if len(offers) > 0 {
 		// WantOffer runs without locks: it may look at the local peer's own state.
 		if local != nil && localJoined && local.WantOffer(ih, pid) {
 			s.offerToLocal(local, Offer{InfoHash: ih, PeerID: pid, OfferID: offers[0].id, SDP: offers[0].sdp})
 			offers = offers[1:]
+			offeredLocal = true
 		}
 		s.relayOffers(c, ih, pid, offers, now)
+	}
+	// A peer that offered to the local peer is being answered already; any other may be worth an
+	// offer of the local peer's own (a seeder makes offers only every interval).
+	if w, ok := local.(PeerWatcher); ok && localJoined && !offeredLocal {
+		w.PeerAnnounced(ih, state)
 	}
 	if dropped > 0 {
 		s.offersDropped.Add(uint64(dropped))
@@ -188,7 +198,7 @@ func (s *Server) upsertPeer(c *conn, ih ID, sw *swarm, pid ID, ev event, seeder 
 			sw = &swarm{peers: make(map[ID]*peer)}
 			s.swarms[ih] = sw
 		}
-		p = &peer{id: pid, c: c, seeder: seeder}
+		p = &peer{id: pid, c: c, seeder: seeder, left: -1}
 		sw.add(p)
 		c.peers[b] = struct{}{}
 	} else if p.c != c {

@@ -23,6 +23,26 @@ type LocalPeer interface {
 	HandleOffer(ctx context.Context, o Offer) (answerSDP string, err error)
 }
 
+// PeerWatcher is an optional interface of a LocalPeer. PeerAnnounced is called after each
+// announce (other than stopped) of a socket peer in a swarm the local peer joined, unless that
+// announce handed the local peer an offer: it may then offer to the peer itself (SendOffer)
+// rather than wait for the peer's next offers, which a seeder makes only once per announce
+// interval. It runs on the socket's reader without server locks held, so it must not block.
+type PeerWatcher interface {
+	PeerAnnounced(infoHash ID, p PeerState)
+}
+
+// PeerState is what a socket peer said about itself in its last announce to one swarm. The
+// server keeps it as reported and checks nothing of it.
+type PeerState struct {
+	ID     ID
+	Seeder bool // left was 0, or the peer announced completed
+	// Left is the byte count the peer still needs; -1 when it did not say (a webtorrent client
+	// without the torrent's metadata sends null). A known Left means the peer has the metadata.
+	Left                 int64
+	Uploaded, Downloaded int64
+}
+
 type localOfferKey struct{ infoHash, offerID ID }
 
 // localOffer is an offer of the local peer awaiting its answer.
@@ -88,6 +108,21 @@ func (s *Server) Peers(infoHash ID) []ID {
 		ids[i] = p.id
 	}
 	return ids
+}
+
+// SwarmPeers returns the socket peers currently in swarm infoHash, as they last announced.
+func (s *Server) SwarmPeers(infoHash ID) []PeerState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sw := s.swarms[infoHash]
+	if sw == nil {
+		return nil
+	}
+	out := make([]PeerState, len(sw.list))
+	for i, p := range sw.list {
+		out[i] = p.state()
+	}
+	return out
 }
 
 // offerToLocal hands an offer to the local peer on its own goroutine and

@@ -270,3 +270,93 @@ func TestSendOfferFollowsPeer(t *testing.T) {
 		t.Fatalf("after stopped: %v", r.err)
 	}
 }
+
+// watchingLocal is a fakeLocal that also hears of announces.
+type watchingLocal struct {
+	*fakeLocal
+	announced chan announced
+}
+
+type announced struct {
+	infoHash ID
+	state    PeerState
+}
+
+func (w *watchingLocal) PeerAnnounced(infoHash ID, p PeerState) {
+	w.announced <- announced{infoHash, p}
+}
+
+// The local peer hears of every announce in the swarms it joined, with what the peer said of
+// itself, except one whose offer it was handed (it answers that one already).
+func TestPeerWatcher(t *testing.T) {
+	checkGoroutines(t)
+	s, url := newTestServer(t, testConfig())
+	lid, ih, other := testID(99), testID(1), testID(7)
+	w := &watchingLocal{fakeLocal: newFakeLocal(), announced: make(chan announced, 16)}
+	s.AttachLocal(lid, w)
+	s.Join(ih)
+	next := func() announced {
+		t.Helper()
+		select {
+		case a := <-w.announced:
+			return a
+		case <-time.After(waitTimeout):
+			t.Fatal("PeerAnnounced not called")
+		}
+		return announced{}
+	}
+	none := func() {
+		t.Helper()
+		select {
+		case a := <-w.announced:
+			t.Fatalf("unexpected PeerAnnounced %+v", a)
+		default:
+		}
+	}
+	a := dialRaw(t, url)
+	pa, pb := testID(2), testID(3)
+
+	a.announce(other, pa, msg{"left": 0}) // not joined: not the local peer's business
+	a.expectNothing()
+	none()
+
+	a.announce(ih, pa, msg{"event": "started", "left": 0, "uploaded": 5, "downloaded": 7})
+	if got := next(); got.infoHash != ih || got.state != (PeerState{ID: pa, Seeder: true, Left: 0, Uploaded: 5, Downloaded: 7}) {
+		t.Fatalf("seeder announce: %+v", got)
+	}
+	a.announce(ih, pb, msg{"left": nil})
+	if got := next(); got.state != (PeerState{ID: pb, Left: -1}) {
+		t.Fatalf("announce without metadata: %+v", got)
+	}
+	a.announce(ih, pb, msg{"left": 300, "downloaded": 100})
+	if got := next(); got.state != (PeerState{ID: pb, Left: 300, Downloaded: 100}) {
+		t.Fatalf("leecher announce: %+v", got)
+	}
+
+	// Its offer went to the local peer: no call.
+	a.announce(ih, pb, msg{"offers": offersList(testID(20))})
+	w.nextOffer(t)
+	if m := a.next(); m["answer"] == nil {
+		t.Fatalf("want the local answer, got %v", m)
+	}
+	a.expectNothing()
+	none()
+	// Declined offers go elsewhere, and the local peer hears of the announce.
+	w.want.Store(false)
+	a.announce(ih, pb, msg{"offers": offersList(testID(21))})
+	if got := next(); got.state.ID != pb {
+		t.Fatalf("announce with declined offers: %+v", got)
+	}
+	// Stopping is no news.
+	a.announce(ih, pb, msg{"event": "stopped"})
+	a.expectNothing()
+	none()
+
+	got := s.SwarmPeers(ih)
+	if len(got) != 1 || got[0] != (PeerState{ID: pa, Seeder: true, Left: 0, Uploaded: 5, Downloaded: 7}) {
+		t.Fatalf("SwarmPeers = %+v", got)
+	}
+	if got := s.SwarmPeers(testID(250)); got != nil {
+		t.Fatalf("SwarmPeers of an unknown swarm = %+v", got)
+	}
+}

@@ -19,12 +19,19 @@ type peer struct {
 	c         *conn // the socket this peer_id is bound to
 	seeder    bool
 	completed bool // counted in downloaded already
+	// left is the byte count the peer said it still needs; -1 while it has not said (a
+	// webtorrent client without metadata sends null).
+	left int64
 	// uploaded and downloaded are the byte counts the peer reported in its last announce.
 	uploaded, downloaded int64
 	seen                 time.Time
 	idx                  int // position in swarm.list
 	// offers this peer made that were relayed and await an answer, by offer_id.
 	offers map[ID]sentOffer
+}
+
+func (p *peer) state() PeerState {
+	return PeerState{ID: p.id, Seeder: p.seeder, Left: p.left, Uploaded: p.uploaded, Downloaded: p.downloaded}
 }
 
 // sentOffer remembers where an offer went, so only that peer may answer it.

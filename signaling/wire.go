@@ -171,3 +171,12 @@ func counter(raw json.RawMessage) int64 {
 	}
 	return int64(f)
 }
+
+// leftBytes reads an announce's left: -1 when absent, null (size not known yet) or not a sane
+// byte count.
+func leftBytes(left *float64) int64 {
+	if left == nil || *left < 0 || *left > 1<<62 || *left != *left {
+		return -1
+	}
+	return int64(*left)
+}
