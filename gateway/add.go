@@ -195,15 +195,19 @@ func (g *Gateway) addSpec(spec *torrent.TorrentSpec, src source) (*torrent.Torre
 		addDirectPeers(e.t, spec.PeerAddrs)
 		return e.t, false, nil
 	}
+	// anacrolix would add the spec's peers as trusted (never banned): add them ourselves.
+	direct := spec.PeerAddrs
+	spec.PeerAddrs = nil
 	t, isNew, err := g.client.AddTorrentSpec(spec)
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: %v", ErrBadInput, err)
 	}
+	addDirectPeers(t, direct)
 	src.InfoHash = t.InfoHash().HexString()
 	if src.Added.IsZero() {
 		src.Added = time.Now().UTC()
 	}
-	ne := &entry{t: t, added: src.Added, src: src, directPeers: spec.PeerAddrs}
+	ne := &entry{t: t, added: src.Added, src: src, directPeers: direct}
 	// Idleness counts from the last viewer a saved state knows of, or from now.
 	if src.LastWatched.IsZero() {
 		ne.lastWatched.Store(time.Now().UnixNano())

@@ -104,6 +104,7 @@ var (
 	descEvicted  = prometheus.NewDesc(metricsNamespace+"_cache_evictions_total", "Pieces evicted from the cache.", nil, nil)
 	descEvictedB = prometheus.NewDesc(metricsNamespace+"_cache_evicted_bytes_total", "Bytes of pieces evicted from the cache.", nil, nil)
 	descIdle     = prometheus.NewDesc(metricsNamespace+"_torrents_dropped_idle_total", "Torrents dropped by --idle-timeout.", nil, nil)
+	descBanned   = prometheus.NewDesc(metricsNamespace+"_peers_banned", "Peer IPs banned for sending data that failed its piece hash.", nil, nil)
 )
 
 type gatewayCollector struct {
@@ -112,7 +113,7 @@ type gatewayCollector struct {
 }
 
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTorrents, descPeers, descBytes, descPieces, descSockets, descSwarms, descSigPeers, descSigMsgs, descSigFails, descRTC, descCache, descCacheCap, descEvicted, descEvictedB, descIdle, descRefusals} {
+	for _, d := range []*prometheus.Desc{descTorrents, descPeers, descBytes, descPieces, descSockets, descSwarms, descSigPeers, descSigMsgs, descSigFails, descRTC, descCache, descCacheCap, descEvicted, descEvictedB, descIdle, descBanned, descRefusals} {
 		ch <- d
 	}
 }
@@ -184,4 +185,5 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(cs.evictions))
 	ch <- prometheus.MustNewConstMetric(descEvictedB, prometheus.CounterValue, float64(cs.evictedBytes))
 	ch <- prometheus.MustNewConstMetric(descIdle, prometheus.CounterValue, float64(c.g.droppedIdle.Load()))
+	ch <- prometheus.MustNewConstMetric(descBanned, prometheus.GaugeValue, float64(len(c.g.client.BadPeerIPs())))
 }

@@ -189,7 +189,7 @@ func (w *servedWriter) finish(readErr error, name string) error {
 		w.Header().Del(h)
 	}
 	if w.ctx.Err() != nil {
-		return w.ctx.Err() // the client left; nobody reads an answer
+		return nil // the client left; nobody reads an answer
 	}
 	return fmt.Errorf("%w: reading %q: %v", ErrUnavailable, name, readErr)
 }

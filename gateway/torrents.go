@@ -113,14 +113,16 @@ func (e *entry) resumeDownload() {
 	e.t.AllowDataDownload()
 }
 
-// addDirectPeers adds peers given by address (a magnet's x.pe), as anacrolix does for a new spec.
+// addDirectPeers adds peers given by address (a magnet's x.pe). Unlike anacrolix's own handling of
+// a spec's peers they are not trusted: a trusted peer is never banned, so a lying seeder named in
+// a magnet was asked for the same bad piece again and again.
 func addDirectPeers(t *torrent.Torrent, addrs []string) {
 	if len(addrs) == 0 {
 		return
 	}
 	peers := make([]torrent.PeerInfo, 0, len(addrs))
 	for _, a := range addrs {
-		peers = append(peers, torrent.PeerInfo{Addr: torrent.StringAddr(a), Source: torrent.PeerSourceDirect, Trusted: true})
+		peers = append(peers, torrent.PeerInfo{Addr: torrent.StringAddr(a), Source: torrent.PeerSourceDirect})
 	}
 	t.AddPeers(peers)
 }

@@ -2,10 +2,18 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,4 +80,133 @@ func TestZeroLengthFilesStream(t *testing.T) {
 			t.Errorf("%s after completion: status %d, bytes right %v", want.name, res.status, bytes.Equal(res.body, want.data))
 		}
 	}
+}
+
+// TestLyingSeederBanned: aria2c seeds, unverified, a copy of the file with 25 bytes changed, from
+// its own loopback address. While it is the only peer, nothing it sends may reach a viewer and it
+// must be banned; once an honest seeder is named, the stream completes byte-identical.
+func TestLyingSeederBanned(t *testing.T) {
+	bin, err := exec.LookPath("aria2c")
+	if err != nil {
+		if inCITest() {
+			t.Fatal("aria2c not found, and CI is set: CI must install it (apt-get install aria2)")
+		}
+		t.Skip("aria2c not found: skipping (apt-get install aria2; with CI=true this is a failure)")
+	}
+	const size, pieceLen = 6<<20 + 777, 256 << 10
+	honestDir := t.TempDir()
+	honest, err := peertest.NewSeeder(honestDir, "movie.mp4", size, pieceLen, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(honest.Close)
+	good, err := os.ReadFile(filepath.Join(honestDir, "movie.mp4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The liar's copy: one byte changed in 25 places, one in every piece and then some.
+	bad := bytes.Clone(good)
+	for i := range 25 {
+		bad[i*(size/25)+i] ^= 0x5a
+	}
+	liarDir := t.TempDir()
+	writeFile(t, filepath.Join(liarDir, "movie.mp4"), bad)
+	torrentFile := filepath.Join(liarDir, "movie.torrent")
+	var mi bytes.Buffer
+	if err := honest.MetaInfo.Write(&mi); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, torrentFile, mi.Bytes())
+
+	// 127.0.0.2 is loopback too: a ban is per IP, and the honest seeder is on 127.0.0.1.
+	const liarIP = "127.0.0.2"
+	port := freeLoopbackPort(t)
+	liarAddr := net.JoinHostPort(liarIP, strconv.Itoa(port))
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin,
+		"--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
+		"--enable-peer-exchange=false", "--disable-ipv6=true", "--bt-seed-unverified=true",
+		"--check-integrity=false", "--seed-ratio=0.0", "--interface="+liarIP,
+		"--listen-port="+strconv.Itoa(port), "--dir="+liarDir, "--summary-interval=0",
+		"--console-log-level=warn", "--no-conf=true", torrentFile)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("aria2c output:\n%s", out.String())
+		}
+	})
+	waitFor(t, 20*time.Second, "aria2c to listen on "+liarAddr, func() bool {
+		c, err := net.Dial("tcp", liarAddr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+
+	r := startGateway(t, nil)
+	magnet := func(peer string) string {
+		m := honest.MetaInfo.Magnet(nil, honest.Info)
+		m.Params = map[string][]string{"x.pe": {peer}}
+		return m.String()
+	}
+	if res := r.postJSON(t, map[string]string{"magnet": magnet(liarAddr)}); res.status != http.StatusCreated {
+		t.Fatalf("POST: %d %s", res.status, res.body)
+	}
+	ih := honest.Torrent.InfoHash().HexString()
+	waitGotInfo(t, r.g, ih)
+
+	// A read while only the liar has the data: whatever comes back must be right, and with the
+	// liar banned nothing comes back at all.
+	reqCtx, stop := context.WithTimeout(context.Background(), 8*time.Second)
+	defer stop()
+	req, _ := http.NewRequestWithContext(reqCtx, http.MethodGet, r.base+"/stream/"+ih+"/0", nil)
+	req.Header.Set("Range", fmt.Sprintf("bytes=0-%d", pieceLen-1))
+	if res, err := r.client.Do(req); err == nil {
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode < 300 && !bytes.Equal(body, good[:len(body)]) {
+			t.Fatalf("the gateway sent %d bytes of the liar's data (status %d)", len(body), res.StatusCode)
+		}
+	}
+	tor, _ := r.g.client.Torrent(honest.Torrent.InfoHash())
+	defer func() {
+		if t.Failed() {
+			st := tor.Stats()
+			t.Logf("gateway: banned %v, %d peer conns, pieces bad %d good %d, read %d", r.g.client.BadPeerIPs(), len(tor.PeerConns()), st.PiecesDirtiedBad.Int64(), st.PiecesDirtiedGood.Int64(), st.BytesReadData.Int64())
+		}
+	}()
+	waitFor(t, 20*time.Second, "the liar to be banned", func() bool {
+		return slices.ContainsFunc(r.g.client.BadPeerIPs(), func(ip string) bool {
+			a, err := netip.ParseAddr(ip)
+			return err == nil && a.Unmap().String() == liarIP
+		})
+	})
+	if m := r.get(t, "/metrics", nil); !bytes.Contains(m.body, []byte("swarmgate_peers_banned 1\n")) {
+		t.Errorf("/metrics does not count the ban:\n%s", grepLines(m.body, "banned"))
+	}
+
+	// Name the honest seeder: the stream completes, byte-identical.
+	if res := r.postJSON(t, map[string]string{"magnet": magnet(honest.Addr().String())}); res.status >= 300 {
+		t.Fatalf("POST again: %d %s", res.status, res.body)
+	}
+	res := r.get(t, "/stream/"+ih+"/0", nil)
+	if res.status != http.StatusOK || !bytes.Equal(res.body, good) {
+		t.Fatalf("stream: status %d, %d bytes, identical %v", res.status, len(res.body), bytes.Equal(res.body, good))
+	}
+}
+
+func grepLines(b []byte, word string) string {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, word) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
