@@ -51,7 +51,7 @@ func (g *Gateway) webseed(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	rest := c.Param("*") // echo has already unescaped it; unescaping again would corrupt a '%'
+	rest := webseedPath(c.Request().URL.Path)
 	for _, f := range e.t.Files() {
 		want := info.BestName()
 		if info.IsDir() {
@@ -64,6 +64,16 @@ func (g *Gateway) webseed(c echo.Context) error {
 		}
 	}
 	return fmt.Errorf("%w: no file %q in torrent %s", ErrNotFound, rest, e.t.InfoHash().HexString())
+}
+
+// webseedPath is the file path of a webseed request: what follows /webseed/<ih>/ in the decoded
+// URL path. Not echo's c.Param("*"): when the request escapes a character Go keeps escaped in
+// paths (%26 for '&', and + = $ , ; : @ ! ' ( ) *), Go sets URL.RawPath, echo routes on it and the
+// param stays escaped. URL.Path is decoded exactly once, so a '%' in a name (sent as %25) is kept.
+func webseedPath(urlPath string) string {
+	rest, _ := strings.CutPrefix(urlPath, "/webseed/")
+	_, rest, _ = strings.Cut(rest, "/")
+	return rest
 }
 
 // watch records an HTTP reader (/stream, /webseed): a player is playing, so a torrent nobody

@@ -210,3 +210,42 @@ func grepLines(b []byte, word string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestWebseedEscapedCharacters: every character a BEP 19 client or webtorrent may escape must
+// resolve, including those Go keeps escaped in URL.RawPath (& + = $ , ; : @ ! ' ( ) *), whether
+// the client escapes them or not.
+func TestWebseedEscapedCharacters(t *testing.T) {
+	r := startGateway(t, nil)
+	parent := t.TempDir()
+	names := []string{"Tom & Jerry.mp4", "a+b=c.mp4", "$1,2;3:4@5.mp4", "hi!'(x)*.mp4", "sp ace#?.mp4", "ünï 中.mp4", "100%.mp4"}
+	files := map[string][]byte{}
+	for i, n := range names {
+		files["show/"+n] = randomBytes(3000+i, uint64(20+i))
+		writeFile(t, filepath.Join(parent, "show", n), files["show/"+n])
+	}
+	ih, _ := seedLocal(t, r.g, filepath.Join(parent, "show"))
+	for p, want := range files {
+		for _, escaped := range []string{escapePath(p), escapeAll(p)} {
+			res := r.get(t, "/webseed/"+ih+"/"+escaped, nil)
+			if res.status != http.StatusOK || !bytes.Equal(res.body, want) {
+				t.Errorf("GET %s: status %d, bytes right %v: %.200s", escaped, res.status, bytes.Equal(res.body, want), res.body)
+			}
+		}
+	}
+}
+
+// escapeAll percent-encodes every byte of each path segment that is not a letter or digit, as
+// the most eager client would.
+func escapeAll(p string) string {
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '/', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
