@@ -27,7 +27,7 @@ test:
 # per run. Their seed corpora (f.Add and testdata/fuzz) already run as tests in `make test`.
 FUZZTIME ?= 5s
 FUZZ_TARGETS := signaling:FuzzHandle signaling:FuzzClientDispatch signaling:FuzzBinaryID \
-	gateway:FuzzMagnetSpec gateway:FuzzParseInfoHash gateway:FuzzMetainfoSpec \
+	gateway:FuzzMagnetSpec gateway:FuzzParseInfoHash gateway:FuzzMetainfoSpec gateway:FuzzStreamRange \
 	live:FuzzSignedEntryJSON live:FuzzSignEntry live:FuzzManifest live:FuzzParseCutPlaylist
 
 fuzz:

@@ -104,9 +104,37 @@ func (g *Gateway) serveFile(c echo.Context, e *entry, f *torrent.File, readahead
 	w := &servedWriter{ResponseWriter: c.Response(), e: e, limit: g.uploadLimit, ctx: req.Context()}
 	w.Header().Set(echo.HeaderContentType, mimeType(f.DisplayPath()))
 	w.Header().Set("Cache-Control", "public, max-age=86400, immutable")
-	body := &readErrs{ReadSeeker: r}
-	http.ServeContent(w, req, path.Base(f.DisplayPath()), time.Time{}, body)
-	return w.finish(body.err, f.DisplayPath())
+	return serveRanges(w, req, f.DisplayPath(), r, f.Length())
+}
+
+// serveRanges answers req from body (size bytes) with http.ServeContent, through w.
+func serveRanges(w *servedWriter, req *http.Request, name string, body io.ReadSeeker, size int64) error {
+	if size == 0 {
+		// ServeContent answers a suffix range of an empty file with "206 bytes 0--1/0"; an empty
+		// file is best served whole.
+		req.Header.Del("Range")
+	}
+	if rng, ok := strings.CutPrefix(req.Header.Get("Range"), "bytes="); ok {
+		// ServeContent answers a zero-length suffix ("bytes=-0", unsatisfiable by RFC 9110 §14.1.1)
+		// with "206 bytes N-(N-1)/N": drop such specs, and answer 416 when none is left.
+		var kept []string
+		for _, spec := range strings.Split(rng, ",") {
+			if n, ok := strings.CutPrefix(strings.TrimSpace(spec), "-"); ok && strings.TrimLeft(strings.TrimSpace(n), "0") == "" && strings.TrimSpace(n) != "" {
+				continue
+			}
+			kept = append(kept, spec)
+		}
+		if len(kept) == 0 {
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+			w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+			w.Write([]byte("invalid range: a suffix of zero bytes is empty"))
+			return w.finish(nil, name)
+		}
+		req.Header.Set("Range", "bytes="+strings.Join(kept, ","))
+	}
+	rb := &readErrs{ReadSeeker: body}
+	http.ServeContent(w, req, path.Base(name), time.Time{}, rb)
+	return w.finish(rb.err, name)
 }
 
 // readErrs keeps the first read error, which http.ServeContent drops.
