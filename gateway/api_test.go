@@ -1401,6 +1401,17 @@ func TestMagnetFromNativeSeeder(t *testing.T) {
 	}
 	t.Cleanup(seeder.Close)
 	r := startGateway(t, nil)
+	ih := addMagnetAndWait(t, r, seeder)
+	res := r.get(t, "/stream/"+ih+"/0", nil)
+	if res.status != http.StatusOK || sha256.Sum256(res.body) != seeder.SHA256 {
+		t.Fatalf("stream: %d, digest right %v", res.status, sha256.Sum256(res.body) == seeder.SHA256)
+	}
+}
+
+// addMagnetAndWait adds the seeder's magnet (its address as x.pe) to the gateway and waits for the
+// metadata; it returns the infohash.
+func addMagnetAndWait(t *testing.T, r *running, seeder *peertest.Seeder) string {
+	t.Helper()
 	dumpOnFailure(t, r, seeder)
 	res := r.postJSON(t, map[string]string{"magnet": seeder.Magnet()})
 	if res.status != http.StatusCreated {
@@ -1408,10 +1419,7 @@ func TestMagnetFromNativeSeeder(t *testing.T) {
 	}
 	ih := seeder.Torrent.InfoHash().HexString()
 	waitGotInfo(t, r.g, ih)
-	res = r.get(t, "/stream/"+ih+"/0", nil)
-	if res.status != http.StatusOK || sha256.Sum256(res.body) != seeder.SHA256 {
-		t.Fatalf("stream: %d, digest right %v", res.status, sha256.Sum256(res.body) == seeder.SHA256)
-	}
+	return ih
 }
 
 func fileExists(p string) bool {

@@ -47,13 +47,7 @@ func TestZeroLengthFilesStream(t *testing.T) {
 	t.Cleanup(seeder.Close)
 
 	r := startGateway(t, nil)
-	dumpOnFailure(t, r, seeder)
-	res := r.postJSON(t, map[string]string{"magnet": seeder.Magnet()})
-	if res.status != http.StatusCreated {
-		t.Fatalf("POST: %d %s", res.status, res.body)
-	}
-	ih := seeder.Torrent.InfoHash().HexString()
-	waitGotInfo(t, r.g, ih)
+	ih := addMagnetAndWait(t, r, seeder)
 	tor, _ := r.g.client.Torrent(seeder.Torrent.InfoHash())
 	for i, f := range tor.Files() {
 		want := files[i]
@@ -150,12 +144,7 @@ func TestLyingSeederBanned(t *testing.T) {
 	})
 
 	r := startGateway(t, nil)
-	magnet := func(peer string) string {
-		m := honest.MetaInfo.Magnet(nil, honest.Info)
-		m.Params = map[string][]string{"x.pe": {peer}}
-		return m.String()
-	}
-	if res := r.postJSON(t, map[string]string{"magnet": magnet(liarAddr)}); res.status != http.StatusCreated {
+	if res := r.postJSON(t, map[string]string{"magnet": honest.MagnetWithPeer(liarAddr)}); res.status != http.StatusCreated {
 		t.Fatalf("POST: %d %s", res.status, res.body)
 	}
 	ih := honest.Torrent.InfoHash().HexString()
@@ -192,7 +181,7 @@ func TestLyingSeederBanned(t *testing.T) {
 	}
 
 	// Name the honest seeder: the stream completes, byte-identical.
-	if res := r.postJSON(t, map[string]string{"magnet": magnet(honest.Addr().String())}); res.status >= 300 {
+	if res := r.postJSON(t, map[string]string{"magnet": honest.Magnet()}); res.status >= 300 {
 		t.Fatalf("POST again: %d %s", res.status, res.body)
 	}
 	res := r.get(t, "/stream/"+ih+"/0", nil)

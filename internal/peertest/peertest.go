@@ -123,9 +123,12 @@ func (s *Seeder) Addr() net.Addr {
 }
 
 // Magnet is the seeder's magnet link with its address as x.pe, the only way to find it.
-func (s *Seeder) Magnet() string {
+func (s *Seeder) Magnet() string { return s.MagnetWithPeer(s.Addr().String()) }
+
+// MagnetWithPeer is the torrent's magnet link naming another peer (host:port) as x.pe.
+func (s *Seeder) MagnetWithPeer(addr string) string {
 	m := s.MetaInfo.Magnet(nil, s.Info)
-	m.Params = map[string][]string{"x.pe": {s.Addr().String()}}
+	m.Params = map[string][]string{"x.pe": {addr}}
 	return m.String()
 }
 
