@@ -89,8 +89,8 @@ func (g *Gateway) watch(e *entry) {
 // serveFile streams one file with Range support, reading through the torrent so that missing
 // pieces are fetched first, then verified, then sent. The reader is not responsive: anacrolix's
 // responsive mode hands out chunks before their piece's hash is checked, and a lying peer's bytes
-// would then reach the viewer. A read waits for the whole piece instead (what that costs is in
-// BenchmarkStreamSeek).
+// would then reach the viewer. A read waits for the whole piece instead: the first byte comes one
+// piece's transfer later than it did.
 func (g *Gateway) serveFile(c echo.Context, e *entry, f *torrent.File, readahead int64) error {
 	r := f.NewReader()
 	defer r.Close()
@@ -119,7 +119,7 @@ func serveRanges(w *servedWriter, req *http.Request, name string, body io.ReadSe
 		// with "206 bytes N-(N-1)/N": drop such specs, and answer 416 when none is left.
 		var kept []string
 		for _, spec := range strings.Split(rng, ",") {
-			if n, ok := strings.CutPrefix(strings.TrimSpace(spec), "-"); ok && strings.TrimLeft(strings.TrimSpace(n), "0") == "" && strings.TrimSpace(n) != "" {
+			if isZeroSuffix(spec) {
 				continue
 			}
 			kept = append(kept, spec)
@@ -135,6 +135,13 @@ func serveRanges(w *servedWriter, req *http.Request, name string, body io.ReadSe
 	rb := &readErrs{ReadSeeker: body}
 	http.ServeContent(w, req, path.Base(name), time.Time{}, rb)
 	return w.finish(rb.err, name)
+}
+
+// isZeroSuffix reports whether a range spec asks for the last zero bytes ("-0", "- 00").
+func isZeroSuffix(spec string) bool {
+	n, ok := strings.CutPrefix(strings.TrimSpace(spec), "-")
+	n = strings.TrimSpace(n)
+	return ok && n != "" && strings.TrimLeft(n, "0") == ""
 }
 
 // readErrs keeps the first read error, which http.ServeContent drops.
