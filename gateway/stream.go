@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/textproto"
 	"path"
 	"strconv"
 	"strings"
@@ -137,11 +138,20 @@ func serveRanges(w *servedWriter, req *http.Request, name string, body io.ReadSe
 	return w.finish(rb.err, name)
 }
 
-// isZeroSuffix reports whether a range spec asks for the last zero bytes ("-0", "- 00").
+// isZeroSuffix reports whether a range spec asks for the last zero bytes ("-0", "- 00", "-+0"). It
+// reads the spec as net/http's parser does (textproto trimming, strconv.ParseInt), so that every spec
+// ServeContent would take as a zero-length suffix is caught.
 func isZeroSuffix(spec string) bool {
-	n, ok := strings.CutPrefix(strings.TrimSpace(spec), "-")
-	n = strings.TrimSpace(n)
-	return ok && n != "" && strings.TrimLeft(n, "0") == ""
+	start, end, ok := strings.Cut(textproto.TrimString(spec), "-")
+	if !ok || textproto.TrimString(start) != "" {
+		return false
+	}
+	end = textproto.TrimString(end)
+	if strings.HasPrefix(end, "-") {
+		return false // net/http rejects "--0" as a whole
+	}
+	n, err := strconv.ParseInt(end, 10, 64)
+	return err == nil && n == 0
 }
 
 // readErrs keeps the first read error, which http.ServeContent drops.
