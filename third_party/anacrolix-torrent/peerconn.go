@@ -118,6 +118,8 @@ type PeerConn struct {
 	unreadPeerRequests map[Request]struct{}
 	// Peer request data that's ready to be uploaded.
 	readyPeerRequests map[Request][]byte
+	// swarmgate patch: the same requests in the order they came (peer-requests-fifo.go).
+	unreadPeerRequestOrder, readyPeerRequestOrder peerRequestQueue
 	// Total peer request data buffered has decreased, so the server can read more.
 	peerRequestDataAllocDecreased chansync.BroadcastCond
 	// A routine is handling buffering peer request data.
@@ -346,6 +348,7 @@ func (cn *PeerConn) choke(msg messageWriter) (more bool) {
 func (cn *PeerConn) deleteAllPeerRequests() {
 	clear(cn.unreadPeerRequests)
 	clear(cn.readyPeerRequests)
+	cn.unreadPeerRequestOrder, cn.readyPeerRequestOrder = nil, nil // swarmgate patch
 }
 
 func (cn *PeerConn) unchoke(msg func(pp.Message) bool) bool {
@@ -693,6 +696,7 @@ func (c *PeerConn) onReadRequest(r Request, startFetch bool) error {
 	}
 	MakeMapIfNilWithCap(&c.unreadPeerRequests, localClientReqq)
 	c.unreadPeerRequests[r] = struct{}{}
+	pushPeerRequest(&c.unreadPeerRequestOrder, c.unreadPeerRequests, r) // swarmgate patch
 	if startFetch {
 		c.startPeerRequestServer()
 	}
@@ -710,7 +714,8 @@ func (c *PeerConn) peerRequestServer() {
 	c.locker().Lock()
 again:
 	if !c.closed.IsSet() {
-		for r := range c.unreadPeerRequests {
+		// swarmgate patch: in the order they came, not map order.
+		if r, ok := c.oldestUnreadPeerRequest(); ok {
 			c.servePeerRequest(r)
 			goto again
 		}
@@ -792,6 +797,7 @@ func (c *PeerConn) servePeerRequest(r Request) {
 	MustDelete(c.unreadPeerRequests, r)
 	MakeMapIfNil(&c.readyPeerRequests)
 	c.readyPeerRequests[r] = b
+	pushPeerRequest(&c.readyPeerRequestOrder, c.readyPeerRequests, r) // swarmgate patch
 	c.tickleWriter()
 }
 
@@ -1196,7 +1202,8 @@ another:
 		if !c.unchoke(msg) {
 			return false
 		}
-		for r := range c.readyPeerRequests {
+		// swarmgate patch: in the order they came, not map order.
+		if r, ok := c.oldestReadyPeerRequest(); ok {
 			res := c.t.cl.config.UploadRateLimiter.ReserveN(time.Now(), int(r.Length))
 			if !res.OK() {
 				panic(fmt.Sprintf("upload rate limiter burst size < %d", r.Length))

@@ -387,12 +387,14 @@ func (p *PeerConn) applyRequestState(next desiredRequestState) {
 
 	t := p.t
 	originalRequestCount := current.Requests.GetCardinality()
+	// swarmgate patch: a full queue may give way to more urgent requests (requesting-preempt.go).
+	preempt := requestPreemption{p: p, next: &next, heap: requestHeap}
 	for {
 		if requestHeap.Len() == 0 {
 			break
 		}
 		numPending := maxRequests(current.Requests.GetCardinality() + current.Cancelled.GetCardinality())
-		if numPending >= p.nominalMaxRequests() {
+		if numPending >= p.nominalMaxRequests() && !preempt.makeRoom(originalRequestCount) {
 			break
 		}
 		req := heap.Pop(requestHeap)
@@ -443,7 +445,9 @@ func (p *PeerConn) applyRequestState(next desiredRequestState) {
 	// log.Printf(
 	// 	"requests %v->%v (peak %v->%v) reason %q (peer %v)",
 	// 	originalRequestCount, current.Requests.GetCardinality(), p.peakRequests, newPeakRequests, p.needRequestUpdate, p)
-	p.peakRequests = newPeakRequests
+	if !preempt.keepPeak(p.needRequestUpdate) || newPeakRequests > p.peakRequests {
+		p.peakRequests = newPeakRequests
+	}
 }
 
 // This could be set to 10s to match the unchoke/request update interval recommended by some

@@ -1600,6 +1600,7 @@ func (t *Torrent) updatePiecePriority(piece pieceIndex, reason updateRequestReas
 	if t.updatePiecePriorityNoRequests(piece) && !t.disableTriggers {
 		t.updatePeerRequestsForPiece(piece, reason)
 	}
+	t.onPieceUrgent(piece) // swarmgate patch: requesting-preempt.go
 }
 
 func (t *Torrent) updateAllPiecePriorities(reason updateRequestReason) {
