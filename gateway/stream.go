@@ -93,6 +93,8 @@ func (g *Gateway) watch(e *entry) {
 // would then reach the viewer. A read waits for the whole piece instead: the first byte comes one
 // piece's transfer later than it did.
 func (g *Gateway) serveFile(c echo.Context, e *entry, f *torrent.File, readahead int64) error {
+	e.gate.readerOpened()
+	defer e.gate.readerClosed()
 	r := f.NewReader()
 	defer r.Close()
 	if readahead > 0 {

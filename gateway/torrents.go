@@ -47,6 +47,7 @@ type entry struct {
 	mu         sync.Mutex
 	rates      rates
 	prefetch   context.CancelFunc
+	gate       prefetchGate
 	wasWatched bool
 	// warmFile is the file a page opened before the metadata came would play (-1: the page
 	// picks), warmed when the metadata arrives; warmPending says there is one.
@@ -320,7 +321,7 @@ func (g *Gateway) updateDemand(e *entry, now time.Time) {
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
-			prefetchInOrder(ctx, e.t)
+			prefetchInOrder(ctx, e.t, &e.gate)
 		}()
 	case !watched && e.prefetch != nil:
 		e.prefetch()
@@ -397,14 +398,89 @@ func (e *entry) warm(file int) {
 	e.t.DownloadPieces(f.BeginPieceIndex(), end)
 }
 
+// prefetchGate lets the in-order prefetch run only while no HTTP reader is open. anacrolix gives
+// every reader's pieces the same priorities (the piece under it "now", the ones after it
+// "readahead", lower indexes first among equals), so a viewer who seeks far ahead would wait
+// behind the prefetch's whole window. While a reader is open, its own readahead leads and the
+// rest of the torrent still comes at normal priority (DownloadAll); the prefetch resumes where
+// it stopped once the last reader has closed. The zero value is ready: no readers.
+type prefetchGate struct {
+	mu      sync.Mutex
+	readers int
+	busy    chan struct{} // closed when readers drops to 0; nil while none is open
+	yield   context.CancelFunc
+}
+
+// readerOpened stops the prefetch's reader, if it runs, until readerClosed has balanced it.
+func (g *prefetchGate) readerOpened() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.readers++
+	if g.readers == 1 {
+		g.busy = make(chan struct{})
+		if g.yield != nil {
+			g.yield()
+			g.yield = nil
+		}
+	}
+}
+
+func (g *prefetchGate) readerClosed() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.readers--
+	if g.readers == 0 {
+		close(g.busy)
+		g.busy = nil
+	}
+}
+
+// acquire waits until no reader is open and returns a context for the prefetch's reader that
+// ends when one opens, or when ctx does.
+func (g *prefetchGate) acquire(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	for {
+		g.mu.Lock()
+		busy := g.busy
+		if busy == nil {
+			rctx, cancel := context.WithCancel(ctx)
+			g.yield = cancel
+			g.mu.Unlock()
+			return rctx, cancel, nil
+		}
+		g.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+	}
+}
+
 // prefetchInOrder reads the torrent from start to end so that its pieces are asked for in order,
-// ahead of the viewers' own readers.
-func prefetchInOrder(ctx context.Context, t *torrent.Torrent) {
-	r := t.NewReader()
-	defer r.Close()
-	r.SetReadahead(prefetchReadahead)
-	r.SetContext(ctx)
-	io.Copy(io.Discard, r)
+// ahead of WebRTC peers' requests, pausing while HTTP readers lead (see prefetchGate).
+func prefetchInOrder(ctx context.Context, t *torrent.Torrent, gate *prefetchGate) {
+	var pos int64
+	for {
+		rctx, cancel, err := gate.acquire(ctx)
+		if err != nil {
+			return
+		}
+		r := t.NewReader()
+		r.SetReadahead(prefetchReadahead)
+		r.SetContext(rctx)
+		_, err = r.Seek(pos, io.SeekStart)
+		if err == nil {
+			var n int64
+			n, err = io.Copy(io.Discard, r)
+			pos += n
+		}
+		r.Close()
+		yielded := rctx.Err() != nil
+		cancel()
+		if err == nil || ctx.Err() != nil || !yielded {
+			return // read to the end, stopped, or failed on its own (retrying at once would spin)
+		}
+	}
 }
 
 func (e *entry) stopPrefetch() {
