@@ -15,6 +15,7 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 
+	"github.com/swarmgate/swarmgate/piececache"
 	"github.com/swarmgate/swarmgate/signaling"
 )
 
@@ -291,7 +292,7 @@ func (g *Gateway) remove(ih metainfo.Hash, deleteData bool) error {
 		}
 	}
 	if deleteData && e.ownsData() {
-		if err := os.RemoveAll(torrentDir(filepath.Join(g.cfg.DataDir, torrentsDir), nil, ih)); err != nil {
+		if err := os.RemoveAll(piececache.TorrentDir(filepath.Join(g.cfg.DataDir, torrentsDir), ih)); err != nil {
 			return fmt.Errorf("removing data: %w", err)
 		}
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
+
+	"github.com/swarmgate/swarmgate/piececache"
 )
 
 // Fuzz targets for what POST /api/torrents parses: a magnet link, a bare infohash, a .torrent.
@@ -234,11 +236,12 @@ func TestPieceCountMismatch(t *testing.T) {
 	if err := bencode.Unmarshal(ib, &info); err != nil {
 		t.Fatal(err)
 	}
-	base := t.TempDir()
-	c := &cache{baseDir: base, completion: storage.NewMapPieceCompletion(), torrents: map[metainfo.Hash]*cachedTorrent{}}
-	_, err = newCacheStorage(base, c).OpenTorrent(context.Background(), &info, sha1.Sum(ib))
-	checkBadInput(t, "opening storage for a hybrid info claiming 1 GiB with 2 piece hashes", err)
-	if len(c.torrents) != 0 {
-		t.Fatalf("the cache keeps %d torrents", len(c.torrents))
+	cfg := piececache.DefaultConfig()
+	cfg.Dir, cfg.Completion, cfg.CheckInfo = t.TempDir(), storage.NewMapPieceCompletion(), checkPieceCount
+	c, err := piececache.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	_, err = c.Storage().OpenTorrent(context.Background(), &info, sha1.Sum(ib))
+	checkBadInput(t, "opening storage for a hybrid info claiming 1 GiB with 2 piece hashes", err)
 }

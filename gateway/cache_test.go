@@ -3,26 +3,22 @@
 package gateway
 
 import (
-	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
-	"github.com/anacrolix/torrent/storage"
 	"golang.org/x/sys/unix"
 
+	"github.com/swarmgate/swarmgate/internal/disktest"
 	"github.com/swarmgate/swarmgate/internal/peertest"
 )
 
@@ -44,29 +40,6 @@ func cacheSeeder(t *testing.T, name string) *peertest.Seeder {
 }
 
 // allocated is what the files under dir really take on disk: their allocated blocks.
-func allocated(t testing.TB, dir string) int64 {
-	t.Helper()
-	var n int64
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		var st syscall.Stat_t
-		if err := syscall.Stat(p, &st); err != nil {
-			return err
-		}
-		n += st.Blocks * 512
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // fetchAll adds the seeder's torrent and reads its file through /stream, checking every byte.
 func fetchAll(t *testing.T, r *running, s *peertest.Seeder) *entry {
 	t.Helper()
@@ -113,12 +86,12 @@ func addSeederPeer(e *entry, s *peertest.Seeder) {
 func checkUnderCap(t *testing.T, r *running, when string) {
 	t.Helper()
 	dir := filepath.Join(r.g.cfg.DataDir, torrentsDir)
-	st := r.g.cache.stats()
-	if got := allocated(t, dir); got > st.capacity {
-		t.Fatalf("%s: %s holds %d bytes on disk, cap %d", when, dir, got, st.capacity)
+	st := r.g.cache.Stats()
+	if got := disktest.Allocated(t, dir); got > st.Capacity {
+		t.Fatalf("%s: %s holds %d bytes on disk, cap %d", when, dir, got, st.Capacity)
 	}
-	if st.used > st.capacity {
-		t.Fatalf("%s: cache counts %d bytes, cap %d", when, st.used, st.capacity)
+	if st.Used > st.Capacity {
+		t.Fatalf("%s: cache counts %d bytes, cap %d", when, st.Used, st.Capacity)
 	}
 }
 
@@ -160,7 +133,7 @@ func TestCacheBoundedUnderStreamOfAdds(t *testing.T) {
 	if got := first.t.BytesCompleted(); got == cacheTestSize {
 		t.Error("first film still complete: nothing was evicted under the cap")
 	}
-	if st := r.g.cache.stats(); st.evictions == 0 || st.evictedBytes < 3<<20 {
+	if st := r.g.cache.Stats(); st.Evictions == 0 || st.EvictedBytes < 3<<20 {
 		t.Errorf("cache stats %+v: want evictions of at least 3 MiB", st)
 	}
 	metrics := string(r.get(t, "/metrics", nil).body)
@@ -460,97 +433,6 @@ func checkCompletePieces(t *testing.T, e *entry, s *peertest.Seeder, file string
 	}
 }
 
-// Pieces that straddle files at offsets that are not block-aligned: evicting some keeps every byte
-// of the others, the disk never holds more than the cache counts, and evicting all frees every
-// block. Real files, the real file storage and anacrolix's in-memory completion store.
-func TestCachePunchMultiFile(t *testing.T) {
-	base := t.TempDir()
-	const pieceLen = 32 << 10
-	lengths := []int64{50_000, 70_001, 33_333, 4096, 200_000}
-	info := &metainfo.Info{Name: "show", PieceLength: pieceLen}
-	var all []byte
-	for i, n := range lengths {
-		info.Files = append(info.Files, metainfo.FileInfo{Path: []string{fmt.Sprintf("part-%d.bin", i)}, Length: n})
-		all = append(all, randomBytes(int(n), uint64(i+20))...)
-	}
-	var ih metainfo.Hash
-	ih[0] = 0x42
-	dir := filepath.Join(base, ih.HexString(), "show")
-	off := int64(0)
-	for i, n := range lengths {
-		writeFile(t, filepath.Join(dir, fmt.Sprintf("part-%d.bin", i)), all[off:off+n])
-		off += n
-	}
-	completion := storage.NewMapPieceCompletion()
-	numPieces := int((off + pieceLen - 1) / pieceLen)
-	for i := range numPieces {
-		if err := completion.Set(metainfo.PieceKey{InfoHash: ih, Index: i}, true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	info.Pieces = make([]byte, 20*numPieces)
-	c := &cache{
-		baseDir: base, completion: completion, torrents: map[metainfo.Hash]*cachedTorrent{},
-		watched: func(metainfo.Hash) bool { return false }, evicted: func(metainfo.Hash, []int) {},
-		onWriteErr: func(metainfo.Hash, error) {}, onWriteOK: func(metainfo.Hash) {},
-		logf: func(msg string, args ...any) { t.Errorf("cache: %s %v", msg, args) },
-	}
-	impl, err := newCacheStorage(base, c).OpenTorrent(context.Background(), info, ih)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ct := c.torrents[ih]
-	if got := allocated(t, base); got > c.stats().used {
-		t.Fatalf("all resident: %d bytes on disk, cache counts %d", got, c.stats().used)
-	}
-	evict := func(i int) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if err := c.evictLocked(ct, i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	readPiece := func(i int) ([]byte, error) {
-		p := info.Piece(i)
-		b := make([]byte, p.Length())
-		_, err := impl.Piece(p).ReadAt(b, 0)
-		return b, err
-	}
-	for i := 1; i < numPieces; i += 2 {
-		evict(i)
-	}
-	if got := allocated(t, base); got > c.stats().used {
-		t.Errorf("odd pieces evicted: %d bytes on disk, cache counts %d", got, c.stats().used)
-	}
-	for i := range numPieces {
-		p := info.Piece(i)
-		b, err := readPiece(i)
-		if i%2 == 1 {
-			if err != errEvicted {
-				t.Errorf("piece %d evicted: read gives %v, want errEvicted", i, err)
-			}
-			continue
-		}
-		if err != nil || !bytes.Equal(b, all[p.Offset():p.Offset()+p.Length()]) {
-			t.Errorf("piece %d kept: bytes changed (%v)", i, err)
-		}
-		if cmpl, _ := completion.Get(metainfo.PieceKey{InfoHash: ih, Index: i}); !cmpl.Complete {
-			t.Errorf("piece %d kept but not complete", i)
-		}
-	}
-	for i := 0; i < numPieces; i += 2 {
-		evict(i)
-	}
-	if got, used := allocated(t, base), c.stats().used; got != 0 || used != 0 {
-		t.Errorf("all evicted: %d bytes on disk, cache counts %d; want 0 and 0", got, used)
-	}
-	for i := range numPieces {
-		if cmpl, _ := completion.Get(metainfo.PieceKey{InfoHash: ih, Index: i}); cmpl.Complete {
-			t.Errorf("piece %d evicted but complete in the store", i)
-		}
-	}
-}
-
 // When the torrents being watched fill the cache alone, their writes fail with a clear error
 // instead of growing the disk past the cap or evicting what viewers need.
 func TestCacheFullOfWatched(t *testing.T) {
@@ -559,9 +441,7 @@ func TestCacheFullOfWatched(t *testing.T) {
 		cacheConfig(1 << 20)(c)
 		c.writeRetry = 200 * time.Millisecond
 	})
-	r.g.cache.mu.Lock()
-	r.g.cache.capacity = capacity
-	r.g.cache.mu.Unlock()
+	r.g.cache.SetCapacity(capacity)
 	s := cacheSeeder(t, "too-big.mp4")
 	res := addFromSeeder(t, r, s)
 	if res.status != http.StatusCreated {
@@ -594,8 +474,8 @@ func TestCacheFullOfWatched(t *testing.T) {
 	}
 	checkUnderCap(t, r, "full of a watched torrent")
 	checkCompletePieces(t, e, s, filepath.Join(r.g.cfg.DataDir, torrentsDir, ih, s.Info.Name))
-	if st := r.g.cache.stats(); st.evictions != 0 {
-		t.Errorf("%d pieces of the watched torrent evicted", st.evictions)
+	if st := r.g.cache.Stats(); st.Evictions != 0 {
+		t.Errorf("%d pieces of the watched torrent evicted", st.Evictions)
 	}
 }
 

@@ -11,11 +11,8 @@
 // too: when a torrent lacks metadata or watched pieces, the gateway offers to browsers in its
 // tracker's swarm that announced data, instead of waiting for their offers (offers.go).
 //
-// Disk is bounded by our own piece cache over anacrolix's file storage (cache.go), not by
-// anacrolix's capacity-bounded resource storage: v1.61.0's capacity only throttles requests, and
-// its LRU blob stores evict without knowing which torrents have viewers, replace the torrent's
-// files with per-piece blobs and need a new dependency. The wrapper sees every piece read and
-// write, reserves room before a piece's first write by evicting least-recently-used pieces of
-// unwatched torrents (completion store first, then a punched hole), and leaves files seeded in
-// place alone.
+// Disk is bounded by the piece cache (package piececache): it evicts least-recently-used pieces of
+// torrents nobody watches, which the gateway tells it (disk.go does the rest: re-syncing anacrolix
+// after evictions, pausing a torrent whose writes fail, dropping idle torrents). Files seeded in
+// place are never in the cache.
 package gateway

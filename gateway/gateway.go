@@ -22,6 +22,7 @@ import (
 
 	"github.com/swarmgate/swarmgate/bridge"
 	"github.com/swarmgate/swarmgate/live"
+	"github.com/swarmgate/swarmgate/piececache"
 	"github.com/swarmgate/swarmgate/signaling"
 )
 
@@ -38,7 +39,7 @@ type Gateway struct {
 	rootLog *slog.Logger // as given to New: for subsystems that name their own component
 	client  *torrent.Client
 	storage storage.ClientImplCloser
-	cache   *cache
+	cache   *piececache.Cache
 	// resync holds pieces the cache evicted, for anacrolix to re-read their completion.
 	resync resyncQueue
 	// droppedIdle counts torrents dropped by --idle-timeout.
@@ -114,25 +115,26 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		g.cfg.writeRetry = defaultWriteRetry
 	}
 	g.resync.wake = make(chan struct{}, 1)
-	g.cache = &cache{
-		baseDir:    filepath.Join(dataDir, torrentsDir),
-		capacity:   cfg.CacheSize,
-		completion: g.completion,
-		torrents:   map[metainfo.Hash]*cachedTorrent{},
-		watched: func(ih metainfo.Hash) bool {
-			e, ok := g.torrents.get(ih)
-			return ok && e.watched(time.Now(), g.cfg.ViewerLinger)
-		},
-		onWriteErr: g.onWriteError,
-		onWriteOK: func(ih metainfo.Hash) {
-			if e, ok := g.torrents.get(ih); ok {
-				e.clearDiskError()
-			}
-		},
-		evicted: g.resync.add,
-		logf:    func(msg string, args ...any) { g.log.Warn(msg, args...) },
+	cacheCfg := piececache.DefaultConfig()
+	cacheCfg.Dir = filepath.Join(dataDir, torrentsDir)
+	cacheCfg.Capacity = cfg.CacheSize
+	cacheCfg.Completion = g.completion
+	cacheCfg.Watched = func(ih metainfo.Hash) bool {
+		e, ok := g.torrents.get(ih)
+		return ok && e.watched(time.Now(), g.cfg.ViewerLinger)
 	}
-	g.storage = newCacheStorage(g.cache.baseDir, g.cache)
+	cacheCfg.CheckInfo = checkPieceCount
+	cacheCfg.OnWriteError = g.onWriteError
+	cacheCfg.OnWriteOK = func(ih metainfo.Hash) {
+		if e, ok := g.torrents.get(ih); ok {
+			e.clearDiskError()
+		}
+	}
+	cacheCfg.OnEvicted = g.resync.add
+	if g.cache, err = piececache.New(cacheCfg, g.log.With("component", "cache")); err != nil {
+		return nil, err
+	}
+	g.storage = g.cache.Storage()
 
 	tcfg := torrent.NewDefaultClientConfig()
 	tcfg.DataDir = dataDir
@@ -444,7 +446,7 @@ func (g *Gateway) maintain() {
 				g.retryWrites(e, now)
 				g.dropIfIdle(e, now)
 			}
-			g.cache.trim()
+			g.cache.Trim()
 		}
 	}
 }

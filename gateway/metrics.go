@@ -179,11 +179,11 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 	} {
 		ch <- prometheus.MustNewConstMetric(descRefusals, prometheus.CounterValue, float64(n), limit)
 	}
-	cs := c.g.cache.stats()
-	ch <- prometheus.MustNewConstMetric(descCache, prometheus.GaugeValue, float64(cs.used))
-	ch <- prometheus.MustNewConstMetric(descCacheCap, prometheus.GaugeValue, float64(cs.capacity))
-	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(cs.evictions))
-	ch <- prometheus.MustNewConstMetric(descEvictedB, prometheus.CounterValue, float64(cs.evictedBytes))
+	cs := c.g.cache.Stats()
+	ch <- prometheus.MustNewConstMetric(descCache, prometheus.GaugeValue, float64(cs.Used))
+	ch <- prometheus.MustNewConstMetric(descCacheCap, prometheus.GaugeValue, float64(cs.Capacity))
+	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(cs.Evictions))
+	ch <- prometheus.MustNewConstMetric(descEvictedB, prometheus.CounterValue, float64(cs.EvictedBytes))
 	ch <- prometheus.MustNewConstMetric(descIdle, prometheus.CounterValue, float64(c.g.droppedIdle.Load()))
 	ch <- prometheus.MustNewConstMetric(descBanned, prometheus.GaugeValue, float64(len(c.g.client.BadPeerIPs())))
 }

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"io"
-	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -13,13 +12,8 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 )
 
-// torrentsDir is where, below the data dir, each torrent gets a folder named by its infohash, so
-// that two torrents with the same name never share files.
+// torrentsDir is where, below the data dir, the piece cache keeps downloaded torrents' files.
 const torrentsDir = "torrents"
-
-func torrentDir(baseDir string, _ *metainfo.Info, ih metainfo.Hash) string {
-	return filepath.Join(baseDir, ih.HexString())
-}
 
 // prefetchReadahead is how far ahead of its position the in-order prefetcher asks for pieces.
 const prefetchReadahead = 32 << 20

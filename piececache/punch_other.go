@@ -1,6 +1,6 @@
 //go:build !linux
 
-package gateway
+package piececache
 
 import "errors"
 
