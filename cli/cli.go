@@ -159,6 +159,7 @@ func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 	c := &o.cfg
 	fs.String(configFlag, "", "read settings from this config `file` (one flag-name = value a line); the command line and the environment win over it")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "`address` for the API, pages, streams, webseed and websocket tracker")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "`address` of a listener of its own for /metrics (e.g. 127.0.0.1:9090); empty serves it on --http-addr")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base `URL` viewers reach the gateway at behind a reverse proxy (default: each request's own)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "`folder` for downloaded data and piece state")
 	fs.IntVar(&c.BTPort, "bt-port", c.BTPort, "TCP and uTP `port` for native BitTorrent peers (0 = any free port)")

@@ -34,7 +34,9 @@ func (g *Gateway) routes() *echo.Echo {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
 	e.GET("/readyz", g.ready)
-	e.GET("/metrics", g.metrics.handler())
+	if g.metricsLn == nil { // else served on its own listener
+		e.GET("/metrics", g.metrics.handler())
+	}
 	e.GET("/announce", echo.WrapHandler(g.tracker))
 	e.GET("/api/config", g.getConfig)
 	e.GET("/api/torrents", g.listTorrents)

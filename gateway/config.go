@@ -90,6 +90,9 @@ func checkICEURL(u string) error {
 type Config struct {
 	// HTTPAddr is where the API, pages, streams, webseed and the websocket tracker listen.
 	HTTPAddr string
+	// MetricsAddr, when set, is a listener of its own for /metrics (e.g. 127.0.0.1:9090, kept off
+	// the public port), which HTTPAddr then no longer answers; empty serves /metrics on HTTPAddr.
+	MetricsAddr string
 	// PublicURL is the base URL viewers reach the gateway at (e.g. https://tv.example.org) when a
 	// reverse proxy sits in front; empty means "derive it from each request".
 	PublicURL string
@@ -241,6 +244,15 @@ func (c Config) Validate() error {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("http-addr %q: port %q must be a number 0..65535", c.HTTPAddr, port)
+	}
+	if c.MetricsAddr != "" {
+		_, port, err := net.SplitHostPort(c.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics-addr %q: want host:port or :port: %v", c.MetricsAddr, err)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("metrics-addr %q: port %q must be a number 0..65535", c.MetricsAddr, port)
+		}
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)

@@ -19,6 +19,7 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"http-addr without port", func(c *Config) { c.HTTPAddr = "localhost" }, []string{"http-addr", "host:port"}},
 		{"http-addr port not a number", func(c *Config) { c.HTTPAddr = ":http-ish" }, []string{"http-addr", "0..65535"}},
 		{"http-addr port too big", func(c *Config) { c.HTTPAddr = ":70000" }, []string{"http-addr", "0..65535"}},
+		{"metrics-addr without port", func(c *Config) { c.MetricsAddr = "localhost" }, []string{"metrics-addr", "host:port"}},
 		{"public-url relative", func(c *Config) { c.PublicURL = "/tv" }, []string{"public-url", "absolute"}},
 		{"public-url with query", func(c *Config) { c.PublicURL = "https://tv.example.org/?a=1" }, []string{"public-url", "query"}},
 		{"public-url with user", func(c *Config) { c.PublicURL = "https://me@tv.example.org" }, []string{"public-url", "user"}},

@@ -54,6 +54,9 @@ type Gateway struct {
 	echo       *echo.Echo
 	server     *http.Server
 	ln         net.Listener
+	// metricsLn and metricsServer serve /metrics alone when Config.MetricsAddr is set.
+	metricsLn     net.Listener
+	metricsServer *http.Server
 
 	torrents    *registry
 	access      access
@@ -214,11 +217,21 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http-addr %s: %w", cfg.HTTPAddr, err)
 	}
+	if cfg.MetricsAddr != "" {
+		if g.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return nil, fmt.Errorf("metrics-addr %s: %w", cfg.MetricsAddr, err)
+		}
+	}
 	g.segments = newSegmentTorrents(g.client)
 	g.live = g.newLiveOrigin()
 	g.metrics = newMetrics(g)
 	g.echo = g.routes()
 	g.server = &http.Server{Handler: g.echo, ReadHeaderTimeout: 10 * time.Second}
+	if g.metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", g.metrics.httpHandler())
+		g.metricsServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
 
 	if err := g.restore(); err != nil {
 		return nil, fmt.Errorf("restoring torrents from %s: %w", dataDir, err)
@@ -242,6 +255,14 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 // Addr is the address the HTTP server listens on.
 func (g *Gateway) Addr() net.Addr { return g.ln.Addr() }
 
+// MetricsAddr is the address of the /metrics listener, or nil when /metrics is served on Addr.
+func (g *Gateway) MetricsAddr() net.Addr {
+	if g.metricsLn == nil {
+		return nil
+	}
+	return g.metricsLn.Addr()
+}
+
 // BTAddr is the address native BitTorrent peers reach the gateway at (TCP).
 func (g *Gateway) BTAddr() net.Addr {
 	for _, l := range g.client.Listeners() {
@@ -257,8 +278,11 @@ func (g *Gateway) Client() *torrent.Client { return g.client }
 
 // Serve answers HTTP until ctx ends, then shuts down gracefully.
 func (g *Gateway) Serve(ctx context.Context) error {
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- g.server.Serve(g.ln) }()
+	if g.metricsServer != nil {
+		go func() { errc <- g.metricsServer.Serve(g.metricsLn) }()
+	}
 	select {
 	case err := <-errc:
 		g.Close()
@@ -292,6 +316,11 @@ func (g *Gateway) Close() error {
 			errs = append(errs, ignoreClosed(g.server.Close()))
 		} else if g.ln != nil {
 			errs = append(errs, ignoreClosed(g.ln.Close()))
+		}
+		if g.metricsServer != nil {
+			errs = append(errs, ignoreClosed(g.metricsServer.Close()))
+		} else if g.metricsLn != nil {
+			errs = append(errs, ignoreClosed(g.metricsLn.Close()))
 		}
 		if g.tracker != nil {
 			errs = append(errs, g.tracker.Close())

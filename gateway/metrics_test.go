@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/sha256"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -157,3 +158,23 @@ func TestMetricsAfterTransfer(t *testing.T) {
 
 func eq(want float64) func(float64) bool      { return func(v float64) bool { return v == want } }
 func atLeast(want float64) func(float64) bool { return func(v float64) bool { return v >= want } }
+
+// With MetricsAddr, /metrics answers on its own listener and the public one no longer serves it.
+func TestMetricsOnTheirOwnListener(t *testing.T) {
+	r := startGateway(t, func(c *Config) { c.MetricsAddr = "127.0.0.1:0" })
+	if res := r.get(t, "/metrics", nil); res.status != http.StatusNotFound {
+		t.Errorf("/metrics on the public listener: %d, want 404", res.status)
+	}
+	res, err := http.Get("http://" + r.g.MetricsAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "swarmgate_torrents") {
+		t.Fatalf("/metrics on the metrics listener: %d %.200s", res.StatusCode, body)
+	}
+	if res := r.get(t, "/healthz", nil); res.status != http.StatusOK {
+		t.Errorf("/healthz: %d", res.status)
+	}
+}
