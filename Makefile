@@ -18,9 +18,11 @@ build: web
 run: web
 	$(GO) run . serve --demo
 
-# The test command: vet, then every package's tests with the race detector.
+# The test command: vet, the pages' pure functions with node's test runner (web/test, outside the
+# embedded web/static), then every package's tests with the race detector.
 test:
 	$(GO) vet ./...
+	node --test web/test/
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 # Every fuzz target for FUZZTIME, one after another: go test -fuzz takes one target of one package

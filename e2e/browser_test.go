@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,5 +183,23 @@ func TestBrowserWithoutWebRTCUsesWebseed(t *testing.T) {
 	t.Logf("%v", v)
 	if st := v.SG.Stats; st.FromGateway != 0 || st.FromBrowsers != 0 || st.GatewayPeers != 0 {
 		t.Errorf("a page without WebRTC has WebRTC peers or bytes: %v", v)
+	}
+}
+
+// 6. A browser without service workers (as an insecure context looks to the page) plays the
+// gateway's /stream, and says why.
+func TestBrowserWithoutServiceWorkerPlaysStream(t *testing.T) {
+	m := seedMediaThroughGateway(t, "test-h264.mp4", nil)
+	noWorkerJS := `delete Navigator.prototype.serviceWorker`
+	b := startBrowser(t, browserOptions{name: "no-worker", initScripts: []string{noWorkerJS}})
+	b.navigate(m.WatchURL())
+	v := b.waitView(45*time.Second, nil, "video passes 2 s", advancedCond(t, 2))
+	t.Logf("%v", v)
+	checkPlayingView(t, v, m, "stream")
+	if want := "No service worker in this browser: playing from the gateway's stream"; !strings.Contains(v.SG.Message, want) {
+		t.Errorf("message %q, want it to say %q", v.SG.Message, want)
+	}
+	if v.Video == nil || !strings.Contains(v.Video.Src, "/stream/"+m.InfoHash+"/") {
+		t.Errorf("the video does not play the gateway's stream: %v", v)
 	}
 }

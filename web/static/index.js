@@ -1,18 +1,10 @@
 // The home page: add a torrent (magnet, infohash or .torrent file), then watch it; the gateway's
 // torrents, refreshed.
+import { formatBytes, formatRate } from './format.js'
+
 const $ = id => document.getElementById(id)
 const list = $('torrents')
 const errorBox = $('error')
-
-function formatBytes (n) {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB']
-  let i = 0
-  while (n >= 1000 && i < units.length - 1) {
-    n /= 1000
-    i++
-  }
-  return `${n.toFixed(i === 0 || n >= 100 ? 0 : 1)} ${units[i]}`
-}
 
 async function refresh () {
   let torrents
@@ -33,7 +25,7 @@ async function refresh () {
     const a = Object.assign(document.createElement('a'), { href: '/watch/' + t.infohash, textContent: t.name || t.infohash })
     const meta = Object.assign(document.createElement('div'), {
       className: 'meta',
-      textContent: `${t.state} · ${t.length ? formatBytes(t.length) : '?'} · ${t.peers.native} native / ${t.peers.webrtc} WebRTC peers · ↓ ${formatBytes(t.rates.download)}/s ↑ ${formatBytes(t.rates.upload)}/s`
+      textContent: `${t.state} · ${t.length ? formatBytes(t.length) : '?'} · ${t.peers.native} native / ${t.peers.webrtc} WebRTC peers · ↓ ${formatRate(t.rates.download)} ↑ ${formatRate(t.rates.upload)}`
     })
     const progress = Object.assign(document.createElement('progress'), { max: 1, value: t.progress })
     progress.title = `${(t.progress * 100).toFixed(1)} %`

@@ -17,6 +17,7 @@
 // in fromGateway) and sg.p2p is false.
 
 import { Hls, HlsJsP2PEngine } from '/static/vendor/live.min.js'
+import { formatBytes } from './format.js'
 
 const STATS_EVERY_MS = 250
 const STATUS_EVERY_MS = 3000
@@ -197,13 +198,6 @@ window.swarmgateLive = { validateP2PSegment, checkSegment, verifyEntry, streamKe
 
 // --- the player ---
 
-function fmtBytes (n) {
-  const u = ['B', 'KiB', 'MiB', 'GiB']
-  let i = 0
-  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++ }
-  return (i ? n.toFixed(1) : String(n)) + ' ' + u[i]
-}
-
 function render () {
   const s = sg.stats
   const all = s.fromGateway + s.fromBrowsers
@@ -212,9 +206,9 @@ function render () {
   $('s-state').textContent = sg.state
   $('s-behind').textContent = s.behindLive < 0 ? '–' : s.behindLive.toFixed(1) + ' s'
   $('s-peers').textContent = String(s.peers)
-  $('s-http').textContent = fmtBytes(s.fromGateway)
-  $('s-p2p').textContent = fmtBytes(s.fromBrowsers)
-  $('s-uploaded').textContent = fmtBytes(s.uploaded)
+  $('s-http').textContent = formatBytes(s.fromGateway)
+  $('s-p2p').textContent = formatBytes(s.fromBrowsers)
+  $('s-uploaded').textContent = formatBytes(s.uploaded)
   $('s-share').textContent = Math.round(s.p2pShare * 100) + ' %'
   $('s-rejected').textContent = String(s.rejected)
 }

@@ -1,5 +1,6 @@
 // The watch page: the player, a file picker, live swarm stats with a 60 s plot, share and embed.
 import { sg, start, isPlayable } from './player.js'
+import { formatBytes, formatRate } from './format.js'
 
 const $ = id => document.getElementById(id)
 const video = $('player')
@@ -79,16 +80,6 @@ $('embed').addEventListener('click', () => {
 // ---------------------------------------------------------------------------------------------
 // Stats panel and plot.
 
-function formatBytes (n) {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB']
-  let i = 0
-  while (n >= 1000 && i < units.length - 1) {
-    n /= 1000
-    i++
-  }
-  return `${n.toFixed(i === 0 || n >= 100 ? 0 : 1)} ${units[i]}`
-}
-
 const SERIES = [
   { key: 'fromGateway', label: 'gateway', color: '#4e9af1' },
   { key: 'fromBrowsers', label: 'browsers', color: '#3ecf8e' },
@@ -103,8 +94,8 @@ function renderStats () {
   $('s-gateway').textContent = s.gatewayPeers
   $('s-browsers').textContent = s.browserPeers
   $('s-webseed').textContent = s.webseedPeers
-  $('s-down').textContent = formatBytes(s.downloadSpeed) + '/s'
-  $('s-up').textContent = formatBytes(s.uploadSpeed) + '/s'
+  $('s-down').textContent = formatRate(s.downloadSpeed)
+  $('s-up').textContent = formatRate(s.uploadSpeed)
   $('s-from-gateway').textContent = formatBytes(s.fromGateway)
   $('s-from-browsers').textContent = formatBytes(s.fromBrowsers)
   $('s-from-webseed').textContent = formatBytes(s.fromWebseed)
@@ -163,7 +154,7 @@ function plot () {
   }
   ctx.fillStyle = '#999'
   ctx.font = '11px system-ui, sans-serif'
-  ctx.fillText(`peak ${formatBytes(max)}/s · last 60 s`, 4, h - 2)
+  ctx.fillText(`peak ${formatRate(max)} · last 60 s`, 4, h - 2)
 }
 
 $('legend').replaceChildren(...SERIES.map(s => {

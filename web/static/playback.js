@@ -1,0 +1,167 @@
+// The player's decisions, as pure functions of what they decide on: no DOM, no network, no timers,
+// so that web/test runs them under node. player.js does the I/O around them.
+
+// With webtorrent running but not a byte from anyone this long, play from /stream instead.
+export const STALL_MS = 20_000
+
+// The MediaError codes the player tells apart (HTMLMediaElement's, which node does not have).
+export const MEDIA_ERR_DECODE = 3
+export const MEDIA_ERR_SRC_NOT_SUPPORTED = 4
+
+// Failure is a reason not to play that the viewer can act on, with the link that helps (the
+// stream, for another player), if any.
+export class Failure extends Error {
+  constructor (message, link) {
+    super(message)
+    this.link = link
+  }
+}
+
+export function isPlayable (f) {
+  return /^(video|audio)\//.test(f.mime)
+}
+
+export function isSubtitle (f) {
+  return /\.(srt|vtt)$/i.test(f.path)
+}
+
+// srtToVtt turns SubRip text into WebVTT: a header, and dots instead of commas in cue timings.
+export function srtToVtt (srt) {
+  const body = srt
+    .replace(/^\uFEFF/, '')
+    .replace(/\r\n?/g, '\n')
+    .replace(/(\d\d:\d\d:\d\d),(\d\d\d)/g, '$1.$2')
+    .trim()
+  return 'WEBVTT\n\n' + body + '\n'
+}
+
+// infohashFromPath is the infohash a page's path names (/watch/<ih> or /embed/<ih>), lowercased,
+// or '' for any other path. Whether it is 40 hex digits is checked where the torrent is loaded.
+export function infohashFromPath (pathname) {
+  const m = pathname.match(/^\/(?:watch|embed)\/([^/]+)\/?$/)
+  if (!m) return ''
+  try {
+    return decodeURIComponent(m[1]).toLowerCase()
+  } catch {
+    return '' // a malformed %-escape names no torrent
+  }
+}
+
+// isInfohash says whether s is a 40-hex infohash as the gateway writes it.
+export function isInfohash (s) {
+  return /^[0-9a-f]{40}$/.test(s)
+}
+
+// parseBoot reads the start-up data the gateway rendered into the page (config, torrent, metainfo
+// in base64): an object, or null when there is none or it is not a JSON object (the player then
+// fetches each).
+export function parseBoot (text) {
+  if (typeof text !== 'string') return null
+  try {
+    const boot = JSON.parse(text)
+    return boot !== null && typeof boot === 'object' && !Array.isArray(boot) ? boot : null
+  } catch {
+    return null
+  }
+}
+
+// playbackPath picks how the page plays from what the browser can do: webtorrent streams into
+// <video> through its service worker, so without one (an insecure context such as plain http on a
+// LAN address, or a browser without service workers) the page plays the gateway's /stream.
+// It returns {mode: 'webtorrent'} or {mode: 'stream', why}.
+export function playbackPath ({ secureContext, hasServiceWorker, origin }) {
+  if (!secureContext) {
+    return { mode: 'stream', why: `No service worker: ${origin} is not a secure context (use https, or localhost)` }
+  }
+  if (!hasServiceWorker) return { mode: 'stream', why: 'No service worker in this browser' }
+  return { mode: 'webtorrent' }
+}
+
+// pickFile chooses the file to play: the one ?file= names (fileParam, null when absent), else the
+// largest file playsHere accepts, else the largest video or audio at all. It throws a Failure
+// when there is nothing to play.
+export function pickFile (torrent, fileParam, playsHere) {
+  if (fileParam !== null && fileParam !== undefined) {
+    const f = /^\d+$/.test(fileParam) ? torrent.files.find(f => f.index === Number(fileParam)) : undefined
+    if (!f) throw new Failure(`This torrent has no file ${fileParam} (it has ${torrent.files.length}, numbered from 0)`)
+    if (!isPlayable(f)) throw new Failure(`${f.path} is not video or audio (${f.mime}). Its stream:`, f.stream_url)
+    return f
+  }
+  const f = torrent.files.filter(isPlayable)
+    .sort((a, b) => playsHere(b) - playsHere(a) || b.length - a.length)[0]
+  if (!f) throw new Failure('This torrent has no playable file (no video or audio)')
+  return f
+}
+
+// mimeType is a MIME type without its parameters, as canPlayType is asked.
+export function mimeType (mime) {
+  return mime.split(';')[0]
+}
+
+// videoErrorAction says what a <video> error means: 'stream' to play the gateway's /stream
+// instead (in webtorrent mode, the worker's stream may be what failed; /stream tells the two apart
+// unless the browser already said it cannot play the type), 'cannot-play' when the browser cannot
+// play the file at all, 'fail' for anything else.
+export function videoErrorAction ({ mode, canPlay, code }) {
+  if (mode === 'webtorrent' && canPlay !== '') return 'stream'
+  if (code === MEDIA_ERR_SRC_NOT_SUPPORTED || code === MEDIA_ERR_DECODE) return 'cannot-play'
+  return 'fail'
+}
+
+// isStalled says whether webtorrent has run for elapsedMs without a byte from anyone, long enough
+// to give up on it.
+export function isStalled (stats, elapsedMs) {
+  return stats.fromGateway + stats.fromBrowsers + stats.fromWebseed === 0 && elapsedMs > STALL_MS
+}
+
+// wireKind says who is at the other end of a webtorrent wire: the gateway when its peer id is the
+// gateway's (gatewayId, lowercase hex), a webseed when webtorrent made it for a url-list entry,
+// another browser over WebRTC, or 'other'.
+export function wireKind (wire, gatewayId) {
+  if (wire.type === 'webSeed') return 'webseed'
+  if ((wire.peerId || '').toLowerCase() === gatewayId) return 'gateway'
+  return wire.type === 'webrtc' ? 'browsers' : 'other'
+}
+
+// swarmStats is window.swarmgate.stats from the counts by kind of wire: peers and from (bytes
+// downloaded) keyed by wireKind, uploaded bytes, and webtorrent's speeds.
+export function swarmStats ({ peers, from, uploaded, downloadSpeed, uploadSpeed }) {
+  const all = from.gateway + from.browsers + from.webseed + from.other
+  return {
+    gatewayPeers: peers.gateway,
+    browserPeers: peers.browsers,
+    webseedPeers: peers.webseed,
+    downloadSpeed: Math.round(downloadSpeed || 0),
+    uploadSpeed: Math.round(uploadSpeed || 0),
+    fromGateway: from.gateway,
+    fromBrowsers: from.browsers,
+    fromWebseed: from.webseed,
+    uploaded,
+    p2pShare: all > 0 ? from.browsers / all : 0
+  }
+}
+
+// webseedURLs completes a single-file torrent's url-list: BEP 19 says an entry ending in "/" gets
+// the torrent's name appended, and webtorrent requests it as is.
+export function webseedURLs (urlList, name, fileCount) {
+  if (fileCount !== 1 || !Array.isArray(urlList)) return urlList
+  return urlList.map(u => u.endsWith('/') ? u + encodeURIComponent(name) : u)
+}
+
+// subtitlesFor picks the torrent's subtitle files to offer with file: .srt and .vtt, those named
+// like it first, at most 20.
+export function subtitlesFor (files, file) {
+  const stem = file.path.replace(/\.[^./]+$/, '').toLowerCase()
+  const likeFile = s => Number(s.path.toLowerCase().startsWith(stem))
+  return files.filter(isSubtitle)
+    .sort((a, b) => likeFile(b) - likeFile(a))
+    .slice(0, 20)
+}
+
+// subtitleTrack is the <track> label and language (srclang, '' when the name has none) of a
+// subtitle file: "Movie.en.srt" is labelled "Movie.en", in "en".
+export function subtitleTrack (path) {
+  const name = path.split('/').pop()
+  const lang = name.match(/[._-]([a-z]{2,3}(?:-[A-Za-z]{2})?)\.(?:srt|vtt)$/i)
+  return { label: name.replace(/\.(srt|vtt)$/i, ''), srclang: lang ? lang[1] : '' }
+}

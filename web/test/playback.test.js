@@ -1,0 +1,142 @@
+// Unit tests of static/playback.js, the player's decisions, run by `make test` with node's test
+// runner. The browser tests in e2e/ play the same code in Chromium.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import {
+  Failure, MEDIA_ERR_DECODE, MEDIA_ERR_SRC_NOT_SUPPORTED, STALL_MS, infohashFromPath, isInfohash,
+  isPlayable, isStalled, mimeType, parseBoot, pickFile, playbackPath, srtToVtt, subtitleTrack,
+  subtitlesFor, swarmStats, videoErrorAction, webseedURLs, wireKind
+} from '../static/playback.js'
+
+const IH = '0123456789abcdef0123456789abcdef01234567'
+
+test('infohashFromPath reads /watch/<ih> and /embed/<ih>, lowercased', () => {
+  assert.equal(infohashFromPath(`/watch/${IH}`), IH)
+  assert.equal(infohashFromPath(`/embed/${IH.toUpperCase()}/`), IH)
+  assert.equal(infohashFromPath('/watch/a%20b'), 'a b')
+  for (const p of ['/', '/watch/', `/watch/${IH}/x`, `/live/${IH}`, '/watch/%zz']) {
+    assert.equal(infohashFromPath(p), '', p)
+  }
+})
+
+test('isInfohash takes 40 lowercase hex digits only', () => {
+  assert.ok(isInfohash(IH))
+  for (const s of ['', IH.slice(1), IH + '0', IH.toUpperCase(), 'g'.repeat(40)]) assert.ok(!isInfohash(s), s)
+})
+
+test('parseBoot reads a JSON object, and nothing else', () => {
+  assert.deepEqual(parseBoot('{"config":{"tracker_url":"ws://x/announce"}}'), { config: { tracker_url: 'ws://x/announce' } })
+  for (const text of [undefined, null, '', '{', 'null', '[1]', '7', '"s"']) assert.equal(parseBoot(text), null, String(text))
+})
+
+test('playbackPath: webtorrent needs a secure context with service workers', () => {
+  assert.deepEqual(playbackPath({ secureContext: true, hasServiceWorker: true, origin: 'http://localhost:8080' }), { mode: 'webtorrent' })
+  const insecure = playbackPath({ secureContext: false, hasServiceWorker: true, origin: 'http://192.168.1.2:8080' })
+  assert.equal(insecure.mode, 'stream')
+  assert.match(insecure.why, /http:\/\/192\.168\.1\.2:8080 is not a secure context/)
+  assert.deepEqual(playbackPath({ secureContext: true, hasServiceWorker: false, origin: 'https://x' }), { mode: 'stream', why: 'No service worker in this browser' })
+})
+
+const file = (index, path, mime, length) => ({ index, path, mime, length, stream_url: `/stream/${IH}/${index}` })
+const torrent = {
+  files: [
+    file(0, 'a/readme.txt', 'text/plain', 10),
+    file(1, 'a/small.mp4', 'video/mp4', 100),
+    file(2, 'a/big.mkv', 'video/x-matroska', 1000),
+    file(3, 'a/song.mp3', 'audio/mpeg', 50)
+  ]
+}
+const all = () => true
+
+test('pickFile takes the file ?file= names', () => {
+  assert.equal(pickFile(torrent, '3', all).index, 3)
+  assert.throws(() => pickFile(torrent, '9', all), e => e instanceof Failure && /has no file 9 \(it has 4, numbered from 0\)/.test(e.message))
+  assert.throws(() => pickFile(torrent, '1x', all), e => e instanceof Failure && /has no file 1x/.test(e.message))
+  assert.throws(() => pickFile(torrent, '0', all), e => e instanceof Failure && /not video or audio \(text\/plain\)/.test(e.message) && e.link === `/stream/${IH}/0`)
+})
+
+test('pickFile prefers the largest file the browser plays, else the largest playable', () => {
+  assert.equal(pickFile(torrent, null, all).index, 2)
+  assert.equal(pickFile(torrent, null, f => f.mime === 'video/mp4').index, 1)
+  assert.equal(pickFile(torrent, null, () => false).index, 2)
+  assert.throws(() => pickFile({ files: [torrent.files[0]] }, null, all), e => e instanceof Failure && /no playable file/.test(e.message))
+})
+
+test('isPlayable and mimeType', () => {
+  assert.deepEqual(torrent.files.map(isPlayable), [false, true, true, true])
+  assert.equal(mimeType('video/mp4; codecs="avc1"'), 'video/mp4')
+  assert.equal(mimeType('video/webm'), 'video/webm')
+})
+
+test('videoErrorAction: in webtorrent mode try /stream unless the type is known unplayable', () => {
+  assert.equal(videoErrorAction({ mode: 'webtorrent', canPlay: 'maybe', code: MEDIA_ERR_DECODE }), 'stream')
+  assert.equal(videoErrorAction({ mode: 'webtorrent', canPlay: 'probably', code: 2 }), 'stream')
+  assert.equal(videoErrorAction({ mode: 'webtorrent', canPlay: '', code: MEDIA_ERR_SRC_NOT_SUPPORTED }), 'cannot-play')
+  assert.equal(videoErrorAction({ mode: 'stream', canPlay: 'maybe', code: MEDIA_ERR_DECODE }), 'cannot-play')
+  assert.equal(videoErrorAction({ mode: 'stream', canPlay: 'maybe', code: 2 }), 'fail') // network
+})
+
+test('isStalled: no byte from anyone for longer than STALL_MS', () => {
+  const none = { fromGateway: 0, fromBrowsers: 0, fromWebseed: 0 }
+  assert.ok(!isStalled(none, STALL_MS))
+  assert.ok(isStalled(none, STALL_MS + 1))
+  assert.ok(!isStalled({ ...none, fromWebseed: 1 }, 10 * STALL_MS))
+})
+
+test('wireKind tells the gateway, webseeds and browsers apart', () => {
+  const gw = 'abcd'
+  assert.equal(wireKind({ type: 'webSeed', peerId: gw }, gw), 'webseed')
+  assert.equal(wireKind({ type: 'webrtc', peerId: 'ABCD' }, gw), 'gateway')
+  assert.equal(wireKind({ type: 'webrtc', peerId: 'ef01' }, gw), 'browsers')
+  assert.equal(wireKind({ type: 'tcpOutgoing', peerId: 'ef01' }, gw), 'other')
+})
+
+test('swarmStats counts bytes by source and the share from browsers', () => {
+  const s = swarmStats({
+    peers: { gateway: 1, browsers: 2, webseed: 1, other: 0 },
+    from: { gateway: 300, browsers: 600, webseed: 100, other: 0 },
+    uploaded: 50,
+    downloadSpeed: 12.6,
+    uploadSpeed: undefined
+  })
+  assert.deepEqual(s, {
+    gatewayPeers: 1,
+    browserPeers: 2,
+    webseedPeers: 1,
+    downloadSpeed: 13,
+    uploadSpeed: 0,
+    fromGateway: 300,
+    fromBrowsers: 600,
+    fromWebseed: 100,
+    uploaded: 50,
+    p2pShare: 0.6
+  })
+  const none = { gateway: 0, browsers: 0, webseed: 0, other: 0 }
+  assert.equal(swarmStats({ peers: none, from: none, uploaded: 0 }).p2pShare, 0)
+})
+
+test('webseedURLs appends the name to a single-file torrent\'s folder URLs (BEP 19)', () => {
+  const list = ['http://gw/webseed/', 'http://gw/full/a.mp4']
+  assert.deepEqual(webseedURLs(list, 'a b.mp4', 1), ['http://gw/webseed/a%20b.mp4', 'http://gw/full/a.mp4'])
+  assert.equal(webseedURLs(list, 'a', 2), list)
+  assert.equal(webseedURLs(undefined, 'a', 1), undefined)
+})
+
+test('subtitlesFor: subtitle files named like the video first, at most 20', () => {
+  const video = file(0, 'Show/Movie.mkv', 'video/x-matroska', 1)
+  const files = [video, file(1, 'Show/other.srt', '', 1), file(2, 'Show/movie.en.SRT', '', 1), file(3, 'Show/notes.txt', '', 1), file(4, 'Show/Movie.fr.vtt', '', 1)]
+  assert.deepEqual(subtitlesFor(files, video).map(f => f.index), [2, 4, 1])
+  const many = Array.from({ length: 30 }, (_, i) => file(i + 1, `s${i}.vtt`, '', 1))
+  assert.equal(subtitlesFor(many, video).length, 20)
+})
+
+test('subtitleTrack: label without the extension, language from the name', () => {
+  assert.deepEqual(subtitleTrack('Show/Movie.en.srt'), { label: 'Movie.en', srclang: 'en' })
+  assert.deepEqual(subtitleTrack('Movie_pt-BR.vtt'), { label: 'Movie_pt-BR', srclang: 'pt-BR' })
+  assert.deepEqual(subtitleTrack('Movie.srt'), { label: 'Movie', srclang: '' })
+})
+
+test('srtToVtt: header, commas to dots in timings, BOM and CRLF gone', () => {
+  const srt = '\uFEFF1\r\n00:00:01,500 --> 00:00:02,000\r\nHello, world\r\n\r\n'
+  assert.equal(srtToVtt(srt), 'WEBVTT\n\n1\n00:00:01.500 --> 00:00:02.000\nHello, world\n')
+})
