@@ -290,17 +290,22 @@ func (r *Relay) Run(ctx context.Context) {
 	defer tick.Stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// One poll in flight per source: a source that hangs (up to the HTTP client's timeout) is
+	// skipped by the ticks until its poll ends, instead of piling up pollers.
+	polling := make([]bool, len(r.sources))
 	poll := func() {
-		for _, s := range r.sources {
+		for i, s := range r.sources {
+			if polling[i] {
+				continue
+			}
+			polling[i] = true
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if m, ok := r.poll(ctx, s); ok {
-					select {
-					case manifests <- m:
-					case <-ctx.Done():
-					}
-				}
+				m, ok := r.poll(ctx, s)
+				m.source, m.ok = i, ok
+				// Never blocks: the channel holds one answer per source.
+				manifests <- m
 			}()
 		}
 	}
@@ -317,6 +322,10 @@ func (r *Relay) Run(ctx context.Context) {
 		case <-tick.C:
 			poll()
 		case m := <-manifests:
+			polling[m.source] = false
+			if !m.ok {
+				break
+			}
 			entries := m.entries
 			if m.end != nil && m.end.Sig != endDone {
 				end = m.end
@@ -486,6 +495,9 @@ func (r *Relay) peers() []string {
 type sourceManifest struct {
 	entries []SignedEntry
 	end     *End
+	// source is the index of the source polled; ok is whether the poll worked.
+	source int
+	ok     bool
 }
 
 // poll reads a source's manifest (and now and then its state, for its BitTorrent port), and
