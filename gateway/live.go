@@ -12,21 +12,20 @@ import (
 
 // The live origin (package live) is mounted here: uploads from broadcasters under
 // --ingest-token, and each stream's playlist, segments, manifest and state.
-func (g *Gateway) newLiveOrigin() *live.Origin {
-	return live.NewOrigin(live.OriginConfig{
-		IngestToken: g.cfg.IngestToken,
-		Window:      g.cfg.LiveWindow,
-		MaxStreams:  g.cfg.MaxLiveStreams,
-		MaxBytes:    g.cfg.LiveMaxBytes,
-		OnSegment: func(id live.StreamID, seg live.Segment) {
-			if err := g.segments.seed(id, seg); err != nil {
-				g.log.Warn("seeding a live segment over BitTorrent failed", "stream", id, "seq", seg.Seq, "err", err)
-			}
-		},
-		BitTorrentPort: g.btPort,
-		BrowserPeers:   func(id live.StreamID) int { return g.tracker.SwarmStats(LiveSwarmInfoHash(id)).Peers },
-		Log:            g.rootLog,
-	})
+func (g *Gateway) newLiveOrigin() (*live.Origin, error) {
+	cfg := live.DefaultOriginConfig()
+	cfg.IngestToken = g.cfg.IngestToken
+	cfg.Window = g.cfg.LiveWindow
+	cfg.MaxStreams = g.cfg.MaxLiveStreams
+	cfg.MaxBytes = g.cfg.LiveMaxBytes
+	cfg.OnSegment = func(id live.StreamID, seg live.Segment) {
+		if err := g.segments.seed(id, seg); err != nil {
+			g.log.Warn("seeding a live segment over BitTorrent failed", "stream", id, "seq", seg.Seq, "err", err)
+		}
+	}
+	cfg.BitTorrentPort = g.btPort
+	cfg.BrowserPeers = func(id live.StreamID) int { return g.tracker.SwarmStats(LiveSwarmInfoHash(id)).Peers }
+	return live.NewOrigin(cfg, g.rootLog)
 }
 
 // liveRoutes mounts the live origin, which routes its own paths (see live.Origin), beside the

@@ -11,7 +11,7 @@ import (
 // (by hash, so that its length does not leak either). Without a token ingest is off.
 func (o *Origin) authorize(r *http.Request) error {
 	if o.cfg.IngestToken == "" {
-		return fail(http.StatusForbidden, ResultIngestOff, "live ingest is off on this gateway: start it with --ingest-token (SWARMGATE_INGEST_TOKEN)")
+		return fail(http.StatusForbidden, ResultIngestOff, "live ingest is off on this gateway: it has no IngestToken")
 	}
 	auth := r.Header.Get("Authorization")
 	if auth == "" {

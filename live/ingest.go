@@ -158,7 +158,7 @@ func (o *Origin) upload(r *http.Request, res *IngestResult) error {
 		return fail(http.StatusRequestEntityTooLarge, ResultTooLarge, "segment larger than the limit of %d bytes", o.cfg.MaxSegmentSize)
 	}
 	if s := o.stream(id); s != nil && s.relay != nil {
-		return fail(http.StatusConflict, ResultRelayedStream, "this gateway relays stream %s from elsewhere (--relay): upload to its origin", id)
+		return fail(http.StatusConflict, ResultRelayedStream, "this gateway relays stream %s from elsewhere: upload to its origin", id)
 	}
 	if kind == KindMedia {
 		// A media segment is only playable after its init segment. A gateway that restarted
@@ -193,7 +193,7 @@ func (o *Origin) end(r *http.Request, res *IngestResult) error {
 	case s == nil:
 		return fail(http.StatusNotFound, ResultMalformed, "no live stream %s here", id)
 	case s.relay != nil:
-		return fail(http.StatusConflict, ResultRelayedStream, "this gateway relays stream %s from elsewhere (--relay): end it at its origin", id)
+		return fail(http.StatusConflict, ResultRelayedStream, "this gateway relays stream %s from elsewhere: end it at its origin", id)
 	}
 	if err := s.w.End(e); err != nil {
 		return rejected(err)

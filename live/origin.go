@@ -16,21 +16,21 @@ const (
 	DefaultPlaylistSegments = 30
 )
 
-// OriginConfig sets up an Origin. Zero values take the defaults.
+// OriginConfig sets up an Origin. Start from DefaultOriginConfig.
 type OriginConfig struct {
 	// IngestToken must come as "Authorization: Bearer <token>" with every upload. Empty turns
 	// ingest off: uploads answer 403.
 	IngestToken string
-	// Window is how far back each stream's window keeps media segments (default 30 min).
+	// Window is how far back each stream's window keeps media segments.
 	Window time.Duration
-	// MaxStreams bounds the streams held at once (default 10); a stream that ended (its window
-	// emptied) makes room for a new one.
+	// MaxStreams bounds the streams held at once; a stream that ended (its window emptied)
+	// makes room for a new one.
 	MaxStreams int
-	// MaxSegmentSize refuses larger uploads with 413 (default 32 MiB).
+	// MaxSegmentSize refuses larger uploads with 413.
 	MaxSegmentSize uint64
-	// MaxBytes caps the segment bytes each stream keeps (default 256 MiB).
+	// MaxBytes caps the segment bytes each stream keeps (0 keeps none: entries only).
 	MaxBytes int64
-	// PlaylistSegments is how many of the newest media segments index.m3u8 lists (default 30).
+	// PlaylistSegments is how many of the newest media segments index.m3u8 lists.
 	PlaylistSegments int
 	// OnSegment, if set, is called with each segment a stream accepted (uploaded or relayed),
 	// its bytes included, after it is in the window; the gateway seeds it over BitTorrent.
@@ -41,9 +41,35 @@ type OriginConfig struct {
 	// BrowserPeers, if set, is how many browsers are in a stream's swarm on this gateway's
 	// tracker now.
 	BrowserPeers func(StreamID) int
-	// Now is the clock (default time.Now).
+	// Now is the clock (nil: time.Now).
 	Now func() time.Time
-	Log *slog.Logger
+}
+
+// DefaultOriginConfig returns the defaults: ingest off, 10 streams of 30 minutes, segments of up
+// to 32 MiB, 256 MiB kept per stream, 30 segments in a playlist.
+func DefaultOriginConfig() OriginConfig {
+	return OriginConfig{
+		Window:           DefaultWindowDuration,
+		MaxStreams:       DefaultMaxStreams,
+		MaxSegmentSize:   DefaultMaxSegmentSize,
+		MaxBytes:         DefaultMaxBytes,
+		PlaylistSegments: DefaultPlaylistSegments,
+	}
+}
+
+// Validate reports every unusable field, each with the reason.
+func (c OriginConfig) Validate() error {
+	var errs configErrors
+	errs.duration("Window", c.Window)
+	errs.positive("MaxStreams", int64(c.MaxStreams))
+	if c.MaxSegmentSize == 0 {
+		errs.add("MaxSegmentSize", "must be > 0")
+	}
+	if c.MaxBytes < 0 {
+		errs.add("MaxBytes", "must be >= 0 (0 keeps no bytes), got %d", c.MaxBytes)
+	}
+	errs.positive("PlaylistSegments", int64(c.PlaylistSegments))
+	return errs.err()
 }
 
 // Origin is a gateway's live origin: it takes signed segments from broadcasters and serves each
@@ -74,32 +100,23 @@ type Origin struct {
 	counts   map[string]uint64
 }
 
-// NewOrigin makes an origin with no streams.
-func NewOrigin(cfg OriginConfig) *Origin {
-	if cfg.Window <= 0 {
-		cfg.Window = DefaultWindowDuration
-	}
-	if cfg.MaxStreams <= 0 {
-		cfg.MaxStreams = DefaultMaxStreams
-	}
-	if cfg.MaxSegmentSize == 0 {
-		cfg.MaxSegmentSize = DefaultMaxSegmentSize
-	}
-	if cfg.PlaylistSegments <= 0 {
-		cfg.PlaylistSegments = DefaultPlaylistSegments
+// NewOrigin makes an origin with no streams; log nil discards its logs.
+func NewOrigin(cfg OriginConfig, log *slog.Logger) (*Origin, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	o := &Origin{cfg: cfg, log: cfg.Log.With("component", "live"), streams: map[StreamID]*stream{}, counts: map[string]uint64{}}
+	o := &Origin{cfg: cfg, log: log.With("component", "live"), streams: map[StreamID]*stream{}, counts: map[string]uint64{}}
 	if cfg.IngestToken != "" {
 		o.tokenHash = sha256.Sum256([]byte(cfg.IngestToken))
 	}
 	o.mux = o.routes()
-	return o
+	return o, nil
 }
 
 // ServeHTTP answers the routes listed on Origin. A path with empty, "." or ".." elements names

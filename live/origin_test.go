@@ -27,6 +27,21 @@ func originPut(t *testing.T, o *Origin, se SignedEntry, data []byte) *httptest.R
 	return rec
 }
 
+// newTestOrigin makes an origin with the defaults and originToken, changed by mutate (if not nil).
+func newTestOrigin(t testing.TB, mutate func(*OriginConfig)) *Origin {
+	t.Helper()
+	cfg := DefaultOriginConfig()
+	cfg.IngestToken = originToken
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	o, err := NewOrigin(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
 func originStatus(t *testing.T, o *Origin, id StreamID) StreamStatus {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -42,7 +57,7 @@ func originStatus(t *testing.T, o *Origin, id StreamID) StreamStatus {
 // without one, ended once its window emptied; ended streams make room under MaxStreams.
 func TestOriginStates(t *testing.T) {
 	c := &clock{now: t0}
-	o := NewOrigin(OriginConfig{IngestToken: originToken, Window: time.Minute, MaxStreams: 1, Now: c.Now})
+	o := newTestOrigin(t, func(oc *OriginConfig) { oc.Window, oc.MaxStreams, oc.Now = time.Minute, 1, c.Now })
 	b, b2 := newBroadcaster(t), newBroadcaster(t)
 	// A refused first upload (media without its init) makes no stream (and takes no slot).
 	old, oldData := b2.segment(KindMedia, 0, c.Now().Add(-time.Hour), time.Second)
@@ -64,7 +79,7 @@ func TestOriginStates(t *testing.T) {
 	}
 	// A second stream does not fit.
 	se, data := b2.segment(KindInit, 0, c.Now(), 0)
-	if rec := originPut(t, o, se, data); rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "--max-live-streams") {
+	if rec := originPut(t, o, se, data); rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "limit of 1 live streams (MaxStreams)") {
 		t.Errorf("second stream over MaxStreams: %d %s", rec.Code, rec.Body)
 	}
 	c.Advance(7 * time.Second) // over 3 × the 2 s target
@@ -87,7 +102,7 @@ func TestOriginStates(t *testing.T) {
 
 // TestOriginServing: segment names, caching and unknown paths.
 func TestOriginServing(t *testing.T) {
-	o := NewOrigin(OriginConfig{IngestToken: originToken})
+	o := newTestOrigin(t, nil)
 	b := newBroadcaster(t)
 	se, data := b.segment(KindInit, 3, time.Now(), 0)
 	originPut(t, o, se, data)
@@ -129,7 +144,7 @@ func TestOriginServing(t *testing.T) {
 // TestOriginRoutes: methods no route takes answer 405 JSON with Allow; uploads check the token
 // before the path, and a path no upload route takes answers 404 with the result label.
 func TestOriginRoutes(t *testing.T) {
-	o := NewOrigin(OriginConfig{IngestToken: originToken})
+	o := newTestOrigin(t, nil)
 	id := newBroadcaster(t).id.String()
 	for _, c := range []struct {
 		method, path, auth string

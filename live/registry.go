@@ -64,7 +64,7 @@ func (o *Origin) add(id StreamID, se SignedEntry, data []byte) (*stream, Added, 
 		}
 	}
 	if len(o.streams) >= o.cfg.MaxStreams {
-		return nil, Added{}, fail(http.StatusServiceUnavailable, ResultStreamLimit, "this gateway holds its limit of %d live streams (--max-live-streams)", o.cfg.MaxStreams)
+		return nil, Added{}, fail(http.StatusServiceUnavailable, ResultStreamLimit, "this gateway holds its limit of %d live streams (MaxStreams)", o.cfg.MaxStreams)
 	}
 	o.streams[id] = s
 	o.log.Info("new live stream", "stream", id)
@@ -72,7 +72,9 @@ func (o *Origin) add(id StreamID, se SignedEntry, data []byte) (*stream, Added, 
 }
 
 func (o *Origin) newStream(id StreamID) (*stream, error) {
-	w, err := NewWindow(WindowConfig{Stream: id, Duration: o.cfg.Window, MaxSegmentSize: o.cfg.MaxSegmentSize, MaxBytes: o.cfg.MaxBytes, Now: o.cfg.Now})
+	wc := DefaultWindowConfig()
+	wc.Stream, wc.Duration, wc.MaxSegmentSize, wc.MaxBytes, wc.Now = id, o.cfg.Window, o.cfg.MaxSegmentSize, o.cfg.MaxBytes, o.cfg.Now
+	w, err := NewWindow(wc)
 	if err != nil {
 		return nil, err
 	}
@@ -107,12 +109,12 @@ func (o *Origin) segment(id StreamID, kind Kind, seq uint64) (Segment, bool) {
 
 // Follow makes an empty stream that this gateway relays from elsewhere: it takes no uploads,
 // only AddRelayed, and its state reports status(). It fails if the stream is here already or the
-// gateway holds its limit of streams.
+// gateway holds its limit of streams (ErrStreamExists, ErrStreamLimit).
 func (o *Origin) Follow(id StreamID, status func() RelayStatus) error {
 	o.createMu.Lock()
 	defer o.createMu.Unlock()
 	if o.stream(id) != nil {
-		return fmt.Errorf("live: stream %s is here already", id)
+		return fmt.Errorf("%w: %s", ErrStreamExists, id)
 	}
 	s, err := o.newStream(id)
 	if err != nil {
@@ -122,7 +124,7 @@ func (o *Origin) Follow(id StreamID, status func() RelayStatus) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.streams) >= o.cfg.MaxStreams {
-		return fmt.Errorf("live: relaying stream %s would exceed the limit of %d live streams (--max-live-streams)", id, o.cfg.MaxStreams)
+		return fmt.Errorf("%w: relaying stream %s would exceed the limit of %d live streams (MaxStreams)", ErrStreamLimit, id, o.cfg.MaxStreams)
 	}
 	o.streams[id] = s
 	return nil
@@ -134,7 +136,7 @@ func (o *Origin) Follow(id StreamID, status func() RelayStatus) error {
 func (o *Origin) AddRelayed(id StreamID, se SignedEntry, data []byte) (Added, error) {
 	s := o.stream(id)
 	if s == nil || s.relay == nil {
-		return Added{}, fmt.Errorf("live: stream %s is not followed here", id)
+		return Added{}, fmt.Errorf("%w: %s", ErrNotFollowed, id)
 	}
 	added, err := s.w.Add(se, data)
 	if err != nil {
@@ -148,7 +150,7 @@ func (o *Origin) AddRelayed(id StreamID, se SignedEntry, data []byte) (Added, er
 func (o *Origin) EndRelayed(id StreamID, e End) error {
 	s := o.stream(id)
 	if s == nil || s.relay == nil {
-		return fmt.Errorf("live: stream %s is not followed here", id)
+		return fmt.Errorf("%w: %s", ErrNotFollowed, id)
 	}
 	return s.w.End(e)
 }

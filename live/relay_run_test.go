@@ -94,7 +94,7 @@ type relayFixture struct {
 
 func newRelayFixture(t *testing.T) *relayFixture {
 	f := &relayFixture{b: newBroadcaster(t), fetcher: newFakeFetcher()}
-	f.src = NewOrigin(OriginConfig{IngestToken: originToken})
+	f.src = newTestOrigin(t, nil)
 	f.source = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/manifest.json") {
 			f.manifest.Add(1)
@@ -102,11 +102,13 @@ func newRelayFixture(t *testing.T) *relayFixture {
 		f.src.ServeHTTP(w, r)
 	}))
 	t.Cleanup(f.source.Close)
-	f.origin = NewOrigin(OriginConfig{OnSegment: func(_ StreamID, seg Segment) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		f.added = append(f.added, keyOf(seg.Entry))
-	}})
+	f.origin = newTestOrigin(t, func(c *OriginConfig) {
+		c.OnSegment = func(_ StreamID, seg Segment) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.added = append(f.added, keyOf(seg.Entry))
+		}
+	})
 	return f
 }
 
@@ -131,10 +133,10 @@ func (f *relayFixture) put(t *testing.T, kind Kind, seq uint64, at time.Time) en
 func (f *relayFixture) run(t *testing.T, sources []string) *Relay {
 	t.Helper()
 	client := &http.Client{Transport: &http.Transport{}}
-	r, err := NewRelay(RelayConfig{
-		Stream: f.b.id, Sources: sources, Origin: f.origin, Fetcher: f.fetcher,
-		HTTP: client, Poll: time.Millisecond, Backlog: 100,
-	})
+	cfg := DefaultRelayConfig()
+	cfg.Stream, cfg.Sources, cfg.Origin, cfg.Fetcher = f.b.id, sources, f.origin, f.fetcher
+	cfg.HTTP, cfg.Poll, cfg.Backlog = client, time.Millisecond, 100
+	r, err := NewRelay(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
