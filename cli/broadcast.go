@@ -34,13 +34,12 @@ Flags:
 // broadcastCmd runs "swarmgate broadcast": the uploader in live.Broadcast, with flags.
 func broadcastCmd(args []string, stdout, stderr io.Writer) int {
 	var (
-		cfg        live.BroadcastConfig
+		cfg        = live.DefaultBroadcastConfig()
 		keyFile    string
 		logLevel   = "info"
 		testSource bool
 		duration   time.Duration
 	)
-	cfg.SegmentSeconds = 1
 	fs := flag.NewFlagSet("broadcast", flag.ContinueOnError)
 	fs.StringVar(&cfg.Gateway, "gateway", "", "base `URL` of the gateway to upload to, e.g. https://tv.example.org")
 	fs.StringVar(&cfg.Token, "token", "", "the gateway's ingest `token` (its --ingest-token)")
@@ -50,7 +49,7 @@ func broadcastCmd(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.KeepOpen, "keep-open", false, "when stopping, leave the stream open (viewers see it stalled until a broadcast with the key goes on) instead of ending it")
 	fs.DurationVar(&duration, "duration", 0, "stop after this long (`duration`, e.g. 10m; default: at the end of INPUT or on Ctrl-C)")
 	fs.Float64Var(&cfg.SegmentSeconds, "segment-seconds", cfg.SegmentSeconds, "segment `duration` in seconds, each starting with a keyframe (0.5..10)")
-	fs.StringVar(&cfg.FFmpeg, "ffmpeg", "ffmpeg", "the ffmpeg `binary`")
+	fs.StringVar(&cfg.FFmpeg, "ffmpeg", cfg.FFmpeg, "the ffmpeg `binary`")
 	fs.StringVar(&logLevel, "log-level", logLevel, "log `level`: debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, broadcastUsage)
@@ -117,14 +116,14 @@ func broadcastCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		log.Warn("using a throwaway key: the stream id changes with every run (make a lasting one with swarmgate live keygen --out FILE)")
 	} else if cfg.Key, err = live.ReadKeyFile(keyFile); err != nil {
-		fmt.Fprintln(stderr, "swarmgate:", err)
+		fmt.Fprintln(stderr, "swarmgate:", keyFileError(keyFile, err))
 		return exitFailure
 	}
-	cfg.Out, cfg.Log = stdout, log
+	cfg.Out = stdout
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	st, err := live.Broadcast(ctx, cfg)
+	st, err := live.Broadcast(ctx, cfg, log)
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}

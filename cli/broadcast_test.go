@@ -87,7 +87,7 @@ func TestBroadcastRun(t *testing.T) {
 	}
 	key, priv := writeTestKey(t, dir)
 	const token = "cli-broadcast-token-0123456789"
-	origin := live.NewOrigin(live.OriginConfig{IngestToken: token})
+	origin := newTestOrigin(t, token)
 	srv := httptest.NewServer(origin)
 	defer srv.Close()
 
@@ -110,7 +110,7 @@ func TestBroadcastTestSource(t *testing.T) {
 		t.Skip("ffmpeg not installed (apt-get install ffmpeg)")
 	}
 	const token = "cli-broadcast-token-0123456789"
-	origin := live.NewOrigin(live.OriginConfig{IngestToken: token})
+	origin := newTestOrigin(t, token)
 	srv := httptest.NewServer(origin)
 	defer srv.Close()
 	code, out, errOut := run(t, "broadcast", "--gateway", srv.URL, "--token", token, "--test-source", "--duration", "3s")
@@ -142,4 +142,16 @@ func writeTestKey(t *testing.T, dir string) (string, ed25519.PrivateKey) {
 		t.Fatal(err)
 	}
 	return key, priv
+}
+
+// newTestOrigin is a live origin taking uploads with token.
+func newTestOrigin(t *testing.T, token string) *live.Origin {
+	t.Helper()
+	cfg := live.DefaultOriginConfig()
+	cfg.IngestToken = token
+	o, err := live.NewOrigin(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }

@@ -422,7 +422,7 @@ func serve(args []string, then afterStart, stdout, stderr io.Writer) int {
 
 	g, err := gateway.New(o.cfg, log)
 	if err != nil {
-		fmt.Fprintln(stderr, "swarmgate:", err)
+		fmt.Fprintln(stderr, "swarmgate:", liveFlagNames(err))
 		return exitFailure
 	}
 	// The first signal drains; a second one means "now". One channel, registered once and before

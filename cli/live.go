@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 
 	"github.com/swarmgate/swarmgate/live"
 )
@@ -94,9 +95,27 @@ func liveID(args []string, stdout, stderr io.Writer) int {
 	}
 	priv, err := live.ReadKeyFile(path)
 	if err != nil {
-		fmt.Fprintln(stderr, "swarmgate:", err)
+		fmt.Fprintln(stderr, "swarmgate:", keyFileError(path, err))
 		return exitFailure
 	}
 	fmt.Fprintln(stdout, live.StreamIDOfKey(priv))
 	return exitOK
+}
+
+// keyFileError words ReadKeyFile's error for the command line: a missing key file says how to
+// make one.
+func keyFileError(path string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w (make one with `swarmgate live keygen --out %s`)", err, path)
+	}
+	return err
+}
+
+// liveFlagNames names the command-line flag behind a live error that stems from a setting:
+// package live words its errors in config fields, which users do not see.
+func liveFlagNames(err error) error {
+	if errors.Is(err, live.ErrStreamLimit) {
+		return fmt.Errorf("%w; raise --max-live-streams", err)
+	}
+	return err
 }

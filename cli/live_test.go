@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,7 +74,7 @@ func TestLiveErrors(t *testing.T) {
 		{"keygen unknown flag", []string{"live", "keygen", "--force"}, exitUsage, "force"},
 		{"id without --key", []string{"live", "id"}, exitUsage, "needs --key FILE"},
 		{"keygen into a missing folder", []string{"live", "keygen", "--out", filepath.Join(dir, "no", "such", "dir.key")}, exitFailure, "creating key file"},
-		{"id of a missing file", []string{"live", "id", "--key", filepath.Join(dir, "nope.key")}, exitFailure, "does not exist"},
+		{"id of a missing file", []string{"live", "id", "--key", filepath.Join(dir, "nope.key")}, exitFailure, "does not exist: open " + filepath.Join(dir, "nope.key") + ": no such file or directory (make one with `swarmgate live keygen --out " + filepath.Join(dir, "nope.key") + "`)"},
 		{"id of a non-key", []string{"live", "id", "--key", garbage}, exitFailure, "no PEM block"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,5 +102,29 @@ func TestLiveHelp(t *testing.T) {
 	}
 	if code, _, errOut := run(t, "help"); code != exitOK || !strings.Contains(errOut, "swarmgate live keygen --out FILE") {
 		t.Errorf("the main usage does not list live keygen: %q", errOut)
+	}
+}
+
+// TestLiveFlagNames: live words its stream limit by the config field; the CLI adds the flag.
+func TestLiveFlagNames(t *testing.T) {
+	cfg := live.DefaultOriginConfig()
+	cfg.MaxStreams = 1
+	o, err := live.NewOrigin(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func() live.RelayStatus { return live.RelayStatus{} }
+	for i := range 2 {
+		priv, err := live.GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = o.Follow(live.StreamIDOfKey(priv), status)
+		if i == 0 {
+			continue
+		}
+		if msg := liveFlagNames(fmt.Errorf("relay: %w", err)).Error(); !strings.Contains(msg, "limit of 1 live streams") || !strings.Contains(msg, "--max-live-streams") {
+			t.Errorf("stream limit: %q", msg)
+		}
 	}
 }

@@ -334,14 +334,14 @@ func startBenchBroadcast(t testing.TB, base string, segment float64, d time.Dura
 	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
 	done := make(chan error, 1)
 	go func() {
-		_, err := live.Broadcast(ctx, live.BroadcastConfig{
-			Gateway: base, Token: liveIngestToken, Key: priv, SegmentSeconds: segment, Log: testLogger(t),
-			Client: &http.Client{Timeout: 30 * time.Second, Transport: ingestTransport{ingest}},
-			InputArgs: []string{
-				"-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
-				"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", strconv.Itoa(int(d.Seconds())),
-			},
-		})
+		cfg := live.DefaultBroadcastConfig()
+		cfg.Gateway, cfg.Token, cfg.Key, cfg.SegmentSeconds = base, liveIngestToken, priv, segment
+		cfg.Client = &http.Client{Timeout: 30 * time.Second, Transport: ingestTransport{ingest}}
+		cfg.InputArgs = []string{
+			"-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
+			"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", strconv.Itoa(int(d.Seconds())),
+		}
+		_, err := live.Broadcast(ctx, cfg, testLogger(t))
 		done <- err
 	}()
 	t.Cleanup(func() {

@@ -93,13 +93,13 @@ func runBroadcast(t *testing.T, base string, seconds int, keepOpen bool) (live.S
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds+30)*time.Second)
 	done := make(chan error, 1)
 	go func() {
-		_, err := live.Broadcast(ctx, live.BroadcastConfig{
-			Gateway: base, Token: liveIngestToken, Key: priv, SegmentSeconds: 1, Log: testLogger(t), KeepOpen: keepOpen,
-			InputArgs: []string{
-				"-re", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
-				"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", fmt.Sprint(seconds),
-			},
-		})
+		cfg := live.DefaultBroadcastConfig()
+		cfg.Gateway, cfg.Token, cfg.Key, cfg.KeepOpen = base, liveIngestToken, priv, keepOpen
+		cfg.InputArgs = []string{
+			"-re", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
+			"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", fmt.Sprint(seconds),
+		}
+		_, err := live.Broadcast(ctx, cfg, testLogger(t))
 		done <- err
 	}()
 	t.Cleanup(func() {

@@ -223,7 +223,9 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		}
 	}
 	g.segments = newSegmentTorrents(g.client)
-	g.live = g.newLiveOrigin()
+	if g.live, err = g.newLiveOrigin(); err != nil {
+		return nil, err
+	}
 	g.metrics = newMetrics(g)
 	g.echo = g.routes()
 	g.server = &http.Server{Handler: g.echo, ReadHeaderTimeout: 10 * time.Second}

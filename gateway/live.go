@@ -2,7 +2,7 @@ package gateway
 
 import (
 	"net/http"
-	"strings"
+	"net/url"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,48 +12,50 @@ import (
 
 // The live origin (package live) is mounted here: uploads from broadcasters under
 // --ingest-token, and each stream's playlist, segments, manifest and state.
-func (g *Gateway) newLiveOrigin() *live.Origin {
-	return live.NewOrigin(live.OriginConfig{
-		IngestToken: g.cfg.IngestToken,
-		Window:      g.cfg.LiveWindow,
-		MaxStreams:  g.cfg.MaxLiveStreams,
-		MaxBytes:    g.cfg.LiveMaxBytes,
-		OnSegment: func(id live.StreamID, seg live.Segment) {
-			if err := g.segments.seed(id, seg); err != nil {
-				g.log.Warn("seeding a live segment over BitTorrent failed", "stream", id, "seq", seg.Seq, "err", err)
-			}
-		},
-		BitTorrentPort: g.btPort,
-		BrowserPeers:   func(id live.StreamID) int { return g.tracker.SwarmStats(LiveSwarmInfoHash(id)).Peers },
-		Log:            g.rootLog,
-	})
+func (g *Gateway) newLiveOrigin() (*live.Origin, error) {
+	cfg := live.DefaultOriginConfig()
+	cfg.IngestToken = g.cfg.IngestToken
+	cfg.Window = g.cfg.LiveWindow
+	cfg.MaxStreams = g.cfg.MaxLiveStreams
+	cfg.MaxBytes = g.cfg.LiveMaxBytes
+	cfg.OnSegment = func(id live.StreamID, seg live.Segment) {
+		if err := g.segments.seed(id, seg); err != nil {
+			g.log.Warn("seeding a live segment over BitTorrent failed", "stream", id, "seq", seg.Seq, "err", err)
+		}
+	}
+	cfg.BitTorrentPort = g.btPort
+	cfg.BrowserPeers = func(id live.StreamID) int { return g.tracker.SwarmStats(LiveSwarmInfoHash(id)).Peers }
+	return live.NewOrigin(cfg, g.rootLog)
 }
 
+// liveRoutes mounts the live origin, which routes its own paths (see live.Origin), beside the
+// gateway's pages: /live/{stream} (and /live/{stream}/) is the watch page
+// (web/templates/live.html), /live/{stream}/embed its bare player for iframes
+// (live-embed.html). "embed" names nothing of the origin's: segments are {seq}.m4s and
+// init-{seq}.mp4, uploads PUT to init/{seq} and media/{seq}.
 func (g *Gateway) liveRoutes(e *echo.Echo) {
-	h := func(c echo.Context) error {
-		// /live/{stream} (no further path) is the watch page (web/templates/live.html) and
-		// /live/{stream}/embed its bare player for iframes (live-embed.html); the rest is the
-		// origin's. "embed" cannot name anything of the origin's: segments are {seq}.m4s and
-		// init-{seq}.mp4, uploads PUT to init/{seq} and media/{seq}.
-		if r := c.Request(); r.Method != http.MethodPut {
-			if rest, ok := strings.CutPrefix(r.URL.Path, "/live/"); ok {
-				stream, sub, _ := strings.Cut(rest, "/")
-				switch {
-				case stream != "" && !strings.Contains(rest, "/"):
-					return g.livePage(c, stream, "live.html")
-				case stream != "" && sub == liveEmbedPath:
-					return g.livePage(c, stream, "live-embed.html")
-				}
-			}
-		}
+	origin := func(c echo.Context) error {
 		// The origin names URLs from this header; a client's own is overwritten.
 		c.Request().Header.Set(live.BaseURLHeader, g.baseURL(c))
 		g.live.ServeHTTP(c.Response(), c.Request())
 		return nil
 	}
-	e.Match([]string{http.MethodGet, http.MethodHead, http.MethodPut}, "/live/*", h)
-	e.Match([]string{http.MethodGet, http.MethodHead}, "/api/live", h)
-	e.Match([]string{http.MethodGet, http.MethodHead}, "/api/live/:stream", h)
+	page := func(name string) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			stream, err := url.PathUnescape(c.Param("stream"))
+			if stream == "" || err != nil {
+				return origin(c) // the origin's 404
+			}
+			return g.livePage(c, stream, name)
+		}
+	}
+	read := []string{http.MethodGet, http.MethodHead}
+	e.Match(read, "/live/:stream", page("live.html"))
+	e.Match(read, "/live/:stream/", page("live.html"))
+	e.Match(read, "/live/:stream/"+liveEmbedPath, page("live-embed.html"))
+	e.Match([]string{http.MethodGet, http.MethodHead, http.MethodPut}, "/live/*", origin)
+	e.Match(read, "/api/live", origin)
+	e.Match(read, "/api/live/:stream", origin)
 }
 
 var (

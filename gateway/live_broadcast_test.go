@@ -41,11 +41,10 @@ func TestLiveBroadcastEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	cfg := live.BroadcastConfig{
-		Gateway: r.base, Token: testIngestToken, Key: priv, InputArgs: testSource("4"),
-		Out: &out, Log: testLogger(t), Client: r.client,
-	}
-	st, err := live.Broadcast(ctx, cfg)
+	cfg := live.DefaultBroadcastConfig()
+	cfg.Gateway, cfg.Token, cfg.Key, cfg.InputArgs = r.base, testIngestToken, priv, testSource("4")
+	cfg.Out, cfg.Client = &out, r.client
+	st, err := live.Broadcast(ctx, cfg, testLogger(t))
 	if err != nil {
 		t.Fatalf("broadcast: %v (%+v)", err, st)
 	}
@@ -112,7 +111,7 @@ func TestLiveBroadcastEndToEnd(t *testing.T) {
 	// A second broadcast with the same key continues the stream after the first.
 	next := m.Entries[len(m.Entries)-1].Seq + 1
 	cfg.InputArgs, cfg.Out = testSource("2"), nil
-	st2, err := live.Broadcast(ctx, cfg)
+	st2, err := live.Broadcast(ctx, cfg, testLogger(t))
 	if err != nil || st2.FirstSeq != next || st2.Refused != 0 || st2.Uploaded < 2 {
 		t.Fatalf("second broadcast: %v, stats %+v, want it to start at seq %d", err, st2, next)
 	}
@@ -156,10 +155,9 @@ func TestLiveBroadcastCancel(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		st, err := live.Broadcast(ctx, live.BroadcastConfig{
-			Gateway: r.base, Token: testIngestToken, Key: priv, InputArgs: testSource("120"),
-			Log: testLogger(t), Client: r.client,
-		})
+		cfg := live.DefaultBroadcastConfig()
+		cfg.Gateway, cfg.Token, cfg.Key, cfg.InputArgs, cfg.Client = r.base, testIngestToken, priv, testSource("120"), r.client
+		st, err := live.Broadcast(ctx, cfg, testLogger(t))
 		done <- result{st, err}
 	}()
 	waitFor(t, 60*time.Second, "a first media segment on the gateway", func() bool {

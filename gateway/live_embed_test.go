@@ -75,6 +75,11 @@ func TestLiveEmbedPage(t *testing.T) {
 		t.Errorf("PUT /live/{stream}/embed: %d %.200s", res.status, res.body)
 	}
 
+	// With a trailing slash it is the watch page too (the URL oEmbed takes as the watch URL).
+	if res := r.get(t, "/live/"+id+"/", nil); res.status != http.StatusOK || !bytes.Contains(res.body, []byte("/static/live.js")) {
+		t.Errorf("GET /live/{stream}/: %d %.200s", res.status, res.body)
+	}
+
 	// The watch page names its embed page and its oEmbed answer.
 	res = r.get(t, "/live/"+id, nil)
 	watchURL := r.base + "/live/" + id

@@ -191,7 +191,7 @@ func TestLiveIngestOff(t *testing.T) {
 	id := live.StreamIDOfKey(priv)
 	res := putSegment(t, r, id, signSeg(t, priv, live.KindInit, 0, time.Now(), []byte("init")), []byte("init"), nil)
 	wantJSONError(t, "upload with ingest off", res, http.StatusForbidden)
-	if !strings.Contains(string(res.body), "--ingest-token") {
+	if !strings.Contains(string(res.body), "it has no IngestToken") {
 		t.Errorf("403 does not say how to turn ingest on: %s", res.body)
 	}
 	wantJSONError(t, "unknown stream", r.get(t, "/live/"+id.String()+"/index.m3u8", nil), http.StatusNotFound)

@@ -304,9 +304,9 @@ func (g *Gateway) startRelays() error {
 		cancel()
 	}()
 	for _, id := range order {
-		r, err := live.NewRelay(live.RelayConfig{
-			Stream: id, Sources: sources[id], Origin: g.live, Fetcher: g.segments, Log: g.rootLog,
-		})
+		rc := live.DefaultRelayConfig()
+		rc.Stream, rc.Sources, rc.Origin, rc.Fetcher = id, sources[id], g.live, g.segments
+		r, err := live.NewRelay(rc, g.rootLog)
 		if err != nil {
 			return fmt.Errorf("relay: %w", err)
 		}

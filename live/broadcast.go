@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -29,36 +30,77 @@ var ErrNoFFmpeg = errors.New("ffmpeg not found: install it (Debian/Ubuntu: apt-g
 // token): retrying the next segment would not help.
 var ErrIngestRefused = errors.New("the gateway refuses uploads")
 
-// BroadcastConfig sets up Broadcast.
+// BroadcastConfig sets up Broadcast. Start from DefaultBroadcastConfig.
 type BroadcastConfig struct {
-	// Gateway is the base URL of the origin gateway, e.g. https://tv.example.org.
+	// Gateway is the base URL of the origin gateway, e.g. https://tv.example.org. Required.
 	Gateway string
-	// Token is the gateway's ingest token.
+	// Token is the gateway's ingest token. Required.
 	Token string
-	// Key is the stream's private key; the stream id is its public half.
+	// Key is the stream's private key; the stream id is its public half. Required.
 	Key ed25519.PrivateKey
 	// Input is what ffmpeg reads (a file, a URL), in real time (-re); Loop repeats it forever.
 	Input string
 	Loop  bool
 	// InputArgs, when set, replace ffmpeg's input arguments ("-re [-stream_loop -1] -i Input"),
-	// e.g. lavfi test sources bounded with -t.
+	// e.g. lavfi test sources bounded with -t. Input or InputArgs is required.
 	InputArgs []string
-	// SegmentSeconds is the segment duration ffmpeg aims at (default 1); a keyframe starts each.
+	// SegmentSeconds is the segment duration ffmpeg aims at; a keyframe starts each.
 	SegmentSeconds float64
 	// KeepOpen leaves the stream open when the broadcast stops, instead of ending it with a
 	// signed End: viewers see it stalled until a broadcast with the same key goes on.
 	KeepOpen bool
-	// FFmpeg is the ffmpeg binary (default "ffmpeg" from PATH).
+	// FFmpeg is the ffmpeg binary, looked up in PATH unless it is a path.
 	FFmpeg string
-	// Client makes the uploads (default: one with a 30 s timeout).
+	// Client makes the uploads.
 	Client *http.Client
-	// Out gets the stream id and watch URL (default nowhere); Log the progress.
+	// Out gets the stream id and watch URL (nil: nowhere).
 	Out io.Writer
-	Log *slog.Logger
-	// Poll is how often ffmpeg's playlist is read (default 200 ms); RetryFor how long a segment's
-	// upload is retried on network errors and 5xx before it is skipped (default 20 s).
+	// Poll is how often ffmpeg's playlist is read; RetryFor how long a segment's upload is
+	// retried on network errors and 5xx before it is skipped.
 	Poll     time.Duration
 	RetryFor time.Duration
+}
+
+// DefaultBroadcastConfig returns the defaults (Gateway, Token, Key and the input still to be
+// set): 1 s segments, ffmpeg from PATH, a client with a 30 s timeout, ffmpeg's playlist read
+// every 200 ms, an upload retried for 20 s.
+func DefaultBroadcastConfig() BroadcastConfig {
+	return BroadcastConfig{
+		SegmentSeconds: 1,
+		FFmpeg:         "ffmpeg",
+		Client:         &http.Client{Timeout: 30 * time.Second},
+		Poll:           200 * time.Millisecond,
+		RetryFor:       20 * time.Second,
+	}
+}
+
+// Validate reports every unusable field, each with the reason.
+func (c BroadcastConfig) Validate() error {
+	var errs configErrors
+	if u, err := url.Parse(c.Gateway); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs.add("Gateway", "%q: want an http(s) URL such as https://tv.example.org", c.Gateway)
+	}
+	if c.Token == "" {
+		errs.add("Token", "must be set (the gateway's ingest token)")
+	}
+	if len(c.Key) != ed25519.PrivateKeySize {
+		errs.add("Key", "must be an ed25519 private key, got %d bytes", len(c.Key))
+	}
+	if c.Input == "" && len(c.InputArgs) == 0 {
+		errs.add("Input", "must be set, or InputArgs")
+	}
+	if math.IsNaN(c.SegmentSeconds) || math.IsInf(c.SegmentSeconds, 0) || c.SegmentSeconds <= 0 {
+		errs.add("SegmentSeconds", "must be > 0, got %v", c.SegmentSeconds)
+	}
+	if c.FFmpeg == "" {
+		errs.add("FFmpeg", "must name the ffmpeg binary")
+	}
+	if c.Client == nil {
+		errs.add("Client", "must be set")
+	}
+	errs.duration("Poll", c.Poll)
+	errs.duration("RetryFor", c.RetryFor)
+	return errs.err()
 }
 
 // BroadcastStats counts what Broadcast did with the segments ffmpeg cut.
@@ -80,11 +122,7 @@ const cutListSize = 30
 // FFmpegArgs is ffmpeg's command line (without the binary) for cfg, writing into dir:
 // H.264/AAC in fMP4 HLS segments of SegmentSeconds, each starting with a keyframe.
 func FFmpegArgs(cfg BroadcastConfig, dir string) []string {
-	secs := cfg.SegmentSeconds
-	if secs <= 0 {
-		secs = 1
-	}
-	s := strconv.FormatFloat(secs, 'f', -1, 64)
+	s := strconv.FormatFloat(cfg.SegmentSeconds, 'f', -1, 64)
 	args := []string{"-hide_banner", "-loglevel", "warning", "-nostdin", "-y"}
 	if len(cfg.InputArgs) > 0 {
 		args = append(args, cfg.InputArgs...)
@@ -99,7 +137,7 @@ func FFmpegArgs(cfg BroadcastConfig, dir string) []string {
 		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
 		"-force_key_frames", "expr:gte(t,n_forced*"+s+")", "-sc_threshold", "0",
 		"-c:a", "aac", "-b:a", "128k", "-ac", "2",
-		// A rolling playlist (a --loop runs for days); ffmpeg deletes segments once they are
+		// A rolling playlist (a looped input runs for days); ffmpeg deletes segments once they are
 		// cutListSize behind it, long after their upload.
 		"-f", "hls", "-hls_time", s, "-hls_list_size", strconv.Itoa(cutListSize),
 		"-hls_delete_threshold", strconv.Itoa(cutListSize), "-hls_segment_type", "fmp4",
@@ -119,46 +157,24 @@ func FFmpegArgs(cfg BroadcastConfig, dir string) []string {
 // by at most 2 a second): a seq never names two different segments, which caches rely on (the
 // gateway serves segments as immutable), and stays far below 2^53 for JavaScript. When it
 // stops, it ends the stream with a signed End unless cfg.KeepOpen.
-func Broadcast(ctx context.Context, cfg BroadcastConfig) (stats BroadcastStats, err error) {
+func Broadcast(ctx context.Context, cfg BroadcastConfig, log *slog.Logger) (stats BroadcastStats, err error) {
 	var st BroadcastStats
-	u, err := url.Parse(cfg.Gateway)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return st, fmt.Errorf("gateway %q: want an http(s) URL such as https://tv.example.org", cfg.Gateway)
+	if err := cfg.Validate(); err != nil {
+		return st, err
 	}
 	base := strings.TrimSuffix(cfg.Gateway, "/")
-	if len(cfg.Key) != ed25519.PrivateKeySize {
-		return st, fmt.Errorf("live: not an ed25519 private key")
-	}
-	if cfg.Token == "" {
-		return st, fmt.Errorf("live: no ingest token")
-	}
-	if cfg.Input == "" && len(cfg.InputArgs) == 0 {
-		return st, fmt.Errorf("live: no input")
-	}
-	bin := cfg.FFmpeg
-	if bin == "" {
-		bin = "ffmpeg"
-	}
-	if bin, err = exec.LookPath(bin); err != nil {
+	bin, err := exec.LookPath(cfg.FFmpeg)
+	if err != nil {
 		return st, fmt.Errorf("%w (%v)", ErrNoFFmpeg, err)
-	}
-	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: 30 * time.Second}
 	}
 	if cfg.Out == nil {
 		cfg.Out = io.Discard
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if cfg.Poll <= 0 {
-		cfg.Poll = 200 * time.Millisecond
-	}
-	if cfg.RetryFor <= 0 {
-		cfg.RetryFor = 20 * time.Second
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	id := StreamIDOfKey(cfg.Key)
-	up := &uploader{cfg: cfg, base: base, id: id, stats: &st}
+	up := &uploader{cfg: cfg, log: log, base: base, id: id, stats: &st}
 	if st.FirstSeq, err = up.nextSeq(ctx); err != nil {
 		return st, err
 	}
@@ -185,7 +201,7 @@ func Broadcast(ctx context.Context, cfg BroadcastConfig) (stats BroadcastStats, 
 	if err := cmd.Start(); err != nil {
 		return st, fmt.Errorf("starting ffmpeg: %w", err)
 	}
-	cfg.Log.Info("ffmpeg started", "dir", dir, "stream", id)
+	log.Info("ffmpeg started", "dir", dir, "stream", id)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
@@ -245,7 +261,7 @@ func (w *watcher) upload(ctx context.Context, up *uploader) error {
 	first, segs := parseCutPlaylist(b)
 	if first > w.next {
 		up.stats.Failed += int(first - w.next)
-		up.cfg.Log.Warn("segments skipped: the uploader fell behind ffmpeg", "from", w.seq+w.next, "count", first-w.next)
+		up.log.Warn("segments skipped: the uploader fell behind ffmpeg", "from", w.seq+w.next, "count", first-w.next)
 		w.next = first
 	}
 	for ; w.next < first+uint64(len(segs)); w.next++ {
@@ -267,14 +283,14 @@ func (w *watcher) upload(ctx context.Context, up *uploader) error {
 		err := up.send(ctx, KindMedia, seq, at, s.dur, filepath.Join(w.dir, filepath.Base(s.uri)))
 		if errors.Is(err, errNeedInit) && s.mapURI != "" {
 			// The gateway lost the stream (it restarted): the init segment again, then this one.
-			up.cfg.Log.Info("the gateway has no init segment for the stream (restarted?); sending it again", "seq", seq)
+			up.log.Info("the gateway has no init segment for the stream (restarted?); sending it again", "seq", seq)
 			if err = up.send(ctx, KindInit, seq, time.Now(), 0, filepath.Join(w.dir, filepath.Base(s.mapURI))); err == nil {
 				err = up.send(ctx, KindMedia, seq, at, s.dur, filepath.Join(w.dir, filepath.Base(s.uri)))
 			}
 		}
 		if errors.Is(err, errNeedInit) {
 			up.stats.Refused++
-			up.cfg.Log.Warn("segment refused: the gateway wants its init segment", "seq", seq)
+			up.log.Warn("segment refused: the gateway wants its init segment", "seq", seq)
 			err = nil
 		}
 		if err != nil {
@@ -335,6 +351,7 @@ func parseCutPlaylist(b []byte) (first uint64, segs []cutSegment) {
 // uploader signs and PUTs segments.
 type uploader struct {
 	cfg   BroadcastConfig
+	log   *slog.Logger
 	base  string
 	id    StreamID
 	stats *BroadcastStats
@@ -353,29 +370,29 @@ func (u *uploader) end(ctx context.Context) {
 	defer cancel()
 	js, err := json.Marshal(SignEnd(u.cfg.Key, u.lastMedia, time.Now()))
 	if err != nil {
-		u.cfg.Log.Warn("ending the stream", "err", err)
+		u.log.Warn("ending the stream", "err", err)
 		return
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("%s/live/%s/end", u.base, u.id), bytes.NewReader(js))
 	if err != nil {
-		u.cfg.Log.Warn("ending the stream", "err", err)
+		u.log.Warn("ending the stream", "err", err)
 		return
 	}
 	req.Header.Set("Authorization", "Bearer "+u.cfg.Token)
 	req.Header.Set("Content-Type", "application/json")
 	res, err := u.cfg.Client.Do(req)
 	if err != nil {
-		u.cfg.Log.Warn("ending the stream: the gateway did not answer; viewers will see it as stalled", "err", err)
+		u.log.Warn("ending the stream: the gateway did not answer; viewers will see it as stalled", "err", err)
 		return
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusCreated {
 		b, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
-		u.cfg.Log.Warn("ending the stream: refused", "status", res.StatusCode, "reason", strings.TrimSpace(string(b)))
+		u.log.Warn("ending the stream: refused", "status", res.StatusCode, "reason", strings.TrimSpace(string(b)))
 		return
 	}
 	u.stats.Ended = true
-	u.cfg.Log.Info("stream ended", "last_seq", u.lastMedia)
+	u.log.Info("stream ended", "last_seq", u.lastMedia)
 }
 
 // nextSeq asks the gateway where the stream stands (see Broadcast for a stream it does not know).
@@ -410,7 +427,7 @@ func (u *uploader) send(ctx context.Context, kind Kind, seq uint64, at time.Time
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		u.stats.Failed++
-		u.cfg.Log.Warn("segment skipped: ffmpeg deleted it before its upload", "kind", kind, "seq", seq)
+		u.log.Warn("segment skipped: ffmpeg deleted it before its upload", "kind", kind, "seq", seq)
 		return nil
 	}
 	if err != nil {
@@ -441,13 +458,13 @@ func (u *uploader) send(ctx context.Context, kind Kind, seq uint64, at time.Time
 			if kind == KindMedia {
 				u.lastMedia, u.anyMedia = seq, true
 			}
-			u.cfg.Log.Debug("segment uploaded", "kind", kind, "seq", seq, "bytes", len(data))
+			u.log.Debug("segment uploaded", "kind", kind, "seq", seq, "bytes", len(data))
 			return nil
 		case err == nil && (status == http.StatusUnauthorized || status == http.StatusForbidden):
 			return fmt.Errorf("%w: %s segment %d: %d %s", ErrIngestRefused, kind, seq, status, msg)
 		case err == nil && status < 500 && status != http.StatusTooManyRequests:
 			u.stats.Refused++
-			u.cfg.Log.Warn("segment refused", "kind", kind, "seq", seq, "status", status, "reason", msg)
+			u.log.Warn("segment refused", "kind", kind, "seq", seq, "status", status, "reason", msg)
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -458,10 +475,10 @@ func (u *uploader) send(ctx context.Context, kind Kind, seq uint64, at time.Time
 		}
 		if time.Now().After(deadline) {
 			u.stats.Failed++
-			u.cfg.Log.Warn("segment skipped: the gateway did not take it", "kind", kind, "seq", seq, "for", u.cfg.RetryFor, "err", err)
+			u.log.Warn("segment skipped: the gateway did not take it", "kind", kind, "seq", seq, "for", u.cfg.RetryFor, "err", err)
 			return nil
 		}
-		u.cfg.Log.Info("upload failed; retrying", "kind", kind, "seq", seq, "in", backoff, "err", err)
+		u.log.Info("upload failed; retrying", "kind", kind, "seq", seq, "in", backoff, "err", err)
 		select {
 		case <-ctx.Done():
 			return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -23,7 +22,7 @@ import (
 func TestWatcherRollingPlaylist(t *testing.T) {
 	priv := mustTestKey(t)
 	id := StreamIDOfKey(priv)
-	o := NewOrigin(OriginConfig{IngestToken: originToken})
+	o := newTestOrigin(t, nil)
 	srv := httptest.NewServer(o)
 	defer srv.Close()
 	dir := t.TempDir()
@@ -92,17 +91,17 @@ func TestBroadcastAfterGatewayRestart(t *testing.T) {
 	}
 	id := StreamIDOfKey(priv)
 	var current atomic.Pointer[Origin]
-	current.Store(NewOrigin(OriginConfig{IngestToken: originToken}))
+	current.Store(newTestOrigin(t, nil))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { current.Load().ServeHTTP(w, r) }))
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	done := make(chan BroadcastStats, 1)
 	go func() {
-		st, _ := Broadcast(ctx, BroadcastConfig{
-			Gateway: srv.URL, Token: originToken, Key: priv, KeepOpen: true,
-			InputArgs: []string{"-re", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25", "-f", "lavfi", "-i", "sine", "-t", "8"},
-		})
+		cfg := DefaultBroadcastConfig()
+		cfg.Gateway, cfg.Token, cfg.Key, cfg.KeepOpen = srv.URL, originToken, priv, true
+		cfg.InputArgs = []string{"-re", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25", "-f", "lavfi", "-i", "sine", "-t", "8"}
+		st, _ := Broadcast(ctx, cfg, nil)
 		done <- st
 	}()
 	media := func(o *Origin) int {
@@ -118,7 +117,7 @@ func TestBroadcastAfterGatewayRestart(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	restarted := NewOrigin(OriginConfig{IngestToken: originToken})
+	restarted := newTestOrigin(t, nil)
 	current.Store(restarted)
 	st := <-done
 	s, ok := restarted.Status(id, "")
@@ -138,7 +137,7 @@ func TestBroadcastAfterGatewayRestart(t *testing.T) {
 func TestCancelDuringUpload(t *testing.T) {
 	priv := mustTestKey(t)
 	id := StreamIDOfKey(priv)
-	o := NewOrigin(OriginConfig{IngestToken: originToken})
+	o := newTestOrigin(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -177,7 +176,7 @@ func TestCancelDuringUpload(t *testing.T) {
 // testUploader is the uploader Broadcast makes, for priv's stream on the gateway srv.
 func testUploader(srv *httptest.Server, priv ed25519.PrivateKey) (*uploader, *BroadcastStats) {
 	st := &BroadcastStats{}
-	cfg := BroadcastConfig{Token: originToken, Key: priv, Client: srv.Client(), RetryFor: time.Second,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	return &uploader{cfg: cfg, base: srv.URL, id: StreamIDOfKey(priv), stats: st}, st
+	cfg := DefaultBroadcastConfig()
+	cfg.Token, cfg.Key, cfg.Client, cfg.RetryFor = originToken, priv, srv.Client(), time.Second
+	return &uploader{cfg: cfg, log: slog.New(slog.DiscardHandler), base: srv.URL, id: StreamIDOfKey(priv), stats: st}, st
 }

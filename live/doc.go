@@ -1,8 +1,16 @@
 // Package live is the trust core of swarmgate's live streams: broadcaster identities, signed
 // segment entries, the deterministic single-file torrent of each segment, a rolling window of
 // accepted entries, and the HLS media playlist rendered from it; on top of these, Origin (the
-// http.Handler a gateway mounts for ingest and serving) and Broadcast (ffmpeg's segments,
-// signed and uploaded to an origin).
+// http.Handler a gateway mounts for ingest and serving: routes.go, ingest.go, auth.go, the
+// streams it holds in registry.go and their states in stream.go), Relay (a stream followed from
+// other gateways, its segments fetched through a SegmentFetcher) and Broadcast (ffmpeg's
+// segments, signed and uploaded to an origin).
+//
+// Each of Origin, Window, Relay and Broadcast takes a config that starts from its Default…Config
+// and is checked by Validate, which reports every unusable field by name under ErrInvalidConfig;
+// a nil logger discards. The package knows nothing of the gateway, BitTorrent clients or
+// command-line flags: the gateway supplies the fetcher and the hooks, the CLI words errors in
+// its flags.
 //
 // Trust model. A stream is named by its broadcaster's ed25519 public key (StreamID, 52 characters
 // of lowercase base32), so the name is the key. Only the broadcaster holds the private key: it

@@ -56,7 +56,7 @@ func WriteKeyFile(path string, priv ed25519.PrivateKey) error {
 func ReadKeyFile(path string) (ed25519.PrivateKey, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("live: key file %s does not exist (make one with `swarmgate live keygen --out %s`): %w", path, path, err)
+		return nil, fmt.Errorf("live: key file %s does not exist: %w", path, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("live: reading key file: %w", err)

@@ -27,6 +27,21 @@ func originPut(t *testing.T, o *Origin, se SignedEntry, data []byte) *httptest.R
 	return rec
 }
 
+// newTestOrigin makes an origin with the defaults and originToken, changed by mutate (if not nil).
+func newTestOrigin(t testing.TB, mutate func(*OriginConfig)) *Origin {
+	t.Helper()
+	cfg := DefaultOriginConfig()
+	cfg.IngestToken = originToken
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	o, err := NewOrigin(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
 func originStatus(t *testing.T, o *Origin, id StreamID) StreamStatus {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -42,7 +57,7 @@ func originStatus(t *testing.T, o *Origin, id StreamID) StreamStatus {
 // without one, ended once its window emptied; ended streams make room under MaxStreams.
 func TestOriginStates(t *testing.T) {
 	c := &clock{now: t0}
-	o := NewOrigin(OriginConfig{IngestToken: originToken, Window: time.Minute, MaxStreams: 1, Now: c.Now})
+	o := newTestOrigin(t, func(oc *OriginConfig) { oc.Window, oc.MaxStreams, oc.Now = time.Minute, 1, c.Now })
 	b, b2 := newBroadcaster(t), newBroadcaster(t)
 	// A refused first upload (media without its init) makes no stream (and takes no slot).
 	old, oldData := b2.segment(KindMedia, 0, c.Now().Add(-time.Hour), time.Second)
@@ -64,7 +79,7 @@ func TestOriginStates(t *testing.T) {
 	}
 	// A second stream does not fit.
 	se, data := b2.segment(KindInit, 0, c.Now(), 0)
-	if rec := originPut(t, o, se, data); rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "--max-live-streams") {
+	if rec := originPut(t, o, se, data); rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "limit of 1 live streams (MaxStreams)") {
 		t.Errorf("second stream over MaxStreams: %d %s", rec.Code, rec.Body)
 	}
 	c.Advance(7 * time.Second) // over 3 × the 2 s target
@@ -87,7 +102,7 @@ func TestOriginStates(t *testing.T) {
 
 // TestOriginServing: segment names, caching and unknown paths.
 func TestOriginServing(t *testing.T) {
-	o := NewOrigin(OriginConfig{IngestToken: originToken})
+	o := newTestOrigin(t, nil)
 	b := newBroadcaster(t)
 	se, data := b.segment(KindInit, 3, time.Now(), 0)
 	originPut(t, o, se, data)
@@ -105,7 +120,16 @@ func TestOriginServing(t *testing.T) {
 		{"/live/" + b.id.String() + "/03.m4s", 404, "want index.m3u8"},
 		{"/live/" + b.id.String() + "/4.m4s", 404, "not in the stream's window"},
 		{"/live/" + b.id.String() + "/index.m3u8", 200, "#EXT-X-MEDIA-SEQUENCE:3\n"},
-		{"/live/" + b.id.String(), 200, "index.m3u8"},
+		{"/live/" + b.id.String(), 404, "not found"}, // the watch page is the mounting server's
+		{"/live/" + b.id.String() + "/", 404, "not found"},
+		{"/live/" + b.id.String() + "/3.m4s/x", 404, "not found"},
+		{"/api/live/" + b.id.String(), 200, `"state":"live"`},
+		{"/api/live/", 200, b.id.String()},
+		{"/api/live", 200, b.id.String()},
+		{"/api/live/" + b.id.String() + "/x", 404, "not found"},
+		{"/elsewhere", 404, "not found"},
+		{"/live//3.m4s", 404, "not found"}, // no redirect to a cleaned path
+		{"/live/" + b.id.String() + "/../" + b.id.String() + "/3.m4s", 404, "not found"},
 		{"/live/" + strings.ToUpper(b.id.String()) + "/index.m3u8", 404, "not lowercase base32"},
 		{"/api/live/nope", 404, "stream id"},
 	} {
@@ -114,5 +138,41 @@ func TestOriginServing(t *testing.T) {
 		if rec.Code != c.status || !strings.Contains(rec.Body.String(), c.want) {
 			t.Errorf("GET %s: %d %.200q, want %d with %q", c.path, rec.Code, rec.Body, c.status, c.want)
 		}
+	}
+}
+
+// TestOriginRoutes: methods no route takes answer 405 JSON with Allow; uploads check the token
+// before the path, and a path no upload route takes answers 404 with the result label.
+func TestOriginRoutes(t *testing.T) {
+	o := newTestOrigin(t, nil)
+	id := newBroadcaster(t).id.String()
+	for _, c := range []struct {
+		method, path, auth string
+		status             int
+		want, allow        string
+	}{
+		{http.MethodDelete, "/live/" + id + "/index.m3u8", "", 405, `{"error":"method not allowed"}`, "GET, HEAD, PUT"},
+		{http.MethodPost, "/api/live", "", 405, `{"error":"method not allowed"}`, "GET, HEAD"},
+		{http.MethodPut, "/api/live/" + id, "", 405, `{"error":"method not allowed"}`, "GET, HEAD"},
+		{http.MethodPut, "/live/" + id + "/nope/1", "", 401, "ingest token", ""},
+		{http.MethodPut, "/live/" + id + "/nope/1", originToken, 404, `"result":"malformed"`, ""},
+		{http.MethodPut, "/live/" + id, originToken, 404, "upload to /live/{stream}/init/{seq}", ""},
+		{http.MethodPut, "/live/" + id + "/media/01", originToken, 400, "want a decimal number", ""},
+		{http.MethodPut, "/live/nope/media/1", originToken, 400, "stream id", ""},
+		{http.MethodPut, "/live/" + id + "/end", originToken, 400, "signed end's JSON", ""},
+	} {
+		req := httptest.NewRequest(c.method, c.path, strings.NewReader("{"))
+		if c.auth != "" {
+			req.Header.Set("Authorization", "Bearer "+c.auth)
+		}
+		rec := httptest.NewRecorder()
+		o.ServeHTTP(rec, req)
+		if rec.Code != c.status || !strings.Contains(rec.Body.String(), c.want) || rec.Header().Get("Allow") != c.allow ||
+			!strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
+			t.Errorf("%s %s: %d %v %.200q, want %d with %q, Allow %q", c.method, c.path, rec.Code, rec.Header(), rec.Body, c.status, c.want, c.allow)
+		}
+	}
+	if n := o.Counts(); n[ResultUnauthorized] != 1 || n[ResultMalformed] != 5 {
+		t.Errorf("counts %v", n)
 	}
 }

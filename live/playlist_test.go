@@ -144,7 +144,7 @@ func render(t *testing.T, w *Window, maxSegs int) (hlsPlaylist, string) {
 
 func TestPlaylist(t *testing.T) {
 	b := newBroadcaster(t)
-	w := newTestWindow(t, b, &clock{now: t0.Add(time.Minute)}, WindowConfig{})
+	w := newTestWindow(t, b, &clock{now: t0.Add(time.Minute)}, nil)
 	adder(t, w)(b.segment(KindInit, 10, t0, 0))
 	durs := []time.Duration{2002 * time.Millisecond, 1500 * time.Millisecond, 2499600 * time.Microsecond, 2 * time.Second}
 	at := t0.Add(123 * time.Millisecond)
@@ -181,7 +181,7 @@ func TestPlaylist(t *testing.T) {
 	}
 
 	// Without an init: no EXT-X-MAP. An empty window: a header only.
-	bare := newTestWindow(t, b, &clock{now: t0}, WindowConfig{})
+	bare := newTestWindow(t, b, &clock{now: t0}, nil)
 	if p, text := render(t, bare, 0); len(p.segments) != 0 || p.mediaSeq != 0 || p.target != 1 {
 		t.Errorf("empty window:\n%s", text)
 	}
@@ -206,7 +206,7 @@ func TestPlaylist(t *testing.T) {
 func TestPlaylistDiscontinuities(t *testing.T) {
 	b := newBroadcaster(t)
 	c := &clock{now: t0}
-	w := newTestWindow(t, b, c, WindowConfig{Duration: 20 * time.Second})
+	w := newTestWindow(t, b, c, func(wc *WindowConfig) { wc.Duration = 20 * time.Second })
 	add := func(kind Kind, seq uint64) {
 		t.Helper()
 		dur := 2 * time.Second
@@ -301,7 +301,7 @@ func TestPlaylistDiscontinuities(t *testing.T) {
 func TestPlaylistTargetDurationNeverShrinks(t *testing.T) {
 	b := newBroadcaster(t)
 	c := &clock{now: t0}
-	w := newTestWindow(t, b, c, WindowConfig{Duration: 10 * time.Second})
+	w := newTestWindow(t, b, c, func(wc *WindowConfig) { wc.Duration = 10 * time.Second })
 	adder(t, w)(b.segment(KindMedia, 0, c.Now(), 6*time.Second))
 	if p, _ := render(t, w, 0); p.target != 6 {
 		t.Errorf("target %d, want 6", p.target)
@@ -319,7 +319,7 @@ func TestPlaylistTargetDurationNeverShrinks(t *testing.T) {
 func TestPlaylistGaps(t *testing.T) {
 	b := newBroadcaster(t)
 	c := &clock{now: t0}
-	w := newTestWindow(t, b, c, WindowConfig{})
+	w := newTestWindow(t, b, c, nil)
 	add := adder(t, w)
 	add(b.segment(KindInit, 0, t0, 0))
 	for _, seq := range []uint64{0, 1, 4, 5} { // 2 and 3 were dropped

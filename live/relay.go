@@ -3,7 +3,6 @@ package live
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,7 +16,7 @@ import (
 	"time"
 )
 
-// Relay defaults.
+// Relay defaults (see DefaultRelayConfig).
 const (
 	DefaultRelayPoll         = 500 * time.Millisecond
 	DefaultRelayFetchTimeout = 8 * time.Second
@@ -42,7 +41,7 @@ type SegmentFetcher interface {
 	DropSegment(e Entry)
 }
 
-// RelayConfig sets up a Relay. Zero values take the defaults.
+// RelayConfig sets up a Relay. Start from DefaultRelayConfig.
 type RelayConfig struct {
 	// Stream is the stream followed. Required.
 	Stream StreamID
@@ -53,17 +52,62 @@ type RelayConfig struct {
 	Origin *Origin
 	// Fetcher gets segment bytes over BitTorrent. Required.
 	Fetcher SegmentFetcher
-	// HTTP reads the sources' manifests and states (default: a client with a 5 s timeout).
+	// HTTP reads the sources' manifests and states.
 	HTTP *http.Client
-	// Poll is how often each source's manifest is read (default 500 ms).
+	// Poll is how often each source's manifest is read (while a read is under way, the source
+	// is not read again).
 	Poll time.Duration
-	// FetchTimeout is how long one segment may take before the relay skips it (default 8 s).
+	// FetchTimeout is how long one segment may take before the relay skips it.
 	FetchTimeout time.Duration
-	// Parallel is how many segments are fetched at once (default 4).
+	// Parallel is how many segments are fetched at once.
 	Parallel int
-	// Backlog is how many media segments behind the live edge a relay starts from (default 5).
+	// Backlog is how many media segments behind the live edge a relay starts from.
 	Backlog int
-	Log     *slog.Logger
+}
+
+// DefaultRelayConfig returns the defaults (Stream, Sources, Origin and Fetcher still to be
+// set): an HTTP client with a 5 s timeout, a poll every 500 ms, 8 s for a segment, 4 at once,
+// starting 5 segments behind the live edge.
+func DefaultRelayConfig() RelayConfig {
+	return RelayConfig{
+		HTTP:         &http.Client{Timeout: 5 * time.Second},
+		Poll:         DefaultRelayPoll,
+		FetchTimeout: DefaultRelayFetchTimeout,
+		Parallel:     DefaultRelayParallel,
+		Backlog:      DefaultRelayBacklog,
+	}
+}
+
+// Validate reports every unusable field, each with the reason.
+func (c RelayConfig) Validate() error {
+	var errs configErrors
+	if c.Stream.IsZero() {
+		errs.add("Stream", "must be set")
+	}
+	if len(c.Sources) == 0 {
+		errs.add("Sources", "must list at least one stream URL")
+	}
+	for _, raw := range c.Sources {
+		if _, id, err := ParseStreamURL(raw); err != nil {
+			errs.add("Sources", "%v", err)
+		} else if !c.Stream.IsZero() && id != c.Stream {
+			errs.add("Sources", "%s is stream %s, not %s", raw, id, c.Stream)
+		}
+	}
+	if c.Origin == nil {
+		errs.add("Origin", "must be set")
+	}
+	if c.Fetcher == nil {
+		errs.add("Fetcher", "must be set")
+	}
+	if c.HTTP == nil {
+		errs.add("HTTP", "must be set")
+	}
+	errs.duration("Poll", c.Poll)
+	errs.duration("FetchTimeout", c.FetchTimeout)
+	errs.positive("Parallel", int64(c.Parallel))
+	errs.positive("Backlog", int64(c.Backlog))
+	return errs.err()
 }
 
 // RelayStatus is how a relay follows its stream, as GET /api/live/{stream} reports it.
@@ -174,41 +218,17 @@ func (s *relaySource) peer() string {
 	return net.JoinHostPort(s.host, strconv.Itoa(s.port))
 }
 
-// NewRelay checks cfg; Run follows the stream.
-func NewRelay(cfg RelayConfig) (*Relay, error) {
-	if cfg.Stream.IsZero() || cfg.Origin == nil || cfg.Fetcher == nil {
-		return nil, errors.New("live: a relay needs a stream, an origin and a fetcher")
+// NewRelay checks cfg; Run follows the stream. log nil discards its logs.
+func NewRelay(cfg RelayConfig, log *slog.Logger) (*Relay, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if len(cfg.Sources) == 0 {
-		return nil, fmt.Errorf("live: relay of %s: no sources", cfg.Stream)
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.HTTP == nil {
-		cfg.HTTP = &http.Client{Timeout: 5 * time.Second}
-	}
-	if cfg.Poll <= 0 {
-		cfg.Poll = DefaultRelayPoll
-	}
-	if cfg.FetchTimeout <= 0 {
-		cfg.FetchTimeout = DefaultRelayFetchTimeout
-	}
-	if cfg.Parallel <= 0 {
-		cfg.Parallel = DefaultRelayParallel
-	}
-	if cfg.Backlog <= 0 {
-		cfg.Backlog = DefaultRelayBacklog
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
-	}
-	r := &Relay{cfg: cfg, log: cfg.Log.With("component", "relay", "stream", cfg.Stream), rejected: map[string]uint64{}, bad: map[[64]byte]struct{}{}}
+	r := &Relay{cfg: cfg, log: log.With("component", "relay", "stream", cfg.Stream), rejected: map[string]uint64{}, bad: map[[64]byte]struct{}{}}
 	for _, raw := range cfg.Sources {
-		base, id, err := ParseStreamURL(raw)
-		if err != nil {
-			return nil, err
-		}
-		if id != cfg.Stream {
-			return nil, fmt.Errorf("live: relay source %s is stream %s, not %s", raw, id, cfg.Stream)
-		}
+		base, id, _ := ParseStreamURL(raw) // Validate checked it
 		u, _ := url.Parse(base)
 		r.sources = append(r.sources, &relaySource{
 			raw: raw, base: base, host: u.Hostname(),
@@ -290,17 +310,22 @@ func (r *Relay) Run(ctx context.Context) {
 	defer tick.Stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// One poll in flight per source: a source that hangs (up to the HTTP client's timeout) is
+	// skipped by the ticks until its poll ends, instead of piling up pollers.
+	polling := make([]bool, len(r.sources))
 	poll := func() {
-		for _, s := range r.sources {
+		for i, s := range r.sources {
+			if polling[i] {
+				continue
+			}
+			polling[i] = true
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if m, ok := r.poll(ctx, s); ok {
-					select {
-					case manifests <- m:
-					case <-ctx.Done():
-					}
-				}
+				m, ok := r.poll(ctx, s)
+				m.source, m.ok = i, ok
+				// Never blocks: the channel holds one answer per source.
+				manifests <- m
 			}()
 		}
 	}
@@ -317,6 +342,10 @@ func (r *Relay) Run(ctx context.Context) {
 		case <-tick.C:
 			poll()
 		case m := <-manifests:
+			polling[m.source] = false
+			if !m.ok {
+				break
+			}
 			entries := m.entries
 			if m.end != nil && m.end.Sig != endDone {
 				end = m.end
@@ -486,6 +515,9 @@ func (r *Relay) peers() []string {
 type sourceManifest struct {
 	entries []SignedEntry
 	end     *End
+	// source is the index of the source polled; ok is whether the poll worked.
+	source int
+	ok     bool
 }
 
 // poll reads a source's manifest (and now and then its state, for its BitTorrent port), and

@@ -1,7 +1,6 @@
 package live
 
 import (
-	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -15,24 +14,52 @@ const (
 	DefaultFutureSkew     = 30 * time.Second
 )
 
-// WindowConfig sets up a Window. Zero values take the defaults.
+// WindowConfig sets up a Window. Start from DefaultWindowConfig.
 type WindowConfig struct {
 	// Stream is the only stream the window accepts entries of. Required.
 	Stream StreamID
-	// Duration is how far back the window keeps media segments, by their TimeMS (default 30 min).
-	// Media entries older than that are refused and evicted. The init segment heading the oldest
-	// kept media segment stays, however old.
+	// Duration is how far back the window keeps media segments, by their TimeMS. Media entries
+	// older than that are refused and evicted. The init segment heading the oldest kept media
+	// segment stays, however old.
 	Duration time.Duration
-	// MaxSegmentSize refuses larger segments (default 32 MiB).
+	// MaxSegmentSize refuses larger segments.
 	MaxSegmentSize uint64
-	// MaxBytes caps the segment bytes the window keeps (default 256 MiB; negative keeps none).
-	// Over it, the oldest segments lose their bytes first (the newest init last); entries stay.
+	// MaxBytes caps the segment bytes the window keeps (0 keeps none: entries only). Over it,
+	// the oldest segments lose their bytes first (the newest init last); entries stay.
 	MaxBytes int64
-	// FutureSkew is how far ahead of Now an entry's time may be (default 30 s): the broadcaster's
-	// clock and ours disagree a little, never by minutes.
+	// FutureSkew is how far ahead of Now an entry's time may be: the broadcaster's clock and
+	// ours disagree a little, never by minutes.
 	FutureSkew time.Duration
-	// Now is the clock (default time.Now); tests inject one.
+	// Now is the clock (nil: time.Now); tests inject one.
 	Now func() time.Time
+}
+
+// DefaultWindowConfig returns the defaults (Stream still to be set): 30 minutes, segments of up
+// to 32 MiB, 256 MiB kept, 30 s of clock skew.
+func DefaultWindowConfig() WindowConfig {
+	return WindowConfig{
+		Duration:       DefaultWindowDuration,
+		MaxSegmentSize: DefaultMaxSegmentSize,
+		MaxBytes:       DefaultMaxBytes,
+		FutureSkew:     DefaultFutureSkew,
+	}
+}
+
+// Validate reports every unusable field, each with the reason.
+func (c WindowConfig) Validate() error {
+	var errs configErrors
+	if c.Stream.IsZero() {
+		errs.add("Stream", "must be set")
+	}
+	errs.duration("Duration", c.Duration)
+	if c.MaxSegmentSize == 0 {
+		errs.add("MaxSegmentSize", "must be > 0")
+	}
+	if c.MaxBytes < 0 {
+		errs.add("MaxBytes", "must be >= 0 (0 keeps no bytes), got %d", c.MaxBytes)
+	}
+	errs.duration("FutureSkew", c.FutureSkew)
+	return errs.err()
 }
 
 // Segment is an entry the window accepted, with its bytes if it keeps them.
@@ -88,20 +115,8 @@ type Window struct {
 
 // NewWindow makes an empty window for cfg.Stream.
 func NewWindow(cfg WindowConfig) (*Window, error) {
-	if cfg.Stream.IsZero() {
-		return nil, fmt.Errorf("live: window needs a stream id")
-	}
-	if cfg.Duration <= 0 {
-		cfg.Duration = DefaultWindowDuration
-	}
-	if cfg.MaxSegmentSize == 0 {
-		cfg.MaxSegmentSize = DefaultMaxSegmentSize
-	}
-	if cfg.MaxBytes == 0 {
-		cfg.MaxBytes = DefaultMaxBytes
-	}
-	if cfg.FutureSkew <= 0 {
-		cfg.FutureSkew = DefaultFutureSkew
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -277,7 +292,7 @@ func (w *Window) trimBytes() {
 // AttachData stores the bytes of an entry the window accepted without them (a relay learns the
 // signed entry first, then fetches the segment by its infohash). data must match the entry: size,
 // SHA-256 and infohash, else ErrContentMismatch or ErrInfoHashMismatch. It reports false if the
-// entry is not (or no longer) in the window, or the window keeps no bytes (MaxBytes < 0).
+// entry is not (or no longer) in the window, or the window keeps no bytes (MaxBytes 0).
 func (w *Window) AttachData(kind Kind, seq uint64, data []byte) (bool, error) {
 	w.mu.Lock()
 	s, ok := w.get(kind, seq)
@@ -296,7 +311,7 @@ func (w *Window) AttachData(kind Kind, seq uint64, data []byte) (bool, error) {
 	defer w.mu.Unlock()
 	w.evict()
 	s, ok = w.get(kind, seq)
-	if !ok || w.cfg.MaxBytes < 0 {
+	if !ok || w.cfg.MaxBytes == 0 {
 		return false, nil
 	}
 	if s.Data == nil {

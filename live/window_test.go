@@ -55,8 +55,13 @@ func (b *broadcaster) media(seq uint64, at time.Time) (SignedEntry, []byte) {
 	return b.segment(KindMedia, seq, at, 2*time.Second)
 }
 
-func newTestWindow(t testing.TB, b *broadcaster, c *clock, cfg WindowConfig) *Window {
+// newTestWindow makes a window of b's stream on clock c, with the defaults changed by mutate (if not nil).
+func newTestWindow(t testing.TB, b *broadcaster, c *clock, mutate func(*WindowConfig)) *Window {
 	t.Helper()
+	cfg := DefaultWindowConfig()
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	cfg.Stream = b.id
 	cfg.Now = c.Now
 	w, err := NewWindow(cfg)
@@ -89,7 +94,7 @@ func TestWindowRejects(t *testing.T) {
 	now := t0
 	for _, tc := range []struct {
 		name string
-		cfg  WindowConfig
+		cfg  func(*WindowConfig)
 		// setup adds entries first; then the entry made by bad is added and must fail with want.
 		setup func(t *testing.T, w *Window)
 		bad   func() (SignedEntry, []byte)
@@ -116,22 +121,22 @@ func TestWindowRejects(t *testing.T) {
 		{name: "too old",
 			bad:  func() (SignedEntry, []byte) { return b.media(1, now.Add(-30*time.Minute-time.Millisecond)) },
 			want: ErrTooOld},
-		{name: "too old for a short window", cfg: WindowConfig{Duration: time.Minute},
+		{name: "too old for a short window", cfg: func(wc *WindowConfig) { wc.Duration = time.Minute },
 			bad:  func() (SignedEntry, []byte) { return b.media(1, now.Add(-61*time.Second)) },
 			want: ErrTooOld},
 		{name: "beyond the future skew",
 			bad:  func() (SignedEntry, []byte) { return b.media(1, now.Add(DefaultFutureSkew+time.Millisecond)) },
 			want: ErrFuture},
-		{name: "beyond a configured skew", cfg: WindowConfig{FutureSkew: time.Second},
+		{name: "beyond a configured skew", cfg: func(wc *WindowConfig) { wc.FutureSkew = time.Second },
 			bad:  func() (SignedEntry, []byte) { return b.media(1, now.Add(2*time.Second)) },
 			want: ErrFuture},
 		{name: "init from the future",
 			bad:  func() (SignedEntry, []byte) { return b.segment(KindInit, 1, now.Add(time.Hour), 0) },
 			want: ErrFuture},
-		{name: "too large", cfg: WindowConfig{MaxSegmentSize: 10},
+		{name: "too large", cfg: func(wc *WindowConfig) { wc.MaxSegmentSize = 10 },
 			bad:  func() (SignedEntry, []byte) { return b.media(1, now) },
 			want: ErrTooLarge},
-		{name: "too large without the bytes", cfg: WindowConfig{MaxSegmentSize: 10},
+		{name: "too large without the bytes", cfg: func(wc *WindowConfig) { wc.MaxSegmentSize = 10 },
 			bad:  func() (SignedEntry, []byte) { s, _ := b.media(1, now); return s, nil },
 			want: ErrTooLarge},
 		{name: "another stream",
@@ -192,7 +197,7 @@ func TestWindowRejects(t *testing.T) {
 func TestWindowAccepts(t *testing.T) {
 	b := newBroadcaster(t)
 	c := &clock{now: t0}
-	w := newTestWindow(t, b, c, WindowConfig{FutureSkew: 5 * time.Second})
+	w := newTestWindow(t, b, c, func(wc *WindowConfig) { wc.FutureSkew = 5 * time.Second })
 	withoutBytes := func(s SignedEntry, _ []byte) (SignedEntry, []byte) { return s, nil }
 	for _, add := range []struct {
 		name string
@@ -250,7 +255,7 @@ func TestWindowAccepts(t *testing.T) {
 
 func TestWindowGaps(t *testing.T) {
 	b := newBroadcaster(t)
-	w := newTestWindow(t, b, &clock{now: t0}, WindowConfig{})
+	w := newTestWindow(t, b, &clock{now: t0}, nil)
 	for _, tc := range []struct {
 		seq         uint64
 		wantMissing uint64
@@ -280,7 +285,7 @@ func TestWindowGaps(t *testing.T) {
 func TestWindowEviction(t *testing.T) {
 	b := newBroadcaster(t)
 	c := &clock{now: t0}
-	w := newTestWindow(t, b, c, WindowConfig{Duration: time.Minute})
+	w := newTestWindow(t, b, c, func(wc *WindowConfig) { wc.Duration = time.Minute })
 	adder(t, w)(b.segment(KindInit, 0, t0, 0))
 	// 90 segments of 2 s, three minutes: the clock follows the broadcaster.
 	for seq := uint64(0); seq < 90; seq++ {
@@ -326,7 +331,7 @@ func TestWindowEviction(t *testing.T) {
 
 func TestWindowByteCap(t *testing.T) {
 	b := newBroadcaster(t)
-	w := newTestWindow(t, b, &clock{now: t0}, WindowConfig{MaxBytes: 150})
+	w := newTestWindow(t, b, &clock{now: t0}, func(wc *WindowConfig) { wc.MaxBytes = 150 })
 	in, inData := b.segment(KindInit, 0, t0, 0)
 	mustAdd(t, w, in, inData)
 	var sizes []int
@@ -366,7 +371,7 @@ func TestWindowByteCap(t *testing.T) {
 		t.Errorf("manifest has %d entries, want all 6", n)
 	}
 	// A cap below init + segment: the newest media goes before the init.
-	tight := newTestWindow(t, b, &clock{now: t0}, WindowConfig{MaxBytes: 100})
+	tight := newTestWindow(t, b, &clock{now: t0}, func(wc *WindowConfig) { wc.MaxBytes = 100 })
 	mustAdd(t, tight, in, inData)
 	adder(t, tight)(b.media(0, t0))
 	if s, _ := tight.Get(KindInit, 0); s.Data == nil {
@@ -375,17 +380,17 @@ func TestWindowByteCap(t *testing.T) {
 	if st := tight.Stats(); st.Bytes != int64(len(inData)) {
 		t.Errorf("tight cap: %d bytes kept, want the init's %d", st.Bytes, len(inData))
 	}
-	none := newTestWindow(t, b, &clock{now: t0}, WindowConfig{MaxBytes: -1})
+	none := newTestWindow(t, b, &clock{now: t0}, func(wc *WindowConfig) { wc.MaxBytes = 0 })
 	adder(t, none)(b.media(0, t0))
 	if s, _ := none.Media(0); s.Data != nil {
-		t.Error("MaxBytes < 0 kept bytes")
+		t.Error("MaxBytes 0 kept bytes")
 	}
 }
 
 func TestWindowConcurrent(t *testing.T) {
 	b := newBroadcaster(t)
 	c := &clock{now: t0}
-	w := newTestWindow(t, b, c, WindowConfig{Duration: 20 * time.Second})
+	w := newTestWindow(t, b, c, func(wc *WindowConfig) { wc.Duration = 20 * time.Second })
 	const n = 200
 	entries := make([]SignedEntry, n)
 	data := make([][]byte, n)
@@ -441,7 +446,7 @@ func TestWindowConcurrent(t *testing.T) {
 
 func TestWindowAttachData(t *testing.T) {
 	b := newBroadcaster(t)
-	w := newTestWindow(t, b, &clock{now: t0}, WindowConfig{})
+	w := newTestWindow(t, b, &clock{now: t0}, nil)
 	s, data := b.media(3, t0)
 	mustAdd(t, w, s, nil) // a relay: the signed entry first
 	if seg, _ := w.Media(3); seg.Data != nil {
