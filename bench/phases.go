@@ -38,7 +38,9 @@ var errCorrupt = errors.New("sha256 mismatch")
 func measureRaw(size int64) (float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), rawTimeout)
 	defer cancel()
-	return bridge.MeasureRawThroughput(ctx, bridge.Config{LoopbackOnly: true}, size)
+	cfg := bridge.DefaultConfig()
+	cfg.LoopbackOnly = true
+	return bridge.MeasureRawThroughput(ctx, cfg, size)
 }
 
 // measureConn sends size bytes in 16 KiB writes through two Bridges' Conns (what the gateway and
@@ -48,17 +50,21 @@ func measureConn(size int64, log *slog.Logger) (bps float64, stall time.Duration
 	ctx, cancel := context.WithTimeout(context.Background(), rawTimeout)
 	defer cancel()
 	dialable := make(chan string, 1)
-	off, err := bridge.New(bridge.Config{LoopbackOnly: true, OnDialable: func(_ bridge.PeerMeta, addr string) {
+	cfg := bridge.DefaultConfig()
+	cfg.LoopbackOnly = true
+	offCfg := cfg
+	offCfg.OnDialable = func(_ bridge.PeerMeta, addr string) {
 		select {
 		case dialable <- addr:
 		default:
 		}
-	}}, log)
+	}
+	off, err := bridge.New(offCfg, log)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer off.Close()
-	ans, err := bridge.New(bridge.Config{LoopbackOnly: true}, log)
+	ans, err := bridge.New(cfg, log)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -108,7 +114,7 @@ func measureConn(size int64, log *slog.Logger) (bps float64, stall time.Duration
 		}
 		werr <- nil
 	}()
-	buf := make([]byte, bridge.DefaultMaxMessageSize)
+	buf := make([]byte, cfg.MaxMessageSize)
 	last := start
 	var got int64
 	for got < size {

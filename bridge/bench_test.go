@@ -12,7 +12,7 @@ import (
 func BenchmarkDataChannel(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	pair, err := newRawPair(ctx, Config{LoopbackOnly: true})
+	pair, err := newRawPair(ctx, loopbackConfig())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -30,12 +30,14 @@ func BenchmarkConn(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dialable := make(chan string, 1)
-	off, err := New(Config{LoopbackOnly: true, OnDialable: func(_ PeerMeta, addr string) { dialable <- addr }}, testLog)
+	offCfg := loopbackConfig()
+	offCfg.OnDialable = func(_ PeerMeta, addr string) { dialable <- addr }
+	off, err := New(offCfg, testLog)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer off.Close()
-	ans, err := New(Config{LoopbackOnly: true}, testLog)
+	ans, err := New(loopbackConfig(), testLog)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,7 +84,7 @@ func BenchmarkConn(b *testing.B) {
 
 func TestMeasureRawThroughput(t *testing.T) {
 	ctx := guard(t, 30*time.Second)
-	bps, err := MeasureRawThroughput(ctx, Config{LoopbackOnly: true}, 8<<20)
+	bps, err := MeasureRawThroughput(ctx, loopbackConfig(), 8<<20)
 	if err != nil {
 		t.Fatal(err)
 	}

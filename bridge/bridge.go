@@ -68,14 +68,17 @@ var (
 	} = (*Bridge)(nil)
 )
 
-// New validates cfg, builds the pion API and opens the UDP mux if one is configured.
+// New validates cfg, builds the pion API and opens the UDP mux if one is configured. A nil log
+// discards the bridge's logs.
 func New(cfg Config, log *slog.Logger) (*Bridge, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	if cfg.LoopbackOnly {
+		cfg.ICEServers = nil // nothing leaves the machine
+	}
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "bridge")
 	var tag [3]byte

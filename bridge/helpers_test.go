@@ -42,6 +42,13 @@ func guard(t *testing.T, timeout time.Duration) context.Context {
 	return ctx
 }
 
+// loopbackConfig is DefaultConfig kept on the loopback interface.
+func loopbackConfig() Config {
+	cfg := DefaultConfig()
+	cfg.LoopbackOnly = true
+	return cfg
+}
+
 // testBridge is a loopback Bridge whose OnDialable reports to a channel.
 type testBridge struct {
 	*Bridge
@@ -51,10 +58,8 @@ type testBridge struct {
 func newBridge(t *testing.T, mod func(*Config)) *testBridge {
 	t.Helper()
 	tb := &testBridge{dialable: make(chan string, 16)}
-	cfg := Config{
-		LoopbackOnly: true,
-		OnDialable:   func(_ PeerMeta, addr string) { tb.dialable <- addr },
-	}
+	cfg := loopbackConfig()
+	cfg.OnDialable = func(_ PeerMeta, addr string) { tb.dialable <- addr }
 	if mod != nil {
 		mod(&cfg)
 	}

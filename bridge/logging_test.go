@@ -114,7 +114,7 @@ func TestPionLogsGoToSlog(t *testing.T) {
 // logger, tagged with the bridge component.
 func TestBridgeLogsPionThroughSlog(t *testing.T) {
 	var buf bytes.Buffer
-	b, err := New(Config{LoopbackOnly: true}, slog.New(slog.NewJSONHandler(&buf, nil)))
+	b, err := New(loopbackConfig(), slog.New(slog.NewJSONHandler(&buf, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,6 @@ func newRawPair(ctx context.Context, cfg Config) (_ *rawPair, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
 	se, mux, err := newSettingEngine(cfg, slog.Default().With("component", "bridge"))
 	if err != nil {
 		return nil, err
@@ -162,7 +161,7 @@ func (p *rawPair) transfer(ctx context.Context, total int64, msg int) (time.Dura
 	}()
 	stop := context.AfterFunc(ctx, func() { _ = p.r.SetReadDeadline(time.Now()) })
 	defer stop()
-	buf := make([]byte, max(msg, DefaultMaxMessageSize))
+	buf := make([]byte, max(msg, int(DefaultConfig().MaxMessageSize)))
 	var got int64
 	for got < total {
 		n, err := p.r.Read(buf)
