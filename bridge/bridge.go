@@ -34,7 +34,8 @@ type Bridge struct {
 
 	bytesRead, bytesWritten atomic.Uint64
 	extraUnchokes           atomic.Uint64
-	bufs                    sync.Pool // *[]byte of MaxMessageSize, for conn reads
+	disconnected            atomic.Int64 // peers within DisconnectedGrace
+	bufs                    sync.Pool    // *[]byte of MaxMessageSize, for conn reads
 
 	mu      sync.Mutex
 	closed  bool
@@ -50,6 +51,7 @@ type Bridge struct {
 type Stats struct {
 	PeerConnections int // live PeerConnections, pending or open
 	OpenConns       int // conns whose channel is open and not closed
+	Disconnected    int // PeerConnections whose ICE is disconnected, within DisconnectedGrace
 	BytesRead       uint64
 	BytesWritten    uint64
 	ExtraUnchokes   uint64 // unchokes the wire shim added after a remote's interested
@@ -125,6 +127,10 @@ func newSettingEngine(cfg Config, log *slog.Logger) (webrtc.SettingEngine, io.Cl
 	se.SetSCTPMaxMessageSize(cfg.MaxMessageSize)
 	// Negotiated in the SCTP INIT: only used when the remote advertises support.
 	se.EnableSCTPZeroChecksum(true)
+
+	if t := cfg.iceTimeouts; t != nil {
+		se.SetICETimeouts(t.disconnected, t.failed, t.keepalive)
+	}
 
 	loopback := func(name string) bool { return name == "lo" }
 	if cfg.LoopbackOnly {
@@ -269,6 +275,7 @@ func (b *Bridge) Stats() Stats {
 	return Stats{
 		PeerConnections: len(b.peers),
 		OpenConns:       len(b.conns),
+		Disconnected:    int(b.disconnected.Load()),
 		BytesRead:       b.bytesRead.Load(),
 		BytesWritten:    b.bytesWritten.Load(),
 		ExtraUnchokes:   b.extraUnchokes.Load(),

@@ -43,6 +43,12 @@ type Config struct {
 	// WriteTimeout bounds each Write so one slow browser cannot stall the others; on expiry the
 	// conn is closed.
 	WriteTimeout time.Duration
+	// DisconnectedGrace is how long a PeerConnection may stay ICE-disconnected (pion: nothing
+	// heard from the remote for 5 s) before it is closed; one whose ICE reconnects meanwhile is
+	// kept. Brief losses are common (Wi-Fi roaming, a busy link) and ICE recovers from them; a
+	// killed tab never comes back. pion declares ICE failed 25 s after disconnected, which closes
+	// the PeerConnection at once, so a longer grace changes nothing.
+	DisconnectedGrace time.Duration
 	// MaxPeers bounds live PeerConnections; Answer and Offer return ErrTooManyPeers above it.
 	MaxPeers int
 	// MaxPeersPerSwarm bounds live PeerConnections of one info hash; Answer and Offer return
@@ -55,6 +61,15 @@ type Config struct {
 	// LoggerFactory receives pion's logs; nil sends them to the Bridge's slog logger, warn and
 	// error as they are, info at debug, debug and trace below slog's debug (not written).
 	LoggerFactory logging.LoggerFactory
+
+	// iceTimeouts, when set, replaces pion's ICE timeouts, so that tests see an interruption
+	// within a second.
+	iceTimeouts *iceTimeouts
+}
+
+// iceTimeouts are pion's SettingEngine.SetICETimeouts arguments.
+type iceTimeouts struct {
+	disconnected, failed, keepalive time.Duration
 }
 
 // DefaultConfig returns the defaults: ephemeral UDP ports, every interface, no ICE servers.
@@ -64,7 +79,10 @@ func DefaultConfig() Config {
 		MaxMessageSize: 64 << 10,
 		ConnectTimeout: 30 * time.Second,
 		WriteTimeout:   20 * time.Second,
-		MaxPeers:       2000,
+		// With pion's 5 s to disconnected, a silent remote is dropped after 20 s of silence,
+		// before pion's 30 s to failed.
+		DisconnectedGrace: 15 * time.Second,
+		MaxPeers:          2000,
 	}
 }
 
@@ -108,6 +126,7 @@ func (c Config) Validate() error {
 	}
 	positive("ConnectTimeout", c.ConnectTimeout)
 	positive("WriteTimeout", c.WriteTimeout)
+	positive("DisconnectedGrace", c.DisconnectedGrace)
 	if c.MaxPeers <= 0 {
 		bad("MaxPeers", "must be > 0, got %d", c.MaxPeers)
 	}
