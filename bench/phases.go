@@ -19,6 +19,7 @@ import (
 	"github.com/swarmgate/swarmgate/bridge"
 	"github.com/swarmgate/swarmgate/gateway"
 	"github.com/swarmgate/swarmgate/internal/peertest"
+	"github.com/swarmgate/swarmgate/internal/rawpion"
 )
 
 // Per-phase time limits. Everything is on loopback, so these are generous.
@@ -33,14 +34,13 @@ const (
 // errCorrupt marks a download whose bytes differ from the seeder's.
 var errCorrupt = errors.New("sha256 mismatch")
 
-// measureRaw is the ceiling: bridge.MeasureRawThroughput (two pion peers, one detached channel,
-// 16 KiB messages, the bridge's SettingEngine, no Conn).
+// measureRaw is the ceiling: two pion peers, one detached channel, 16 KiB messages, the bridge's
+// data-channel settings, no Conn.
 func measureRaw(size int64) (float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), rawTimeout)
 	defer cancel()
 	cfg := bridge.DefaultConfig()
-	cfg.LoopbackOnly = true
-	return bridge.MeasureRawThroughput(ctx, cfg, size)
+	return rawpion.Measure(ctx, rawpion.Settings{ReceiveBuffer: cfg.ReceiveBuffer, MaxMessageSize: cfg.MaxMessageSize}, size)
 }
 
 // measureConn sends size bytes in 16 KiB writes through two Bridges' Conns (what the gateway and
@@ -105,7 +105,7 @@ func measureConn(size int64, log *slog.Logger) (bps float64, stall time.Duration
 	start := time.Now()
 	werr := make(chan error, 1)
 	go func() {
-		buf := make([]byte, bridge.RawMessageSize)
+		buf := make([]byte, rawpion.MessageSize)
 		for left := size; left > 0; left -= int64(len(buf)) {
 			if _, err := w.Write(buf[:min(int64(len(buf)), left)]); err != nil {
 				werr <- err

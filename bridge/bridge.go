@@ -15,17 +15,20 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/swarmgate/swarmgate/internal/udpbuf"
 )
 
 // Bridge owns the pion API, the optional UDP mux and every PeerConnection it creates. It is a
 // torrent Listener (Accept, Addr) for answered peers and a Dialer (Dial, DialerNetwork) for
 // offered ones.
 type Bridge struct {
-	cfg Config
-	log *slog.Logger
-	api *webrtc.API
-	mux io.Closer // nil without UDPPort
-	tag string    // makes parked addresses unique across Bridges in one process
+	cfg      Config
+	log      *slog.Logger
+	pionLogs logging.LoggerFactory // pion's logs: Config.LoggerFactory or the slog logger
+	api      *webrtc.API
+	mux      io.Closer // nil without UDPPort
+	tag      string    // makes parked addresses unique across Bridges in one process
 
 	acceptCh chan *Conn
 	done     chan struct{}
@@ -98,7 +101,11 @@ func New(cfg Config, log *slog.Logger) (*Bridge, error) {
 		bySwarm:  make(map[[20]byte]int),
 		parked:   make(map[string]*Conn),
 	}
-	se, mux, err := newSettingEngine(cfg, log)
+	b.pionLogs = cfg.LoggerFactory
+	if b.pionLogs == nil {
+		b.pionLogs = newSlogFactory(log)
+	}
+	se, mux, err := newSettingEngine(cfg, b.pionLogs)
 	if err != nil {
 		return nil, err
 	}
@@ -109,12 +116,8 @@ func New(cfg Config, log *slog.Logger) (*Bridge, error) {
 }
 
 // newSettingEngine is the one place where pion's non-standard knobs are set.
-func newSettingEngine(cfg Config, log *slog.Logger) (webrtc.SettingEngine, io.Closer, error) {
+func newSettingEngine(cfg Config, lf logging.LoggerFactory) (webrtc.SettingEngine, io.Closer, error) {
 	var se webrtc.SettingEngine
-	lf := cfg.LoggerFactory
-	if lf == nil {
-		lf = newSlogFactory(log)
-	}
 	se.LoggerFactory = lf
 
 	// Detached channels give a plain reader/writer with real deadlines; block-write makes Write
@@ -149,7 +152,7 @@ func newSettingEngine(cfg Config, log *slog.Logger) (webrtc.SettingEngine, io.Cl
 		}
 	}
 	if cfg.UDPPort == 0 {
-		n, err := newBufferedNet()
+		n, err := udpbuf.NewNet()
 		if err != nil {
 			return se, nil, fmt.Errorf("bridge: network: %w", err)
 		}
@@ -163,13 +166,13 @@ func newSettingEngine(cfg Config, log *slog.Logger) (webrtc.SettingEngine, io.Cl
 		if err != nil {
 			return se, nil, fmt.Errorf("bridge: listen udp: %w", err)
 		}
-		enlargeBuffers(pc)
+		udpbuf.Enlarge(pc)
 		mux = webrtc.NewICEUDPMux(muxLog, pc)
 	} else {
 		opts := []ice.UDPMuxFromPortOption{
 			ice.UDPMuxFromPortWithLogger(muxLog),
-			ice.UDPMuxFromPortWithReadBufferSize(udpSocketBuffer),
-			ice.UDPMuxFromPortWithWriteBufferSize(udpSocketBuffer),
+			ice.UDPMuxFromPortWithReadBufferSize(udpbuf.Size),
+			ice.UDPMuxFromPortWithWriteBufferSize(udpbuf.Size),
 		}
 		if cfg.LoopbackOnly {
 			opts = append(opts, ice.UDPMuxFromPortWithInterfaceFilter(loopback), ice.UDPMuxFromPortWithLoopback())
@@ -182,14 +185,6 @@ func newSettingEngine(cfg Config, log *slog.Logger) (webrtc.SettingEngine, io.Cl
 	}
 	se.SetICEUDPMux(mux)
 	return se, mux, nil
-}
-
-// loggerFactory exposes the pion logger in use, for the throughput helper.
-func (b *Bridge) loggerFactory() logging.LoggerFactory {
-	if b.cfg.LoggerFactory != nil {
-		return b.cfg.LoggerFactory
-	}
-	return newSlogFactory(b.log)
 }
 
 // spawn runs f in a goroutine that Close waits for; it reports false (and does not run f) once

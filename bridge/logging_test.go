@@ -120,7 +120,7 @@ func TestBridgeLogsPionThroughSlog(t *testing.T) {
 	}
 	defer b.Close()
 	buf.Reset()
-	b.loggerFactory().NewLogger("pc").Warn("from pion")
+	b.pionLogs.NewLogger("pc").Warn("from pion")
 	var r struct {
 		Component, Pion, Msg string
 	}
