@@ -256,7 +256,7 @@ func (rg *runningGateway) watchFetch(ih metainfo.Hash, stop <-chan struct{}, fir
 type rawRun struct {
 	Join      time.Time // Connect called: first announce with an offer
 	Open      time.Time // data channel open, conn returned
-	Wire      wireResult
+	Wire      peertest.WireStats
 	Posted    time.Time // cold runs: POST /api/torrents sent
 	Metadata  time.Time // cold runs: the gateway's metainfo endpoint answered
 	GWFirst   time.Time // cold runs: the gateway's first useful bytes from the native seeder
@@ -289,7 +289,7 @@ func rawDownload(p *peertest.WebRTCPeer, s *peertest.Seeder, run *rawRun) error 
 	}
 	defer conn.Close()
 	run.Open = time.Now()
-	data, res, err := wireDownload(ctx, conn, s.MetaInfo.HashInfoBytes(), p.PeerID(), s.Info, pipelineDepth, idleTimeout)
+	data, res, err := peertest.WireDownload(ctx, conn, s.MetaInfo.HashInfoBytes(), p.PeerID(), s.Info, pipelineDepth, idleTimeout)
 	run.Wire = res
 	if err != nil {
 		return fmt.Errorf("wire download: %w (max outstanding %d, chokes %d)", err, res.MaxOutstanding, res.Chokes)
