@@ -433,11 +433,12 @@ func TestValidate(t *testing.T) {
 		{"tiny messages", func(c *Config) { c.MaxMessageSize = 100 }, []string{"MaxMessageSize"}},
 		{"buffer below message", func(c *Config) { c.MaxMessageSize, c.ReceiveBuffer = 64<<10, 32<<10 }, []string{"ReceiveBuffer"}},
 		{"zero timeout", func(c *Config) { c.ConnectTimeout = 0 }, []string{"ConnectTimeout"}},
+		{"zero grace", func(c *Config) { c.DisconnectedGrace = 0 }, []string{"DisconnectedGrace"}},
 		{"negative write timeout", func(c *Config) { c.WriteTimeout = -1 }, []string{"WriteTimeout"}},
 		{"zero peers", func(c *Config) { c.MaxPeers = 0 }, []string{"MaxPeers"}},
 		{"negative per-swarm", func(c *Config) { c.MaxPeersPerSwarm = -1 }, []string{"MaxPeersPerSwarm"}},
 		// Every problem at once, not only the first.
-		{"zero value", func(c *Config) { *c = Config{} }, []string{"MaxMessageSize", "ConnectTimeout", "WriteTimeout", "MaxPeers"}},
+		{"zero value", func(c *Config) { *c = Config{} }, []string{"MaxMessageSize", "ConnectTimeout", "WriteTimeout", "DisconnectedGrace", "MaxPeers"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
