@@ -19,6 +19,7 @@ import (
 	"github.com/swarmgate/swarmgate/bridge"
 	"github.com/swarmgate/swarmgate/gateway"
 	"github.com/swarmgate/swarmgate/internal/peertest"
+	"github.com/swarmgate/swarmgate/internal/rawpion"
 )
 
 // Per-phase time limits. Everything is on loopback, so these are generous.
@@ -33,12 +34,13 @@ const (
 // errCorrupt marks a download whose bytes differ from the seeder's.
 var errCorrupt = errors.New("sha256 mismatch")
 
-// measureRaw is the ceiling: bridge.MeasureRawThroughput (two pion peers, one detached channel,
-// 16 KiB messages, the bridge's SettingEngine, no Conn).
+// measureRaw is the ceiling: two pion peers, one detached channel, 16 KiB messages, the bridge's
+// data-channel settings, no Conn.
 func measureRaw(size int64) (float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), rawTimeout)
 	defer cancel()
-	return bridge.MeasureRawThroughput(ctx, bridge.Config{LoopbackOnly: true}, size)
+	cfg := bridge.DefaultConfig()
+	return rawpion.Measure(ctx, rawpion.Settings{ReceiveBuffer: cfg.ReceiveBuffer, MaxMessageSize: cfg.MaxMessageSize}, size)
 }
 
 // measureConn sends size bytes in 16 KiB writes through two Bridges' Conns (what the gateway and
@@ -48,17 +50,21 @@ func measureConn(size int64, log *slog.Logger) (bps float64, stall time.Duration
 	ctx, cancel := context.WithTimeout(context.Background(), rawTimeout)
 	defer cancel()
 	dialable := make(chan string, 1)
-	off, err := bridge.New(bridge.Config{LoopbackOnly: true, OnDialable: func(_ bridge.PeerMeta, addr string) {
+	cfg := bridge.DefaultConfig()
+	cfg.LoopbackOnly = true
+	offCfg := cfg
+	offCfg.OnDialable = func(_ bridge.PeerMeta, addr string) {
 		select {
 		case dialable <- addr:
 		default:
 		}
-	}}, log)
+	}
+	off, err := bridge.New(offCfg, log)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer off.Close()
-	ans, err := bridge.New(bridge.Config{LoopbackOnly: true}, log)
+	ans, err := bridge.New(cfg, log)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -99,7 +105,7 @@ func measureConn(size int64, log *slog.Logger) (bps float64, stall time.Duration
 	start := time.Now()
 	werr := make(chan error, 1)
 	go func() {
-		buf := make([]byte, bridge.RawMessageSize)
+		buf := make([]byte, rawpion.MessageSize)
 		for left := size; left > 0; left -= int64(len(buf)) {
 			if _, err := w.Write(buf[:min(int64(len(buf)), left)]); err != nil {
 				werr <- err
@@ -108,7 +114,7 @@ func measureConn(size int64, log *slog.Logger) (bps float64, stall time.Duration
 		}
 		werr <- nil
 	}()
-	buf := make([]byte, bridge.DefaultMaxMessageSize)
+	buf := make([]byte, cfg.MaxMessageSize)
 	last := start
 	var got int64
 	for got < size {
@@ -250,7 +256,7 @@ func (rg *runningGateway) watchFetch(ih metainfo.Hash, stop <-chan struct{}, fir
 type rawRun struct {
 	Join      time.Time // Connect called: first announce with an offer
 	Open      time.Time // data channel open, conn returned
-	Wire      wireResult
+	Wire      peertest.WireStats
 	Posted    time.Time // cold runs: POST /api/torrents sent
 	Metadata  time.Time // cold runs: the gateway's metainfo endpoint answered
 	GWFirst   time.Time // cold runs: the gateway's first useful bytes from the native seeder
@@ -283,7 +289,7 @@ func rawDownload(p *peertest.WebRTCPeer, s *peertest.Seeder, run *rawRun) error 
 	}
 	defer conn.Close()
 	run.Open = time.Now()
-	data, res, err := wireDownload(ctx, conn, s.MetaInfo.HashInfoBytes(), p.PeerID(), s.Info, pipelineDepth, idleTimeout)
+	data, res, err := peertest.WireDownload(ctx, conn, s.MetaInfo.HashInfoBytes(), p.PeerID(), s.Info, pipelineDepth, idleTimeout)
 	run.Wire = res
 	if err != nil {
 		return fmt.Errorf("wire download: %w (max outstanding %d, chokes %d)", err, res.MaxOutstanding, res.Chokes)

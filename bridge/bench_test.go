@@ -5,6 +5,10 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/swarmgate/swarmgate/internal/rawpion"
 )
 
 // BenchmarkDataChannel is the raw ceiling: one detached channel between two pion peers, 16 KiB
@@ -12,14 +16,18 @@ import (
 func BenchmarkDataChannel(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	pair, err := newRawPair(ctx, Config{LoopbackOnly: true})
+	se, _, err := newSettingEngine(loopbackConfig(), newSlogFactory(testLog)) // no UDPPort: no mux
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer pair.close()
-	b.SetBytes(RawMessageSize)
+	pair, err := rawpion.NewPair(ctx, webrtc.NewAPI(webrtc.WithSettingEngine(se)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pair.Close()
+	b.SetBytes(rawpion.MessageSize)
 	b.ResetTimer()
-	if _, err := pair.transfer(ctx, int64(b.N)*RawMessageSize, RawMessageSize); err != nil {
+	if _, err := pair.Transfer(ctx, int64(b.N)*rawpion.MessageSize, rawpion.MessageSize); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -30,12 +38,14 @@ func BenchmarkConn(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dialable := make(chan string, 1)
-	off, err := New(Config{LoopbackOnly: true, OnDialable: func(_ PeerMeta, addr string) { dialable <- addr }}, testLog)
+	offCfg := loopbackConfig()
+	offCfg.OnDialable = func(_ PeerMeta, addr string) { dialable <- addr }
+	off, err := New(offCfg, testLog)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer off.Close()
-	ans, err := New(Config{LoopbackOnly: true}, testLog)
+	ans, err := New(loopbackConfig(), testLog)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -59,11 +69,11 @@ func BenchmarkConn(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.SetBytes(RawMessageSize)
+	b.SetBytes(rawpion.MessageSize)
 	b.ResetTimer()
 	done := make(chan error, 1)
 	go func() {
-		buf := make([]byte, RawMessageSize)
+		buf := make([]byte, rawpion.MessageSize)
 		for range b.N {
 			if _, err := w.Write(buf); err != nil {
 				done <- err
@@ -72,22 +82,10 @@ func BenchmarkConn(b *testing.B) {
 		}
 		done <- nil
 	}()
-	if _, err := io.CopyN(io.Discard, r, int64(b.N)*RawMessageSize); err != nil {
+	if _, err := io.CopyN(io.Discard, r, int64(b.N)*rawpion.MessageSize); err != nil {
 		b.Fatal(err)
 	}
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
-}
-
-func TestMeasureRawThroughput(t *testing.T) {
-	ctx := guard(t, 30*time.Second)
-	bps, err := MeasureRawThroughput(ctx, Config{LoopbackOnly: true}, 8<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bps <= 0 {
-		t.Fatalf("throughput %v", bps)
-	}
-	t.Logf("raw data channel: %.1f MB/s", bps/1e6)
 }

@@ -15,17 +15,20 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/swarmgate/swarmgate/internal/udpbuf"
 )
 
 // Bridge owns the pion API, the optional UDP mux and every PeerConnection it creates. It is a
 // torrent Listener (Accept, Addr) for answered peers and a Dialer (Dial, DialerNetwork) for
 // offered ones.
 type Bridge struct {
-	cfg Config
-	log *slog.Logger
-	api *webrtc.API
-	mux io.Closer // nil without UDPPort
-	tag string    // makes parked addresses unique across Bridges in one process
+	cfg      Config
+	log      *slog.Logger
+	pionLogs logging.LoggerFactory // pion's logs: Config.LoggerFactory or the slog logger
+	api      *webrtc.API
+	mux      io.Closer // nil without UDPPort
+	tag      string    // makes parked addresses unique across Bridges in one process
 
 	acceptCh chan *Conn
 	done     chan struct{}
@@ -34,7 +37,8 @@ type Bridge struct {
 
 	bytesRead, bytesWritten atomic.Uint64
 	extraUnchokes           atomic.Uint64
-	bufs                    sync.Pool // *[]byte of MaxMessageSize, for conn reads
+	disconnected            atomic.Int64 // peers within DisconnectedGrace
+	bufs                    sync.Pool    // *[]byte of MaxMessageSize, for conn reads
 
 	mu      sync.Mutex
 	closed  bool
@@ -50,6 +54,7 @@ type Bridge struct {
 type Stats struct {
 	PeerConnections int // live PeerConnections, pending or open
 	OpenConns       int // conns whose channel is open and not closed
+	Disconnected    int // PeerConnections whose ICE is disconnected, within DisconnectedGrace
 	BytesRead       uint64
 	BytesWritten    uint64
 	ExtraUnchokes   uint64 // unchokes the wire shim added after a remote's interested
@@ -68,14 +73,17 @@ var (
 	} = (*Bridge)(nil)
 )
 
-// New validates cfg, builds the pion API and opens the UDP mux if one is configured.
+// New validates cfg, builds the pion API and opens the UDP mux if one is configured. A nil log
+// discards the bridge's logs.
 func New(cfg Config, log *slog.Logger) (*Bridge, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	if cfg.LoopbackOnly {
+		cfg.ICEServers = nil // nothing leaves the machine
+	}
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "bridge")
 	var tag [3]byte
@@ -93,7 +101,11 @@ func New(cfg Config, log *slog.Logger) (*Bridge, error) {
 		bySwarm:  make(map[[20]byte]int),
 		parked:   make(map[string]*Conn),
 	}
-	se, mux, err := newSettingEngine(cfg, log)
+	b.pionLogs = cfg.LoggerFactory
+	if b.pionLogs == nil {
+		b.pionLogs = newSlogFactory(log)
+	}
+	se, mux, err := newSettingEngine(cfg, b.pionLogs)
 	if err != nil {
 		return nil, err
 	}
@@ -104,12 +116,8 @@ func New(cfg Config, log *slog.Logger) (*Bridge, error) {
 }
 
 // newSettingEngine is the one place where pion's non-standard knobs are set.
-func newSettingEngine(cfg Config, log *slog.Logger) (webrtc.SettingEngine, io.Closer, error) {
+func newSettingEngine(cfg Config, lf logging.LoggerFactory) (webrtc.SettingEngine, io.Closer, error) {
 	var se webrtc.SettingEngine
-	lf := cfg.LoggerFactory
-	if lf == nil {
-		lf = newSlogFactory(log)
-	}
 	se.LoggerFactory = lf
 
 	// Detached channels give a plain reader/writer with real deadlines; block-write makes Write
@@ -122,6 +130,10 @@ func newSettingEngine(cfg Config, log *slog.Logger) (webrtc.SettingEngine, io.Cl
 	se.SetSCTPMaxMessageSize(cfg.MaxMessageSize)
 	// Negotiated in the SCTP INIT: only used when the remote advertises support.
 	se.EnableSCTPZeroChecksum(true)
+
+	if t := cfg.iceTimeouts; t != nil {
+		se.SetICETimeouts(t.disconnected, t.failed, t.keepalive)
+	}
 
 	loopback := func(name string) bool { return name == "lo" }
 	if cfg.LoopbackOnly {
@@ -140,7 +152,7 @@ func newSettingEngine(cfg Config, log *slog.Logger) (webrtc.SettingEngine, io.Cl
 		}
 	}
 	if cfg.UDPPort == 0 {
-		n, err := newBufferedNet()
+		n, err := udpbuf.NewNet()
 		if err != nil {
 			return se, nil, fmt.Errorf("bridge: network: %w", err)
 		}
@@ -154,13 +166,13 @@ func newSettingEngine(cfg Config, log *slog.Logger) (webrtc.SettingEngine, io.Cl
 		if err != nil {
 			return se, nil, fmt.Errorf("bridge: listen udp: %w", err)
 		}
-		enlargeBuffers(pc)
+		udpbuf.Enlarge(pc)
 		mux = webrtc.NewICEUDPMux(muxLog, pc)
 	} else {
 		opts := []ice.UDPMuxFromPortOption{
 			ice.UDPMuxFromPortWithLogger(muxLog),
-			ice.UDPMuxFromPortWithReadBufferSize(udpSocketBuffer),
-			ice.UDPMuxFromPortWithWriteBufferSize(udpSocketBuffer),
+			ice.UDPMuxFromPortWithReadBufferSize(udpbuf.Size),
+			ice.UDPMuxFromPortWithWriteBufferSize(udpbuf.Size),
 		}
 		if cfg.LoopbackOnly {
 			opts = append(opts, ice.UDPMuxFromPortWithInterfaceFilter(loopback), ice.UDPMuxFromPortWithLoopback())
@@ -173,14 +185,6 @@ func newSettingEngine(cfg Config, log *slog.Logger) (webrtc.SettingEngine, io.Cl
 	}
 	se.SetICEUDPMux(mux)
 	return se, mux, nil
-}
-
-// loggerFactory exposes the pion logger in use, for the throughput helper.
-func (b *Bridge) loggerFactory() logging.LoggerFactory {
-	if b.cfg.LoggerFactory != nil {
-		return b.cfg.LoggerFactory
-	}
-	return newSlogFactory(b.log)
 }
 
 // spawn runs f in a goroutine that Close waits for; it reports false (and does not run f) once
@@ -266,6 +270,7 @@ func (b *Bridge) Stats() Stats {
 	return Stats{
 		PeerConnections: len(b.peers),
 		OpenConns:       len(b.conns),
+		Disconnected:    int(b.disconnected.Load()),
 		BytesRead:       b.bytesRead.Load(),
 		BytesWritten:    b.bytesWritten.Load(),
 		ExtraUnchokes:   b.extraUnchokes.Load(),

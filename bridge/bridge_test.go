@@ -371,7 +371,7 @@ func TestLimitsAndClose(t *testing.T) {
 		t.Fatalf("%d PeerConnections after a failed Answer", n)
 	}
 
-	noDial, err := New(Config{LoopbackOnly: true}, testLog)
+	noDial, err := New(loopbackConfig(), testLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,29 +419,47 @@ func TestBridgeCloseClosesConns(t *testing.T) {
 func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cfg  Config
-		ok   bool
+		mod  func(*Config)
+		want []string // fields named in the error; none: valid
 	}{
-		{"zero", Config{}, true},
-		{"mux", Config{UDPPort: 50000, UDPAddr: "127.0.0.1"}, true},
-		{"port range", Config{UDPPort: 70000}, false},
-		{"addr without port", Config{UDPAddr: "127.0.0.1"}, false},
-		{"addr not ip", Config{UDPPort: 1, UDPAddr: "localhost"}, false},
-		{"public ip", Config{PublicIPs: []string{"203.0.113.7"}}, true},
-		{"public not ip", Config{PublicIPs: []string{"example.com"}}, false},
-		{"tiny messages", Config{MaxMessageSize: 100}, false},
-		{"buffer below message", Config{MaxMessageSize: 64 << 10, ReceiveBuffer: 32 << 10}, false},
-		{"negative timeout", Config{ConnectTimeout: -1}, false},
-		{"negative write timeout", Config{WriteTimeout: -1}, false},
-		{"negative peers", Config{MaxPeers: -1}, false},
+		{"default", func(*Config) {}, nil},
+		{"mux", func(c *Config) { c.UDPPort, c.UDPAddr = 50000, "127.0.0.1" }, nil},
+		{"public ip", func(c *Config) { c.PublicIPs = []string{"203.0.113.7"} }, nil},
+		{"no per-swarm limit", func(c *Config) { c.MaxPeersPerSwarm = 0 }, nil},
+		{"port range", func(c *Config) { c.UDPPort = 70000 }, []string{"UDPPort"}},
+		{"addr without port", func(c *Config) { c.UDPAddr = "127.0.0.1" }, []string{"UDPAddr needs UDPPort"}},
+		{"addr not ip", func(c *Config) { c.UDPPort, c.UDPAddr = 1, "localhost" }, []string{"UDPAddr"}},
+		{"public not ip", func(c *Config) { c.PublicIPs = []string{"example.com"} }, []string{"PublicIPs"}},
+		{"tiny messages", func(c *Config) { c.MaxMessageSize = 100 }, []string{"MaxMessageSize"}},
+		{"buffer below message", func(c *Config) { c.MaxMessageSize, c.ReceiveBuffer = 64<<10, 32<<10 }, []string{"ReceiveBuffer"}},
+		{"zero timeout", func(c *Config) { c.ConnectTimeout = 0 }, []string{"ConnectTimeout"}},
+		{"zero grace", func(c *Config) { c.DisconnectedGrace = 0 }, []string{"DisconnectedGrace"}},
+		{"negative write timeout", func(c *Config) { c.WriteTimeout = -1 }, []string{"WriteTimeout"}},
+		{"zero peers", func(c *Config) { c.MaxPeers = 0 }, []string{"MaxPeers"}},
+		{"negative per-swarm", func(c *Config) { c.MaxPeersPerSwarm = -1 }, []string{"MaxPeersPerSwarm"}},
+		// Every problem at once, not only the first.
+		{"zero value", func(c *Config) { *c = Config{} }, []string{"MaxMessageSize", "ConnectTimeout", "WriteTimeout", "DisconnectedGrace", "MaxPeers"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.cfg.Validate()
-			if (err == nil) != tc.ok {
-				t.Fatalf("Validate = %v, want ok=%v", err, tc.ok)
+			cfg := DefaultConfig()
+			tc.mod(&cfg)
+			err := cfg.Validate()
+			if (err == nil) != (tc.want == nil) {
+				t.Fatalf("Validate = %v, want problems with %q", err, tc.want)
 			}
-			if err != nil && !errors.Is(err, ErrInvalidConfig) {
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, ErrInvalidConfig) {
 				t.Fatalf("%v does not wrap ErrInvalidConfig", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate = %q, does not name %q", err, w)
+				}
+			}
+			if _, nerr := New(cfg, nil); !errors.Is(nerr, ErrInvalidConfig) {
+				t.Errorf("New accepted a config Validate refuses: %v", nerr)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -9,14 +10,7 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// Defaults for the zero values of Config.
 const (
-	DefaultReceiveBuffer  = 4 << 20 // pion's 1 MiB caps throughput over real RTTs (≈21 MB/s at 50 ms)
-	DefaultMaxMessageSize = 64 << 10
-	DefaultConnectTimeout = 30 * time.Second
-	DefaultWriteTimeout   = 20 * time.Second
-	DefaultMaxPeers       = 2000
-
 	// Network is the net.Addr network of every address the bridge returns and its DialerNetwork.
 	Network = "webrtc"
 
@@ -24,7 +18,7 @@ const (
 	maxMessageSize = 16 << 20
 )
 
-// Config configures a Bridge. The zero value of each field means its default.
+// Config configures a Bridge. Start from DefaultConfig.
 type Config struct {
 	ICEServers []webrtc.ICEServer
 	// UDPPort > 0 serves every PeerConnection from this one UDP port (ICE UDP mux); 0 uses
@@ -37,7 +31,8 @@ type Config struct {
 	// LoopbackOnly is for tests: only the "lo" interface, loopback candidates, no mDNS, and
 	// ICEServers are ignored so nothing leaves the machine.
 	LoopbackOnly bool
-	// ReceiveBuffer is the SCTP receive buffer per PeerConnection.
+	// ReceiveBuffer is the SCTP receive buffer per PeerConnection; pion's 1 MiB caps throughput
+	// over real RTTs (≈21 MB/s at 50 ms).
 	ReceiveBuffer uint32
 	// MaxMessageSize is the largest data-channel message we advertise and accept, and the size of
 	// each conn's read buffer; writes are split into chunks no larger than it.
@@ -48,6 +43,12 @@ type Config struct {
 	// WriteTimeout bounds each Write so one slow browser cannot stall the others; on expiry the
 	// conn is closed.
 	WriteTimeout time.Duration
+	// DisconnectedGrace is how long a PeerConnection may stay ICE-disconnected (pion: nothing
+	// heard from the remote for 5 s) before it is closed; one whose ICE reconnects meanwhile is
+	// kept. Brief losses are common (Wi-Fi roaming, a busy link) and ICE recovers from them; a
+	// killed tab never comes back. pion declares ICE failed 25 s after disconnected, which closes
+	// the PeerConnection at once, so a longer grace changes nothing.
+	DisconnectedGrace time.Duration
 	// MaxPeers bounds live PeerConnections; Answer and Offer return ErrTooManyPeers above it.
 	MaxPeers int
 	// MaxPeersPerSwarm bounds live PeerConnections of one info hash; Answer and Offer return
@@ -57,9 +58,32 @@ type Config struct {
 	// opened: make the torrent client dial addr, e.g. t.AddPeers([]torrent.PeerInfo{{Addr:
 	// bridge.Addr(addr), Id: meta.PeerID, Source: "webrtc"}}). Required for Offer.
 	OnDialable func(meta PeerMeta, addr string)
-	// LoggerFactory receives pion's logs; by default they go to the Bridge's slog logger, warn
-	// and error as they are, info at debug, debug and trace below slog's debug (not written).
+	// LoggerFactory receives pion's logs; nil sends them to the Bridge's slog logger, warn and
+	// error as they are, info at debug, debug and trace below slog's debug (not written).
 	LoggerFactory logging.LoggerFactory
+
+	// iceTimeouts, when set, replaces pion's ICE timeouts, so that tests see an interruption
+	// within a second.
+	iceTimeouts *iceTimeouts
+}
+
+// iceTimeouts are pion's SettingEngine.SetICETimeouts arguments.
+type iceTimeouts struct {
+	disconnected, failed, keepalive time.Duration
+}
+
+// DefaultConfig returns the defaults: ephemeral UDP ports, every interface, no ICE servers.
+func DefaultConfig() Config {
+	return Config{
+		ReceiveBuffer:  4 << 20,
+		MaxMessageSize: 64 << 10,
+		ConnectTimeout: 30 * time.Second,
+		WriteTimeout:   20 * time.Second,
+		// With pion's 5 s to disconnected, a silent remote is dropped after 20 s of silence,
+		// before pion's 30 s to failed.
+		DisconnectedGrace: 15 * time.Second,
+		MaxPeers:          2000,
+	}
 }
 
 // PeerMeta says which swarm a remote peer belongs to and who it is, as learnt by signaling.
@@ -67,57 +91,47 @@ type PeerMeta struct {
 	InfoHash, PeerID [20]byte
 }
 
-// Validate reports the first problem with c, wrapped in ErrInvalidConfig.
+// Validate reports every unusable field, each with the reason and wrapped in ErrInvalidConfig.
 func (c Config) Validate() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	var errs []error
+	bad := func(field string, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...)))
 	}
-	switch {
-	case c.UDPPort < 0 || c.UDPPort > 65535:
-		return bad("UDPPort %d out of range", c.UDPPort)
-	case c.UDPAddr != "" && net.ParseIP(c.UDPAddr) == nil:
-		return bad("UDPAddr %q is not an IP address", c.UDPAddr)
-	case c.UDPAddr != "" && c.UDPPort == 0:
-		return bad("UDPAddr needs UDPPort")
-	case c.MaxMessageSize != 0 && (c.MaxMessageSize < minMessageSize || c.MaxMessageSize > maxMessageSize):
-		return bad("MaxMessageSize %d not within [%d, %d]", c.MaxMessageSize, minMessageSize, maxMessageSize)
-	case c.ReceiveBuffer != 0 && c.ReceiveBuffer < c.withDefaults().MaxMessageSize:
-		return bad("ReceiveBuffer %d smaller than MaxMessageSize", c.ReceiveBuffer)
-	case c.ConnectTimeout < 0:
-		return bad("negative ConnectTimeout")
-	case c.WriteTimeout < 0:
-		return bad("negative WriteTimeout")
-	case c.MaxPeers < 0:
-		return bad("negative MaxPeers")
-	case c.MaxPeersPerSwarm < 0:
-		return bad("negative MaxPeersPerSwarm")
+	if c.UDPPort < 0 || c.UDPPort > 65535 {
+		bad("UDPPort", "must be 0..65535, got %d", c.UDPPort)
+	}
+	if c.UDPAddr != "" {
+		if net.ParseIP(c.UDPAddr) == nil {
+			bad("UDPAddr", "%q is not an IP address", c.UDPAddr)
+		}
+		if c.UDPPort == 0 {
+			bad("UDPAddr", "needs UDPPort (ephemeral ports listen on every interface)")
+		}
 	}
 	for _, ip := range c.PublicIPs {
 		if net.ParseIP(ip) == nil {
-			return bad("PublicIPs: %q is not an IP address", ip)
+			bad("PublicIPs", "%q is not an IP address", ip)
 		}
 	}
-	return nil
-}
-
-func (c Config) withDefaults() Config {
-	if c.ReceiveBuffer == 0 {
-		c.ReceiveBuffer = DefaultReceiveBuffer
+	if c.MaxMessageSize < minMessageSize || c.MaxMessageSize > maxMessageSize {
+		bad("MaxMessageSize", "must be within [%d, %d], got %d", minMessageSize, maxMessageSize, c.MaxMessageSize)
 	}
-	if c.MaxMessageSize == 0 {
-		c.MaxMessageSize = DefaultMaxMessageSize
+	if c.ReceiveBuffer < c.MaxMessageSize {
+		bad("ReceiveBuffer", "(%d) must be >= MaxMessageSize (%d)", c.ReceiveBuffer, c.MaxMessageSize)
 	}
-	if c.ConnectTimeout == 0 {
-		c.ConnectTimeout = DefaultConnectTimeout
+	positive := func(field string, d time.Duration) {
+		if d <= 0 {
+			bad(field, "must be > 0, got %v", d)
+		}
 	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = DefaultWriteTimeout
+	positive("ConnectTimeout", c.ConnectTimeout)
+	positive("WriteTimeout", c.WriteTimeout)
+	positive("DisconnectedGrace", c.DisconnectedGrace)
+	if c.MaxPeers <= 0 {
+		bad("MaxPeers", "must be > 0, got %d", c.MaxPeers)
 	}
-	if c.MaxPeers == 0 {
-		c.MaxPeers = DefaultMaxPeers
+	if c.MaxPeersPerSwarm < 0 {
+		bad("MaxPeersPerSwarm", "must be >= 0 (0 = only MaxPeers), got %d", c.MaxPeersPerSwarm)
 	}
-	if c.LoopbackOnly {
-		c.ICEServers = nil
-	}
-	return c
+	return errors.Join(errs...)
 }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	pp "github.com/anacrolix/torrent/peer_protocol"
 	"github.com/pion/datachannel"
 	"github.com/pion/webrtc/v4"
 )
@@ -284,17 +285,17 @@ func (c *Conn) writeErr(err error, own bool) error {
 	return fmt.Errorf("bridge: write: %w", err)
 }
 
-func (c *Conn) onOutMsg(id byte) {
+func (c *Conn) onOutMsg(id pp.MessageType) {
 	switch id {
-	case msgChoke:
+	case pp.Choke:
 		c.unchoked.Store(false)
-	case msgUnchoke:
+	case pp.Unchoke:
 		c.unchoked.Store(true)
 	}
 }
 
-func (c *Conn) onInMsg(id byte) {
-	if id == msgInterested && c.unchoked.Load() {
+func (c *Conn) onInMsg(id pp.MessageType) {
+	if id == pp.Interested && c.unchoked.Load() {
 		c.requestUnchoke()
 	}
 }

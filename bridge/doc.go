@@ -8,6 +8,10 @@
 // [Config.OnDialable], and handed out once through [Bridge.Dial] (the Bridge is a Dialer), because
 // that is the only way the torrent client takes an outgoing connection it did not dial itself.
 //
+// A PeerConnection ends when its channel closes, when ICE fails, or when ICE stays disconnected
+// longer than [Config.DisconnectedGrace]: a killed tab sends nothing, so ICE noticing the silence
+// is the only sign of it, while a brief network loss recovers and keeps its connection.
+//
 // The room knows nothing of the signaling server, of trackers or of torrents beyond the 20-byte
 // info hash and peer id carried as [PeerMeta], and the small peer-wire shim in wire.go that
 // re-sends unchoke after interested (webtorrent drops seeders that do not). Everything pion-specific

@@ -13,14 +13,14 @@ import (
 // peers are added to their torrent once their channel is open and then dialed through the bridge.
 func Example() {
 	var cl *torrent.Client // configured with DisableWebtorrent, DisablePEX, plain-text headers
-	b, err := bridge.New(bridge.Config{
-		UDPPort: 50000,
-		OnDialable: func(meta bridge.PeerMeta, addr string) {
-			if t, ok := cl.Torrent(meta.InfoHash); ok {
-				t.AddPeers([]torrent.PeerInfo{{Addr: bridge.Addr(addr), Id: meta.PeerID, Source: "webrtc"}})
-			}
-		},
-	}, slog.Default())
+	cfg := bridge.DefaultConfig()
+	cfg.UDPPort = 50000
+	cfg.OnDialable = func(meta bridge.PeerMeta, addr string) {
+		if t, ok := cl.Torrent(meta.InfoHash); ok {
+			t.AddPeers([]torrent.PeerInfo{{Addr: bridge.Addr(addr), Id: meta.PeerID, Source: "webrtc"}})
+		}
+	}
+	b, err := bridge.New(cfg, slog.Default())
 	if err != nil {
 		return
 	}

@@ -8,28 +8,34 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pion/transport/v5/test"
+	"go.uber.org/goleak"
 )
 
 var testLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-// guard fails a hung test with a goroutine dump and checks that the goroutine count returns to
-// where it was once everything registered after it has been cleaned up.
+// TestMain fails the package if any goroutine outlives its tests.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// guard fails a hung test with a goroutine dump, and fails a test that leaves goroutines behind
+// once everything registered after guard has been cleaned up. pion ends some goroutines shortly
+// after Close returns, so it waits up to 10 s for them.
 func guard(t *testing.T, timeout time.Duration) context.Context {
 	t.Helper()
-	before := runtime.NumGoroutine()
+	before := goleak.IgnoreCurrent()
 	t.Cleanup(func() {
 		deadline := time.Now().Add(10 * time.Second)
-		for runtime.NumGoroutine() > before {
+		for {
+			err := goleak.Find(before)
+			if err == nil {
+				return
+			}
 			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutines: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf)
+				t.Error(err)
 				return
 			}
 			time.Sleep(20 * time.Millisecond)
@@ -42,6 +48,13 @@ func guard(t *testing.T, timeout time.Duration) context.Context {
 	return ctx
 }
 
+// loopbackConfig is DefaultConfig kept on the loopback interface.
+func loopbackConfig() Config {
+	cfg := DefaultConfig()
+	cfg.LoopbackOnly = true
+	return cfg
+}
+
 // testBridge is a loopback Bridge whose OnDialable reports to a channel.
 type testBridge struct {
 	*Bridge
@@ -51,10 +64,8 @@ type testBridge struct {
 func newBridge(t *testing.T, mod func(*Config)) *testBridge {
 	t.Helper()
 	tb := &testBridge{dialable: make(chan string, 16)}
-	cfg := Config{
-		LoopbackOnly: true,
-		OnDialable:   func(_ PeerMeta, addr string) { tb.dialable <- addr },
-	}
+	cfg := loopbackConfig()
+	cfg.OnDialable = func(_ PeerMeta, addr string) { tb.dialable <- addr }
 	if mod != nil {
 		mod(&cfg)
 	}

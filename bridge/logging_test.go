@@ -114,13 +114,13 @@ func TestPionLogsGoToSlog(t *testing.T) {
 // logger, tagged with the bridge component.
 func TestBridgeLogsPionThroughSlog(t *testing.T) {
 	var buf bytes.Buffer
-	b, err := New(Config{LoopbackOnly: true}, slog.New(slog.NewJSONHandler(&buf, nil)))
+	b, err := New(loopbackConfig(), slog.New(slog.NewJSONHandler(&buf, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
 	buf.Reset()
-	b.loggerFactory().NewLogger("pc").Warn("from pion")
+	b.pionLogs.NewLogger("pc").Warn("from pion")
 	var r struct {
 		Component, Pion, Msg string
 	}

@@ -21,6 +21,8 @@ type peer struct {
 	mu       sync.Mutex
 	pc       *webrtc.PeerConnection
 	timer    *time.Timer // ConnectTimeout until the channel opens
+	grace    *time.Timer // DisconnectedGrace while ICE is disconnected
+	graceGen uint64      // tells a grace timer that fired late from the current one
 	conn     *Conn
 	closing  bool
 	closedCh chan struct{} // closed when close has finished
@@ -55,20 +57,65 @@ func (b *Bridge) newPeer(meta PeerMeta, outgoing bool) (*peer, error) {
 	p.timer = time.AfterFunc(b.cfg.ConnectTimeout, func() { b.spawn(p.connectTimeout) })
 	p.mu.Unlock()
 
-	// A killed tab sends nothing: ICE noticing consent loss is the only sign of it.
-	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
-		switch s {
-		case webrtc.ICEConnectionStateDisconnected, webrtc.ICEConnectionStateFailed, webrtc.ICEConnectionStateClosed:
-			p.log.Debug("ice state ends peer", "state", s.String())
-			p.closeAsync()
-		}
-	})
+	pc.OnICEConnectionStateChange(p.onICEState)
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateFailed {
 			p.closeAsync()
 		}
 	})
 	return p, nil
+}
+
+// onICEState follows ICE. A killed tab sends nothing: ICE noticing the silence is the only sign
+// of it. But disconnected (nothing heard for pion's disconnected timeout) is often a brief loss
+// that ICE recovers from, so the peer gets DisconnectedGrace to come back before it is closed;
+// failed and closed end it at once.
+func (p *peer) onICEState(s webrtc.ICEConnectionState) {
+	switch s {
+	case webrtc.ICEConnectionStateDisconnected:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.closing || p.grace != nil {
+			return
+		}
+		p.log.Debug("ice disconnected, waiting for it to return", "grace", p.b.cfg.DisconnectedGrace)
+		p.b.disconnected.Add(1)
+		p.graceGen++
+		gen := p.graceGen
+		// The timer's goroutine is not the bridge's; hop to a tracked one so Close waits for it.
+		p.grace = time.AfterFunc(p.b.cfg.DisconnectedGrace, func() { p.b.spawn(func() { p.graceOver(gen) }) })
+	case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.stopGraceLocked() {
+			p.log.Debug("ice reconnected")
+		}
+	case webrtc.ICEConnectionStateFailed, webrtc.ICEConnectionStateClosed:
+		p.log.Debug("ice state ends peer", "state", s.String())
+		p.closeAsync()
+	}
+}
+
+// stopGraceLocked ends a running grace period; it reports whether there was one.
+func (p *peer) stopGraceLocked() bool {
+	if p.grace == nil {
+		return false
+	}
+	p.grace.Stop()
+	p.grace = nil
+	p.b.disconnected.Add(-1)
+	return true
+}
+
+// graceOver closes the peer if ICE is still disconnected in the grace period numbered gen.
+func (p *peer) graceOver(gen uint64) {
+	p.mu.Lock()
+	expired := p.grace != nil && p.graceGen == gen
+	p.mu.Unlock()
+	if expired {
+		p.log.Debug("ice still disconnected after grace", "grace", p.b.cfg.DisconnectedGrace)
+		p.close()
+	}
 }
 
 func (p *peer) connectTimeout() {
@@ -129,6 +176,7 @@ func (p *peer) close() {
 	}
 	p.closing = true
 	pc, conn, timer := p.pc, p.conn, p.timer
+	p.stopGraceLocked()
 	p.mu.Unlock()
 
 	if timer != nil {

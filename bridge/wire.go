@@ -1,6 +1,10 @@
 package bridge
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	pp "github.com/anacrolix/torrent/peer_protocol"
+)
 
 // The peer-wire shim. webtorrent starts a 5 s choke timer when it sends interested, and only an
 // unchoke that arrives afterwards clears it; the torrent client unchokes once, right after the
@@ -10,16 +14,11 @@ import "encoding/binary"
 // last sent choke state is "unchoked" makes the conn write one extra unchoke at the next message
 // boundary of our output.
 
-const (
-	handshakeLen = 68 // pstrlen, "BitTorrent protocol", reserved, info hash, peer id
-	pstrlen      = 19
+// handshakeLen is the handshake's length: the protocol string with its length byte, reserved
+// bytes, info hash, peer id.
+const handshakeLen = len(pp.Protocol) + 8 + 20 + 20
 
-	msgChoke      = 0
-	msgUnchoke    = 1
-	msgInterested = 2
-)
-
-var unchokeMsg = []byte{0, 0, 0, 1, msgUnchoke}
+var unchokeMsg = []byte{0, 0, 0, 1, byte(pp.Unchoke)}
 
 // wireParser follows the message boundaries of one direction of a plain (not MSE-obfuscated)
 // BitTorrent stream. It only reads lengths and ids, so it costs a few operations per message.
@@ -39,19 +38,19 @@ func (w *wireParser) atBoundary() bool {
 // feed follows p, calling onMsg with the id of each message whose header completes in p. With
 // stop set it returns as soon as a message boundary is reached (after at least one byte). It
 // returns the number of bytes consumed.
-func (w *wireParser) feed(p []byte, stop bool, onMsg func(id byte)) int {
+func (w *wireParser) feed(p []byte, stop bool, onMsg func(id pp.MessageType)) int {
 	n := 0
 	for n < len(p) {
 		if w.off {
 			return len(p)
 		}
 		if !w.started {
-			if p[n] != pstrlen {
+			if p[n] != pp.Protocol[0] {
 				w.off = true
 				return len(p)
 			}
 			w.started = true
-			w.skip = handshakeLen
+			w.skip = int64(handshakeLen)
 		}
 		if w.skip > 0 {
 			k := min(w.skip, int64(len(p)-n))
@@ -77,7 +76,7 @@ func (w *wireParser) feed(p []byte, stop bool, onMsg func(id byte)) int {
 			w.nhdr = 0
 			w.skip = int64(binary.BigEndian.Uint32(w.hdr[:4])) - 1
 			if onMsg != nil {
-				onMsg(w.hdr[4])
+				onMsg(pp.MessageType(w.hdr[4]))
 			}
 			if w.skip == 0 && stop {
 				return n

@@ -7,41 +7,42 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	pp "github.com/anacrolix/torrent/peer_protocol"
 )
 
 func handshake() []byte {
 	hs := make([]byte, handshakeLen)
-	hs[0] = pstrlen
-	copy(hs[1:], "BitTorrent protocol")
+	copy(hs, pp.Protocol)
 	return hs
 }
 
-func msg(id byte, payload int) []byte {
+func msg(id pp.MessageType, payload int) []byte {
 	m := make([]byte, 5+payload)
 	binary.BigEndian.PutUint32(m, uint32(1+payload))
-	m[4] = id
+	m[4] = byte(id)
 	return m
 }
 
 // wireStream is a handshake and some messages, with the offsets where messages end.
-func wireStream() (stream []byte, ids []byte, boundaries []int) {
+func wireStream() (stream []byte, ids []pp.MessageType, boundaries []int) {
 	stream = handshake()
 	boundaries = []int{len(stream)}
-	add := func(m []byte, id int) {
+	add := func(m []byte) {
 		stream = append(stream, m...)
 		boundaries = append(boundaries, len(stream))
-		if id >= 0 {
-			ids = append(ids, byte(id))
+		if len(m) > 4 { // not a keep-alive
+			ids = append(ids, pp.MessageType(m[4]))
 		}
 	}
-	add([]byte{0, 0, 0, 0}, -1) // keep-alive
-	add(msg(20, 40), 20)
-	add(msg(msgUnchoke, 0), msgUnchoke)
-	add(msg(7, 8+16<<10), 7)
-	add(msg(msgInterested, 0), msgInterested)
-	add([]byte{0, 0, 0, 0}, -1)
-	add(msg(4, 4), 4)
-	add(msg(msgChoke, 0), msgChoke)
+	add([]byte{0, 0, 0, 0}) // keep-alive
+	add(msg(pp.Extended, 40))
+	add(msg(pp.Unchoke, 0))
+	add(msg(pp.Piece, 8+16<<10))
+	add(msg(pp.Interested, 0))
+	add([]byte{0, 0, 0, 0})
+	add(msg(pp.Have, 4))
+	add(msg(pp.Choke, 0))
 	return
 }
 
@@ -50,15 +51,15 @@ func TestWireParserMessages(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 200 {
 		var w wireParser
-		var ids []byte
+		var ids []pp.MessageType
 		for p := stream; len(p) > 0; {
 			n := min(len(p), 1+rng.IntN(30))
-			if got := w.feed(p[:n], false, func(id byte) { ids = append(ids, id) }); got != n {
+			if got := w.feed(p[:n], false, func(id pp.MessageType) { ids = append(ids, id) }); got != n {
 				t.Fatalf("feed without stop consumed %d of %d", got, n)
 			}
 			p = p[n:]
 		}
-		if !bytes.Equal(ids, wantIDs) {
+		if !slices.Equal(ids, wantIDs) {
 			t.Fatalf("ids %v, want %v", ids, wantIDs)
 		}
 		if !w.atBoundary() {
@@ -96,7 +97,7 @@ func TestWireParserStopsAtEveryBoundary(t *testing.T) {
 func TestWireParserIgnoresObfuscatedStreams(t *testing.T) {
 	var w wireParser
 	called := false
-	if n := w.feed([]byte{0x42, 0, 0, 0, 1, 2}, true, func(byte) { called = true }); n != 6 {
+	if n := w.feed([]byte{0x42, 0, 0, 0, 1, 2}, true, func(pp.MessageType) { called = true }); n != 6 {
 		t.Fatalf("consumed %d", n)
 	}
 	if called || w.atBoundary() {
@@ -129,15 +130,15 @@ func TestUnchokeShim(t *testing.T) {
 	}
 
 	hs := handshake()
-	write(ours, append(slices.Clone(hs), msg(msgUnchoke, 0)...))
-	expect(append(slices.Clone(hs), msg(msgUnchoke, 0)...), "handshake and unchoke")
+	write(ours, append(slices.Clone(hs), msg(pp.Unchoke, 0)...))
+	expect(append(slices.Clone(hs), msg(pp.Unchoke, 0)...), "handshake and unchoke")
 
 	piece := msg(7, 8+32<<10)
 	for i := 13; i < len(piece); i++ {
 		piece[i] = byte(i)
 	}
 	write(ours, piece[:1013])
-	write(remote, append(slices.Clone(hs), msg(msgInterested, 0)...))
+	write(remote, append(slices.Clone(hs), msg(pp.Interested, 0)...))
 	readFull(t, ours, handshakeLen+5)
 	eventually(t, ctx, "unchoke pending mid-message", func() bool {
 		ours.writeMu.Lock()
@@ -145,17 +146,17 @@ func TestUnchokeShim(t *testing.T) {
 		return ours.injectPending && !ours.injecting.Load()
 	})
 	write(ours, piece[1013:])
-	expect(append(slices.Clone(piece), msg(msgUnchoke, 0)...), "piece then the extra unchoke")
+	expect(append(slices.Clone(piece), msg(pp.Unchoke, 0)...), "piece then the extra unchoke")
 
 	// Idle: the unchoke goes out without any write of ours.
-	write(remote, msg(msgInterested, 0))
+	write(remote, msg(pp.Interested, 0))
 	readFull(t, ours, 5)
-	expect(msg(msgUnchoke, 0), "extra unchoke while idle")
+	expect(msg(pp.Unchoke, 0), "extra unchoke while idle")
 
 	// Choked: nothing extra.
-	write(ours, msg(msgChoke, 0))
-	expect(msg(msgChoke, 0), "choke")
-	write(remote, msg(msgInterested, 0))
+	write(ours, msg(pp.Choke, 0))
+	expect(msg(pp.Choke, 0), "choke")
+	write(remote, msg(pp.Interested, 0))
 	readFull(t, ours, 5)
 	_ = remote.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	if n, err := remote.Read(make([]byte, 5)); !isTimeout(err) {

@@ -180,16 +180,16 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g.peerID = signaling.ID(g.client.PeerID())
 
-	g.bridge, err = bridge.New(bridge.Config{
-		ICEServers:   cfg.pionICEServers(),
-		UDPPort:      cfg.WebRTCUDPPort,
-		PublicIPs:    cfg.PublicIPs,
-		LoopbackOnly: cfg.LoopbackWebRTC,
-		MaxPeers:     cfg.MaxWebRTCPeers,
-		// Answered and offered alike: its peers per torrent are the browsers it serves or fetches from there.
-		MaxPeersPerSwarm: cfg.MaxWebRTCPeersPerTorrent,
-		OnDialable:       g.onDialable,
-	}, log)
+	bcfg := bridge.DefaultConfig()
+	bcfg.ICEServers = cfg.pionICEServers()
+	bcfg.UDPPort = cfg.WebRTCUDPPort
+	bcfg.PublicIPs = cfg.PublicIPs
+	bcfg.LoopbackOnly = cfg.LoopbackWebRTC
+	bcfg.MaxPeers = cfg.MaxWebRTCPeers
+	// Answered and offered alike: its peers per torrent are the browsers it serves or fetches from there.
+	bcfg.MaxPeersPerSwarm = cfg.MaxWebRTCPeersPerTorrent
+	bcfg.OnDialable = g.onDialable
+	g.bridge, err = bridge.New(bcfg, log)
 	if err != nil {
 		if cfg.WebRTCUDPPort != 0 {
 			return nil, fmt.Errorf("webrtc-udp-port %d: %w", cfg.WebRTCUDPPort, err)

@@ -107,8 +107,11 @@ func NewWebRTCPeer(ctx context.Context, opts PeerOptions) (*WebRTCPeer, error) {
 		}
 		p.Client = cl
 	}
+	bcfg := bridge.DefaultConfig()
+	bcfg.LoopbackOnly = true
+	bcfg.OnDialable = p.onDialable
 	var err error
-	p.Bridge, err = bridge.New(bridge.Config{LoopbackOnly: true, OnDialable: p.onDialable}, log)
+	p.Bridge, err = bridge.New(bcfg, log)
 	if err != nil {
 		return nil, err
 	}

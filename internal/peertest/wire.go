@@ -13,42 +13,34 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
+	pp "github.com/anacrolix/torrent/peer_protocol"
 )
 
 // BlockSize is the request size every BitTorrent client (and webtorrent) uses.
 const BlockSize = 16 << 10
 
-// Message ids of the BitTorrent peer wire protocol (BEP 3).
-const (
-	msgChoke         = 0
-	msgUnchoke       = 1
-	msgInterested    = 2
-	msgNotInterested = 3
-	msgHave          = 4
-	msgBitfield      = 5
-	msgRequest       = 6
-	msgPiece         = 7
-)
-
 // WireStats describe one WireDownload.
 type WireStats struct {
-	MaxOutstanding int // the deepest the request pipeline got
-	Chokes         int
+	Start, Handshake, FirstPiece, Done time.Time
+	MaxOutstanding                     int           // the deepest the request pipeline got
+	Chokes                             int           // chokes received
+	MaxGap                             time.Duration // longest wait between two piece messages
 }
 
 // WireDownload speaks BitTorrent itself over conn (as the side that handshakes first) and
 // downloads every piece of info, keeping up to pipeline 16 KiB requests outstanding, as
-// webtorrent does (it keeps 180–265 outstanding). Every piece is checked against its SHA-1. The
-// conn's deadline is pushed forward while data flows; a stall longer than idle fails.
+// webtorrent does (it keeps 180–265 outstanding). Plain BitTorrent, no extensions. Every piece is
+// checked against its SHA-1. The conn's deadline is pushed forward while data flows; a stall
+// longer than idle fails. Piece payloads are read straight into the result, so that a benchmark
+// measures the path rather than this client.
 func WireDownload(ctx context.Context, conn net.Conn, infoHash, peerID [20]byte, info *metainfo.Info, pipeline int, idle time.Duration) ([]byte, WireStats, error) {
-	var st WireStats
+	st := WireStats{Start: time.Now()}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
 
-	hs := make([]byte, 0, 68)
-	hs = append(hs, 19)
-	hs = append(hs, "BitTorrent protocol"...)
-	hs = append(hs, make([]byte, 8)...)
+	hs := make([]byte, 0, len(pp.Protocol)+8+20+20)
+	hs = append(hs, pp.Protocol...)
+	hs = append(hs, make([]byte, 8)...) // no extensions
 	hs = append(hs, infoHash[:]...)
 	hs = append(hs, peerID[:]...)
 	conn.SetDeadline(time.Now().Add(idle))
@@ -56,14 +48,16 @@ func WireDownload(ctx context.Context, conn net.Conn, infoHash, peerID [20]byte,
 		return nil, st, fmt.Errorf("handshake write: %w", err)
 	}
 	r := bufio.NewReaderSize(conn, 1<<16)
-	var theirs [68]byte
-	if _, err := io.ReadFull(r, theirs[:]); err != nil {
+	theirs := make([]byte, len(hs))
+	if _, err := io.ReadFull(r, theirs); err != nil {
 		return nil, st, fmt.Errorf("handshake read: %w", err)
 	}
-	if !bytes.Equal(theirs[1:20], []byte("BitTorrent protocol")) || !bytes.Equal(theirs[28:48], infoHash[:]) {
+	ihAt := len(pp.Protocol) + 8
+	if string(theirs[:len(pp.Protocol)]) != pp.Protocol || !bytes.Equal(theirs[ihAt:ihAt+20], infoHash[:]) {
 		return nil, st, errors.New("handshake: wrong protocol or infohash")
 	}
-	if err := writeMsg(conn, msgInterested, nil); err != nil {
+	st.Handshake = time.Now()
+	if _, err := conn.Write([]byte{0, 0, 0, 1, byte(pp.Interested)}); err != nil {
 		return nil, st, err
 	}
 
@@ -78,6 +72,9 @@ func WireDownload(ctx context.Context, conn net.Conn, infoHash, peerID [20]byte,
 	choked := true
 	done := 0
 
+	var req [17]byte
+	binary.BigEndian.PutUint32(req[0:], 13)
+	req[4] = byte(pp.Request)
 	enqueue := func(i int) {
 		if queued[i] {
 			return
@@ -92,11 +89,10 @@ func WireDownload(ctx context.Context, conn net.Conn, infoHash, peerID [20]byte,
 		for !choked && len(outstanding) < pipeline && len(queue) > 0 {
 			b := queue[0]
 			queue = queue[1:]
-			var p [12]byte
-			binary.BigEndian.PutUint32(p[0:], uint32(b.piece))
-			binary.BigEndian.PutUint32(p[4:], uint32(b.begin))
-			binary.BigEndian.PutUint32(p[8:], uint32(b.length))
-			if err := writeMsg(conn, msgRequest, p[:]); err != nil {
+			binary.BigEndian.PutUint32(req[5:], uint32(b.piece))
+			binary.BigEndian.PutUint32(req[9:], uint32(b.begin))
+			binary.BigEndian.PutUint32(req[13:], uint32(b.length))
+			if _, err := conn.Write(req[:]); err != nil {
 				return err
 			}
 			outstanding[b] = true
@@ -105,62 +101,57 @@ func WireDownload(ctx context.Context, conn net.Conn, infoHash, peerID [20]byte,
 		return nil
 	}
 
+	var hdr [13]byte // length, id, and a piece message's index and begin
+	payload := make([]byte, 0, 1024)
+	lastDeadline := time.Now()
+	var lastPiece time.Time
 	for done < numPieces {
-		conn.SetDeadline(time.Now().Add(idle))
-		var lenBuf [4]byte
-		if _, err := io.ReadFull(r, lenBuf[:]); err != nil {
+		if now := time.Now(); now.Sub(lastDeadline) > idle/16 {
+			conn.SetDeadline(now.Add(idle))
+			lastDeadline = now
+		}
+		if _, err := io.ReadFull(r, hdr[:4]); err != nil {
 			return nil, st, fmt.Errorf("read after %d/%d pieces: %w", done, numPieces, err)
 		}
-		n := binary.BigEndian.Uint32(lenBuf[:])
+		n := int(binary.BigEndian.Uint32(hdr[:4]))
 		if n == 0 {
-			continue // keepalive
+			continue // keep-alive
 		}
 		if n > 1<<20 {
 			return nil, st, fmt.Errorf("message of %d bytes", n)
 		}
-		msg := make([]byte, n)
-		if _, err := io.ReadFull(r, msg); err != nil {
+		if _, err := io.ReadFull(r, hdr[4:5]); err != nil {
 			return nil, st, err
 		}
-		id, payload := msg[0], msg[1:]
-		switch id {
-		case msgChoke:
-			choked = true
-			st.Chokes++
-			// A choke discards our requests: ask again after the next unchoke.
-			for b := range outstanding {
-				queue = append([]block{b}, queue...)
-			}
-			clear(outstanding)
-		case msgUnchoke:
-			choked = false
-		case msgHave:
-			if len(payload) != 4 {
-				return nil, st, errors.New("bad have")
-			}
-			i := int(binary.BigEndian.Uint32(payload))
-			if i < numPieces {
-				if received[i] == 0 {
-					enqueue(i)
-				}
-			}
-		case msgBitfield:
-			for i := range numPieces {
-				if i/8 < len(payload) && payload[i/8]&(0x80>>(i%8)) != 0 {
-					enqueue(i)
-				}
-			}
-		case msgPiece:
-			if len(payload) < 8 {
+		id := pp.MessageType(hdr[4])
+		if id == pp.Piece {
+			if n < 9 {
 				return nil, st, errors.New("bad piece message")
 			}
-			b := block{int(binary.BigEndian.Uint32(payload[0:])), int(binary.BigEndian.Uint32(payload[4:])), len(payload) - 8}
-			if !outstanding[b] {
-				continue // late reply to a request a choke cancelled; we asked again
+			if _, err := io.ReadFull(r, hdr[5:13]); err != nil {
+				return nil, st, err
 			}
+			b := block{int(binary.BigEndian.Uint32(hdr[5:])), int(binary.BigEndian.Uint32(hdr[9:])), n - 9}
+			if !outstanding[b] {
+				// A late reply to a request a choke cancelled (we asked again), or junk.
+				if _, err := r.Discard(b.length); err != nil {
+					return nil, st, err
+				}
+				continue
+			}
+			now := time.Now()
+			if st.FirstPiece.IsZero() {
+				st.FirstPiece = now
+			} else {
+				st.MaxGap = max(st.MaxGap, now.Sub(lastPiece))
+			}
+			lastPiece = now
 			delete(outstanding, b)
 			p := info.Piece(b.piece)
-			copy(data[p.Offset()+int64(b.begin):], payload[8:])
+			off := p.Offset() + int64(b.begin)
+			if _, err := io.ReadFull(r, data[off:off+int64(b.length)]); err != nil {
+				return nil, st, err
+			}
 			received[b.piece] += int64(b.length)
 			if received[b.piece] == p.Length() {
 				sum := sha1.Sum(data[p.Offset() : p.Offset()+p.Length()])
@@ -169,19 +160,45 @@ func WireDownload(ctx context.Context, conn net.Conn, infoHash, peerID [20]byte,
 				}
 				done++
 			}
+			if err := fill(); err != nil {
+				return nil, st, err
+			}
+			continue
+		}
+		payload = payload[:0]
+		payload = append(payload, make([]byte, n-1)...)
+		if _, err := io.ReadFull(r, payload); err != nil {
+			return nil, st, err
+		}
+		switch id {
+		case pp.Choke:
+			choked = true
+			st.Chokes++
+			// A choke discards our requests: ask again after the next unchoke.
+			for b := range outstanding {
+				queue = append([]block{b}, queue...)
+			}
+			clear(outstanding)
+		case pp.Unchoke:
+			choked = false
+		case pp.Have:
+			if len(payload) != 4 {
+				return nil, st, errors.New("bad have")
+			}
+			if i := int(binary.BigEndian.Uint32(payload)); i < numPieces && received[i] == 0 {
+				enqueue(i)
+			}
+		case pp.Bitfield:
+			for i := range numPieces {
+				if i/8 < len(payload) && payload[i/8]&(0x80>>(i%8)) != 0 {
+					enqueue(i)
+				}
+			}
 		}
 		if err := fill(); err != nil {
 			return nil, st, err
 		}
 	}
+	st.Done = time.Now()
 	return data, st, nil
-}
-
-func writeMsg(w io.Writer, id byte, payload []byte) error {
-	buf := make([]byte, 5+len(payload))
-	binary.BigEndian.PutUint32(buf, uint32(1+len(payload)))
-	buf[4] = id
-	copy(buf[5:], payload)
-	_, err := w.Write(buf)
-	return err
 }
