@@ -30,7 +30,7 @@ test:
 # A count of inputs, not a duration: with a duration, go test reports "context deadline exceeded"
 # as a failure when the time runs out while it minimises a new input.
 FUZZTIME ?= 20000x
-FUZZ_TARGETS := signaling:FuzzHandle signaling:FuzzClientDispatch signaling:FuzzBinaryID \
+FUZZ_TARGETS := signaling:FuzzHandle signaling:FuzzBinaryID internal/trackerclient:FuzzClientDispatch \
 	gateway:FuzzMagnetSpec gateway:FuzzParseInfoHash gateway:FuzzMetainfoSpec gateway:FuzzStreamRange \
 	live:FuzzSignedEntryJSON live:FuzzSignEntry live:FuzzManifest live:FuzzParseCutPlaylist
 

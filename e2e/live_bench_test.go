@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -12,7 +10,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -22,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmgate/swarmgate/gateway"
 	"github.com/swarmgate/swarmgate/live"
 )
 
@@ -63,11 +59,16 @@ func BenchmarkLiveLatencyAndShare(b *testing.B) {
 	query := os.Getenv("SWARMGATE_LIVE_BENCH_QUERY")
 	sides := strings.Split(envString("SWARMGATE_LIVE_BENCH_SIDES", "on,off"), ",")
 
-	_, gw := startGatewayWith(b, func(c *gateway.Config) { c.IngestToken = liveIngestToken })
-	proxy := newCountingProxy(b, gw)
 	perSide := 2*time.Duration(viewers)*time.Second + 60*time.Second + settle + watch
 	ingest := &ingestTimes{}
-	id := startBenchBroadcast(b, gw, segment, time.Duration(b.N*len(sides))*perSide+time.Minute, ingest)
+	// A bitrate nearer a real stream's than the tests' 320×180; uploads timed by ingest.
+	ls := startLive(b, liveOptions{
+		seconds: int((time.Duration(b.N*len(sides))*perSide + time.Minute).Seconds()), end: true,
+		size: "640x360", segment: segment,
+		client: &http.Client{Timeout: 30 * time.Second, Transport: ingestTransport{ingest}},
+	})
+	id := ls.id
+	proxy := newCountingProxy(b, ls.base)
 
 	results := map[string]*liveSide{}
 	b.ResetTimer()
@@ -316,58 +317,6 @@ func (t ingestTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.times.mu.Unlock()
 	}
 	return res, err
-}
-
-// startBenchBroadcast is startBroadcast for a benchmark: ffmpeg's testsrc2 at 640×360 (a
-// bitrate nearer a real stream's), segments of the given length, running for at most d, its
-// uploads timed by ingest.
-func startBenchBroadcast(t testing.TB, base string, segment float64, d time.Duration, ingest *ingestTimes) live.StreamID {
-	t.Helper()
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		missingTool(t, "ffmpeg", "apt-get install ffmpeg")
-	}
-	priv, err := live.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := live.StreamIDOfKey(priv)
-	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
-	done := make(chan error, 1)
-	go func() {
-		cfg := live.DefaultBroadcastConfig()
-		cfg.Gateway, cfg.Token, cfg.Key, cfg.SegmentSeconds = base, liveIngestToken, priv, segment
-		cfg.Client = &http.Client{Timeout: 30 * time.Second, Transport: ingestTransport{ingest}}
-		cfg.InputArgs = []string{
-			"-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
-			"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", strconv.Itoa(int(d.Seconds())),
-		}
-		_, err := live.Broadcast(ctx, cfg, testLogger(t))
-		done <- err
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-				t.Errorf("broadcast: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("broadcast did not stop within 30 s of cancel")
-		}
-	})
-	waitUntil(t, 60*time.Second, "3 media segments on the gateway", func() (bool, string) {
-		res, err := http.Get(base + "/api/live/" + id.String())
-		if err != nil {
-			return false, err.Error()
-		}
-		defer res.Body.Close()
-		var st live.StreamStatus
-		if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&st) != nil {
-			return false, res.Status
-		}
-		return st.Window.Media >= 3, fmt.Sprintf("%d media segments", st.Window.Media)
-	})
-	return id
 }
 
 // percentile is the q-quantile (0 ≤ q ≤ 1, nearest rank) of xs, NaN when empty.

@@ -13,8 +13,8 @@ import (
 // edge (window.swarmgate inside the frame: playing, currentTime advancing, bytes from the
 // gateway), and the element's .state, posted by the frame, tells the host page the same.
 func TestLiveEmbed(t *testing.T) {
-	base := liveGateway(t)
-	id, _ := startBroadcast(t, base, 90)
+	ls := startLive(t, liveOptions{seconds: 90})
+	base, id := ls.base, ls.id
 	host := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `<!doctype html><meta charset="utf-8"><title>host: live element</title>
 <h1>A page on another origin</h1>
@@ -47,9 +47,7 @@ document.getElementById("p").addEventListener("swarmgate", ev => { window.heard 
 		})
 		return last
 	}
-	s := frame("playing", func(s liveState) bool {
-		return s.SG != nil && s.SG.State == "playing" && s.CurrentTime > 0
-	}, 45*time.Second)
+	s := frame("playing", livePlaying, 45*time.Second)
 	if s.SG.Mode != "live" || s.SG.Stream != id.String() {
 		t.Errorf("framed window.swarmgate mode %q stream %q, want live and %s", s.SG.Mode, s.SG.Stream, id)
 	}

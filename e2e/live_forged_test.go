@@ -81,25 +81,17 @@ const recordAppendsJS = `(() => {
 // must still serve the live page's swarm (gateway.LiveSwarmInfoHash, whose derivation is checked
 // here against what Chromium really announces), or a and b would never meet.
 func TestLiveForgedPeerRejected(t *testing.T) {
-	_, base := startGatewayWith(t, func(c *gateway.Config) {
-		c.IngestToken = liveIngestToken
+	ls := startLive(t, liveOptions{seconds: 120, gateway: func(c *gateway.Config) {
 		c.AllowInfoHashes = []string{strings.Repeat("5a", 20)}
-	})
+	}})
+	id, u := ls.id, ls.page
 	a := startBrowser(t, browserOptions{name: "forger", initScripts: []string{forgeUploadsJS, recordAnnouncesJS}})
 	b := startBrowser(t, browserOptions{name: "viewer", initScripts: []string{recordAnnouncesJS, recordAppendsJS}})
-	id, _ := startBroadcast(t, base, 120)
-	u := base + "/live/" + id.String()
 
 	// a plays near the edge, b further behind: b's segments beyond its HTTP window (3 s) are
 	// ones a already has, so b asks a for them (as in TestLiveP2PBetweenBrowsers).
-	a.navigate(u + "?latency=2")
-	a.waitLive(45*time.Second, "a playing", func(s liveState) bool {
-		return s.SG != nil && s.SG.State == "playing" && s.CurrentTime > 0
-	})
-	b.navigate(u + "?latency=8")
-	b.waitLive(45*time.Second, "b playing", func(s liveState) bool {
-		return s.SG != nil && s.SG.State == "playing" && s.CurrentTime > 0
-	})
+	a.watchLive(u + "?latency=2")
+	b.watchLive(u + "?latency=8")
 	s := b.waitLive(90*time.Second, "b getting bytes from a and rejecting a segment", func(s liveState) bool {
 		return s.SG.Stats.FromBrowsers > 0 && s.SG.Stats.Rejected > 0
 	})

@@ -1,31 +1,11 @@
 package e2e
 
 import (
-	"encoding/json"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/swarmgate/swarmgate/gateway"
-	"github.com/swarmgate/swarmgate/live"
 )
-
-func getLiveStatus(base string, id live.StreamID) (live.StreamStatus, error) {
-	var st live.StreamStatus
-	res, err := http.Get(base + "/api/live/" + id.String())
-	if err != nil {
-		return st, err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return st, &httpStatusError{res.Status}
-	}
-	return st, json.NewDecoder(res.Body).Decode(&st)
-}
-
-type httpStatusError struct{ status string }
-
-func (e *httpStatusError) Error() string { return e.status }
 
 // TestLiveRelayToBrowsers: ffmpeg's test source → live.Broadcast → an origin gateway → a relay
 // gateway on another port (serve --relay), which gets every segment over BitTorrent → two
@@ -33,8 +13,8 @@ func (e *httpStatusError) Error() string { return e.status }
 // WebRTC, verified against the broadcaster's signatures. The origin serves no segment bytes over
 // HTTP at all: everything the viewers play came through BitTorrent and their own swarm.
 func TestLiveRelayToBrowsers(t *testing.T) {
-	origin := liveGateway(t)
-	id, _ := startBroadcast(t, origin, 120)
+	ls := startLive(t, liveOptions{seconds: 120})
+	origin, id := ls.base, ls.id
 	_, relay := startGatewayWith(t, func(c *gateway.Config) { c.Relays = []string{origin + "/live/" + id.String()} })
 	waitUntil(t, 30*time.Second, "the relay holding 3 media segments", func() (bool, string) {
 		st, err := getLiveStatus(relay, id)
@@ -47,14 +27,8 @@ func TestLiveRelayToBrowsers(t *testing.T) {
 	a := startBrowser(t, browserOptions{name: "viewer-a"})
 	b := startBrowser(t, browserOptions{name: "viewer-b"})
 	u := relay + "/live/" + id.String()
-	a.navigate(u + "?latency=2")
-	a.waitLive(45*time.Second, "a playing", func(s liveState) bool {
-		return s.SG != nil && s.SG.State == "playing" && s.CurrentTime > 0
-	})
-	b.navigate(u + "?latency=8")
-	b.waitLive(45*time.Second, "b playing", func(s liveState) bool {
-		return s.SG != nil && s.SG.State == "playing" && s.CurrentTime > 0
-	})
+	a.watchLive(u + "?latency=2")
+	b.watchLive(u + "?latency=8")
 	s := b.waitLive(60*time.Second, "b getting verified segments from a", func(s liveState) bool {
 		return s.SG.Stats.FromBrowsers > 0 && s.SG.Stats.Verified > 0
 	})

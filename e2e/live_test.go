@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -70,34 +71,80 @@ func (b *browser) waitLive(within time.Duration, what string, cond func(liveStat
 	return last
 }
 
-// startBroadcast runs live.Broadcast of ffmpeg's test source (1 s segments) into the gateway
-// at base until the test ends, and waits until the stream has a few media segments. The stream
-// is kept open when the broadcast stops: the tests look at a stalled stream.
-func startBroadcast(t *testing.T, base string, seconds int) (live.StreamID, context.CancelFunc) {
-	t.Helper()
-	return runBroadcast(t, base, seconds, true)
+// livePlaying is a live page playing: the player started and its video advanced.
+func livePlaying(s liveState) bool {
+	return s.SG != nil && s.SG.State == "playing" && s.CurrentTime > 0
 }
 
-// runBroadcast is startBroadcast; with keepOpen false the broadcast ends the stream (a signed end)
-// when it stops, as "swarmgate broadcast" does.
-func runBroadcast(t *testing.T, base string, seconds int, keepOpen bool) (live.StreamID, context.CancelFunc) {
+// watchLive opens a live page (url with its query) in b and waits until it plays.
+func (b *browser) watchLive(url string) liveState {
+	b.t.Helper()
+	b.navigate(url)
+	return b.waitLive(45*time.Second, "playing "+url, livePlaying)
+}
+
+// liveOptions configure startLive. The zero value is the tests' broadcast: ffmpeg's testsrc2 at
+// 320×180 with a 440 Hz tone, 1 s segments, the stream kept open when the broadcast stops.
+type liveOptions struct {
+	// seconds is how long ffmpeg's source runs; the broadcast is cancelled at the test's end anyway.
+	seconds int
+	// end makes the broadcast end the stream (a signed end) when it stops, as "swarmgate
+	// broadcast" does; otherwise the stream stays open and stalls, which some tests look at.
+	end bool
+	// gateway changes the gateway's config beyond the ingest token; nil for none.
+	gateway func(*gateway.Config)
+	// The benchmark's knobs: the picture size ("320x180"), segment seconds (1) and the
+	// broadcaster's HTTP client (nil: live's default).
+	size    string
+	segment float64
+	client  *http.Client
+}
+
+// liveStream is a real gateway that takes live streams, and one broadcast into it.
+type liveStream struct {
+	base string // the gateway's http:// URL
+	id   live.StreamID
+	page string             // base + "/live/" + id, the watch page
+	stop context.CancelFunc // stops the broadcast before the test's end
+}
+
+// startLive starts a gateway that takes live streams (liveIngestToken), runs live.Broadcast of
+// ffmpeg's lavfi test source into it (real ffmpeg, real HTTP uploads of signed segments) until the
+// test ends, and waits until the gateway holds 3 media segments of the stream.
+func startLive(t testing.TB, o liveOptions) liveStream {
 	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		missingTool(t, "ffmpeg", "apt-get install ffmpeg")
 	}
+	if o.size == "" {
+		o.size = "320x180"
+	}
+	if o.segment == 0 {
+		o.segment = 1
+	}
+	_, base := startGatewayWith(t, func(c *gateway.Config) {
+		c.IngestToken = liveIngestToken
+		if o.gateway != nil {
+			o.gateway(c)
+		}
+	})
 	priv, err := live.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := live.StreamIDOfKey(priv)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds+30)*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.seconds+30)*time.Second)
 	done := make(chan error, 1)
 	go func() {
 		cfg := live.DefaultBroadcastConfig()
-		cfg.Gateway, cfg.Token, cfg.Key, cfg.KeepOpen = base, liveIngestToken, priv, keepOpen
+		cfg.Gateway, cfg.Token, cfg.Key, cfg.KeepOpen = base, liveIngestToken, priv, !o.end
+		cfg.SegmentSeconds = o.segment
+		if o.client != nil {
+			cfg.Client = o.client
+		}
 		cfg.InputArgs = []string{
-			"-re", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
-			"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", fmt.Sprint(seconds),
+			"-re", "-f", "lavfi", "-i", "testsrc2=size=" + o.size + ":rate=25",
+			"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", strconv.Itoa(o.seconds),
 		}
 		_, err := live.Broadcast(ctx, cfg, testLogger(t))
 		done <- err
@@ -114,25 +161,32 @@ func runBroadcast(t *testing.T, base string, seconds int, keepOpen bool) (live.S
 		}
 	})
 	waitUntil(t, 60*time.Second, "3 media segments on the gateway", func() (bool, string) {
-		res, err := http.Get(base + "/api/live/" + id.String())
+		st, err := getLiveStatus(base, id)
 		if err != nil {
 			return false, err.Error()
 		}
-		defer res.Body.Close()
-		var st live.StreamStatus
-		if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&st) != nil {
-			return false, res.Status
-		}
 		return st.Window.Media >= 3, fmt.Sprintf("%d media segments", st.Window.Media)
 	})
-	return id, cancel
+	return liveStream{base: base, id: id, page: base + "/live/" + id.String(), stop: cancel}
 }
 
-func liveGateway(t *testing.T) string {
-	t.Helper()
-	_, base := startGatewayWith(t, func(c *gateway.Config) { c.IngestToken = liveIngestToken })
-	return base
+// getLiveStatus reads the gateway's GET /api/live/{stream}.
+func getLiveStatus(base string, id live.StreamID) (live.StreamStatus, error) {
+	var st live.StreamStatus
+	res, err := http.Get(base + "/api/live/" + id.String())
+	if err != nil {
+		return st, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return st, &httpStatusError{res.Status}
+	}
+	return st, json.NewDecoder(res.Body).Decode(&st)
 }
+
+type httpStatusError struct{ status string }
+
+func (e *httpStatusError) Error() string { return e.status }
 
 // TestLivePlaysInBrowser: ffmpeg's test source → live.Broadcast → a real gateway; Chromium opens
 // /live/{stream}, plays near the live edge (currentTime advances, seconds behind live reported),
@@ -140,14 +194,11 @@ func liveGateway(t *testing.T) string {
 // says when the broadcaster stops (stalled), and a stream the gateway does not have is reported
 // as unknown.
 func TestLivePlaysInBrowser(t *testing.T) {
-	base := liveGateway(t)
+	ls := startLive(t, liveOptions{seconds: 90})
+	base, id := ls.base, ls.id
 	b := startBrowser(t, browserOptions{name: "viewer"})
-	id, stopBroadcast := startBroadcast(t, base, 90)
 
-	b.navigate(base + "/live/" + id.String())
-	s := b.waitLive(45*time.Second, "playing", func(s liveState) bool {
-		return s.SG != nil && s.SG.State == "playing" && s.CurrentTime > 0
-	})
+	s := b.watchLive(ls.page)
 	if s.SG.Mode != "live" || s.SG.Stream != id.String() {
 		t.Errorf("window.swarmgate mode %q stream %q, want live and %s", s.SG.Mode, s.SG.Stream, id)
 	}
@@ -202,7 +253,7 @@ func TestLivePlaysInBrowser(t *testing.T) {
 	}
 
 	// The broadcaster stops: after 3 target durations without a segment the page says so.
-	stopBroadcast()
+	ls.stop()
 	b.waitLive(20*time.Second, "a stalled-stream message", func(s liveState) bool {
 		return s.SG.State == "stalled" && strings.Contains(s.Message, "Stream stalled")
 	})
@@ -221,14 +272,10 @@ func TestLivePlaysInBrowser(t *testing.T) {
 // TestLiveEndInBrowser: a broadcast that stops ends the stream with its signed end; the page
 // says the broadcast has ended and plays what it has to the last segment.
 func TestLiveEndInBrowser(t *testing.T) {
-	base := liveGateway(t)
+	ls := startLive(t, liveOptions{seconds: 8, end: true})
 	b := startBrowser(t, browserOptions{name: "viewer"})
-	id, _ := runBroadcast(t, base, 8, false)
 
-	b.navigate(base + "/live/" + id.String())
-	b.waitLive(45*time.Second, "playing", func(s liveState) bool {
-		return s.SG != nil && s.SG.State == "playing" && s.CurrentTime > 0
-	})
+	b.watchLive(ls.page)
 	s := b.waitLive(45*time.Second, "the end of the broadcast", func(s liveState) bool {
 		return s.SG.State == "ended" && s.Ended
 	})
@@ -244,20 +291,12 @@ func TestLiveEndInBrowser(t *testing.T) {
 // further behind the edge, gets segments from the first over WebRTC (signalled through the
 // gateway's /announce), each checked against the signed manifest.
 func TestLiveP2PBetweenBrowsers(t *testing.T) {
-	base := liveGateway(t)
+	ls := startLive(t, liveOptions{seconds: 120})
 	a := startBrowser(t, browserOptions{name: "viewer-a"})
 	b := startBrowser(t, browserOptions{name: "viewer-b"})
-	id, _ := startBroadcast(t, base, 120)
-	u := base + "/live/" + id.String()
 
-	a.navigate(u + "?latency=2")
-	a.waitLive(45*time.Second, "a playing", func(s liveState) bool {
-		return s.SG != nil && s.SG.State == "playing" && s.CurrentTime > 0
-	})
-	b.navigate(u + "?latency=8")
-	b.waitLive(45*time.Second, "b playing", func(s liveState) bool {
-		return s.SG != nil && s.SG.State == "playing" && s.CurrentTime > 0
-	})
+	a.watchLive(ls.page + "?latency=2")
+	b.watchLive(ls.page + "?latency=8")
 	s := b.waitLive(60*time.Second, "b getting bytes from a", func(s liveState) bool {
 		return s.SG.Stats.FromBrowsers > 0 && s.SG.Stats.Peers > 0
 	})

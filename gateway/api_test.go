@@ -24,12 +24,23 @@ import (
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
+	"go.uber.org/goleak"
 
 	"github.com/swarmgate/swarmgate/internal/peertest"
 )
 
 // ---------------------------------------------------------------------------------------------
 // Harness: a real gateway on loopback, real HTTP.
+
+// TestMain fails the package when a goroutine outlives its tests. One is known and ignored:
+// anacrolix/dht v2.23.0's Server.BootstrapContext returns without stopping its traversal when the
+// server knows no node and its starting nodes fail to resolve (the DHT of a gateway without
+// internet: the tests with offlineDHT). That traversal's goroutine then blocks for good, one per
+// bootstrap attempt: the TableMaintainer tries once a minute, and Client.Close does not end it.
+// (Upstream fixed the same omission in AnnounceTraversal, anacrolix/dht#45, not in Bootstrap.)
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/anacrolix/dht/v2/traversal.(*Operation).run"))
+}
 
 func testLogger(t testing.TB) *slog.Logger {
 	level := slog.LevelError + 4 // quiet: the tests provoke errors on purpose
@@ -185,27 +196,6 @@ func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// checkNoGoroutineLeak waits for the goroutine count to come back to about baseline and dumps
-// every stack when it does not.
-func checkNoGoroutineLeak(t testing.TB, baseline int) {
-	t.Helper()
-	const slack = 2
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n := runtime.NumGoroutine()
-		if n <= baseline+slack {
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 4<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Errorf("goroutine leak: %d goroutines, baseline %d (+%d slack)\n%s", n, baseline, slack, buf)
-			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -409,12 +399,7 @@ func rangeCases(t *testing.T, r *running, path string, want []byte, wantType str
 // TestDemoStreamAndWebseedRanges streams the built-in demo through /stream and /webseed, checks
 // the to_http counter, then shuts the gateway down and checks no goroutine outlives it.
 func TestDemoStreamAndWebseedRanges(t *testing.T) {
-	// Warm up once so lazily started process-wide goroutines are in the baseline.
-	warm := startGateway(t, func(c *Config) { c.Demo = true })
-	warm.get(t, "/healthz", nil)
-	warm.stop()
-	baseline := runtime.NumGoroutine()
-
+	preexisting := goleak.IgnoreCurrent()
 	r := startGateway(t, func(c *Config) { c.Demo = true })
 	ih := demoInfoHash(t, r)
 
@@ -438,13 +423,13 @@ func TestDemoStreamAndWebseedRanges(t *testing.T) {
 	})
 
 	r.stop()
-	checkNoGoroutineLeak(t, baseline)
+	goleak.VerifyNone(t, preexisting)
 }
 
 // TestStreamWhileDownloading streams a torrent that only a native seeder has: each Range read
 // blocks until its pieces have arrived over loopback TCP, then the bytes match the seeder's file.
 func TestStreamWhileDownloading(t *testing.T) {
-	baseline := runtime.NumGoroutine()
+	preexisting := goleak.IgnoreCurrent()
 	dir := t.TempDir()
 	const size, pieceLen = 3<<20 + 12345, 64 << 10
 	seeder, err := peertest.NewSeeder(dir, "movie.mp4", size, pieceLen, testLogger(t))
@@ -497,7 +482,7 @@ func TestStreamWhileDownloading(t *testing.T) {
 
 	r.stop()
 	seeder.Close()
-	checkNoGoroutineLeak(t, baseline)
+	goleak.VerifyNone(t, preexisting)
 }
 
 // waitGotInfo waits until anacrolix has finished setting the torrent's metadata up. The HTTP API

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/internal/peertest"
+	"github.com/swarmgate/swarmgate/internal/trackerclient"
 	"github.com/swarmgate/swarmgate/signaling"
 )
 
@@ -101,12 +102,12 @@ func TestMetricsAfterTransfer(t *testing.T) {
 	defer cancel()
 	var peerID signaling.ID
 	copy(peerID[:], "-WW0000-metricstest1")
-	cl, err := signaling.Dial(ctx, "ws://"+r.g.Addr().String()+"/announce", peerID, signaling.ClientHandlers{}, testLogger(t))
+	cl, err := trackerclient.Dial(ctx, "ws://"+r.g.Addr().String()+"/announce", peerID, trackerclient.Handlers{}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if err := cl.Announce(ctx, signaling.AnnounceParams{InfoHash: signaling.ID(seeder.Torrent.InfoHash()), Event: "started", Left: size}); err != nil {
+	if err := cl.Announce(ctx, trackerclient.AnnounceParams{InfoHash: signaling.ID(seeder.Torrent.InfoHash()), Event: "started", Left: size}); err != nil {
 		t.Fatal(err)
 	}
 	waitMetric(t, r, `swarmgate_signaling_messages_total{kind="announce"}`, func(v float64) bool { return v >= 1 })

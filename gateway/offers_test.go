@@ -11,6 +11,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/swarmgate/swarmgate/internal/peertest"
+	"github.com/swarmgate/swarmgate/internal/trackerclient"
 	"github.com/swarmgate/swarmgate/signaling"
 )
 
@@ -80,7 +81,7 @@ func TestOfferToSeedingBrowser(t *testing.T) {
 // records the offers it gets.
 type silentBrowser struct {
 	id     signaling.ID
-	c      *signaling.Client
+	c      *trackerclient.Client
 	mu     sync.Mutex
 	offers int
 }
@@ -89,7 +90,7 @@ func newSilentBrowser(t *testing.T, r *running, n byte, ih metainfo.Hash, got ch
 	t.Helper()
 	b := &silentBrowser{}
 	b.id[0], b.id[19] = 0xb0, n
-	c, err := signaling.Dial(context.Background(), trackerURL(r), b.id, signaling.ClientHandlers{
+	c, err := trackerclient.Dial(context.Background(), trackerURL(r), b.id, trackerclient.Handlers{
 		Offer: func(ctx context.Context, o signaling.Offer) (string, error) {
 			b.mu.Lock()
 			b.offers++
@@ -104,7 +105,7 @@ func newSilentBrowser(t *testing.T, r *running, n byte, ih metainfo.Hash, got ch
 	}
 	b.c = c
 	t.Cleanup(func() { c.Close() })
-	if err := c.Announce(context.Background(), signaling.AnnounceParams{InfoHash: signaling.ID(ih), Event: "started", Left: 0}); err != nil {
+	if err := c.Announce(context.Background(), trackerclient.AnnounceParams{InfoHash: signaling.ID(ih), Event: "started", Left: 0}); err != nil {
 		t.Fatal(err)
 	}
 	return b

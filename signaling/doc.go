@@ -18,6 +18,6 @@
 // makes its own (SendOffer) to peers it picks from SwarmPeers or hears of
 // through PeerWatcher, by what they announced (left, uploaded, downloaded).
 // Which peers are worth an offer is the LocalPeer's business, not the room's.
-// Client is the same protocol from the peer's side, for native (Go) WebRTC
-// peers.
+// The peer's side of the protocol lives elsewhere (internal/trackerclient,
+// for tests): the gateway never dials a tracker.
 package signaling

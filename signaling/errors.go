@@ -5,7 +5,7 @@ import "errors"
 var (
 	// ErrInvalidConfig is returned by Config.Validate and New for an unusable Config.
 	ErrInvalidConfig = errors.New("signaling: invalid config")
-	// ErrClosed is returned by operations on a closed Server or Client.
+	// ErrClosed is returned by operations on a closed Server.
 	ErrClosed = errors.New("signaling: closed")
 	// ErrBadID is returned for a value that is not a 20-byte ID.
 	ErrBadID = errors.New("invalid 20-byte id")

@@ -2,17 +2,15 @@ package signaling
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 )
 
-// Fuzz targets for what the tracker reads off a socket: Server.handle (a client's message),
-// Client.dispatch (the tracker's message) and the binary-string IDs both carry. Run one with
+// Fuzz targets for what the tracker reads off a socket: Server.handle (a client's message) and
+// the binary-string IDs it carries. (The client side's dispatch is fuzzed in
+// internal/trackerclient.) Run one with
 //
 //	go test -run '^$' -fuzz '^FuzzHandle$' -fuzztime 60s -parallel 1 ./signaling/
 
@@ -244,52 +242,6 @@ func checkTables(t *testing.T, s *Server) {
 			}
 		}
 	}
-}
-
-// FuzzClientDispatch feeds one tracker message to Client.dispatch and checks that at most one
-// handler runs, and never with an empty SDP.
-func FuzzClientDispatch(f *testing.F) {
-	ih, a, oid := testID(1), testID(2), testID(4)
-	j := func(v any) []byte { b, _ := json.Marshal(v); return b }
-	f.Add(j(msg{"action": "announce", "info_hash": bin(ih), "peer_id": bin(a), "offer_id": bin(oid),
-		"offer": msg{"type": "offer", "sdp": "v=0 offer"}}))
-	f.Add(j(msg{"action": "announce", "info_hash": bin(ih), "peer_id": bin(a), "to_peer_id": bin(oid),
-		"offer_id": bin(oid), "answer": msg{"type": "answer", "sdp": "v=0 answer"}}))
-	f.Add(j(msg{"action": "announce", "info_hash": bin(ih), "failure reason": "swarm is full"}))
-	f.Add(j(msg{"action": "announce", "info_hash": bin(ih), "interval": 120, "complete": 1, "incomplete": 0}))
-	f.Add([]byte(`{"info_hash":"short","offer":{"sdp":"x"}}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var mu sync.Mutex
-		var calls []string
-		record := func(kind string) {
-			mu.Lock()
-			defer mu.Unlock()
-			calls = append(calls, kind)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		c := &Client{log: slog.New(slog.DiscardHandler), ctx: ctx, cancel: cancel, h: ClientHandlers{
-			Offer: func(_ context.Context, o Offer) (string, error) {
-				if o.SDP == "" {
-					t.Errorf("offer with an empty SDP from %q", data)
-				}
-				record("offer")
-				return "", errors.New("not answering in a fuzz test") // so nothing is written
-			},
-			Answer: func(_, _, _ ID, sdp string) {
-				if sdp == "" {
-					t.Errorf("answer with an empty SDP from %q", data)
-				}
-				record("answer")
-			},
-			Failure: func(ID, string) { record("failure") },
-		}}
-		c.dispatch(data)
-		c.wg.Wait()
-		cancel()
-		if len(calls) > 1 {
-			t.Fatalf("%q ran %d handlers: %v", data, len(calls), calls)
-		}
-	})
 }
 
 // FuzzBinaryID checks that the binary-string form of an ID reads back as the same ID, also

@@ -8,33 +8,24 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
 )
 
 const waitTimeout = 5 * time.Second
 
-// checkGoroutines fails the test if goroutines started during it outlive its
-// cleanups. Call it first so its cleanup runs last.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// checkGoroutines fails the test if goroutines started during it outlive its cleanups. Call it
+// first so its cleanup runs last. (TestMain checks the whole package once more at the end.)
 func checkGoroutines(t *testing.T) {
 	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(waitTimeout)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				n := runtime.Stack(buf, true)
-				t.Errorf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:n])
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	})
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 }
 
 // waitFor polls cond until it holds or the test's wait budget is spent.

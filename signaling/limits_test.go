@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -147,4 +148,39 @@ func TestLimitsConfigValidate(t *testing.T) {
 			t.Errorf("%s: Validate = %v", tc.field, err)
 		}
 	}
+}
+
+func TestSlowSocketClosed(t *testing.T) {
+	cfg := testConfig()
+	cfg.SendQueue = 2
+	cfg.PingInterval = time.Minute // only the full queue may close it
+	s, url := newTestServer(t, cfg)
+	ih := testID(1)
+	// A peer that never reads, with a small receive buffer so TCP cannot hide it.
+	slow := dialWS(t, url, func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			_ = c.(*net.TCPConn).SetReadBuffer(4096)
+		}
+		return c, err
+	})
+	defer slow.Close()
+	b, _ := jsonAnnounce(ih, testID(2), 0)
+	if err := slow.WriteMessage(websocket.TextMessage, b); err != nil {
+		t.Fatal(err)
+	}
+	a := dialRaw(t, url)
+	a.announce(testID(3), testID(4), nil) // a warm-up; slow has surely been registered by now
+	waitFor(t, "slow peer announced", func() bool { return len(s.Peers(ih)) == 1 })
+	big := strings.Repeat("x", 60<<10)
+	for i := 0; s.Stats().Sockets == 2; i++ {
+		if i == 2000 {
+			t.Fatal("slow socket never dropped")
+		}
+		a.send(announceMsg(ih, testID(5), msg{"offers": []msg{{"offer_id": bin(testID(byte(i))), "offer": msg{"type": "offer", "sdp": big}}}}))
+		a.next()
+	}
+	waitFor(t, "slow peer gone", func() bool { return len(s.Peers(ih)) == 1 })
+	a.announce(ih, testID(5), nil) // the sender was never blocked and still works
 }

@@ -86,24 +86,6 @@ type scrapeReply struct {
 	} `json:"flags"`
 }
 
-// clientAnnounce is what Client sends.
-type clientAnnounce struct {
-	Action     string            `json:"action"`
-	InfoHash   string            `json:"info_hash"`
-	PeerID     string            `json:"peer_id"`
-	Event      string            `json:"event,omitempty"`
-	Uploaded   int64             `json:"uploaded"`
-	Downloaded int64             `json:"downloaded"`
-	Left       int64             `json:"left"`
-	NumWant    int               `json:"numwant"`
-	Offers     []clientOfferWire `json:"offers"`
-}
-
-type clientOfferWire struct {
-	OfferID string `json:"offer_id"`
-	Offer   sdpMsg `json:"offer"`
-}
-
 func isAbsent(raw json.RawMessage) bool {
 	return len(raw) == 0 || bytes.Equal(raw, []byte("null"))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/anacrolix/torrent/storage"
 
 	"github.com/swarmgate/swarmgate/bridge"
+	"github.com/swarmgate/swarmgate/internal/trackerclient"
 	"github.com/swarmgate/swarmgate/signaling"
 )
 
@@ -40,7 +41,7 @@ type PeerOptions struct {
 type WebRTCPeer struct {
 	Client  *torrent.Client // nil when Raw
 	Bridge  *bridge.Bridge
-	tracker *signaling.Client
+	tracker *trackerclient.Client
 	peerID  signaling.ID
 	opts    PeerOptions
 	log     *slog.Logger
@@ -119,7 +120,7 @@ func NewWebRTCPeer(ctx context.Context, opts PeerOptions) (*WebRTCPeer, error) {
 		p.Client.AddListener(p.Bridge)
 		p.Client.AddDialer(p.Bridge)
 	}
-	p.tracker, err = signaling.Dial(ctx, opts.TrackerURL, p.peerID, signaling.ClientHandlers{
+	p.tracker, err = trackerclient.Dial(ctx, opts.TrackerURL, p.peerID, trackerclient.Handlers{
 		Offer: func(ctx context.Context, o signaling.Offer) (string, error) {
 			if opts.Raw {
 				return "", errors.New("raw peers do not answer")
@@ -170,7 +171,7 @@ func (p *WebRTCPeer) onAnswer(_, _, offerID signaling.ID, sdp string) {
 
 // announce sends one announce with n fresh offers.
 func (p *WebRTCPeer) announce(ih signaling.ID, event string, left int64, n int) error {
-	params := signaling.AnnounceParams{InfoHash: ih, Event: event, Left: left, NumWant: n}
+	params := trackerclient.AnnounceParams{InfoHash: ih, Event: event, Left: left, NumWant: n}
 	for range n {
 		po, err := p.Bridge.Offer(p.ctx, bridge.PeerMeta{InfoHash: ih})
 		if err != nil {
@@ -191,7 +192,7 @@ func (p *WebRTCPeer) announce(ih signaling.ID, event string, left int64, n int) 
 				po.Close()
 			}
 		})
-		params.Offers = append(params.Offers, signaling.ClientOffer{OfferID: id, SDP: po.SDP()})
+		params.Offers = append(params.Offers, trackerclient.Offer{OfferID: id, SDP: po.SDP()})
 	}
 	return p.tracker.Announce(p.ctx, params)
 }

@@ -2416,7 +2416,12 @@ func (t *Torrent) dhtAnnouncer(s DhtServer) {
 				// Assume DNS issues. This is hacky, but DHT announcing needs be overhauled and
 				// managed at a client level without unnecessary goroutines, just like with regular
 				// trackers. Works around https://github.com/anacrolix/torrent/issues/1029.
-				time.Sleep(5 * time.Minute)
+				// swarmgate patch: the pause ends when the torrent closes, so a dropped torrent
+				// does not keep this goroutine (and the torrent) for five minutes.
+				select {
+				case <-t.closed.Done():
+				case <-time.After(5 * time.Minute):
+				}
 			}
 		}()
 	}
