@@ -27,7 +27,7 @@ func TestAccessAndLimitFlagErrors(t *testing.T) {
 	}{
 		{"allow-add token without a token", safeArgs(t, "serve", "--allow-add", "token"), "allow-add token: needs --admin-token"},
 		{"allow-add unknown", safeArgs(t, "serve", "--allow-add", "everyone"), `allow-add "everyone"`},
-		{"admin-token short", safeArgs(t, "serve", "--admin-token", "short"), "admin-token: must be at least"},
+		{"admin-token short", safeArgs(t, "serve", "--admin-token", "short"), "--admin-token must be at least"},
 		{"allow-infohash", safeArgs(t, "serve", "--allow-infohash", "abc"), `allow-infohash "abc"`},
 		{"allow-infohash-file missing", safeArgs(t, "serve", "--allow-infohash-file", filepath.Join(dir, "nope")), "allow-infohash-file"},
 		{"allow-infohash-file bad line", safeArgs(t, "serve", "--allow-infohash-file", badFile), "bad.txt:3"},

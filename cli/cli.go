@@ -415,14 +415,16 @@ func serve(args []string, then afterStart, stdout, stderr io.Writer) int {
 	if err == nil {
 		err = o.cfg.Validate()
 	}
+	// Validate and New name Config fields; the user set flags (or their file and env twins).
+	flags := configFlags(fs, &o.cfg)
 	if err != nil {
-		fmt.Fprintln(stderr, "swarmgate:", err)
+		printError(stderr, inFlagWords(err, flags))
 		return exitUsage
 	}
 
 	g, err := gateway.New(o.cfg, log)
 	if err != nil {
-		fmt.Fprintln(stderr, "swarmgate:", liveFlagNames(err))
+		printError(stderr, inFlagWords(liveFlagNames(err), flags))
 		return exitFailure
 	}
 	// The first signal drains; a second one means "now". One channel, registered once and before

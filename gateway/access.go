@@ -59,7 +59,7 @@ func newAccess(cfg Config) (access, error) {
 		for _, s := range cfg.AllowInfoHashes {
 			ih, err := parseInfoHash(s)
 			if err != nil {
-				return a, fmt.Errorf("allow-infohash %q: %w", s, err)
+				return a, &FieldError{Field: "AllowInfoHashes", Err: fmt.Errorf("%q: %w", s, err)}
 			}
 			a.allowed[ih] = struct{}{}
 		}

@@ -214,7 +214,7 @@ func TestAccessLogOff(t *testing.T) {
 func TestAccessLogSettingValidated(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.AccessLog = "loud"
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "access-log") {
-		t.Errorf("access-log loud: %v, want an error naming access-log", err)
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "AccessLog") {
+		t.Errorf("access-log loud: %v, want an error naming AccessLog", err)
 	}
 }

@@ -16,9 +16,9 @@ func TestCacheConfigValidation(t *testing.T) {
 		{"unlimited cache", func(c *Config) { c.CacheSize = 0 }, ""},
 		{"never idle", func(c *Config) { c.IdleTimeout = 0 }, ""},
 		{"1M cache", func(c *Config) { c.CacheSize = 1 << 20 }, ""},
-		{"negative cache", func(c *Config) { c.CacheSize = -1 }, "cache-size -1: must be 0 (unlimited) or positive"},
-		{"tiny cache", func(c *Config) { c.CacheSize = 10 }, "cache-size 10: at least 1M"},
-		{"negative idle", func(c *Config) { c.IdleTimeout = -time.Minute }, "idle-timeout -1m0s: must be 0 (never) or positive"},
+		{"negative cache", func(c *Config) { c.CacheSize = -1 }, "CacheSize -1: must be 0 (unlimited) or positive"},
+		{"tiny cache", func(c *Config) { c.CacheSize = 10 }, "CacheSize 10: at least 1M"},
+		{"negative idle", func(c *Config) { c.IdleTimeout = -time.Minute }, "IdleTimeout -1m0s: must be 0 (never) or positive"},
 	} {
 		cfg := DefaultConfig()
 		tc.mutate(&cfg)

@@ -85,8 +85,8 @@ func checkICEURL(u string) error {
 	return nil
 }
 
-// Config is everything a Gateway needs. Zero values are filled in by DefaultConfig; Validate says
-// which setting is wrong and why.
+// Config is everything a Gateway needs. Start from DefaultConfig and change what you need: a zero
+// field means zero (no limit, off), not "the default". Validate says which fields are wrong and why.
 type Config struct {
 	// HTTPAddr is where the API, pages, streams, webseed and the websocket tracker listen.
 	HTTPAddr string
@@ -236,70 +236,92 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first setting that cannot work, naming it.
+// ErrInvalidConfig is what every problem Validate reports matches with errors.Is.
+var ErrInvalidConfig = errors.New("invalid gateway config")
+
+// FieldError ties an error to the Config field it comes from: a value Validate refuses, or what
+// New met using it (a port in use, a folder it cannot create). Messages name Config fields; a
+// command line maps them to its own flags (cli does).
+type FieldError struct {
+	Field string // the Config field, e.g. "HTTPAddr"
+	Err   error  // what is wrong, starting with the value where that helps
+}
+
+func (e *FieldError) Error() string { return e.Field + " " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// invalidValue is a problem Validate found: it matches ErrInvalidConfig without saying so in
+// every message.
+type invalidValue string
+
+func (v invalidValue) Error() string        { return string(v) }
+func (v invalidValue) Is(target error) bool { return target == ErrInvalidConfig }
+
+func fieldError(field, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Err: invalidValue(fmt.Sprintf(format, args...))}
+}
+
+// Validate reports every setting that cannot work, each a *FieldError matching ErrInvalidConfig,
+// joined with errors.Join.
 func (c Config) Validate() error {
-	_, port, err := net.SplitHostPort(c.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("http-addr %q: want host:port or :port: %v", c.HTTPAddr, err)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("http-addr %q: port %q must be a number 0..65535", c.HTTPAddr, port)
-	}
-	if c.MetricsAddr != "" {
-		_, port, err := net.SplitHostPort(c.MetricsAddr)
+	var errs []error
+	bad := func(field, format string, args ...any) { errs = append(errs, fieldError(field, format, args...)) }
+	checkAddr := func(field, addr string) {
+		_, port, err := net.SplitHostPort(addr)
 		if err != nil {
-			return fmt.Errorf("metrics-addr %q: want host:port or :port: %v", c.MetricsAddr, err)
+			bad(field, "%q: want host:port or :port: %v", addr, err)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			bad(field, "%q: port %q must be a number 0..65535", addr, port)
 		}
-		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-			return fmt.Errorf("metrics-addr %q: port %q must be a number 0..65535", c.MetricsAddr, port)
-		}
+	}
+	checkAddr("HTTPAddr", c.HTTPAddr)
+	if c.MetricsAddr != "" {
+		checkAddr("MetricsAddr", c.MetricsAddr)
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("public-url %q: want an absolute http(s) URL such as https://tv.example.org", c.PublicURL)
-		}
-		if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-			return fmt.Errorf("public-url %q: want a base URL without user, ?query or #fragment", c.PublicURL)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			bad("PublicURL", "%q: want an absolute http(s) URL such as https://tv.example.org", c.PublicURL)
+		case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+			bad("PublicURL", "%q: want a base URL without user, ?query or #fragment", c.PublicURL)
 		}
 	}
 	if c.DataDir == "" {
-		return fmt.Errorf("data-dir: must not be empty")
+		bad("DataDir", "must not be empty")
 	}
 	if c.BTPort < 0 || c.BTPort > 65535 {
-		return fmt.Errorf("bt-port %d: must be 0..65535", c.BTPort)
+		bad("BTPort", "%d: must be 0..65535", c.BTPort)
 	}
 	if c.WebRTCUDPPort < 0 || c.WebRTCUDPPort > 65535 {
-		return fmt.Errorf("webrtc-udp-port %d: must be 0..65535", c.WebRTCUDPPort)
-	}
-	if c.WebRTCUDPPort != 0 && c.WebRTCUDPPort == c.BTPort {
-		return fmt.Errorf("webrtc-udp-port %d: bt-port's uTP already uses this UDP port; pick another", c.WebRTCUDPPort)
+		bad("WebRTCUDPPort", "%d: must be 0..65535", c.WebRTCUDPPort)
+	} else if c.WebRTCUDPPort != 0 && c.WebRTCUDPPort == c.BTPort {
+		bad("WebRTCUDPPort", "%d: BTPort's uTP already uses this UDP port; pick another", c.WebRTCUDPPort)
 	}
 	for _, ip := range c.PublicIPs {
 		parsed := net.ParseIP(ip)
 		switch {
 		case parsed == nil:
-			return fmt.Errorf("public-ip %q: not an IP address", ip)
+			bad("PublicIPs", "%q: not an IP address", ip)
 		case parsed.IsUnspecified() || parsed.IsMulticast():
-			return fmt.Errorf("public-ip %q: peers cannot reach an unspecified or multicast address", ip)
+			bad("PublicIPs", "%q: peers cannot reach an unspecified or multicast address", ip)
 		}
 	}
 	for _, s := range c.ICEServers {
 		if len(s.URLs) == 0 {
-			return fmt.Errorf("ice-server: an entry has no URL")
+			bad("ICEServers", "an entry has no URL")
 		}
 		for _, u := range s.URLs {
 			if err := checkICEURL(u); err != nil {
-				return fmt.Errorf("ice-server %q: %v", u, err)
-			}
-			if strings.HasPrefix(u, "turn") && s.Username == "" {
-				return fmt.Errorf("ice-server %q: a TURN server needs user:pass@", u)
+				bad("ICEServers", "%q: %v", u, err)
+			} else if strings.HasPrefix(u, "turn") && s.Username == "" {
+				bad("ICEServers", "%q: a TURN server needs user:pass@", u)
 			}
 		}
 	}
 	for _, o := range c.EmbedOrigins {
 		if err := checkOrigin(o); err != nil {
-			return fmt.Errorf("embed-origins %q: %v", o, err)
+			bad("EmbedOrigins", "%q: %v", o, err)
 		}
 	}
 	for _, o := range c.CORSOrigins {
@@ -307,85 +329,85 @@ func (c Config) Validate() error {
 			continue
 		}
 		if err := checkOrigin(o); err != nil {
-			return fmt.Errorf("cors-origins %q: %v (or *)", o, err)
+			bad("CORSOrigins", "%q: %v (or *)", o, err)
 		}
 	}
 	if _, err := c.allowAdd(); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < minTokenLen {
-		return fmt.Errorf("admin-token: must be at least %d characters; make one with `openssl rand -hex 32`", minTokenLen)
+		bad("AdminToken", "must be at least %d characters; make one with `openssl rand -hex 32`", minTokenLen)
 	}
 	if c.IngestToken != "" && len(c.IngestToken) < minTokenLen {
-		return fmt.Errorf("ingest-token: must be at least %d characters; make one with `openssl rand -hex 32`", minTokenLen)
+		bad("IngestToken", "must be at least %d characters; make one with `openssl rand -hex 32`", minTokenLen)
 	}
 	for _, u := range c.Relays {
 		if _, _, err := live.ParseStreamURL(u); err != nil {
-			return fmt.Errorf("relay: %v", err)
+			bad("Relays", "%v", err)
 		}
 	}
 	for _, h := range c.AllowInfoHashes {
 		if _, err := parseInfoHash(h); err != nil {
-			return fmt.Errorf("allow-infohash %q: must be 40 hex digits", h)
+			bad("AllowInfoHashes", "%q: must be 40 hex digits", h)
 		}
 	}
 	if _, err := c.trustedProxies(); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	switch c.AccessLog {
 	case "", AccessLogOn, AccessLogAll, AccessLogOff:
 	default:
-		return fmt.Errorf("access-log %q: want on, all or off", c.AccessLog)
+		bad("AccessLog", "%q: want on, all or off", c.AccessLog)
 	}
 	for _, l := range []struct {
-		name string
-		v    int
-		min  int
+		field string
+		v     int
+		min   int
 	}{
-		{"max-torrents", c.MaxTorrents, 0},
-		{"max-ws-per-ip", c.MaxWSPerIP, 0},
-		{"max-swarms-per-socket", c.MaxSwarmsPerSocket, 1},
-		{"max-webrtc-peers", c.MaxWebRTCPeers, 1},
-		{"max-webrtc-peers-per-torrent", c.MaxWebRTCPeersPerTorrent, 0},
-		{"max-live-streams", c.MaxLiveStreams, 1},
+		{"MaxTorrents", c.MaxTorrents, 0},
+		{"MaxWSPerIP", c.MaxWSPerIP, 0},
+		{"MaxSwarmsPerSocket", c.MaxSwarmsPerSocket, 1},
+		{"MaxWebRTCPeers", c.MaxWebRTCPeers, 1},
+		{"MaxWebRTCPeersPerTorrent", c.MaxWebRTCPeersPerTorrent, 0},
+		{"MaxLiveStreams", c.MaxLiveStreams, 1},
 	} {
-		if l.v < l.min {
-			if l.min == 0 {
-				return fmt.Errorf("%s %d: must be 0 (no limit) or positive", l.name, l.v)
-			}
-			return fmt.Errorf("%s %d: must be at least %d", l.name, l.v, l.min)
+		switch {
+		case l.v >= l.min:
+		case l.min == 0:
+			bad(l.field, "%d: must be 0 (no limit) or positive", l.v)
+		default:
+			bad(l.field, "%d: must be at least %d", l.v, l.min)
 		}
 	}
 	if c.LiveMaxBytes < minLiveMaxBytes {
-		return fmt.Errorf("live-max-bytes %d: must be at least %d (1 MiB: a few segments)", c.LiveMaxBytes, minLiveMaxBytes)
+		bad("LiveMaxBytes", "%d: must be at least %d (1 MiB: a few segments)", c.LiveMaxBytes, minLiveMaxBytes)
 	}
 	if c.MaxMessageBytes < 1024 {
-		return fmt.Errorf("max-message-bytes %d: must be at least 1024 (an SDP alone needs more)", c.MaxMessageBytes)
+		bad("MaxMessageBytes", "%d: must be at least 1024 (an SDP alone needs more)", c.MaxMessageBytes)
 	}
 	if c.MaxOffersPerSec < 0 || math.IsNaN(c.MaxOffersPerSec) || math.IsInf(c.MaxOffersPerSec, 0) {
-		return fmt.Errorf("max-offers-per-sec %v: must be 0 (no limit) or positive", c.MaxOffersPerSec)
+		bad("MaxOffersPerSec", "%v: must be 0 (no limit) or positive", c.MaxOffersPerSec)
 	}
 	if c.UploadRate < 0 {
-		return fmt.Errorf("upload-rate %d: must be 0 (no cap) or positive", c.UploadRate)
+		bad("UploadRate", "%d: must be 0 (no cap) or positive", c.UploadRate)
 	}
 	if c.CacheSize < 0 {
-		return fmt.Errorf("cache-size %d: must be 0 (unlimited) or positive", c.CacheSize)
-	}
-	if c.CacheSize > 0 && c.CacheSize < minCacheSize {
-		return fmt.Errorf("cache-size %d: at least 1M (sizes take k, M, G suffixes, e.g. 10G; 0 = unlimited)", c.CacheSize)
+		bad("CacheSize", "%d: must be 0 (unlimited) or positive", c.CacheSize)
+	} else if c.CacheSize > 0 && c.CacheSize < minCacheSize {
+		bad("CacheSize", "%d: at least 1M (sizes take k, M, G suffixes, e.g. 10G; 0 = unlimited)", c.CacheSize)
 	}
 	if c.IdleTimeout < 0 {
-		return fmt.Errorf("idle-timeout %v: must be 0 (never) or positive", c.IdleTimeout)
+		bad("IdleTimeout", "%v: must be 0 (never) or positive", c.IdleTimeout)
 	}
 	for _, d := range []struct {
-		name string
-		d    time.Duration
-	}{{"live-window", c.LiveWindow}, {"ViewerLinger", c.ViewerLinger}, {"MetadataWait", c.MetadataWait}, {"ShutdownTimeout", c.ShutdownTimeout}} {
+		field string
+		d     time.Duration
+	}{{"LiveWindow", c.LiveWindow}, {"ViewerLinger", c.ViewerLinger}, {"MetadataWait", c.MetadataWait}, {"ShutdownTimeout", c.ShutdownTimeout}} {
 		if d.d <= 0 {
-			return fmt.Errorf("%s %v: must be positive", d.name, d.d)
+			bad(d.field, "%v: must be positive", d.d)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // checkOrigin accepts a web origin as a browser writes it: scheme, host and optional port, nothing
@@ -468,11 +490,11 @@ func (c Config) allowAdd() (string, error) {
 		return c.AllowAdd, nil
 	case allowAddToken:
 		if c.AdminToken == "" {
-			return "", fmt.Errorf("allow-add token: needs --admin-token (SWARMGATE_ADMIN_TOKEN) to be set")
+			return "", fieldError("AllowAdd", "token: needs AdminToken to be set")
 		}
 		return c.AllowAdd, nil
 	}
-	return "", fmt.Errorf("allow-add %q: want any, token or none", c.AllowAdd)
+	return "", fieldError("AllowAdd", "%q: want any, token or none", c.AllowAdd)
 }
 
 func (c Config) trustedProxies() ([]netip.Prefix, error) {
@@ -483,7 +505,7 @@ func (c Config) trustedProxies() ([]netip.Prefix, error) {
 			// A bare address is a one-host prefix.
 			a, aerr := netip.ParseAddr(s)
 			if aerr != nil {
-				return nil, fmt.Errorf("trusted-proxy %q: want a CIDR such as 10.0.0.0/8 or an IP address", s)
+				return nil, fieldError("TrustedProxies", "%q: want a CIDR such as 10.0.0.0/8 or an IP address", s)
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}

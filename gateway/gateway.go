@@ -86,11 +86,11 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	}
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
-		return nil, fmt.Errorf("data-dir: %w", err)
+		return nil, &FieldError{Field: "DataDir", Err: err}
 	}
 	cfg.DataDir = dataDir
 	if err := checkWritable(filepath.Join(dataDir, torrentsDir)); err != nil {
-		return nil, fmt.Errorf("data-dir %s: %w", dataDir, err)
+		return nil, &FieldError{Field: "DataDir", Err: fmt.Errorf("%s: %w", dataDir, err)}
 	}
 	g := &Gateway{
 		cfg:      cfg,
@@ -176,7 +176,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	tcfg.Callbacks.PeerConnAdded = append(tcfg.Callbacks.PeerConnAdded, g.onPeerConnAdded)
 	g.client, err = torrent.NewClient(tcfg)
 	if err != nil {
-		return nil, fmt.Errorf("bt-port %d: bittorrent client: %w", cfg.BTPort, err)
+		return nil, &FieldError{Field: "BTPort", Err: fmt.Errorf("%d: bittorrent client: %w", cfg.BTPort, err)}
 	}
 	g.peerID = signaling.ID(g.client.PeerID())
 
@@ -192,7 +192,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	g.bridge, err = bridge.New(bcfg, log)
 	if err != nil {
 		if cfg.WebRTCUDPPort != 0 {
-			return nil, fmt.Errorf("webrtc-udp-port %d: %w", cfg.WebRTCUDPPort, err)
+			return nil, &FieldError{Field: "WebRTCUDPPort", Err: fmt.Errorf("%d: %w", cfg.WebRTCUDPPort, err)}
 		}
 		return nil, fmt.Errorf("webrtc: %w", err)
 	}
@@ -215,11 +215,11 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 
 	g.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		return nil, fmt.Errorf("http-addr %s: %w", cfg.HTTPAddr, err)
+		return nil, &FieldError{Field: "HTTPAddr", Err: fmt.Errorf("%s: %w", cfg.HTTPAddr, err)}
 	}
 	if cfg.MetricsAddr != "" {
 		if g.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
-			return nil, fmt.Errorf("metrics-addr %s: %w", cfg.MetricsAddr, err)
+			return nil, &FieldError{Field: "MetricsAddr", Err: fmt.Errorf("%s: %w", cfg.MetricsAddr, err)}
 		}
 	}
 	g.segments = newSegmentTorrents(g.client)

@@ -233,10 +233,10 @@ func TestLiveConfigNamesTheSetting(t *testing.T) {
 		mutate func(*Config)
 		want   string
 	}{
-		{func(c *Config) { c.IngestToken = "short" }, "ingest-token: must be at least 16"},
-		{func(c *Config) { c.LiveWindow = 0 }, "live-window"},
-		{func(c *Config) { c.MaxLiveStreams = 0 }, "max-live-streams 0: must be at least 1"},
-		{func(c *Config) { c.LiveMaxBytes = 256 }, "live-max-bytes 256: must be at least"},
+		{func(c *Config) { c.IngestToken = "short" }, "IngestToken must be at least 16"},
+		{func(c *Config) { c.LiveWindow = 0 }, "LiveWindow"},
+		{func(c *Config) { c.MaxLiveStreams = 0 }, "MaxLiveStreams 0: must be at least 1"},
+		{func(c *Config) { c.LiveMaxBytes = 256 }, "LiveMaxBytes 256: must be at least"},
 	} {
 		cfg := testConfig(t)
 		tc.mutate(&cfg)
