@@ -127,7 +127,7 @@ func (g *Gateway) trackerAllows() func(signaling.ID) bool {
 		if g.access.infoHashAllowed(ih) {
 			return true
 		}
-		if _, ok := g.torrents.get(ih); ok {
+		if _, ok := g.torrents.Get(ih); ok {
 			return true
 		}
 		return g.live != nil && swarms.holds(g.live.Streams(), id)

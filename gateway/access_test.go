@@ -295,7 +295,7 @@ func TestClientIP(t *testing.T) {
 func TestWebRTCPeerLimit(t *testing.T) {
 	r := startGateway(t, func(c *Config) { c.Demo = true; c.MaxWebRTCPeersPerTorrent = 1 })
 	demo := demoInfoHash(t, r)
-	e, _ := r.g.torrents.get(mustHash(t, demo))
+	e, _ := r.g.torrents.Get(mustHash(t, demo))
 	res := r.get(t, "/api/torrents/"+demo+"/metainfo", nil)
 	mi, err := metainfo.Load(bytes.NewReader(res.body))
 	if err != nil {
@@ -324,7 +324,7 @@ func TestWebRTCPeerLimit(t *testing.T) {
 
 	// A browser that holds the one slot: handshaken and interested, never complete.
 	holder := newPeer(true)
-	conn, err := holder.Connect(ctx, mi.HashInfoBytes(), e.t.Length())
+	conn, err := holder.Connect(ctx, mi.HashInfoBytes(), e.Torrent().Length())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +341,7 @@ func TestWebRTCPeerLimit(t *testing.T) {
 	}
 	go io.Copy(io.Discard, conn) // the gateway's handshake, bitfield, unchoke
 	waitFor(t, 30*time.Second, "the holder to be the gateway's WebRTC peer", func() bool {
-		_, p := e.counts()
+		_, p := e.Counts()
 		return p.WebRTC == 1
 	})
 
@@ -364,7 +364,7 @@ func TestWebRTCPeerLimit(t *testing.T) {
 	if n := r.g.bridge.Stats().PeerConnections; n != 1 {
 		t.Errorf("gateway holds %d WebRTC peers, want the holder's one (limit 1)", n)
 	}
-	if _, p := e.counts(); p.WebRTC != 1 {
+	if _, p := e.Counts(); p.WebRTC != 1 {
 		t.Errorf("gateway's WebRTC peers of the demo: %d, want the holder's one", p.WebRTC)
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/anacrolix/torrent/storage"
 
 	"github.com/swarmgate/swarmgate/piececache"
+
+	"github.com/swarmgate/swarmgate/registry"
 )
 
 // Fuzz targets for what POST /api/torrents parses: a magnet link, a bare infohash, a .torrent.
@@ -186,8 +188,8 @@ func FuzzMetainfoSpec(f *testing.F) {
 			t.Fatalf("infohash %v, but the info bytes hash to %x", spec.InfoHash, sha1.Sum(mi.InfoBytes))
 		}
 		info, err := mi.UnmarshalInfo()
-		if err != nil || !info.HasV1() || checkInfo(&info) != nil {
-			t.Fatalf("accepted an info that does not pass the checks: %v, v1 %v, %v", err, info.HasV1(), checkInfo(&info))
+		if err != nil || !info.HasV1() || registry.CheckInfo(&info) != nil {
+			t.Fatalf("accepted an info that does not pass the checks: %v, v1 %v, %v", err, info.HasV1(), registry.CheckInfo(&info))
 		}
 		// The client sets up state for every piece: their number is what the file paid for.
 		if n := info.NumPieces(); n < 0 || n > len(info.Pieces)/20 {
@@ -237,11 +239,13 @@ func TestPieceCountMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := piececache.DefaultConfig()
-	cfg.Dir, cfg.Completion, cfg.CheckInfo = t.TempDir(), storage.NewMapPieceCompletion(), checkPieceCount
+	cfg.Dir, cfg.Completion, cfg.CheckInfo = t.TempDir(), storage.NewMapPieceCompletion(), registry.CheckPieceCount
 	c, err := piececache.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.Storage().OpenTorrent(context.Background(), &info, sha1.Sum(ib))
-	checkBadInput(t, "opening storage for a hybrid info claiming 1 GiB with 2 piece hashes", err)
+	if !errors.Is(err, registry.ErrBadTorrent) {
+		t.Errorf("opening storage for a hybrid info claiming 1 GiB with 2 piece hashes: %v, want registry.ErrBadTorrent", err)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/swarmgate/swarmgate/registry"
 	"github.com/swarmgate/swarmgate/signaling"
 )
 
@@ -194,17 +195,17 @@ type fileView struct {
 }
 
 type torrentView struct {
-	InfoHash    string     `json:"infohash"`
-	Name        string     `json:"name"`
-	State       string     `json:"state"`
-	Length      int64      `json:"length"`
-	PieceLength int64      `json:"piece_length"`
-	Pieces      int        `json:"pieces"`
-	Progress    float64    `json:"progress"`
-	Files       []fileView `json:"files"`
-	Peers       peerCounts `json:"peers"`
-	Rates       rates      `json:"rates"`
-	Bytes       byteCounts `json:"bytes"`
+	InfoHash    string              `json:"infohash"`
+	Name        string              `json:"name"`
+	State       string              `json:"state"`
+	Length      int64               `json:"length"`
+	PieceLength int64               `json:"piece_length"`
+	Pieces      int                 `json:"pieces"`
+	Progress    float64             `json:"progress"`
+	Files       []fileView          `json:"files"`
+	Peers       registry.PeerCounts `json:"peers"`
+	Rates       registry.Rates      `json:"rates"`
+	Bytes       registry.ByteCounts `json:"bytes"`
 	// Browsers is the tracker's view of the torrent's WebRTC swarm, as its peers report it: how
 	// much they downloaded and uploaded in all (to each other included), which the gateway does
 	// not see otherwise.
@@ -216,31 +217,23 @@ type torrentView struct {
 	Error string `json:"error,omitempty"`
 }
 
-// Torrent states.
-const (
-	stateMetadata    = "metadata"    // waiting for the info dictionary
-	stateIdle        = "idle"        // incomplete, nobody watching
-	stateDownloading = "downloading" // incomplete, fetching ahead for viewers
-	stateSeeding     = "seeding"     // complete
-)
-
-func (g *Gateway) view(e *entry, base string) torrentView {
-	t := e.t
+func (g *Gateway) view(e *registry.Entry, base string) torrentView {
+	t := e.Torrent()
 	ih := t.InfoHash().HexString()
 	v := torrentView{
 		InfoHash:    ih,
 		Name:        t.Name(),
-		State:       stateMetadata,
+		State:       registry.StateMetadata,
 		Files:       []fileView{},
-		Rates:       e.currentRates(),
+		Rates:       e.Rates(),
 		MetainfoURL: base + "/api/torrents/" + ih + "/metainfo",
-		Error:       e.diskError(),
+		Error:       e.DiskError(),
 	}
-	v.Bytes, v.Peers = e.counts()
+	v.Bytes, v.Peers = e.Counts()
 	sw := g.tracker.SwarmStats(signaling.ID(t.InfoHash()))
 	v.Browsers = swarmView{Peers: sw.Peers, Seeders: sw.Seeders, Uploaded: sw.Uploaded, Downloaded: sw.Downloaded}
 	var info *metainfo.Info
-	if hasInfo(t) {
+	if registry.HasInfo(t) {
 		info = t.Info()
 	}
 	ihv := t.InfoHash()
@@ -257,7 +250,7 @@ func (g *Gateway) view(e *entry, base string) torrentView {
 	if v.Length > 0 {
 		v.Progress = float64(t.BytesCompleted()) / float64(v.Length)
 	}
-	v.State = e.state()
+	v.State = e.State()
 	for i, f := range t.Files() {
 		v.Files = append(v.Files, fileView{
 			Index:     i,
@@ -274,7 +267,7 @@ func (g *Gateway) view(e *entry, base string) torrentView {
 func (g *Gateway) listTorrents(c echo.Context) error {
 	base := g.baseURL(c)
 	out := []torrentView{}
-	for _, e := range g.torrents.list() {
+	for _, e := range g.torrents.List() {
 		out = append(out, g.view(e, base))
 	}
 	return c.JSON(http.StatusOK, out)
@@ -300,7 +293,7 @@ func (g *Gateway) postTorrent(c echo.Context) error {
 	}
 	var (
 		spec *torrent.TorrentSpec
-		src  source
+		src  registry.Source
 	)
 	ctype, _, _ := strings.Cut(req.Header.Get(echo.HeaderContentType), ";")
 	switch strings.TrimSpace(strings.ToLower(ctype)) {
@@ -334,7 +327,7 @@ func (g *Gateway) postTorrent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	e, ok := g.torrents.get(t.InfoHash())
+	e, ok := g.torrents.Get(t.InfoHash())
 	if !ok {
 		return fmt.Errorf("%w: torrent was removed", ErrNotFound)
 	}
@@ -345,12 +338,12 @@ func (g *Gateway) postTorrent(c echo.Context) error {
 	return c.JSON(code, g.view(e, g.baseURL(c)))
 }
 
-func (g *Gateway) lookup(ihHex string) (*entry, error) {
+func (g *Gateway) lookup(ihHex string) (*registry.Entry, error) {
 	ih, err := parseInfoHash(ihHex)
 	if err != nil {
 		return nil, err
 	}
-	e, ok := g.torrents.get(ih)
+	e, ok := g.torrents.Get(ih)
 	if !ok {
 		return nil, fmt.Errorf("%w: no torrent %s", ErrNotFound, ih.HexString())
 	}
@@ -388,20 +381,20 @@ func (g *Gateway) deleteTorrent(c echo.Context) error {
 }
 
 // waitInfo waits for a torrent's metadata, bounded by MetadataWait and the request.
-func (g *Gateway) waitInfo(ctx context.Context, e *entry) (*metainfo.Info, error) {
-	if hasInfo(e.t) {
-		return e.t.Info(), nil
+func (g *Gateway) waitInfo(ctx context.Context, e *registry.Entry) (*metainfo.Info, error) {
+	if registry.HasInfo(e.Torrent()) {
+		return e.Torrent().Info(), nil
 	}
 	timer := time.NewTimer(g.cfg.MetadataWait)
 	defer timer.Stop()
 	select {
-	case <-e.t.GotInfo():
-		return e.t.Info(), nil
+	case <-e.Torrent().GotInfo():
+		return e.Torrent().Info(), nil
 	case <-timer.C:
 	case <-ctx.Done():
 	case <-g.stop:
 	}
-	return nil, fmt.Errorf("%w for %s; retry shortly", ErrMetadataPending, e.t.InfoHash().HexString())
+	return nil, fmt.Errorf("%w for %s; retry shortly", ErrMetadataPending, e.Torrent().InfoHash().HexString())
 }
 
 func (g *Gateway) getMetainfo(c echo.Context) error {
@@ -414,16 +407,16 @@ func (g *Gateway) getMetainfo(c echo.Context) error {
 	}
 	mi := g.browserMetainfo(e, g.baseURL(c))
 	c.Response().Header().Set(echo.HeaderContentType, "application/x-bittorrent")
-	c.Response().Header().Set(echo.HeaderContentDisposition, fmt.Sprintf("attachment; filename=%q", e.t.Name()+".torrent"))
+	c.Response().Header().Set(echo.HeaderContentDisposition, fmt.Sprintf("attachment; filename=%q", e.Torrent().Name()+".torrent"))
 	c.Response().WriteHeader(http.StatusOK)
 	return mi.Write(c.Response())
 }
 
 // browserMetainfo is the torrent's metainfo as browsers get it: the gateway's websocket tracker
 // first and its webseed. The metadata must be there (hasInfo).
-func (g *Gateway) browserMetainfo(e *entry, base string) metainfo.MetaInfo {
-	ih := e.t.InfoHash().HexString()
-	mi := e.t.Metainfo()
+func (g *Gateway) browserMetainfo(e *registry.Entry, base string) metainfo.MetaInfo {
+	ih := e.Torrent().InfoHash().HexString()
+	mi := e.Torrent().Metainfo()
 	ws := TrackerURL(base)
 	// The gateway's tracker first; other websocket trackers stay as fallbacks. Browsers cannot use
 	// http/udp trackers, native clients ignore the ws ones.

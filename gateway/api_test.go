@@ -27,6 +27,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/swarmgate/swarmgate/internal/peertest"
+
+	"github.com/swarmgate/swarmgate/registry"
 )
 
 // ---------------------------------------------------------------------------------------------
@@ -404,7 +406,7 @@ func TestDemoStreamAndWebseedRanges(t *testing.T) {
 	ih := demoInfoHash(t, r)
 
 	before := decodeView(t, r.get(t, "/api/torrents/"+ih, nil).body)
-	if before.State != stateSeeding || before.Progress != 1 {
+	if before.State != registry.StateSeeding || before.Progress != 1 {
 		t.Errorf("demo: state %q progress %v, want seeding and 1", before.State, before.Progress)
 	}
 	if before.Bytes.ToHTTP != 0 {
@@ -533,10 +535,10 @@ func dumpOnFailure(t *testing.T, r *running, seeder *peertest.Seeder) {
 		if !t.Failed() {
 			return
 		}
-		if e, ok := r.g.torrents.get(seeder.Torrent.InfoHash()); ok {
-			st := e.t.Stats()
+		if e, ok := r.g.torrents.Get(seeder.Torrent.InfoHash()); ok {
+			st := e.Torrent().Stats()
 			t.Logf("gateway side: %d/%d bytes complete, %d peer conns, active %d, pending %d, half-open %d, read useful %d",
-				e.t.BytesCompleted(), e.t.Length(), len(e.t.PeerConns()), st.ActivePeers, st.PendingPeers, st.HalfOpenPeers,
+				e.Torrent().BytesCompleted(), e.Torrent().Length(), len(e.Torrent().PeerConns()), st.ActivePeers, st.PendingPeers, st.HalfOpenPeers,
 				st.BytesReadUsefulData.Int64())
 		}
 		// SWARMGATE_TEST_STACKS=FILE keeps every goroutine's stack at the first failure (the
@@ -916,7 +918,7 @@ func TestAddListDelete(t *testing.T) {
 	if res.status != http.StatusCreated {
 		t.Fatalf("POST magnet: %d %s", res.status, res.body)
 	}
-	if v := decodeView(t, res.body); v.InfoHash != ihMagnet || v.State != stateMetadata {
+	if v := decodeView(t, res.body); v.InfoHash != ihMagnet || v.State != registry.StateMetadata {
 		t.Errorf("POST magnet: infohash %q state %q", v.InfoHash, v.State)
 	}
 	res = r.postJSON(t, map[string]string{"magnet": magnet})
@@ -1007,7 +1009,7 @@ func TestAddListDelete(t *testing.T) {
 		{1, "cover.jpg", 3_000, "image/jpeg", r.base + "/stream/" + ihFile + "/1", r.base + "/watch/" + ihFile + "?file=1"},
 	}
 	if v.InfoHash != ihFile || v.Name != "album" || v.Length != 43_000 || v.PieceLength != info.PieceLength ||
-		v.Pieces != info.NumPieces() || v.State != stateIdle || v.Progress != 0 {
+		v.Pieces != info.NumPieces() || v.State != registry.StateIdle || v.Progress != 0 {
 		t.Errorf("view %+v", v)
 	}
 	for i, f := range v.Files {
@@ -1078,7 +1080,7 @@ func TestDeleteOwnedData(t *testing.T) {
 		t.Fatalf("stream: %d, digest right %v", res.status, sha256.Sum256(res.body) == seeder.SHA256)
 	}
 	waitFor(t, 15*time.Second, "the torrent to be complete", func() bool {
-		return decodeView(t, r.get(t, "/api/torrents/"+ih, nil).body).State == stateSeeding
+		return decodeView(t, r.get(t, "/api/torrents/"+ih, nil).body).State == registry.StateSeeding
 	})
 	folder := filepath.Join(r.g.cfg.DataDir, torrentsDir, ih)
 	if got, err := peertest.FileSHA256(filepath.Join(folder, "clip.mp4")); err != nil || got != seeder.SHA256 {
@@ -1161,7 +1163,7 @@ func TestMetainfo(t *testing.T) {
 			t.Errorf("GET %s took %v with MetadataWait 300ms", p, d)
 		}
 	}
-	if v := decodeView(t, r.get(t, "/api/torrents/"+pending, nil).body); v.State != stateMetadata || len(v.Files) != 0 {
+	if v := decodeView(t, r.get(t, "/api/torrents/"+pending, nil).body); v.State != registry.StateMetadata || len(v.Files) != 0 {
 		t.Errorf("pending torrent: state %q files %d", v.State, len(v.Files))
 	}
 }

@@ -20,6 +20,8 @@ import (
 
 	"github.com/swarmgate/swarmgate/internal/disktest"
 	"github.com/swarmgate/swarmgate/internal/peertest"
+
+	"github.com/swarmgate/swarmgate/registry"
 )
 
 // The cache tests fetch torrents of a little over 1 MiB (33 pieces of 32 KiB, the last one short)
@@ -41,30 +43,30 @@ func cacheSeeder(t *testing.T, name string) *peertest.Seeder {
 
 // allocated is what the files under dir really take on disk: their allocated blocks.
 // fetchAll adds the seeder's torrent and reads its file through /stream, checking every byte.
-func fetchAll(t *testing.T, r *running, s *peertest.Seeder) *entry {
+func fetchAll(t *testing.T, r *running, s *peertest.Seeder) *registry.Entry {
 	t.Helper()
-	e, ok := r.g.torrents.get(s.Torrent.InfoHash())
+	e, ok := r.g.torrents.Get(s.Torrent.InfoHash())
 	if !ok {
 		res := addFromSeeder(t, r, s)
 		if res.status != http.StatusCreated {
 			t.Fatalf("POST %s: %d %s", s.Info.Name, res.status, res.body)
 		}
 		waitGotInfo(t, r.g, s.Torrent.InfoHash().HexString())
-		e, _ = r.g.torrents.get(s.Torrent.InfoHash())
+		e, _ = r.g.torrents.Get(s.Torrent.InfoHash())
 	}
-	res := r.get(t, "/stream/"+e.t.InfoHash().HexString()+"/0", nil)
+	res := r.get(t, "/stream/"+e.Torrent().InfoHash().HexString()+"/0", nil)
 	if res.status != http.StatusOK || sha256.Sum256(res.body) != s.SHA256 {
 		t.Fatalf("stream %s: status %d, %d bytes, digest matches: %v; error %q", s.Info.Name, res.status, len(res.body),
-			sha256.Sum256(res.body) == s.SHA256, e.diskError())
+			sha256.Sum256(res.body) == s.SHA256, e.DiskError())
 	}
 	return e
 }
 
 // waitUnwatched waits for the viewer linger after a read to pass: the viewers left.
-func waitUnwatched(t *testing.T, r *running, e *entry) {
+func waitUnwatched(t *testing.T, r *running, e *registry.Entry) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "the viewer to leave "+e.t.Name(), func() bool {
-		return !e.watched(time.Now(), r.g.cfg.ViewerLinger)
+	waitFor(t, 10*time.Second, "the viewer to leave "+e.Torrent().Name(), func() bool {
+		return !e.Watched(time.Now())
 	})
 }
 
@@ -79,8 +81,8 @@ func onDisk(t testing.TB, r *running, s *peertest.Seeder) [32]byte {
 	return sum
 }
 
-func addSeederPeer(e *entry, s *peertest.Seeder) {
-	e.t.AddPeers([]torrent.PeerInfo{{Addr: torrent.StringAddr(s.Addr().String()), Source: "x.pe"}})
+func addSeederPeer(e *registry.Entry, s *peertest.Seeder) {
+	e.Torrent().AddPeers([]torrent.PeerInfo{{Addr: torrent.StringAddr(s.Addr().String()), Source: "x.pe"}})
 }
 
 func checkUnderCap(t *testing.T, r *running, when string) {
@@ -109,7 +111,7 @@ func TestCacheBoundedUnderStreamOfAdds(t *testing.T) {
 	const capacity = 2<<20 + 512<<10
 	r := startGateway(t, cacheConfig(capacity))
 	var seeders []*peertest.Seeder
-	var last *entry
+	var last *registry.Entry
 	for i := range 6 {
 		s := cacheSeeder(t, fmt.Sprintf("film-%d.mp4", i))
 		seeders = append(seeders, s)
@@ -119,18 +121,18 @@ func TestCacheBoundedUnderStreamOfAdds(t *testing.T) {
 		last = fetchAll(t, r, s)
 		checkUnderCap(t, r, fmt.Sprintf("after film %d", i))
 	}
-	if got := last.t.BytesCompleted(); got != cacheTestSize {
+	if got := last.Torrent().BytesCompleted(); got != cacheTestSize {
 		t.Errorf("last film: %d of %d bytes complete", got, cacheTestSize)
 	}
 	if onDisk(t, r, seeders[5]) != seeders[5].SHA256 {
 		t.Error("last film: the file on disk differs from the seeder's")
 	}
-	res := r.get(t, "/stream/"+last.t.InfoHash().HexString()+"/0", nil)
+	res := r.get(t, "/stream/"+last.Torrent().InfoHash().HexString()+"/0", nil)
 	if sha256.Sum256(res.body) != seeders[5].SHA256 {
 		t.Error("last film: streamed again, the bytes differ")
 	}
-	first, _ := r.g.torrents.get(seeders[0].Torrent.InfoHash())
-	if got := first.t.BytesCompleted(); got == cacheTestSize {
+	first, _ := r.g.torrents.Get(seeders[0].Torrent.InfoHash())
+	if got := first.Torrent().BytesCompleted(); got == cacheTestSize {
 		t.Error("first film still complete: nothing was evicted under the cap")
 	}
 	if st := r.g.cache.Stats(); st.Evictions == 0 || st.EvictedBytes < 3<<20 {
@@ -155,7 +157,7 @@ func TestCacheKeepsWatchedTorrent(t *testing.T) {
 	})
 	ws := cacheSeeder(t, "watched.mp4")
 	w := fetchAll(t, r, ws)
-	wPath := "/stream/" + w.t.InfoHash().HexString() + "/0"
+	wPath := "/stream/" + w.Torrent().InfoHash().HexString() + "/0"
 
 	stop := make(chan struct{})
 	viewerDone := make(chan struct{})
@@ -177,8 +179,8 @@ func TestCacheKeepsWatchedTorrent(t *testing.T) {
 	}()
 	defer func() { close(stop); <-viewerDone }()
 
-	var prev *entry
-	var others []*entry
+	var prev *registry.Entry
+	var others []*registry.Entry
 	for i := range 4 {
 		s := cacheSeeder(t, fmt.Sprintf("other-%d.mp4", i))
 		if prev != nil {
@@ -187,14 +189,14 @@ func TestCacheKeepsWatchedTorrent(t *testing.T) {
 		prev = fetchAll(t, r, s)
 		others = append(others, prev)
 		checkUnderCap(t, r, fmt.Sprintf("after other %d", i))
-		if got := w.t.BytesCompleted(); got != cacheTestSize {
+		if got := w.Torrent().BytesCompleted(); got != cacheTestSize {
 			t.Fatalf("after other %d: the watched torrent has %d of %d bytes complete", i, got, cacheTestSize)
 		}
 	}
 	if onDisk(t, r, ws) != ws.SHA256 {
 		t.Error("the watched torrent's file on disk differs from the seeder's")
 	}
-	if others[0].t.BytesCompleted() == cacheTestSize {
+	if others[0].Torrent().BytesCompleted() == cacheTestSize {
 		t.Error("the first unwatched torrent is still complete: nothing was evicted")
 	}
 }
@@ -223,7 +225,7 @@ func TestCacheEvictedPiecesRefetched(t *testing.T) {
 		}
 		if !cmpl.Complete {
 			missing++
-			if ea.t.Piece(i).State().Complete {
+			if ea.Torrent().Piece(i).State().Complete {
 				t.Errorf("piece %d: not complete in the store, complete for anacrolix", i)
 			}
 		}
@@ -233,14 +235,14 @@ func TestCacheEvictedPiecesRefetched(t *testing.T) {
 	}
 	// anacrolix dropped the seeder once both were complete; here no tracker or DHT names it again.
 	// The count starts before the seeder is back: its first pieces may come before any read.
-	before := ea.t.Stats()
+	before := ea.Torrent().Stats()
 	addSeederPeer(ea, a)
 	fetchAll(t, r, a)
-	after := ea.t.Stats()
+	after := ea.Torrent().Stats()
 	if got, want := after.PiecesDirtiedGood.Int64()-before.PiecesDirtiedGood.Int64(), int64(missing); got < want {
 		t.Errorf("%d pieces verified on the second read, %d were evicted", got, want)
 	}
-	if ea.t.BytesCompleted() != cacheTestSize || onDisk(t, r, a) != a.SHA256 {
+	if ea.Torrent().BytesCompleted() != cacheTestSize || onDisk(t, r, a) != a.SHA256 {
 		t.Error("a.mp4 is not whole on disk after the second read")
 	}
 	checkUnderCap(t, r, "after the second read")
@@ -250,12 +252,12 @@ func TestCacheEvictedPiecesRefetched(t *testing.T) {
 	r2 := startGateway(t, withDir)
 	checkUnderCap(t, r2, "after the restart")
 	for _, s := range []*peertest.Seeder{a, b, c} {
-		e, ok := r2.g.torrents.get(s.Torrent.InfoHash())
+		e, ok := r2.g.torrents.Get(s.Torrent.InfoHash())
 		if !ok {
 			t.Fatalf("%s not restored", s.Info.Name)
 		}
 		waitGotInfo(t, r2.g, s.Torrent.InfoHash().HexString())
-		t.Logf("restored %s: %d of %d bytes complete, state %s", s.Info.Name, e.t.BytesCompleted(), e.t.Length(), e.state())
+		t.Logf("restored %s: %d of %d bytes complete, state %s", s.Info.Name, e.Torrent().BytesCompleted(), e.Torrent().Length(), e.State())
 		addSeederPeer(e, s)
 		fetchAll(t, r2, s)
 		waitUnwatched(t, r2, e)
@@ -281,22 +283,22 @@ func TestIdleTimeoutDropsUnwatched(t *testing.T) {
 
 	s := cacheSeeder(t, "passing.mp4")
 	e := fetchAll(t, r, s)
-	ih := e.t.InfoHash().HexString()
+	ih := e.Torrent().InfoHash().HexString()
 	dataPath := filepath.Join(dataDir, torrentsDir, ih)
 	if _, err := os.Stat(dataPath); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the idle torrent to be dropped", func() bool { return r.g.droppedIdle.Load() == 1 })
+	waitFor(t, 20*time.Second, "the idle torrent to be dropped", func() bool { return r.g.torrents.DroppedIdle() == 1 })
 	if got := r.get(t, "/api/torrents/"+ih, nil).status; got != http.StatusNotFound {
 		t.Errorf("dropped torrent still in the API: %d", got)
 	}
 	if _, err := os.Stat(dataPath); !os.IsNotExist(err) {
 		t.Errorf("dropped torrent's data %s still there (%v)", dataPath, err)
 	}
-	if _, err := os.Stat(r.g.metainfoPath(e.t.InfoHash())); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(dataDir, "metainfo", ih+".torrent")); !os.IsNotExist(err) {
 		t.Errorf("dropped torrent's metainfo still there (%v)", err)
 	}
-	b, err := os.ReadFile(filepath.Join(dataDir, stateFile))
+	b, err := os.ReadFile(filepath.Join(dataDir, "state.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,8 +371,8 @@ func TestDiskFullWriteErrors(t *testing.T) {
 	if mountErr == nil && !strings.Contains(v.Error, "no space left on device") {
 		t.Errorf("API error %q does not say the disk is full", v.Error)
 	}
-	e, _ := r.g.torrents.get(s.Torrent.InfoHash())
-	if got := e.t.BytesCompleted(); got == cacheTestSize {
+	e, _ := r.g.torrents.Get(s.Torrent.InfoHash())
+	if got := e.Torrent().BytesCompleted(); got == cacheTestSize {
 		t.Fatalf("all %d bytes complete on a disk that cannot hold them", got)
 	}
 	checkCompletePieces(t, e, s, file)
@@ -408,18 +410,18 @@ func TestDiskFullWriteErrors(t *testing.T) {
 
 // checkCompletePieces checks that every piece anacrolix counts complete holds, on disk, the bytes
 // of its hash.
-func checkCompletePieces(t *testing.T, e *entry, s *peertest.Seeder, file string) {
+func checkCompletePieces(t *testing.T, e *registry.Entry, s *peertest.Seeder, file string) {
 	t.Helper()
 	f, err := os.Open(file)
 	if err != nil {
-		if os.IsNotExist(err) && e.t.BytesCompleted() == 0 {
+		if os.IsNotExist(err) && e.Torrent().BytesCompleted() == 0 {
 			return
 		}
 		t.Fatal(err)
 	}
 	defer f.Close()
 	for i := range s.Info.NumPieces() {
-		if !e.t.Piece(i).State().Complete {
+		if !e.Torrent().Piece(i).State().Complete {
 			continue
 		}
 		p := s.Info.Piece(i)
@@ -462,10 +464,10 @@ func TestCacheFullOfWatched(t *testing.T) {
 		return strings.Contains(v.Error, "cache full")
 	})
 	read() // again, after the pause: still full, still bounded
-	e, _ := r.g.torrents.get(s.Torrent.InfoHash())
+	e, _ := r.g.torrents.Get(s.Torrent.InfoHash())
 	var complete int64
 	for i := range s.Info.NumPieces() {
-		if e.t.Piece(i).State().Complete {
+		if e.Torrent().Piece(i).State().Complete {
 			complete += s.Info.Piece(i).Length()
 		}
 	}
@@ -493,14 +495,16 @@ func TestIdleTimeoutCountsAcrossRestarts(t *testing.T) {
 	before := time.Now()
 	e := fetchAll(t, r, s)
 	waitUnwatched(t, r, e)
-	ih := e.t.InfoHash().HexString()
+	ih := e.Torrent().InfoHash().HexString()
 	var saved time.Time
 	waitFor(t, 10*time.Second, "the viewer's last time in state.json", func() bool {
-		b, err := os.ReadFile(filepath.Join(dataDir, stateFile))
+		b, err := os.ReadFile(filepath.Join(dataDir, "state.json"))
 		if err != nil {
 			return false
 		}
-		var st savedState
+		var st struct {
+			Torrents []registry.Source `json:"torrents"`
+		}
 		if json.Unmarshal(b, &st) != nil {
 			return false
 		}
@@ -515,11 +519,11 @@ func TestIdleTimeoutCountsAcrossRestarts(t *testing.T) {
 	r.stop()
 
 	r2 := startGateway(t, cfg)
-	e2, ok := r2.g.torrents.get(s.Torrent.InfoHash())
+	e2, ok := r2.g.torrents.Get(s.Torrent.InfoHash())
 	if !ok {
 		t.Fatal("torrent not restored")
 	}
-	if got := time.Unix(0, e2.lastWatched.Load()); !got.Equal(saved) {
+	if got := e2.LastWatched(); !got.Equal(saved) {
 		t.Errorf("restored last viewer time %v, saved %v", got, saved)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"github.com/anacrolix/torrent"
+
+	"github.com/swarmgate/swarmgate/registry"
 )
 
 // demoVideo is 30 s of test pattern made by scripts/make-demo-media.sh, so a new user sees a
@@ -35,5 +37,5 @@ func (g *Gateway) addDemo() (*torrent.Torrent, error) {
 		return nil, err
 	}
 	// The demo comes from configuration (--demo), so it is not saved as a torrent to restore.
-	return g.addLocal(source{SeedDir: parent, ephemeral: true}, info)
+	return g.torrents.AddLocal(registry.Source{SeedDir: parent, Ephemeral: true}, info)
 }

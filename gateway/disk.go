@@ -5,10 +5,13 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/swarmgate/swarmgate/registry"
 )
 
 // What the gateway does around its piece cache (package piececache): re-syncing anacrolix when
-// pieces are evicted, pausing a torrent whose disk writes fail, dropping idle torrents.
+// pieces are evicted and trimming the cache to its capacity. Write errors and idle torrents are
+// the registry's (package registry).
 
 // resyncQueue carries evicted pieces from the cache, which may run inside a storage write, to a
 // goroutine that tells anacrolix (which takes its lock) outside of any storage call.
@@ -51,7 +54,7 @@ func (g *Gateway) resyncEvicted() {
 		}
 		for ih, pieces := range g.resync.take() {
 			t, ok := g.client.Torrent(ih)
-			if !ok || !hasInfo(t) {
+			if !ok || !registry.HasInfo(t) {
 				continue
 			}
 			for _, i := range pieces {
@@ -61,40 +64,19 @@ func (g *Gateway) resyncEvicted() {
 	}
 }
 
-// onWriteError is called by the cache when a piece write fails, and by anacrolix for every chunk
-// it could not store. Downloading pauses for the torrent (anacrolix would otherwise fetch the
-// same chunks again at once) and the error shows in the API until a write succeeds.
-func (g *Gateway) onWriteError(ih metainfo.Hash, err error) {
-	e, ok := g.torrents.get(ih)
-	if !ok {
-		return
+// trimCache brings the cache under its capacity every second, as the registry's maintenance did
+// when the two were one loop (after a restart with a smaller capacity, or pieces a write could
+// not evict for, such as watched torrents', that became evictable since).
+func (g *Gateway) trimCache() {
+	defer g.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-tick.C:
+			g.cache.Trim()
+		}
 	}
-	if e.recordDiskError(err) {
-		g.log.Error("disk write failed; downloading paused for this torrent", "infohash", ih.HexString(),
-			"retry_in", g.cfg.writeRetry, "err", err)
-	}
-}
-
-// retryWrites lets a torrent whose writes failed download again after writeRetry.
-func (g *Gateway) retryWrites(e *entry, now time.Time) {
-	if at, paused := e.downloadPaused(); paused && now.Sub(at) >= g.cfg.writeRetry {
-		e.resumeDownload()
-	}
-}
-
-// dropIfIdle drops a downloaded torrent nobody watched for --idle-timeout, with its data.
-func (g *Gateway) dropIfIdle(e *entry, now time.Time) {
-	if g.cfg.IdleTimeout <= 0 || !e.ownsData() || e.src.ephemeral || e.watched(now, g.cfg.ViewerLinger) {
-		return
-	}
-	idle := now.Sub(time.Unix(0, e.lastWatched.Load()))
-	if idle < g.cfg.IdleTimeout {
-		return
-	}
-	ih := e.t.InfoHash()
-	g.log.Info("dropping idle torrent", "infohash", ih.HexString(), "name", e.t.Name(), "idle", idle.Round(time.Second))
-	if err := g.remove(ih, true); err != nil {
-		g.log.Warn("dropping idle torrent", "infohash", ih.HexString(), "err", err)
-	}
-	g.droppedIdle.Add(1)
 }

@@ -59,10 +59,10 @@ func (g *Gateway) oembed(c echo.Context) error {
 		if err != nil {
 			return fmt.Errorf("%w: url %q: no such torrent on this gateway", ErrNotFound, raw)
 		}
-		if p.file >= 0 && e.t.Info() != nil && p.file >= len(e.t.Files()) {
-			return fmt.Errorf("%w: url %q: torrent has %d file(s), indexed from 0", ErrNotFound, raw, len(e.t.Files()))
+		if p.file >= 0 && e.Torrent().Info() != nil && p.file >= len(e.Torrent().Files()) {
+			return fmt.Errorf("%w: url %q: torrent has %d file(s), indexed from 0", ErrNotFound, raw, len(e.Torrent().Files()))
 		}
-		title = cleanName(e.t.Name())
+		title = cleanName(e.Torrent().Name())
 		src = base + "/embed/" + p.ih
 		if p.file >= 0 {
 			src += "?file=" + strconv.Itoa(p.file)

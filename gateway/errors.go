@@ -24,3 +24,10 @@ var (
 	// ErrClosed means the gateway is shutting down.
 	ErrClosed = errors.New("gateway closed")
 )
+
+// badInput marks err as the request's fault (it matches ErrBadInput) and keeps its words: the
+// registry's checks of a torrent say what is wrong with it, and an uploaded one is the request.
+type badInput struct{ error }
+
+func (b badInput) Is(target error) bool { return target == ErrBadInput }
+func (b badInput) Unwrap() error        { return b.error }

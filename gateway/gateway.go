@@ -23,11 +23,15 @@ import (
 	"github.com/swarmgate/swarmgate/bridge"
 	"github.com/swarmgate/swarmgate/live"
 	"github.com/swarmgate/swarmgate/piececache"
+	"github.com/swarmgate/swarmgate/registry"
 	"github.com/swarmgate/swarmgate/signaling"
 )
 
 // uploadBurst lets one 16 KiB block (and HTTP writes of up to this size) through the upload cap.
 const uploadBurst = 256 << 10
+
+// torrentsDir is where, below the data dir, the piece cache keeps downloaded torrents' files.
+const torrentsDir = "torrents"
 
 // webrtcNetwork is the network name bridge conns report; anacrolix copies it into PeerConn.Network.
 const webrtcNetwork = "webrtc"
@@ -42,11 +46,8 @@ type Gateway struct {
 	cache   *piececache.Cache
 	// resync holds pieces the cache evicted, for anacrolix to re-read their completion.
 	resync resyncQueue
-	// droppedIdle counts torrents dropped by --idle-timeout.
-	droppedIdle atomic.Int64
 	// completion is the persistent record of verified pieces, shared by every storage.
 	completion storage.PieceCompletion
-	stateMu    sync.Mutex // serialises state.json writes
 	tracker    *signaling.Server
 	bridge     *bridge.Bridge
 	offers     *offerer // the gateway's own offers to browsers that have data
@@ -58,7 +59,7 @@ type Gateway struct {
 	metricsLn     net.Listener
 	metricsServer *http.Server
 
-	torrents    *registry
+	torrents    *registry.Registry
 	access      access
 	refused     refusals
 	addMu       sync.Mutex // serialises API adds, so that MaxTorrents holds
@@ -69,7 +70,6 @@ type Gateway struct {
 	uploadLimit *rate.Limiter    // nil without a cap
 
 	stop      chan struct{}
-	nudge     chan struct{} // demand changed: re-run updateDemand now, not at the next tick
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
@@ -93,12 +93,10 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		return nil, &FieldError{Field: "DataDir", Err: fmt.Errorf("%s: %w", dataDir, err)}
 	}
 	g := &Gateway{
-		cfg:      cfg,
-		log:      log.With("component", "gateway"),
-		rootLog:  log,
-		torrents: newRegistry(),
-		stop:     make(chan struct{}),
-		nudge:    make(chan struct{}, 1),
+		cfg:     cfg,
+		log:     log.With("component", "gateway"),
+		rootLog: log,
+		stop:    make(chan struct{}),
 	}
 	if g.access, err = newAccess(cfg); err != nil {
 		return nil, err
@@ -123,16 +121,12 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	cacheCfg.Capacity = cfg.CacheSize
 	cacheCfg.Completion = g.completion
 	cacheCfg.Watched = func(ih metainfo.Hash) bool {
-		e, ok := g.torrents.get(ih)
-		return ok && e.watched(time.Now(), g.cfg.ViewerLinger)
+		e, ok := g.torrents.Get(ih)
+		return ok && e.Watched(time.Now())
 	}
-	cacheCfg.CheckInfo = checkPieceCount
-	cacheCfg.OnWriteError = g.onWriteError
-	cacheCfg.OnWriteOK = func(ih metainfo.Hash) {
-		if e, ok := g.torrents.get(ih); ok {
-			e.clearDiskError()
-		}
-	}
+	cacheCfg.CheckInfo = registry.CheckPieceCount
+	cacheCfg.OnWriteError = func(ih metainfo.Hash, err error) { g.torrents.WriteFailed(ih, err) }
+	cacheCfg.OnWriteOK = func(ih metainfo.Hash) { g.torrents.WriteSucceeded(ih) }
 	cacheCfg.OnEvicted = g.resync.add
 	if g.cache, err = piececache.New(cacheCfg, g.log.With("component", "cache")); err != nil {
 		return nil, err
@@ -177,6 +171,23 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	g.client, err = torrent.NewClient(tcfg)
 	if err != nil {
 		return nil, &FieldError{Field: "BTPort", Err: fmt.Errorf("%d: bittorrent client: %w", cfg.BTPort, err)}
+	}
+	rcfg := registry.DefaultConfig()
+	rcfg.Client, rcfg.Completion = g.client, g.completion
+	rcfg.StateDir, rcfg.DataDir = dataDir, filepath.Join(dataDir, torrentsDir)
+	rcfg.ViewerLinger, rcfg.IdleTimeout, rcfg.WriteRetry = cfg.ViewerLinger, cfg.IdleTimeout, g.cfg.writeRetry
+	rcfg.Playable = isMedia
+	// Torrents are added from restore on, when the tracker and the offerer exist.
+	rcfg.Added = func(e *registry.Entry) {
+		g.tracker.Join(signaling.ID(e.Torrent().InfoHash()))
+		g.offers.wakeUp() // browsers in the swarm may have the data already
+	}
+	rcfg.Removed = func(e *registry.Entry) {
+		g.tracker.Leave(signaling.ID(e.Torrent().InfoHash()))
+		g.metrics.forget(e)
+	}
+	if g.torrents, err = registry.New(rcfg, log.With("component", "registry")); err != nil {
+		return nil, err
 	}
 	g.peerID = signaling.ID(g.client.PeerID())
 
@@ -235,7 +246,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		g.metricsServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
 
-	if err := g.restore(); err != nil {
+	if err := g.torrents.Restore(); err != nil {
 		return nil, fmt.Errorf("restoring torrents from %s: %w", dataDir, err)
 	}
 	if cfg.Demo {
@@ -247,7 +258,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		return nil, err
 	}
 	g.wg.Add(3)
-	go g.maintain()
+	go g.trimCache()
 	go g.resyncEvicted()
 	go g.offers.run()
 	ok = true
@@ -327,7 +338,9 @@ func (g *Gateway) Close() error {
 		if g.tracker != nil {
 			errs = append(errs, g.tracker.Close())
 		}
-		g.torrents.closeAll()
+		if g.torrents != nil {
+			errs = append(errs, g.torrents.Close())
+		}
 		g.wg.Wait()
 		if g.client != nil {
 			for _, err := range g.client.Close() {
@@ -382,7 +395,7 @@ type localPeer struct{ g *Gateway }
 // this torrent): the tracker then relays it to another browser, and the browser keeps the others
 // and the webseed.
 func (p localPeer) WantOffer(infoHash, from signaling.ID) bool {
-	if _, ok := p.g.torrents.get(metainfo.Hash(infoHash)); !ok {
+	if _, ok := p.g.torrents.Get(metainfo.Hash(infoHash)); !ok {
 		return false
 	}
 	if p.g.bridge.Connected(bridge.PeerMeta{InfoHash: infoHash, PeerID: from}) {
@@ -423,61 +436,16 @@ func (g *Gateway) onDialable(meta bridge.PeerMeta, addr string) {
 	t.AddPeers([]torrent.PeerInfo{{Addr: torrent.StringAddr(addr), Id: meta.PeerID, Source: "webrtc"}})
 }
 
-// onPeerConnAdded and onPeerConnClosed run with anacrolix's lock held: they only file the conn.
+// onPeerConnAdded and onPeerConnClosed run with anacrolix's lock held: the registry only files
+// the conn.
 func (g *Gateway) onPeerConnAdded(pc *torrent.PeerConn) {
-	if pc.Network != webrtcNetwork {
-		return
-	}
-	if t := pc.Torrent(); t != nil {
-		if e, ok := g.torrents.get(t.InfoHash()); ok {
-			e.webrtc.added(pc)
-			g.demandChanged()
-		}
-	}
-}
-
-// demandChanged asks maintain to look at demand now. It never blocks, so anacrolix callbacks may
-// call it under their lock.
-func (g *Gateway) demandChanged() {
-	select {
-	case g.nudge <- struct{}{}:
-	default:
+	if pc.Network == webrtcNetwork {
+		g.torrents.WebRTCConnAdded(pc)
 	}
 }
 
 func (g *Gateway) onPeerConnClosed(pc *torrent.PeerConn) {
-	if pc.Network != webrtcNetwork {
-		return
-	}
-	if t := pc.Torrent(); t != nil {
-		if e, ok := g.torrents.get(t.InfoHash()); ok {
-			e.webrtc.closedConn(pc)
-		}
-	}
-}
-
-// maintain samples rates and switches in-order prefetching on and off with demand.
-func (g *Gateway) maintain() {
-	defer g.wg.Done()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-g.stop:
-			return
-		case <-g.nudge:
-			now := time.Now()
-			for _, e := range g.torrents.list() {
-				g.updateDemand(e, now)
-			}
-		case now := <-tick.C:
-			for _, e := range g.torrents.list() {
-				e.sampleRates(now)
-				g.updateDemand(e, now)
-				g.retryWrites(e, now)
-				g.dropIfIdle(e, now)
-			}
-			g.cache.Trim()
-		}
+	if pc.Network == webrtcNetwork {
+		g.torrents.WebRTCConnClosed(pc)
 	}
 }

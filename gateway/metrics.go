@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/swarmgate/swarmgate/registry"
 )
 
 const metricsNamespace = "swarmgate"
@@ -23,7 +24,7 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 
 	mu      sync.Mutex
-	removed byteCounts
+	removed registry.ByteCounts
 	removedPieces
 }
 
@@ -51,9 +52,9 @@ func newMetrics(g *Gateway) *metrics {
 }
 
 // forget keeps a removed torrent's counts in the totals.
-func (m *metrics) forget(e *entry) {
-	b, _ := e.counts()
-	s := e.t.Stats()
+func (m *metrics) forget(e *registry.Entry) {
+	b, _ := e.Counts()
+	s := e.Torrent().Stats()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.removed.FromNative += b.FromNative
@@ -122,15 +123,15 @@ func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
-	states := map[string]int{stateMetadata: 0, stateIdle: 0, stateDownloading: 0, stateSeeding: 0}
-	var peers peerCounts
+	states := map[string]int{registry.StateMetadata: 0, registry.StateIdle: 0, registry.StateDownloading: 0, registry.StateSeeding: 0}
+	var peers registry.PeerCounts
 	c.m.mu.Lock()
 	total := c.m.removed
 	good, bad := c.m.removedPieces.good, c.m.removedPieces.bad
 	c.m.mu.Unlock()
-	for _, e := range c.g.torrents.list() {
-		states[e.state()]++
-		b, p := e.counts()
+	for _, e := range c.g.torrents.List() {
+		states[e.State()]++
+		b, p := e.Counts()
 		peers.Native += p.Native
 		peers.WebRTC += p.WebRTC
 		total.FromNative += b.FromNative
@@ -139,7 +140,7 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 		total.ToNative += b.ToNative
 		total.ToWebRTC += b.ToWebRTC
 		total.ToHTTP += b.ToHTTP
-		s := e.t.Stats()
+		s := e.Torrent().Stats()
 		good += s.PiecesDirtiedGood.Int64()
 		bad += s.PiecesDirtiedBad.Int64()
 	}
@@ -187,6 +188,6 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCacheCap, prometheus.GaugeValue, float64(cs.Capacity))
 	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(cs.Evictions))
 	ch <- prometheus.MustNewConstMetric(descEvictedB, prometheus.CounterValue, float64(cs.EvictedBytes))
-	ch <- prometheus.MustNewConstMetric(descIdle, prometheus.CounterValue, float64(c.g.droppedIdle.Load()))
+	ch <- prometheus.MustNewConstMetric(descIdle, prometheus.CounterValue, float64(c.g.torrents.DroppedIdle()))
 	ch <- prometheus.MustNewConstMetric(descBanned, prometheus.GaugeValue, float64(len(c.g.client.BadPeerIPs())))
 }

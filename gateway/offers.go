@@ -9,6 +9,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/swarmgate/swarmgate/bridge"
+	"github.com/swarmgate/swarmgate/registry"
 	"github.com/swarmgate/swarmgate/signaling"
 )
 
@@ -116,11 +117,11 @@ func (o *offerer) scan(now time.Time) {
 		}
 	}
 	o.mu.Unlock()
-	for _, e := range o.g.torrents.list() {
+	for _, e := range o.g.torrents.List() {
 		if !o.needsData(e, now) {
 			continue
 		}
-		for _, p := range o.g.tracker.SwarmPeers(signaling.ID(e.t.InfoHash())) {
+		for _, p := range o.g.tracker.SwarmPeers(signaling.ID(e.Torrent().InfoHash())) {
 			if !o.offer(e, p, now) {
 				break
 			}
@@ -130,7 +131,7 @@ func (o *offerer) scan(now time.Time) {
 
 // peerAnnounced offers at once to a browser that just announced, when it is worth it.
 func (o *offerer) peerAnnounced(infoHash signaling.ID, p signaling.PeerState) {
-	e, ok := o.g.torrents.get(metainfo.Hash(infoHash))
+	e, ok := o.g.torrents.Get(metainfo.Hash(infoHash))
 	if !ok {
 		return
 	}
@@ -142,32 +143,32 @@ func (o *offerer) peerAnnounced(infoHash signaling.ID, p signaling.PeerState) {
 
 // needsData: no metadata yet, or someone watches and pieces are missing. A torrent nobody
 // watches fetches no pieces, so browsers' data is no use to it then.
-func (o *offerer) needsData(e *entry, now time.Time) bool {
-	if !hasInfo(e.t) {
+func (o *offerer) needsData(e *registry.Entry, now time.Time) bool {
+	if !registry.HasInfo(e.Torrent()) {
 		return true
 	}
-	return !e.t.Complete().Bool() && e.watched(now, o.g.cfg.ViewerLinger)
+	return !e.Torrent().Complete().Bool() && e.Watched(now)
 }
 
 // hasData says whether a browser has something the torrent lacks, by its last announce.
-func hasData(e *entry, p signaling.PeerState) bool {
+func hasData(e *registry.Entry, p signaling.PeerState) bool {
 	if p.Seeder {
 		return true
 	}
 	if p.Left < 0 {
 		return false // no metadata either
 	}
-	if !hasInfo(e.t) {
+	if !registry.HasInfo(e.Torrent()) {
 		return true // it has the metadata
 	}
-	return p.Left < e.t.Length()
+	return p.Left < e.Torrent().Length()
 }
 
 // offer starts an offer to browser p of e's swarm if p is worth one and the bounds allow it. It
 // never blocks (it runs on tracker socket readers too). It reports false when no further offer
 // for this torrent can start now, so a scan moves on to the next torrent.
-func (o *offerer) offer(e *entry, p signaling.PeerState, now time.Time) bool {
-	ih := e.t.InfoHash()
+func (o *offerer) offer(e *registry.Entry, p signaling.PeerState, now time.Time) bool {
+	ih := e.Torrent().InfoHash()
 	meta := bridge.PeerMeta{InfoHash: ih, PeerID: p.ID}
 	if !hasData(e, p) || o.g.bridge.HasPeer(meta) {
 		return true

@@ -68,8 +68,8 @@ func TestOfferToSeedingBrowser(t *testing.T) {
 	if int64(len(body)) != native.Info.TotalLength() || sha256.Sum256(body) != native.SHA256 {
 		t.Fatalf("streamed %d bytes that differ from the browser's %d", len(body), native.Info.TotalLength())
 	}
-	e, _ := r.g.torrents.get(ih)
-	if b, _ := e.counts(); b.FromWebRTC < native.Info.TotalLength() {
+	e, _ := r.g.torrents.Get(ih)
+	if b, _ := e.Counts(); b.FromWebRTC < native.Info.TotalLength() {
 		t.Errorf("bytes from WebRTC %d, want the whole file (%d): %+v", b.FromWebRTC, native.Info.TotalLength(), b)
 	}
 	if s := r.g.tracker.Stats(); s.AnswersRelayed < 1 {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/swarmgate/swarmgate/registry"
 	"github.com/swarmgate/swarmgate/web"
 )
 
@@ -52,7 +53,7 @@ const maxBootMetainfo = 256 << 10
 
 // bootData renders pageBoot for a torrent with metadata. encoding/json escapes <, > and &, so the
 // result is safe inside a <script> element.
-func (g *Gateway) bootData(e *entry, base string) (template.JS, error) {
+func (g *Gateway) bootData(e *registry.Entry, base string) (template.JS, error) {
 	b := pageBoot{Config: g.clientConfig(base), Torrent: g.view(e, base)}
 	var mi bytes.Buffer
 	m := g.browserMetainfo(e, base)
@@ -100,10 +101,10 @@ func (g *Gateway) torrentPage(name string) echo.HandlerFunc {
 		base := g.baseURL(c)
 		d := pageData{Title: "swarmgate", InfoHash: ih}
 		if e, err := g.lookup(ih); err == nil {
-			if n := e.t.Name(); n != "" {
+			if n := e.Torrent().Name(); n != "" {
 				d.Title = cleanName(n)
 			}
-			if hasInfo(e.t) {
+			if registry.HasInfo(e.Torrent()) {
 				if d.Boot, err = g.bootData(e, base); err != nil {
 					return err
 				}
@@ -112,7 +113,7 @@ func (g *Gateway) torrentPage(name string) echo.HandlerFunc {
 			// loading its scripts, rather than at its first byte request; the whole torrent
 			// only once the player reads.
 			if file, ok := pageFile(c.QueryParam("file")); ok {
-				e.pageView(file)
+				e.PageView(file)
 			}
 		}
 		q := ""

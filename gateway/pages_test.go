@@ -16,6 +16,8 @@ import (
 
 	"github.com/swarmgate/swarmgate/internal/peertest"
 	"github.com/swarmgate/swarmgate/web"
+
+	"github.com/swarmgate/swarmgate/registry"
 )
 
 // Pages, assets, the service worker, oEmbed and frame-ancestors, against a real demo gateway.
@@ -226,7 +228,7 @@ func TestEmbedOriginsValidation(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 			continue
 		}
-		if !strings.Contains(err.Error(), "embed-origins") {
+		if !strings.Contains(err.Error(), "EmbedOrigins") {
 			t.Errorf("%q: error %q does not name the setting", bad, err)
 		}
 	}
@@ -239,7 +241,7 @@ func TestEmbedOriginsValidation(t *testing.T) {
 // peer (the pieces are asked for when the metadata arrives) and after.
 func TestPageViewFetchesOnlyTheStart(t *testing.T) {
 	const size, pieceLength = 8 << 20, 64 << 10
-	const bound = pageWarmBytes + pieceLength // the first pieces, and at most one more
+	const bound = registry.PageWarmBytes + pieceLength // the first pieces, and at most one more
 	r := startGateway(t, nil)
 	for _, tc := range []struct {
 		name string
@@ -277,40 +279,36 @@ func TestPageViewFetchesOnlyTheStart(t *testing.T) {
 				t.Fatalf("GET %s: %d %s", tc.page(ih), res.status, res.body)
 			}
 			if !tc.metainfo {
-				e.t.AddPeers([]torrent.PeerInfo{{Addr: torrent.StringAddr(seeder.Addr().String()), Source: "x.pe"}})
+				e.Torrent().AddPeers([]torrent.PeerInfo{{Addr: torrent.StringAddr(seeder.Addr().String()), Source: "x.pe"}})
 			}
 			waitGotInfo(t, r.g, ih)
 			if tc.warm {
 				waitFor(t, 20*time.Second, "the first pieces after the page alone", func() bool {
-					return e.t.BytesCompleted() >= pageWarmBytes
+					return e.Torrent().BytesCompleted() >= registry.PageWarmBytes
 				})
 			}
 			// Give the demand loop two rounds to start a prefetch if it thought someone watched.
 			waitMaintainTicks(t, e, 2)
-			if got := e.t.BytesCompleted(); got > bound {
+			if got := e.Torrent().BytesCompleted(); got > bound {
 				t.Errorf("%d of %d bytes fetched after %s alone, want at most %d", got, size, tc.name, bound)
 			}
-			if st := e.state(); st != stateIdle {
-				t.Errorf("state %q after %s alone, want %q", st, tc.name, stateIdle)
+			if st := e.State(); st != registry.StateIdle {
+				t.Errorf("state %q after %s alone, want %q", st, tc.name, registry.StateIdle)
 			}
 			// A player reads: now the whole torrent comes.
 			if res := r.get(t, "/stream/"+ih+"/0", map[string]string{"Range": "bytes=0-99"}); res.status != http.StatusPartialContent {
 				t.Fatalf("stream: %d %s", res.status, res.body)
 			}
-			waitFor(t, 30*time.Second, "the torrent complete after a /stream read", func() bool { return e.t.Complete().Bool() })
+			waitFor(t, 30*time.Second, "the torrent complete after a /stream read", func() bool { return e.Torrent().Complete().Bool() })
 		})
 	}
 }
 
-// waitMaintainTicks waits for the gateway's maintain loop to sample e's rates n more times: it
+// waitMaintainTicks waits for the registry's maintenance loop to sample e's rates n more times: it
 // has then also looked at e's demand n times.
-func waitMaintainTicks(t *testing.T, e *entry, n int) {
+func waitMaintainTicks(t *testing.T, e *registry.Entry, n int) {
 	t.Helper()
-	prevAt := func() time.Time {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		return e.rates.prevAt
-	}
+	prevAt := func() time.Time { return e.Rates().SampledAt() }
 	last, seen := prevAt(), 0
 	waitFor(t, time.Duration(n+5)*time.Second, "the maintain loop's ticks", func() bool {
 		if at := prevAt(); !at.Equal(last) {
@@ -346,7 +344,7 @@ func TestPagesCarryBootData(t *testing.T) {
 		if err := json.Unmarshal(m[1], &boot); err != nil {
 			t.Fatalf("%s: boot data: %v", page, err)
 		}
-		if boot.Torrent.InfoHash != ih || boot.Torrent.State != stateSeeding || len(boot.Torrent.Files) != 1 {
+		if boot.Torrent.InfoHash != ih || boot.Torrent.State != registry.StateSeeding || len(boot.Torrent.Files) != 1 {
 			t.Errorf("%s: boot torrent %+v", page, boot.Torrent)
 		}
 		if boot.Config.TrackerURL != wantConfig.TrackerURL || boot.Config.PeerID != wantConfig.PeerID {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/anacrolix/torrent"
 	"github.com/labstack/echo/v4"
+	"github.com/swarmgate/swarmgate/registry"
 )
 
 // allPlaylist is the name of the playlist of every torrent; an infohash is 40 hex digits, so it
@@ -35,9 +36,9 @@ func (g *Gateway) playlist(c echo.Context) error {
 	if name == allPlaylist {
 		// Torrents still waiting for metadata have no files to list yet; waiting for each
 		// would hold the whole list up.
-		for _, e := range g.torrents.list() {
-			if hasInfo(e.t) {
-				writeM3UEntries(&b, base, e.t, true)
+		for _, e := range g.torrents.List() {
+			if registry.HasInfo(e.Torrent()) {
+				writeM3UEntries(&b, base, e.Torrent(), true)
 			}
 		}
 	} else {
@@ -48,7 +49,7 @@ func (g *Gateway) playlist(c echo.Context) error {
 		if _, err := g.waitInfo(c.Request().Context(), e); err != nil {
 			return err
 		}
-		writeM3UEntries(&b, base, e.t, false)
+		writeM3UEntries(&b, base, e.Torrent(), false)
 	}
 	return c.Blob(http.StatusOK, "audio/x-mpegurl", []byte(b.String()))
 }

@@ -293,12 +293,12 @@ func TestLiveRelayRefusesForgedSource(t *testing.T) {
 	}
 }
 
-// TestRelayFlagValidation: a bad --relay URL is a configuration error that names the flag.
+// TestRelayFlagValidation: a bad --relay URL is a configuration error that names the field.
 func TestRelayFlagValidation(t *testing.T) {
 	for _, u := range []string{"ftp://h/live/x", "http://h/watch/abc", "http://h/live/notastreamid", "http://h/live/"} {
 		cfg := testConfig(t)
 		cfg.Relays = []string{u}
-		if err := cfg.Validate(); err == nil || !bytes.Contains([]byte(err.Error()), []byte("relay")) {
+		if err := cfg.Validate(); err == nil || !bytes.Contains([]byte(err.Error()), []byte("Relays")) {
 			t.Errorf("relay %q: %v", u, err)
 		}
 	}

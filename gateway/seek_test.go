@@ -220,14 +220,14 @@ func (s *seekScene) seekResponsive(tb testing.TB, off int64) seekResult {
 	before := st.BytesReadUsefulData.Int64()
 	start := time.Now()
 	var res seekResult
-	e, ok := s.r.g.torrents.get(s.tor.InfoHash())
+	e, ok := s.r.g.torrents.Get(s.tor.InfoHash())
 	if !ok {
 		tb.Fatal("the torrent is gone from the gateway")
 	}
 	s.r.g.watch(e)
 	f := s.tor.Files()[0]
-	e.gate.readerOpened()
-	defer e.gate.readerClosed()
+	e.ReaderOpened()
+	defer e.ReaderClosed()
 	r := f.NewReader()
 	defer r.Close()
 	r.SetResponsive()

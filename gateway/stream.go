@@ -15,6 +15,7 @@ import (
 
 	"github.com/anacrolix/torrent"
 	"github.com/labstack/echo/v4"
+	"github.com/swarmgate/swarmgate/registry"
 	"golang.org/x/time/rate"
 )
 
@@ -31,7 +32,7 @@ func (g *Gateway) stream(c echo.Context) error {
 	if _, err := g.waitInfo(c.Request().Context(), e); err != nil {
 		return err
 	}
-	files := e.t.Files()
+	files := e.Torrent().Files()
 	idx, err := strconv.Atoi(c.Param("file"))
 	if err != nil || idx < 0 || idx >= len(files) {
 		return fmt.Errorf("%w: file %q out of range: torrent has %d file(s), indexed from 0", ErrNotFound, c.Param("file"), len(files))
@@ -53,7 +54,7 @@ func (g *Gateway) webseed(c echo.Context) error {
 		return err
 	}
 	rest := webseedPath(c.Request().URL.Path)
-	for _, f := range e.t.Files() {
+	for _, f := range e.Torrent().Files() {
 		want := info.BestName()
 		if info.IsDir() {
 			fi := f.FileInfo()
@@ -64,7 +65,7 @@ func (g *Gateway) webseed(c echo.Context) error {
 			return g.serveFile(c, e, f, 0)
 		}
 	}
-	return fmt.Errorf("%w: no file %q in torrent %s", ErrNotFound, rest, e.t.InfoHash().HexString())
+	return fmt.Errorf("%w: no file %q in torrent %s", ErrNotFound, rest, e.Torrent().InfoHash().HexString())
 }
 
 // webseedPath is the file path of a webseed request: what follows /webseed/<ih>/ in the decoded
@@ -78,12 +79,12 @@ func webseedPath(urlPath string) string {
 }
 
 // watch records an HTTP reader (/stream, /webseed): a player is playing, so a torrent nobody
-// watched until now starts fetching ahead at once. Opening a page is not reading (pageView).
-func (g *Gateway) watch(e *entry) {
-	wasIdle := time.Since(time.Unix(0, e.lastRead.Load())) >= g.cfg.ViewerLinger
-	e.touch()
+// watched until now starts fetching ahead at once. Opening a page is not reading (PageView).
+func (g *Gateway) watch(e *registry.Entry) {
+	wasIdle := time.Since(e.LastRead()) >= g.cfg.ViewerLinger
+	e.Touch()
 	if wasIdle {
-		g.demandChanged()
+		g.torrents.DemandChanged()
 	}
 }
 
@@ -92,9 +93,9 @@ func (g *Gateway) watch(e *entry) {
 // responsive mode hands out chunks before their piece's hash is checked, and a lying peer's bytes
 // would then reach the viewer. A read waits for the whole piece instead: the first byte comes one
 // piece's transfer later than it did.
-func (g *Gateway) serveFile(c echo.Context, e *entry, f *torrent.File, readahead int64) error {
-	e.gate.readerOpened()
-	defer e.gate.readerClosed()
+func (g *Gateway) serveFile(c echo.Context, e *registry.Entry, f *torrent.File, readahead int64) error {
+	e.ReaderOpened()
+	defer e.ReaderClosed()
 	r := f.NewReader()
 	defer r.Close()
 	if readahead > 0 {
@@ -177,7 +178,7 @@ func (r *readErrs) Read(p []byte) (int, error) {
 // shape.
 type servedWriter struct {
 	http.ResponseWriter
-	e       *entry
+	e       *registry.Entry
 	limit   *rate.Limiter
 	ctx     context.Context
 	code    int // held success status, 0 once sent
@@ -219,8 +220,8 @@ func (w *servedWriter) Write(p []byte) (int, error) {
 		}
 		n, err := w.ResponseWriter.Write(chunk)
 		written += n
-		w.e.countHTTP(n)
-		w.e.touch()
+		w.e.CountHTTP(n)
+		w.e.Touch()
 		if err != nil {
 			return written, err
 		}

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/swarmgate/swarmgate/registry"
 )
 
 // failingReader is a file whose reads fail from byte failAt on, as a torrent read does when
@@ -65,7 +67,7 @@ func FuzzStreamRange(f *testing.F) {
 			req.Header.Set("Range", rng)
 		}
 		rec := &headerWatch{ResponseRecorder: httptest.NewRecorder()}
-		w := &servedWriter{ResponseWriter: rec, e: &entry{}, ctx: req.Context()}
+		w := &servedWriter{ResponseWriter: rec, e: &registry.Entry{}, ctx: req.Context()}
 		w.Header().Set("Content-Type", "video/mp4")
 		body := &readErrs{ReadSeeker: &failingReader{Reader: bytes.NewReader(content), failAt: int64(failAt)}}
 		err := serveRanges(w, req, "x.mp4", body, int64(len(content)))

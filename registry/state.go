@@ -1,6 +1,7 @@
-package gateway
+package registry
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,43 +16,43 @@ import (
 	"github.com/anacrolix/torrent/storage"
 )
 
-// The data dir keeps what the gateway serves across restarts:
+// StateDir keeps what the registry serves across restarts:
 //
-//	state.json                 the torrents and how each was added
+//	state.json                  the torrents and how each was added
 //	metainfo/<infohash>.torrent each torrent's metainfo once known, so a restart needs no peers
-//	torrents/<infohash>/        downloaded data; piece completion lives beside it (bolt/sqlite)
 const (
 	stateFile   = "state.json"
 	metainfoDir = "metainfo"
 )
 
-// source is how a torrent was added, which is what a restart replays.
-type source struct {
+// Source is how a torrent was added, which is what a restart replays.
+type Source struct {
 	InfoHash string    `json:"infohash"`
 	Magnet   string    `json:"magnet,omitempty"`
 	SeedDir  string    `json:"seed_dir,omitempty"` // seeded in place from files under this folder
 	Added    time.Time `json:"added"`
-	// LastWatched is when a viewer was last seen, for --idle-timeout.
+	// LastWatched is when a viewer was last seen, for IdleTimeout.
 	LastWatched time.Time `json:"last_watched,omitzero"`
-	// ephemeral sources (the demo) are re-created by configuration, not restored.
-	ephemeral bool
+	// Ephemeral sources (the demo) are re-created by configuration, not saved or restored, and
+	// never dropped for idleness.
+	Ephemeral bool `json:"-"`
 }
 
 type savedState struct {
 	Version  int      `json:"version"`
-	Torrents []source `json:"torrents"`
+	Torrents []Source `json:"torrents"`
 }
 
 const stateVersion = 1
 
 // saveState writes the registry atomically (temp file + rename), so a crash leaves the old or the
 // new state, never half of one.
-func (g *Gateway) saveState() {
-	g.stateMu.Lock()
-	defer g.stateMu.Unlock()
-	st := savedState{Version: stateVersion, Torrents: []source{}}
-	for _, e := range g.torrents.list() {
-		if !e.src.ephemeral {
+func (r *Registry) saveState() {
+	r.stateMu.Lock()
+	defer r.stateMu.Unlock()
+	st := savedState{Version: stateVersion, Torrents: []Source{}}
+	for _, e := range r.List() {
+		if !e.src.Ephemeral {
 			src := e.src
 			src.LastWatched = time.Unix(0, e.lastWatched.Load()).UTC()
 			st.Torrents = append(st.Torrents, src)
@@ -59,10 +60,10 @@ func (g *Gateway) saveState() {
 	}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err == nil {
-		err = writeFileAtomic(filepath.Join(g.cfg.DataDir, stateFile), b)
+		err = writeFileAtomic(filepath.Join(r.cfg.StateDir, stateFile), b)
 	}
 	if err != nil {
-		g.log.Error("saving state; torrents added since the last save will not survive a restart", "err", err)
+		r.log.Error("saving state; torrents added since the last save will not survive a restart", "err", err)
 	}
 }
 
@@ -87,34 +88,39 @@ func writeFileAtomic(path string, b []byte) error {
 	return err
 }
 
-func (g *Gateway) metainfoPath(ih metainfo.Hash) string {
-	return filepath.Join(g.cfg.DataDir, metainfoDir, ih.HexString()+".torrent")
+func (r *Registry) metainfoPath(ih metainfo.Hash) string {
+	return filepath.Join(r.cfg.StateDir, metainfoDir, ih.HexString()+".torrent")
+}
+
+func (r *Registry) writeMetainfo(ih metainfo.Hash, mi *metainfo.MetaInfo) error {
+	var b bytes.Buffer
+	if err := mi.Write(&b); err != nil {
+		return err
+	}
+	p := r.metainfoPath(ih)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return writeFileAtomic(p, b.Bytes())
 }
 
 // saveMetainfo keeps a torrent's info dictionary once known.
-func (g *Gateway) saveMetainfo(t *torrent.Torrent) error {
-	p := g.metainfoPath(t.InfoHash())
-	if _, err := os.Stat(p); err == nil {
+func (r *Registry) saveMetainfo(t *torrent.Torrent) error {
+	if _, err := os.Stat(r.metainfoPath(t.InfoHash())); err == nil {
 		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
 	}
 	mi := t.Metainfo()
 	if len(mi.InfoBytes) == 0 {
 		return errors.New("no info bytes yet")
 	}
-	b, err := bencodeMetainfo(&mi)
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(p, b)
+	return r.writeMetainfo(t.InfoHash(), &mi)
 }
 
-// restore re-adds what the last run served. A torrent that cannot come back (its seeded folder is
-// gone, its metainfo is corrupt) is logged and left out; the others still load.
-func (g *Gateway) restore() error {
-	b, err := os.ReadFile(filepath.Join(g.cfg.DataDir, stateFile))
+// Restore re-adds what the last run served. A torrent that cannot come back (its seeded folder is
+// gone, its metainfo is corrupt) is logged and left out; the others still load. An unreadable
+// state.json is an error: starting empty would forget every torrent at the next save.
+func (r *Registry) Restore() error {
+	b, err := os.ReadFile(filepath.Join(r.cfg.StateDir, stateFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -130,22 +136,22 @@ func (g *Gateway) restore() error {
 	}
 	sort.Slice(st.Torrents, func(i, j int) bool { return st.Torrents[i].Added.Before(st.Torrents[j].Added) })
 	for _, src := range st.Torrents {
-		if err := g.restoreOne(src); err != nil {
-			g.log.Warn("not restoring torrent", "infohash", src.InfoHash, "err", err)
+		if err := r.restoreOne(src); err != nil {
+			r.log.Warn("not restoring torrent", "infohash", src.InfoHash, "err", err)
 		}
 	}
 	return nil
 }
 
-func (g *Gateway) restoreOne(src source) error {
-	ih, err := parseInfoHash(src.InfoHash)
-	if err != nil {
-		return err
+func (r *Registry) restoreOne(src Source) error {
+	var ih metainfo.Hash
+	if err := ih.FromHexString(src.InfoHash); err != nil {
+		return fmt.Errorf("infohash %q: %w", src.InfoHash, err)
 	}
 	var mi *metainfo.MetaInfo
-	if loaded, err := metainfo.LoadFromFile(g.metainfoPath(ih)); err == nil {
+	if loaded, err := metainfo.LoadFromFile(r.metainfoPath(ih)); err == nil {
 		if loaded.HashInfoBytes() != ih {
-			return fmt.Errorf("%s does not match its infohash", g.metainfoPath(ih))
+			return fmt.Errorf("%s does not match its infohash", r.metainfoPath(ih))
 		}
 		mi = loaded
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -159,11 +165,12 @@ func (g *Gateway) restoreOne(src source) error {
 		if err != nil {
 			return err
 		}
-		_, err = g.addLocal(src, &info)
+		_, err = r.AddLocal(src, &info)
 		return err
 	}
 	spec := &torrent.TorrentSpec{}
 	if src.Magnet != "" {
+		var err error
 		if spec, err = torrent.TorrentSpecFromMagnetUri(src.Magnet); err != nil {
 			return err
 		}
@@ -172,21 +179,21 @@ func (g *Gateway) restoreOne(src source) error {
 	if mi != nil {
 		spec.InfoBytes = mi.InfoBytes
 	}
-	_, _, err = g.addSpec(spec, src)
+	_, _, err := r.Add(spec, src)
 	return err
 }
 
 // localStorage keeps files that are seeded in place where they are, with piece state in the
-// gateway's own completion store (so a restart does not hash them again).
-func (g *Gateway) localStorage(dir string) storage.ClientImpl {
+// registry's completion store (so a restart does not hash them again).
+func (r *Registry) localStorage(dir string) storage.ClientImpl {
 	return storage.NewFileOpts(storage.NewFileClientOpts{
 		ClientBaseDir:   dir,
-		PieceCompletion: sharedCompletion{g.completion},
+		PieceCompletion: sharedCompletion{r.cfg.Completion},
 	})
 }
 
-// sharedCompletion lends the gateway's completion store to a per-torrent storage without letting
-// it close the store.
+// sharedCompletion lends the completion store to a per-torrent storage without letting it close
+// the store.
 type sharedCompletion struct{ storage.PieceCompletion }
 
 func (sharedCompletion) Close() error { return nil }
