@@ -102,6 +102,7 @@ var (
 	descSigMsgs  = prometheus.NewDesc(metricsNamespace+"_signaling_messages_total", "Tracker messages handled, by kind.", []string{"kind"}, nil)
 	descSigFails = prometheus.NewDesc(metricsNamespace+"_signaling_failures_total", "Failure replies the tracker sent.", nil, nil)
 	descRTC      = prometheus.NewDesc(metricsNamespace+"_webrtc_peer_connections", "Live WebRTC PeerConnections, pending or open.", nil, nil)
+	descRTCDisc  = prometheus.NewDesc(metricsNamespace+"_webrtc_peer_connections_disconnected", "WebRTC PeerConnections whose ICE is disconnected, given time to come back before they are closed.", nil, nil)
 	descRefusals = prometheus.NewDesc(metricsNamespace+"_limit_refusals_total", "Requests, sockets, offers and announces refused by access control and limits, by limit.", []string{"limit"}, nil)
 	descCache    = prometheus.NewDesc(metricsNamespace+"_cache_bytes", "Disk blocks held by downloaded torrent pieces (what --cache-size bounds).", nil, nil)
 	descCacheCap = prometheus.NewDesc(metricsNamespace+"_cache_capacity_bytes", "The --cache-size bound; 0 = unlimited.", nil, nil)
@@ -117,7 +118,7 @@ type gatewayCollector struct {
 }
 
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTorrents, descPeers, descBytes, descPieces, descSockets, descSwarms, descSigPeers, descSigMsgs, descSigFails, descRTC, descCache, descCacheCap, descEvicted, descEvictedB, descIdle, descBanned, descRefusals} {
+	for _, d := range []*prometheus.Desc{descTorrents, descPeers, descBytes, descPieces, descSockets, descSwarms, descSigPeers, descSigMsgs, descSigFails, descRTC, descRTCDisc, descCache, descCacheCap, descEvicted, descEvictedB, descIdle, descBanned, descRefusals} {
 		ch <- d
 	}
 }
@@ -169,7 +170,9 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSigMsgs, prometheus.CounterValue, float64(n), kind)
 	}
 	ch <- prometheus.MustNewConstMetric(descSigFails, prometheus.CounterValue, float64(st.Failures))
-	ch <- prometheus.MustNewConstMetric(descRTC, prometheus.GaugeValue, float64(c.g.bridge.Stats().PeerConnections))
+	bs := c.g.bridge.Stats()
+	ch <- prometheus.MustNewConstMetric(descRTC, prometheus.GaugeValue, float64(bs.PeerConnections))
+	ch <- prometheus.MustNewConstMetric(descRTCDisc, prometheus.GaugeValue, float64(bs.Disconnected))
 	r := &c.g.refused
 	for limit, n := range map[string]uint64{
 		limitAllowAdd:         r.allowAdd.Load(),

@@ -131,6 +131,7 @@ func TestMetricsAfterTransfer(t *testing.T) {
 		`swarmgate_signaling_messages_total{kind="announce"}`:                      eq(1),
 		`swarmgate_signaling_failures_total`:                                       eq(0),
 		`swarmgate_webrtc_peer_connections`:                                        eq(0),
+		`swarmgate_webrtc_peer_connections_disconnected`:                           eq(0),
 		`swarmgate_http_requests_total{code="201",route="/api/torrents"}`:          eq(1),
 		`swarmgate_http_requests_total{code="200",route="/stream/:ih/:file"}`:      eq(1),
 		`swarmgate_http_requests_total{code="206",route="/stream/:ih/:file"}`:      eq(1),
