@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -295,16 +296,15 @@ func (g *Gateway) postTorrent(c echo.Context) error {
 		spec *torrent.TorrentSpec
 		src  registry.Source
 	)
-	ctype, _, _ := strings.Cut(req.Header.Get(echo.HeaderContentType), ";")
-	switch strings.TrimSpace(strings.ToLower(ctype)) {
-	case "application/x-bittorrent":
+	switch addBodyKind(req.Header.Get(echo.HeaderContentType), body) {
+	case bodyMetainfo:
 		spec, err = metainfoSpec(body)
-	case "application/json", "":
+	case bodyJSON:
 		var ar addRequest
-		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&ar); err != nil {
-			return fmt.Errorf("%w: body must be JSON {\"magnet\": ...} or {\"infohash\": ...}, or a .torrent with Content-Type application/x-bittorrent: %v", ErrBadInput, err)
+			return fmt.Errorf("%w: body must be JSON {\"magnet\": ...} or {\"infohash\": ...}, or a .torrent file: %v", ErrBadInput, err)
 		}
 		switch {
 		case ar.Magnet != "" && ar.InfoHash != "":
@@ -318,7 +318,8 @@ func (g *Gateway) postTorrent(c echo.Context) error {
 			return fmt.Errorf("%w: body needs \"magnet\" or \"infohash\"", ErrBadInput)
 		}
 	default:
-		return echo.NewHTTPError(http.StatusUnsupportedMediaType, "Content-Type must be application/json or application/x-bittorrent")
+		return echo.NewHTTPError(http.StatusUnsupportedMediaType,
+			"body must be JSON {\"magnet\": ...} or {\"infohash\": ...}, or a .torrent file (Content-Type application/json or application/x-bittorrent)")
 	}
 	if err != nil {
 		return err
@@ -336,6 +337,37 @@ func (g *Gateway) postTorrent(c echo.Context) error {
 		code = http.StatusCreated
 	}
 	return c.JSON(code, g.view(e, g.baseURL(c)))
+}
+
+// What a POST /api/torrents body holds.
+const (
+	bodyUnknown = iota
+	bodyJSON
+	bodyMetainfo
+)
+
+// addBodyKind tells a JSON request from a .torrent. The declared type wins when it is one of the
+// two; anything else is judged by the body itself: `curl -d '{"magnet": ...}'` declares a form,
+// `curl --data-binary @x.torrent` a form too, and a .torrent (a bencoded dictionary) starts with
+// "d" followed by the length of its first key, where JSON starts with "{".
+func addBodyKind(contentType string, body []byte) int {
+	ctype, _, _ := strings.Cut(contentType, ";")
+	switch strings.TrimSpace(strings.ToLower(ctype)) {
+	case "application/json":
+		return bodyJSON
+	case "application/x-bittorrent":
+		return bodyMetainfo
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	switch {
+	case len(trimmed) == 0 && ctype == "":
+		return bodyJSON // an empty body gets the JSON error, which says what to send
+	case len(trimmed) > 0 && trimmed[0] == '{':
+		return bodyJSON
+	case len(body) > 1 && body[0] == 'd' && body[1] >= '0' && body[1] <= '9':
+		return bodyMetainfo
+	}
+	return bodyUnknown
 }
 
 func (g *Gateway) lookup(ihHex string) (*registry.Entry, error) {

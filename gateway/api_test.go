@@ -842,7 +842,7 @@ func TestBadAPIInputs(t *testing.T) {
 		{"torrent with .. path", "POST", "/api/torrents", torrentCT, dotdot, 400},
 		{"torrent with ../ name", "POST", "/api/torrents", torrentCT, slashName, 400},
 		{"torrent with zero piece length", "POST", "/api/torrents", torrentCT, zeroPiece, 400},
-		{"unsupported type", "POST", "/api/torrents", map[string]string{"Content-Type": "text/plain"}, []byte(`{"infohash":"` + unknown + `"}`), 415},
+		{"unsupported body", "POST", "/api/torrents", map[string]string{"Content-Type": "text/plain"}, []byte("magnet:?xt=urn:btih:" + unknown), 415},
 		{"form type", "POST", "/api/torrents", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, []byte("magnet=x"), 415},
 		{"over 8 MiB", "POST", "/api/torrents", torrentCT, huge, 413},
 		{"over 8 MiB json", "POST", "/api/torrents", jsonCT, huge, 413},
