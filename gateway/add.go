@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/base32"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/anacrolix/torrent"
@@ -20,6 +22,10 @@ const maxTorrentFileBytes = 8 << 20
 
 // AddMagnet adds a torrent by magnet link. A magnet's x.pe peers are dialled at once.
 func (g *Gateway) AddMagnet(uri string) (*torrent.Torrent, bool, error) {
+	uri, err := normalMagnet(uri)
+	if err != nil {
+		return nil, false, err
+	}
 	spec, err := magnetSpec(uri)
 	if err != nil {
 		return nil, false, err
@@ -28,8 +34,9 @@ func (g *Gateway) AddMagnet(uri string) (*torrent.Torrent, bool, error) {
 }
 
 func magnetSpec(uri string) (*torrent.TorrentSpec, error) {
-	if !strings.HasPrefix(uri, "magnet:") {
-		return nil, fmt.Errorf("%w: magnet must start with \"magnet:\"", ErrBadInput)
+	uri, err := normalMagnet(uri)
+	if err != nil {
+		return nil, err
 	}
 	spec, err := torrent.TorrentSpecFromMagnetUri(uri)
 	if err != nil {
@@ -39,6 +46,52 @@ func magnetSpec(uri string) (*torrent.TorrentSpec, error) {
 		return nil, fmt.Errorf("%w: magnet has no BitTorrent v1 infohash (xt=urn:btih:...)", ErrBadInput)
 	}
 	return spec, nil
+}
+
+// normalMagnet checks a magnet's infohash and says in a person's words what is wrong with it,
+// where anacrolix would say "unhandled xt parameter encoding (encoded length 3)". It returns the
+// magnet with a base32 infohash in upper case, the only case anacrolix decodes (lower case is
+// common in the wild); the magnet is kept so for restarts.
+func normalMagnet(uri string) (string, error) {
+	if !strings.HasPrefix(uri, "magnet:") {
+		return "", fmt.Errorf("%w: magnet must start with \"magnet:\"", ErrBadInput)
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "", fmt.Errorf("%w: magnet is not a valid URI: %v", ErrBadInput, err)
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return "", fmt.Errorf("%w: magnet's parameters cannot be read: %v", ErrBadInput, err)
+	}
+	var btih string
+	for _, xt := range q["xt"] {
+		if len(xt) > len("urn:btih:") && strings.EqualFold(xt[:len("urn:btih:")], "urn:btih:") {
+			btih = xt[len("urn:btih:"):]
+			break
+		}
+	}
+	switch {
+	case btih == "" && len(q["xt"]) == 0:
+		return "", fmt.Errorf("%w: magnet has no infohash: it needs xt=urn:btih: followed by 40 hex digits", ErrBadInput)
+	case btih == "":
+		return "", fmt.Errorf("%w: magnet has no BitTorrent v1 infohash (xt=urn:btih:...); BitTorrent v2-only magnets (urn:btmh) are not supported", ErrBadInput)
+	case len(btih) == 40:
+		if _, err := hex.DecodeString(btih); err != nil {
+			return "", fmt.Errorf("%w: magnet's infohash %q is not 40 hex digits (0-9, a-f)", ErrBadInput, btih)
+		}
+	case len(btih) == 32:
+		upper := strings.ToUpper(btih)
+		if _, err := base32.StdEncoding.DecodeString(upper); err != nil {
+			return "", fmt.Errorf("%w: magnet's infohash %q is not 32 base32 characters (A-Z, 2-7)", ErrBadInput, btih)
+		}
+		if upper != btih {
+			uri = strings.Replace(uri, btih, upper, 1)
+		}
+	default:
+		return "", fmt.Errorf("%w: magnet's infohash %q has %d characters; an infohash is 40 hex digits (or 32 base32 characters)", ErrBadInput, btih, len(btih))
+	}
+	return uri, nil
 }
 
 // AddInfoHash adds a torrent known only by its v1 infohash (40 hex digits); peers come from the

@@ -310,8 +310,9 @@ func (g *Gateway) postTorrent(c echo.Context) error {
 		case ar.Magnet != "" && ar.InfoHash != "":
 			return fmt.Errorf("%w: give either magnet or infohash, not both", ErrBadInput)
 		case ar.Magnet != "":
-			spec, err = magnetSpec(ar.Magnet)
-			src.Magnet = ar.Magnet
+			if src.Magnet, err = normalMagnet(ar.Magnet); err == nil {
+				spec, err = magnetSpec(src.Magnet)
+			}
 		case ar.InfoHash != "":
 			spec, err = infoHashSpec(ar.InfoHash)
 		default:

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -1412,4 +1413,28 @@ func addMagnetAndWait(t *testing.T, r *running, seeder *peertest.Seeder) string 
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// TestStreamNamesTheFile: /stream says the file's own name (Content-Disposition inline, so a
+// browser still plays it and "Save as" keeps the name), RFC 2231-encoded where it is not ASCII.
+func TestStreamNamesTheFile(t *testing.T) {
+	lt := seedLocalTorrents(t)
+	e, ok := lt.r.g.torrents.Get(mustHash(t, lt.multiIH))
+	if !ok {
+		t.Fatal("multi-file torrent not there")
+	}
+	for i, f := range e.Torrent().Files() {
+		res := lt.r.get(t, "/stream/"+lt.multiIH+"/"+strconv.Itoa(i), map[string]string{"Range": "bytes=0-0"})
+		disp, params, err := mime.ParseMediaType(res.header.Get("Content-Disposition"))
+		if want := path.Base(f.DisplayPath()); err != nil || disp != "inline" || params["filename"] != want {
+			t.Errorf("file %d: Content-Disposition %q (%v), want inline with filename %q", i, res.header.Get("Content-Disposition"), err, want)
+		}
+	}
+	if got := contentDispositionOf("fête.mp4"); got != `inline; filename*=utf-8''f%C3%AAte.mp4` {
+		t.Errorf("non-ASCII name: %q", got)
+	}
+	res := lt.r.get(t, "/stream/"+lt.multiIH+"/99", nil)
+	if res.status != http.StatusNotFound || res.header.Get("Content-Disposition") != "" {
+		t.Errorf("a missing file: %d with Content-Disposition %q", res.status, res.header.Get("Content-Disposition"))
+	}
 }

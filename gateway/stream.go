@@ -37,7 +37,10 @@ func (g *Gateway) stream(c echo.Context) error {
 	if err != nil || idx < 0 || idx >= len(files) {
 		return fmt.Errorf("%w: file %q out of range: torrent has %d file(s), indexed from 0", ErrNotFound, c.Param("file"), len(files))
 	}
-	return g.serveFile(c, e, files[idx], streamReadahead)
+	// The file's own name for "Save as" and for players that show it; inline, so browsers play it.
+	f := files[idx]
+	c.Response().Header().Set("Content-Disposition", contentDispositionOf(path.Base(f.DisplayPath())))
+	return g.serveFile(c, e, f, streamReadahead)
 }
 
 // webseed answers BEP 19 requests: <base>/webseed/<ih>/<name> for a single-file torrent and
@@ -235,6 +238,7 @@ func (w *servedWriter) finish(readErr error, name string) error {
 	if w.errCode != 0 {
 		w.Header().Del("Content-Type")
 		w.Header().Del("Cache-Control")
+		w.Header().Del("Content-Disposition")
 		return echo.NewHTTPError(w.errCode, strings.TrimSpace(w.errBody.String()))
 	}
 	if readErr == nil || w.sent {
@@ -243,7 +247,7 @@ func (w *servedWriter) finish(readErr error, name string) error {
 		w.sendHeader()
 		return nil
 	}
-	for _, h := range []string{"Content-Type", "Cache-Control", "Content-Length", "Content-Range", "Accept-Ranges"} {
+	for _, h := range []string{"Content-Type", "Cache-Control", "Content-Disposition", "Content-Length", "Content-Range", "Accept-Ranges"} {
 		w.Header().Del(h)
 	}
 	if w.ctx.Err() != nil {
@@ -286,4 +290,10 @@ func mimeType(name string) string {
 		return t
 	}
 	return "application/octet-stream"
+}
+
+// contentDispositionOf is an inline Content-Disposition naming the file, encoded as RFC 2231
+// says where the name is not plain ASCII.
+func contentDispositionOf(name string) string {
+	return mime.FormatMediaType("inline", map[string]string{"filename": name})
 }
