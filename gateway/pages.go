@@ -93,14 +93,18 @@ func (g *Gateway) frameHeaders(c echo.Context) {
 	}
 }
 
-// torrentPage renders the watch or embed page. It answers 200 for any infohash: the page itself
-// says "Unknown torrent" (it also waits for a magnet's metadata, and a torrent may be added later).
+// torrentPage renders the watch or embed page. A torrent the gateway does not hold (or an address
+// that is no infohash) answers 404, with the page saying so ("Unknown torrent", and how to add
+// it): links to it are dead, and crawlers and link previews should know. One that waits for its
+// metadata answers 200: the page shows the wait.
 func (g *Gateway) torrentPage(name string) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ih := strings.ToLower(c.Param("ih"))
 		base := g.baseURL(c)
 		d := pageData{Title: "swarmgate", InfoHash: ih}
+		status := http.StatusNotFound
 		if e, err := g.lookup(ih); err == nil {
+			status = http.StatusOK
 			if n := e.Torrent().Name(); n != "" {
 				d.Title = cleanName(n)
 			}
@@ -129,7 +133,7 @@ func (g *Gateway) torrentPage(name string) echo.HandlerFunc {
 		}
 		g.frameHeaders(c)
 		c.Response().Header().Set("Cache-Control", "no-cache")
-		return c.HTMLBlob(http.StatusOK, b.Bytes())
+		return c.HTMLBlob(status, b.Bytes())
 	}
 }
 

@@ -102,11 +102,15 @@ func TestPagesAndAssets(t *testing.T) {
 		t.Errorf("watch page's oEmbed link does not name %s: %s", watchURL, res.body)
 	}
 
-	// Pages of torrents the gateway does not have still load: they say "Unknown torrent" themselves.
-	if res := r.get(t, "/watch/"+strings.Repeat("ab", 20), nil); res.status != http.StatusOK {
-		t.Errorf("watch page of an unknown torrent: %d", res.status)
+	// Pages of torrents the gateway does not have answer 404, as an HTML page that loads and
+	// says "Unknown torrent" itself (the player's script), never a JSON error.
+	for _, p := range []string{"/watch/" + strings.Repeat("ab", 20), "/embed/" + strings.Repeat("ab", 20), "/watch/xyz"} {
+		res := r.get(t, p, nil)
+		if res.status != http.StatusNotFound || !strings.HasPrefix(res.header.Get("Content-Type"), "text/html") || !bytes.Contains(res.body, []byte("/static/")) {
+			t.Errorf("%s: %d %q, want 404 with the page", p, res.status, res.header.Get("Content-Type"))
+		}
 	}
-	if res := r.get(t, "/watch/%3Cscript%3E", nil); res.status != http.StatusOK || bytes.Contains(res.body, []byte("<script>")) {
+	if res := r.get(t, "/watch/%3Cscript%3E", nil); res.status != http.StatusNotFound || bytes.Contains(res.body, []byte("<script>")) {
 		t.Errorf("watch page of a hostile infohash: %d %s", res.status, res.body)
 	}
 
