@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/anacrolix/dht/v2"
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/labstack/echo/v4"
@@ -213,9 +214,48 @@ type torrentView struct {
 	Browsers    swarmView `json:"browsers"`
 	Magnet      string    `json:"magnet"`
 	MetainfoURL string    `json:"metainfo_url"`
+	// PeerSearch says what the gateway does to find peers while the metadata is awaited (state
+	// "metadata"), so that a page can show more than "waiting".
+	PeerSearch *peerSearch `json:"peer_search,omitempty"`
 	// Error is the last disk write that failed (disk full, cache full, I/O error), until a write
 	// succeeds; downloading pauses meanwhile.
 	Error string `json:"error,omitempty"`
+}
+
+// peerSearch is how a torrent's search for peers goes: the numbers a person needs to tell "no
+// one has it" from "this gateway cannot look" (no DHT, no trackers).
+type peerSearch struct {
+	Seconds    int64 `json:"seconds"`     // since this run added the torrent
+	Known      int   `json:"known_peers"` // addresses from trackers, the DHT, a magnet's x.pe, browsers
+	Connecting int   `json:"connecting"`  // dials under way
+	Connected  int   `json:"connected"`   // peers connected, native and WebRTC
+	Trackers   int   `json:"trackers"`    // the torrent's own trackers (a magnet's tr=)
+	DHT        bool  `json:"dht"`         // whether the gateway searches the DHT
+	DHTNodes   int   `json:"dht_nodes"`   // good nodes in its DHT routing tables
+	Browsers   int   `json:"browsers"`    // browsers in the gateway's tracker's swarm
+}
+
+func (g *Gateway) peerSearch(e *registry.Entry) *peerSearch {
+	t := e.Torrent()
+	st := t.Stats()
+	ps := &peerSearch{
+		Seconds:    int64(time.Since(e.Loaded()).Seconds()),
+		Known:      st.TotalPeers,
+		Connecting: st.HalfOpenPeers,
+		Connected:  len(t.PeerConns()),
+		DHT:        !g.cfg.NoDHT,
+		Browsers:   g.tracker.SwarmStats(signaling.ID(t.InfoHash())).Peers,
+	}
+	mi := t.Metainfo()
+	for _, tier := range mi.UpvertedAnnounceList() {
+		ps.Trackers += len(tier)
+	}
+	for _, s := range g.client.DhtServers() {
+		if ss, ok := s.Stats().(dht.ServerStats); ok {
+			ps.DHTNodes += ss.GoodNodes
+		}
+	}
+	return ps
 }
 
 func (g *Gateway) view(e *registry.Entry, base string) torrentView {
@@ -243,6 +283,7 @@ func (g *Gateway) view(e *registry.Entry, base string) torrentView {
 	m.Params = map[string][]string{"ws": {base + "/webseed/" + ih + "/"}}
 	v.Magnet = m.String()
 	if info == nil {
+		v.PeerSearch = g.peerSearch(e)
 		return v
 	}
 	v.Length = info.TotalLength()

@@ -1438,3 +1438,45 @@ func TestStreamNamesTheFile(t *testing.T) {
 		t.Errorf("a missing file: %d with Content-Disposition %q", res.status, res.header.Get("Content-Disposition"))
 	}
 }
+
+// TestPeerSearchWhileWaiting: a torrent waiting for its metadata says how the search for peers
+// goes (trackers, DHT, known and connected peers, for how long); once the metadata is here the
+// search is over and the view no longer carries it.
+func TestPeerSearchWhileWaiting(t *testing.T) {
+	r := startGateway(t, nil)
+	seeder, err := peertest.NewSeeder(t.TempDir(), "v.mp4", 256<<10, 64<<10, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seeder.Close()
+	ih := seeder.Torrent.InfoHash().HexString()
+	// A tracker on a closed loopback port: listed, never answering.
+	magnet := "magnet:?xt=urn:btih:" + ih + "&tr=" + url.QueryEscape("http://127.0.0.1:1/announce")
+	res := r.postJSON(t, map[string]string{"magnet": magnet})
+	if res.status != http.StatusCreated {
+		t.Fatalf("add: %d %s", res.status, res.body)
+	}
+	var v struct {
+		State      string      `json:"state"`
+		PeerSearch *peerSearch `json:"peer_search"`
+	}
+	if err := json.Unmarshal(r.get(t, "/api/torrents/"+ih, nil).body, &v); err != nil {
+		t.Fatal(err)
+	}
+	want := peerSearch{Trackers: 1, DHT: !r.g.cfg.NoDHT}
+	if v.State != "metadata" || v.PeerSearch == nil {
+		t.Fatalf("state %q, peer_search %+v; want metadata with a peer search", v.State, v.PeerSearch)
+	}
+	if got := *v.PeerSearch; got.Trackers != want.Trackers || got.DHT != want.DHT || got.Known != 0 || got.Connected != 0 || got.Seconds < 0 {
+		t.Errorf("peer search %+v, want 1 tracker, dht %v, no peers", got, want.DHT)
+	}
+	tor, _ := r.g.client.Torrent(seeder.Torrent.InfoHash())
+	tor.AddPeers([]torrent.PeerInfo{{Addr: torrent.StringAddr(seeder.Addr().String()), Source: "x.pe"}})
+	waitFor(t, 15*time.Second, "the metadata", func() bool {
+		v.PeerSearch = nil
+		return json.Unmarshal(r.get(t, "/api/torrents/"+ih, nil).body, &v) == nil && v.State != "metadata"
+	})
+	if v.PeerSearch != nil {
+		t.Errorf("peer search %+v after the metadata came", v.PeerSearch)
+	}
+}

@@ -39,7 +39,7 @@ func (r *Registry) Add(spec *torrent.TorrentSpec, src Source) (*torrent.Torrent,
 	if src.Added.IsZero() {
 		src.Added = time.Now().UTC()
 	}
-	ne := &Entry{t: t, added: src.Added, src: src, linger: r.cfg.ViewerLinger, playable: r.cfg.Playable, directPeers: direct}
+	ne := &Entry{t: t, added: src.Added, loaded: time.Now(), src: src, linger: r.cfg.ViewerLinger, playable: r.cfg.Playable, directPeers: direct}
 	// Idleness counts from the last viewer a saved state knows of, or from now.
 	if src.LastWatched.IsZero() {
 		ne.lastWatched.Store(time.Now().UnixNano())

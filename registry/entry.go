@@ -21,6 +21,7 @@ const (
 type Entry struct {
 	t        *torrent.Torrent
 	added    time.Time
+	loaded   time.Time // when this run added it (added survives restarts)
 	src      Source
 	linger   time.Duration     // Config.ViewerLinger
 	playable func(string) bool // Config.Playable
@@ -55,6 +56,10 @@ func (e *Entry) Torrent() *torrent.Torrent { return e.t }
 
 // Added is when the torrent was first added (kept across restarts).
 func (e *Entry) Added() time.Time { return e.added }
+
+// Loaded is when this run of the registry added the torrent (a restored one: when it was
+// restored), which is how long it has been looking for peers.
+func (e *Entry) Loaded() time.Time { return e.loaded }
 
 // Source is how the torrent was added.
 func (e *Entry) Source() Source { return e.src }

@@ -165,3 +165,31 @@ export function subtitleTrack (path) {
   const lang = name.match(/[._-]([a-z]{2,3}(?:-[A-Za-z]{2})?)\.(?:srt|vtt)$/i)
   return { label: name.replace(/\.(srt|vtt)$/i, ''), srclang: lang ? lang[1] : '' }
 }
+
+// waitingForMetadata words the gateway's search for a torrent's peers (the API's peer_search)
+// while its metadata is awaited: what is going on, and, once a while has passed with nobody
+// found, what the user can try. hint is '' while there is nothing to suggest.
+export function waitingForMetadata (ps) {
+  if (!ps) return { text: "Waiting for the torrent's metadata from its peers…", hint: '' }
+  const n = (count, one, many) => `${count} ${count === 1 ? one : many}`
+  const parts = [
+    `${n(ps.connected, 'peer', 'peers')} connected`,
+    `${ps.known_peers} known`
+  ]
+  if (ps.connecting > 0) parts.push(`${ps.connecting} connecting`)
+  parts.push(n(ps.trackers, 'tracker', 'trackers'))
+  parts.push(ps.dht ? `DHT: ${n(ps.dht_nodes, 'node', 'nodes')}` : 'DHT off')
+  if (ps.browsers > 0) parts.push(n(ps.browsers, 'browser', 'browsers'))
+  const text = `Waiting for the torrent's metadata (${ps.seconds} s): ${parts.join(' · ')}`
+  let hint = ''
+  if (ps.seconds >= 20 && ps.connected === 0) {
+    if (ps.known_peers > 0) {
+      hint = 'Peers are known but none answers yet: they may be offline or behind firewalls. Keep this page open, or try again later.'
+    } else if (ps.trackers === 0 && !ps.dht) {
+      hint = 'This gateway cannot look for peers: the magnet names no tracker (tr=) and the DHT is off. Add a magnet with trackers, or a .torrent file.'
+    } else {
+      hint = 'No peer found yet: the torrent may have no seeders right now. Check the magnet (trackers in tr=), or add the .torrent file.'
+    }
+  }
+  return { text, hint }
+}

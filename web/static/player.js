@@ -14,7 +14,7 @@
 import {
   Failure, STALL_MS, infohashFromPath, isInfohash, isPlayable, isStalled, mimeType, parseBoot,
   pickFile, playbackPath, srtToVtt, subtitleTrack, subtitlesFor, swarmStats, videoErrorAction,
-  webseedURLs, wireKind
+  waitingForMetadata, webseedURLs, wireKind
 } from './playback.js'
 
 // The watch page lists the playable files; other pages may want these too.
@@ -82,6 +82,7 @@ class Playback {
 
   say (text, { link, isTransient = false } = {}) {
     this.transient = isTransient && text !== ''
+    this.messageEl.classList.toggle('hint', this.transient)
     this.messageEl.replaceChildren()
     if (text) this.messageEl.append(text)
     if (link) {
@@ -159,7 +160,8 @@ class Playback {
         this.clearHint()
         return t
       }
-      this.say("Waiting for the torrent's metadata from its peers…", { isTransient: true })
+      const wait = waitingForMetadata(t.peer_search)
+      this.say(wait.hint ? `${wait.text}. ${wait.hint}` : wait.text, { isTransient: true })
       await sleep(2000)
     }
   }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import {
   Failure, MEDIA_ERR_DECODE, MEDIA_ERR_SRC_NOT_SUPPORTED, STALL_MS, infohashFromPath, isInfohash,
   isPlayable, isStalled, mimeType, parseBoot, pickFile, playbackPath, srtToVtt, subtitleTrack,
-  subtitlesFor, swarmStats, videoErrorAction, webseedURLs, wireKind
+  subtitlesFor, swarmStats, videoErrorAction, waitingForMetadata, webseedURLs, wireKind
 } from '../static/playback.js'
 
 const IH = '0123456789abcdef0123456789abcdef01234567'
@@ -139,4 +139,21 @@ test('subtitleTrack: label without the extension, language from the name', () =>
 test('srtToVtt: header, commas to dots in timings, BOM and CRLF gone', () => {
   const srt = '\uFEFF1\r\n00:00:01,500 --> 00:00:02,000\r\nHello, world\r\n\r\n'
   assert.equal(srtToVtt(srt), 'WEBVTT\n\n1\n00:00:01.500 --> 00:00:02.000\nHello, world\n')
+})
+
+test('waitingForMetadata says how the peer search goes, and what to try once nobody is found', () => {
+  const base = { seconds: 5, known_peers: 0, connecting: 0, connected: 0, trackers: 1, dht: true, dht_nodes: 12, browsers: 0 }
+  let w = waitingForMetadata(base)
+  assert.equal(w.text, "Waiting for the torrent's metadata (5 s): 0 peers connected · 0 known · 1 tracker · DHT: 12 nodes")
+  assert.equal(w.hint, '', 'nothing to suggest this early')
+  w = waitingForMetadata({ ...base, seconds: 30 })
+  assert.match(w.hint, /no seeders right now/)
+  w = waitingForMetadata({ ...base, seconds: 30, trackers: 0, dht: false })
+  assert.match(w.text, /0 trackers · DHT off/)
+  assert.match(w.hint, /cannot look for peers/)
+  w = waitingForMetadata({ ...base, seconds: 30, known_peers: 4, connecting: 2 })
+  assert.match(w.text, /4 known · 2 connecting/)
+  assert.match(w.hint, /none answers yet/)
+  assert.equal(waitingForMetadata({ ...base, seconds: 30, connected: 1 }).hint, '', 'a peer is connected: the metadata is coming')
+  assert.equal(waitingForMetadata(undefined).hint, '')
 })
