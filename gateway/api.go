@@ -315,10 +315,11 @@ func (g *Gateway) listTorrents(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// addRequest is the JSON body of POST /api/torrents: exactly one of the two.
+// addRequest is the JSON body of POST /api/torrents: exactly one of the three.
 type addRequest struct {
 	Magnet   string `json:"magnet"`
 	InfoHash string `json:"infohash"`
+	URL      string `json:"url"` // of a .torrent file, which the gateway fetches
 }
 
 func (g *Gateway) postTorrent(c echo.Context) error {
@@ -347,9 +348,20 @@ func (g *Gateway) postTorrent(c echo.Context) error {
 		if err := dec.Decode(&ar); err != nil {
 			return fmt.Errorf("%w: body must be JSON {\"magnet\": ...} or {\"infohash\": ...}, or a .torrent file: %v", ErrBadInput, err)
 		}
+		given := 0
+		for _, s := range []string{ar.Magnet, ar.InfoHash, ar.URL} {
+			if s != "" {
+				given++
+			}
+		}
 		switch {
-		case ar.Magnet != "" && ar.InfoHash != "":
-			return fmt.Errorf("%w: give either magnet or infohash, not both", ErrBadInput)
+		case given > 1:
+			return fmt.Errorf("%w: give one of magnet, infohash or url, not several", ErrBadInput)
+		case ar.URL != "":
+			var file []byte
+			if file, err = g.fetchTorrentFile(req.Context(), ar.URL); err == nil {
+				spec, err = metainfoSpec(file)
+			}
 		case ar.Magnet != "":
 			if src.Magnet, err = normalMagnet(ar.Magnet); err == nil {
 				spec, err = magnetSpec(src.Magnet)
@@ -357,7 +369,7 @@ func (g *Gateway) postTorrent(c echo.Context) error {
 		case ar.InfoHash != "":
 			spec, err = infoHashSpec(ar.InfoHash)
 		default:
-			return fmt.Errorf("%w: body needs \"magnet\" or \"infohash\"", ErrBadInput)
+			return fmt.Errorf("%w: body needs \"magnet\", \"infohash\" or \"url\"", ErrBadInput)
 		}
 	default:
 		return echo.NewHTTPError(http.StatusUnsupportedMediaType,

@@ -194,6 +194,9 @@ type Config struct {
 	// "all" logs every request at info, "off" none.
 	AccessLog string
 
+	// fetchPrivate lets .torrent URLs reach private and loopback addresses (tests serve on
+	// loopback); off, only public addresses are fetched.
+	fetchPrivate bool
 	// tuneTorrent, when set, changes the torrent client's config before the client is made
 	// (tests: a DHT that finds no nodes without leaving loopback).
 	tuneTorrent func(*torrent.ClientConfig)

@@ -68,6 +68,8 @@ type Gateway struct {
 	segments    *segmentTorrents // live segments over BitTorrent
 	draining    atomic.Bool      // /readyz answers 503 once shutdown began
 	uploadLimit *rate.Limiter    // nil without a cap
+	// torrentFetcher fetches .torrent files by URL for the API, public addresses only.
+	torrentFetcher *http.Client
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -224,6 +226,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	g.offers = newOfferer(g)
 	g.tracker.AttachLocal(g.peerID, localPeer{g})
 
+	g.torrentFetcher = newTorrentFetcher(cfg.fetchPrivate)
 	g.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, &FieldError{Field: "HTTPAddr", Err: fmt.Errorf("%s: %w", cfg.HTTPAddr, err)}
