@@ -1,45 +1,116 @@
-// The home page: add a torrent (magnet, infohash or .torrent file), then watch it; the gateway's
-// torrents, refreshed.
+// The home page: add a torrent (magnet, infohash, .torrent URL or file), then watch it; the
+// gateway's torrents and live streams, refreshed; delete a torrent. POST and DELETE carry the
+// admin token when the gateway wants one: asked for on its first 401, kept in this browser.
 import { formatBytes, formatRate } from './format.js'
+import { addRequestFor, liveLine } from './add.js'
 
 const $ = id => document.getElementById(id)
 const list = $('torrents')
+const liveList = $('live')
 const errorBox = $('error')
+const TOKEN_KEY = 'swarmgate-admin-token'
+
+const el = (tag, props = {}, ...children) => {
+  const e = Object.assign(document.createElement(tag), props)
+  e.append(...children)
+  return e
+}
+
+async function getJSON (path) {
+  const res = await fetch(path, { cache: 'no-store' })
+  const body = await res.json()
+  if (!res.ok) throw new Error(body.error || `HTTP ${res.status}`)
+  return body
+}
+
+// authorized runs a POST or DELETE, with the stored admin token if any; on 401 it asks for the
+// token (the form below the box) and runs again once one is given.
+async function authorized (path, init) {
+  const token = localStorage.getItem(TOKEN_KEY)
+  const headers = { ...(init.headers || {}) }
+  if (token) headers.Authorization = `Bearer ${token}`
+  const res = await fetch(path, { ...init, headers })
+  if (res.status === 401) {
+    if (token) localStorage.removeItem(TOKEN_KEY)
+    await askToken(token ? 'That admin token was refused. Enter the right one:' : 'This gateway needs its admin token for that:')
+    return authorized(path, init)
+  }
+  return res
+}
+
+function askToken (question) {
+  return new Promise(resolve => {
+    const form = $('token-form')
+    $('token-question').textContent = question
+    form.hidden = false
+    $('token').focus()
+    form.onsubmit = ev => {
+      ev.preventDefault()
+      const t = $('token').value.trim()
+      if (!t) return
+      localStorage.setItem(TOKEN_KEY, t)
+      $('token').value = ''
+      form.hidden = true
+      resolve()
+    }
+  })
+}
 
 async function refresh () {
   let torrents
   try {
-    const res = await fetch('/api/torrents', { cache: 'no-store' })
-    torrents = await res.json()
-    if (!res.ok) throw new Error(torrents.error)
+    torrents = await getJSON('/api/torrents')
   } catch (err) {
-    list.replaceChildren(Object.assign(document.createElement('li'), { textContent: `Cannot list torrents: ${err.message}` }))
+    list.replaceChildren(el('li', { textContent: `Cannot list torrents: ${err.message}` }))
     return
   }
   list.replaceChildren()
-  if (torrents.length === 0) {
-    list.append(Object.assign(document.createElement('li'), { textContent: 'None yet.' }))
-  }
+  if (torrents.length === 0) list.append(el('li', { textContent: 'None yet.' }))
   for (const t of torrents) {
-    const li = document.createElement('li')
-    const a = Object.assign(document.createElement('a'), { href: '/watch/' + t.infohash, textContent: t.name || t.infohash })
-    const meta = Object.assign(document.createElement('div'), {
+    const name = t.name || t.infohash
+    const meta = el('div', {
       className: 'meta',
       textContent: `${t.state} · ${t.length ? formatBytes(t.length) : '?'} · ${t.peers.native} native / ${t.peers.webrtc} WebRTC peers · ↓ ${formatRate(t.rates.download)} ↑ ${formatRate(t.rates.upload)}`
     })
-    const progress = Object.assign(document.createElement('progress'), { max: 1, value: t.progress })
-    progress.title = `${(t.progress * 100).toFixed(1)} %`
-    const left = document.createElement('div')
-    left.append(a, meta)
-    li.append(left, progress)
-    list.append(li)
+    const progress = el('progress', { max: 1, value: t.progress, title: `${(t.progress * 100).toFixed(1)} % here` })
+    const del = el('button', { className: 'delete', type: 'button', textContent: 'Delete', title: `Remove ${name} from the gateway` })
+    del.addEventListener('click', () => remove(t, name))
+    list.append(el('li', {}, el('div', {}, el('a', { href: '/watch/' + t.infohash, textContent: name }), meta), progress, del))
   }
+}
+
+async function refreshLive () {
+  let streams
+  try {
+    streams = await getJSON('/api/live')
+  } catch {
+    streams = []
+  }
+  $('live-section').hidden = streams.length === 0
+  liveList.replaceChildren()
+  for (const st of streams) {
+    const a = el('a', { href: `/live/${st.stream}/`, textContent: `Live ${st.stream.slice(0, 12)}…` })
+    liveList.append(el('li', {}, el('div', {}, a, el('div', { className: 'meta', textContent: liveLine(st, formatRate) }))))
+  }
+}
+
+async function remove (t, name) {
+  if (!confirm(`Remove “${name}” from the gateway? Data it downloaded is deleted too; files seeded in place stay.`)) return
+  errorBox.textContent = ''
+  try {
+    let res = await authorized(`/api/torrents/${t.infohash}?data=1`, { method: 'DELETE' })
+    if (res.status === 409) res = await authorized(`/api/torrents/${t.infohash}`, { method: 'DELETE' }) // seeded in place
+    if (!res.ok && res.status !== 404) throw new Error((await res.json()).error || `HTTP ${res.status}`)
+  } catch (err) {
+    errorBox.textContent = `Delete failed: ${err.message}`
+  }
+  refresh()
 }
 
 async function add (body, contentType) {
   errorBox.textContent = ''
   try {
-    const res = await fetch('/api/torrents', { method: 'POST', headers: { 'Content-Type': contentType }, body })
+    const res = await authorized('/api/torrents', { method: 'POST', headers: { 'Content-Type': contentType }, body })
     const answer = await res.json()
     if (!res.ok) throw new Error(answer.error || `HTTP ${res.status}`)
     location.href = '/watch/' + answer.infohash
@@ -50,13 +121,12 @@ async function add (body, contentType) {
 
 $('add').addEventListener('submit', ev => {
   ev.preventDefault()
-  const source = $('source').value.trim()
-  if (!source) {
-    errorBox.textContent = 'Paste a magnet link or an infohash first.'
+  const req = addRequestFor($('source').value)
+  if (req.error) {
+    errorBox.textContent = req.error
     return
   }
-  const body = source.startsWith('magnet:') ? { magnet: source } : { infohash: source }
-  add(JSON.stringify(body), 'application/json')
+  add(JSON.stringify(req.body), 'application/json')
 })
 
 function addFile (file) {
@@ -85,4 +155,6 @@ document.addEventListener('drop', ev => {
 })
 
 refresh()
+refreshLive()
 setInterval(refresh, 3000)
+setInterval(refreshLive, 5000)
