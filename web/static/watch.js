@@ -24,6 +24,7 @@ function onTorrent (torrent, file) {
     $('picker-label').hidden = false
   }
   $('stream-link').href = file.stream_url
+  $('playlist-link').href = `/playlist/${torrent.infohash}.m3u`
   $('torrent-link').href = torrent.metainfo_url
   $('magnet-link').href = torrent.magnet
   $('links').hidden = false
