@@ -28,8 +28,12 @@ func TestAddByURL(t *testing.T) {
 	mux.HandleFunc("/talk.torrent", func(w http.ResponseWriter, r *http.Request) { w.Write(mi.Bytes()) })
 	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/talk.torrent", http.StatusFound) })
 	mux.HandleFunc("/page.html", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>not a torrent</html>")) })
-	mux.HandleFunc("/huge", func(w http.ResponseWriter, r *http.Request) { w.Write(bytes.Repeat([]byte("d"), maxTorrentFileBytes+10)) })
-	mux.HandleFunc("/ftp", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "ftp://example.org/x.torrent", http.StatusFound) })
+	mux.HandleFunc("/huge", func(w http.ResponseWriter, r *http.Request) {
+		w.Write(bytes.Repeat([]byte("d"), maxTorrentFileBytes+10))
+	})
+	mux.HandleFunc("/ftp", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "ftp://example.org/x.torrent", http.StatusFound)
+	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 

@@ -29,11 +29,15 @@ var pageTemplates = template.Must(template.ParseFS(web.Templates(), "*.html"))
 
 // pageData is what the watch and embed templates are filled with.
 type pageData struct {
-	Title     string
-	InfoHash  string
-	WatchURL  string
-	EmbedURL  string
-	OEmbedURL string
+	Title    string
+	InfoHash string
+	// For unknown.html, the page of a torrent the gateway does not hold: whether the address
+	// holds an infohash at all, and whether it was the embed's.
+	InfoHashValid bool
+	Embed         bool
+	WatchURL      string
+	EmbedURL      string
+	OEmbedURL     string
 	// Boot is what the player would fetch first (config, the torrent, its metainfo), as JSON, so
 	// that it starts without those round trips; empty when the torrent is unknown or has no
 	// metadata yet (the player then asks).
@@ -127,6 +131,12 @@ func (g *Gateway) torrentPage(name string) echo.HandlerFunc {
 		d.WatchURL = base + "/watch/" + url.PathEscape(ih) + q
 		d.EmbedURL = base + "/embed/" + url.PathEscape(ih) + q
 		d.OEmbedURL = base + "/oembed?format=json&url=" + url.QueryEscape(d.WatchURL)
+		if status == http.StatusNotFound {
+			// Not the player over nothing: a page that says what happened and what to do.
+			_, err := parseInfoHash(ih)
+			d.InfoHashValid, d.Embed = err == nil, name == "embed.html"
+			name = "unknown.html"
+		}
 		var b bytes.Buffer
 		if err := pageTemplates.ExecuteTemplate(&b, name, d); err != nil {
 			return err

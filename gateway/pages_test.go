@@ -102,12 +102,17 @@ func TestPagesAndAssets(t *testing.T) {
 		t.Errorf("watch page's oEmbed link does not name %s: %s", watchURL, res.body)
 	}
 
-	// Pages of torrents the gateway does not have answer 404, as an HTML page that loads and
-	// says "Unknown torrent" itself (the player's script), never a JSON error.
-	for _, p := range []string{"/watch/" + strings.Repeat("ab", 20), "/embed/" + strings.Repeat("ab", 20), "/watch/xyz"} {
+	// Pages of torrents the gateway does not have answer 404 with a page that says so and what to
+	// do (not the player over nothing, not a JSON error).
+	for p, want := range map[string]string{
+		"/watch/" + strings.Repeat("ab", 20): `href="/?add=` + strings.Repeat("ab", 20) + `"`,
+		"/embed/" + strings.Repeat("ab", 20): "does not hold the torrent",
+		"/watch/xyz":                         "40-hex infohash",
+	} {
 		res := r.get(t, p, nil)
-		if res.status != http.StatusNotFound || !strings.HasPrefix(res.header.Get("Content-Type"), "text/html") || !bytes.Contains(res.body, []byte("/static/")) {
-			t.Errorf("%s: %d %q, want 404 with the page", p, res.status, res.header.Get("Content-Type"))
+		if res.status != http.StatusNotFound || !strings.HasPrefix(res.header.Get("Content-Type"), "text/html") ||
+			!bytes.Contains(res.body, []byte("Unknown torrent")) || !bytes.Contains(res.body, []byte(want)) || bytes.Contains(res.body, []byte("<video")) {
+			t.Errorf("%s: %d %q, want 404 with a page saying %q and no player: %s", p, res.status, res.header.Get("Content-Type"), want, res.body)
 		}
 	}
 	if res := r.get(t, "/watch/%3Cscript%3E", nil); res.status != http.StatusNotFound || bytes.Contains(res.body, []byte("<script>")) {

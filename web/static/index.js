@@ -154,6 +154,10 @@ document.addEventListener('drop', ev => {
   addFile(ev.dataTransfer.files[0])
 })
 
+// /?add=<infohash> (the unknown-torrent page's link) fills the box.
+const wanted = new URLSearchParams(location.search).get('add')
+if (wanted) $('source').value = wanted
+
 refresh()
 refreshLive()
 setInterval(refresh, 3000)

@@ -1,6 +1,7 @@
 // The watch page: the player, a file picker, live swarm stats with a 60 s plot, share and embed.
 import { sg, start, isPlayable } from './player.js'
 import { formatBytes, formatRate } from './format.js'
+import { browserSide, bufferedAhead, gatewaySide } from './stats.js'
 
 const $ = id => document.getElementById(id)
 const video = $('player')
@@ -91,18 +92,35 @@ let last = null
 
 function renderStats () {
   const s = sg.stats
-  $('s-mode').textContent = sg.mode === 'webtorrent' ? 'webtorrent (P2P)' : 'gateway stream'
-  $('s-gateway').textContent = s.gatewayPeers
-  $('s-browsers').textContent = s.browserPeers
-  $('s-webseed').textContent = s.webseedPeers
-  $('s-down').textContent = formatRate(s.downloadSpeed)
-  $('s-up').textContent = formatRate(s.uploadSpeed)
-  $('s-from-gateway').textContent = formatBytes(s.fromGateway)
-  $('s-from-browsers').textContent = formatBytes(s.fromBrowsers)
-  $('s-from-webseed').textContent = formatBytes(s.fromWebseed)
-  $('s-uploaded').textContent = formatBytes(s.uploaded)
-  $('s-share').textContent = `${(s.p2pShare * 100).toFixed(1)} %`
+  const b = browserSide(s, sg.mode)
+  $('s-mode').textContent = b.mode
+  $('s-down').textContent = sg.mode === 'webtorrent' ? formatRate(s.downloadSpeed) : '–'
+  $('s-up').textContent = sg.mode === 'webtorrent' ? formatRate(s.uploadSpeed) : '–'
+  $('s-from-gateway').textContent = b.fromGateway
+  $('s-from-browsers').textContent = b.fromBrowsers
+  $('s-uploaded').textContent = b.uploaded
+  $('s-peers').textContent = b.peers
+  const ranges = []
+  for (let i = 0; i < video.buffered.length; i++) ranges.push([video.buffered.start(i), video.buffered.end(i)])
+  const ahead = bufferedAhead(ranges, video.currentTime)
+  $('s-buffer-bar').value = Math.min(ahead, 30)
+  $('s-buffer').textContent = `${Math.round(ahead)} s`
 }
+
+// The gateway's side, from its API every 2 s while the page is visible.
+async function refreshGateway () {
+  if (document.hidden || !sg.infohash) return
+  let t
+  try {
+    const res = await fetch(`/api/torrents/${sg.infohash}`, { cache: 'no-store' })
+    if (res.ok) t = await res.json()
+  } catch {}
+  const g = gatewaySide(t)
+  $('g-peers').textContent = g.peers
+  $('g-down').textContent = g.download
+  $('g-held').textContent = g.held
+}
+setInterval(refreshGateway, 2000)
 
 function sample () {
   const s = sg.stats
