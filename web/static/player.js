@@ -80,9 +80,13 @@ class Playback {
     this.canPlay = 'maybe' // the video's canPlayType of the file's type
   }
 
-  say (text, { link, isTransient = false } = {}) {
+  // say shows text (and link): an error unless isTransient (a hint that playing makes moot) or
+  // isNote (how it plays, worth knowing but not a problem: grey, and in an embed a small badge
+  // off the picture).
+  say (text, { link, isTransient = false, isNote = false } = {}) {
     this.transient = isTransient && text !== ''
-    this.messageEl.classList.toggle('hint', this.transient)
+    this.messageEl.classList.toggle('hint', this.transient || isNote)
+    this.messageEl.classList.toggle('note', isNote && text !== '')
     this.messageEl.replaceChildren()
     if (text) this.messageEl.append(text)
     if (link) {
@@ -113,7 +117,7 @@ class Playback {
       this.client = null
     }
     sg.mode = 'stream'
-    this.say(`${why}: playing from the gateway's stream`, { link: this.file.stream_url })
+    this.say(`${why}: playing from the gateway's stream`, { link: this.file.stream_url, isNote: true })
     this.video.src = this.file.stream_url
     this.video.play().catch(() => {})
   }
