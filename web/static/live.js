@@ -18,6 +18,8 @@
 
 import { Hls, HlsJsP2PEngine } from '/static/vendor/live.min.js'
 import { formatBytes } from './format.js'
+import { setupShare } from './share.js'
+import { startPlot } from './plot.js'
 
 const STATS_EVERY_MS = 250
 const STATUS_EVERY_MS = 3000
@@ -204,7 +206,8 @@ function render () {
   s.p2pShare = all ? s.fromBrowsers / all : 0
   if (!$('s-state')) return // the embed page (/live/{stream}/embed) shows no stats
   $('s-state').textContent = sg.state
-  $('s-behind').textContent = s.behindLive < 0 ? '–' : s.behindLive.toFixed(1) + ' s'
+  // Once the broadcast ended there is no live edge to be behind: the distance to it only grows.
+  $('s-behind').textContent = sg.state === 'ended' || s.behindLive < 0 ? '–' : s.behindLive.toFixed(1) + ' s'
   $('s-peers').textContent = String(s.peers)
   $('s-http').textContent = formatBytes(s.fromGateway)
   $('s-p2p').textContent = formatBytes(s.fromBrowsers)
@@ -347,3 +350,19 @@ async function start () {
 }
 
 start().catch((err) => fail('The player failed to start: ' + err.message)).finally(render)
+
+// Share and embed, and the plot: the watch page (not the embed) has them.
+if ($('share')) {
+  setupShare(() => {
+    const watch = `${location.origin}/live/${stream}/`
+    const iframe = `<iframe src="${location.origin}/live/${stream}/embed" width="640" height="360" style="border:0;max-width:100%" allow="autoplay; fullscreen; picture-in-picture" allowfullscreen></iframe>`
+    const element = `<script src="${location.origin}/embed.js" async></script>\n<swarm-player live="${stream}"></swarm-player>`
+    return { watch, iframe, element }
+  })
+}
+if ($('plot')) {
+  startPlot($('plot'), $('legend'), [
+    { key: 'fromGateway', label: 'gateway', color: '#4e9af1' },
+    { key: 'fromBrowsers', label: 'browsers', color: '#3ecf8e' }
+  ], () => ({ fromGateway: sg.stats.fromGateway, fromBrowsers: sg.stats.fromBrowsers, up: sg.stats.uploaded }))
+}

@@ -2,6 +2,8 @@
 import { sg, start, isPlayable } from './player.js'
 import { formatBytes, formatRate } from './format.js'
 import { browserSide, bufferedAhead, gatewaySide } from './stats.js'
+import { setupShare } from './share.js'
+import { startPlot } from './plot.js'
 
 const $ = id => document.getElementById(id)
 const video = $('player')
@@ -34,61 +36,17 @@ function onTorrent (torrent, file) {
 // ---------------------------------------------------------------------------------------------
 // Share and embed.
 
-function links () {
+setupShare(() => {
   const q = sg.file >= 0 ? `?file=${sg.file}` : ''
   const watch = `${location.origin}/watch/${sg.infohash}${q}`
   const embed = `${location.origin}/embed/${sg.infohash}${q}`
   const iframe = `<iframe src="${embed}" width="640" height="360" style="border:0;max-width:100%" allow="autoplay; fullscreen; picture-in-picture" allowfullscreen></iframe>`
   const element = `<script src="${location.origin}/embed.js" async></script>\n<swarm-player infohash="${sg.infohash}"${sg.file >= 0 ? ` file="${sg.file}"` : ''}></swarm-player>`
   return { watch, iframe, element }
-}
-
-async function copy (text) {
-  try {
-    await navigator.clipboard.writeText(text)
-    return true
-  } catch {
-    // No clipboard API (insecure context, or denied): the old way.
-    const ta = Object.assign(document.createElement('textarea'), { value: text })
-    ta.setAttribute('readonly', '')
-    ta.style.position = 'fixed'
-    ta.style.opacity = '0'
-    document.body.append(ta)
-    ta.select()
-    let ok = false
-    try {
-      ok = document.execCommand('copy')
-    } catch {}
-    ta.remove()
-    return ok
-  }
-}
-
-function show (text, note) {
-  $('code').value = text
-  $('codebox').hidden = false
-  copy(text).then(ok => {
-    $('copied').textContent = ok ? `${note} copied` : 'Copy it from the box below'
-    setTimeout(() => { $('copied').textContent = '' }, 3000)
-  })
-}
-
-$('share').addEventListener('click', () => show(links().watch, 'Link'))
-$('embed').addEventListener('click', () => {
-  const l = links()
-  show(`${l.iframe}\n\n<!-- or -->\n${l.element}`, 'Embed code')
 })
 
 // ---------------------------------------------------------------------------------------------
 // Stats panel and plot.
-
-const SERIES = [
-  { key: 'fromGateway', label: 'gateway', color: '#4e9af1' },
-  { key: 'fromBrowsers', label: 'browsers', color: '#3ecf8e' },
-  { key: 'fromWebseed', label: 'webseed', color: '#f5a623' }
-]
-const history = [] // per second: bytes/s from each source, and upload
-let last = null
 
 function renderStats () {
   const s = sg.stats
@@ -122,67 +80,11 @@ async function refreshGateway () {
 }
 setInterval(refreshGateway, 2000)
 
-function sample () {
-  const s = sg.stats
-  if (last) {
-    history.push({
-      fromGateway: Math.max(0, s.fromGateway - last.fromGateway),
-      fromBrowsers: Math.max(0, s.fromBrowsers - last.fromBrowsers),
-      fromWebseed: Math.max(0, s.fromWebseed - last.fromWebseed),
-      up: Math.max(0, s.uploaded - last.uploaded)
-    })
-    if (history.length > 60) history.shift()
-  }
-  last = { ...s }
-  plot()
-}
-
-function plot () {
-  const canvas = $('plot')
-  const dpr = window.devicePixelRatio || 1
-  const w = canvas.clientWidth
-  const h = canvas.clientHeight
-  if (canvas.width !== Math.round(w * dpr)) canvas.width = Math.round(w * dpr)
-  if (canvas.height !== Math.round(h * dpr)) canvas.height = Math.round(h * dpr)
-  const ctx = canvas.getContext('2d')
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0)
-  ctx.clearRect(0, 0, w, h)
-  const max = Math.max(1, ...history.map(p => Math.max(p.fromGateway + p.fromBrowsers + p.fromWebseed, p.up)))
-  const x = i => w - (history.length - 1 - i) * (w / 59)
-  const y = v => h - 14 - (v / max) * (h - 20)
-  // Stacked areas: gateway at the bottom, then browsers, then webseed.
-  const base = history.map(() => 0)
-  for (const s of SERIES) {
-    if (history.length < 2) break
-    const top = history.map((p, i) => base[i] + p[s.key])
-    ctx.beginPath()
-    history.forEach((_, i) => ctx.lineTo(x(i), y(top[i])))
-    for (let i = history.length - 1; i >= 0; i--) ctx.lineTo(x(i), y(base[i]))
-    ctx.closePath()
-    ctx.fillStyle = s.color + 'aa'
-    ctx.fill()
-    top.forEach((v, i) => { base[i] = v })
-  }
-  if (history.length >= 2) {
-    ctx.beginPath()
-    history.forEach((p, i) => ctx.lineTo(x(i), y(p.up)))
-    ctx.strokeStyle = '#e0e0e0'
-    ctx.setLineDash([4, 3])
-    ctx.stroke()
-    ctx.setLineDash([])
-  }
-  ctx.fillStyle = '#999'
-  ctx.font = '11px system-ui, sans-serif'
-  ctx.fillText(`peak ${formatRate(max)} · last 60 s`, 4, h - 2)
-}
-
-$('legend').replaceChildren(...SERIES.map(s => {
-  const span = document.createElement('span')
-  span.innerHTML = `<i style="background:${s.color}"></i>${s.label}`
-  return span
-}), Object.assign(document.createElement('span'), { innerHTML: '<i class="up"></i>upload' }))
+startPlot($('plot'), $('legend'), [
+  { key: 'fromGateway', label: 'gateway', color: '#4e9af1' },
+  { key: 'fromBrowsers', label: 'browsers', color: '#3ecf8e' },
+  { key: 'fromWebseed', label: 'webseed', color: '#f5a623' }
+], () => ({ fromGateway: sg.stats.fromGateway, fromBrowsers: sg.stats.fromBrowsers, fromWebseed: sg.stats.fromWebseed, up: sg.stats.uploaded }))
 
 setInterval(renderStats, 500)
-setInterval(sample, 1000)
 renderStats()
-plot()
