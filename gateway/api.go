@@ -194,6 +194,9 @@ type fileView struct {
 	MIME      string `json:"mime"`
 	StreamURL string `json:"stream_url"`
 	WatchURL  string `json:"watch_url"`
+	// Media is what a video or audio file holds (GET /api/torrents/{ih} only; absent when
+	// probing is off).
+	Media *mediaView `json:"media,omitempty"`
 }
 
 type torrentView struct {
@@ -441,7 +444,15 @@ func (g *Gateway) getTorrent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, g.view(e, g.baseURL(c)))
+	v := g.view(e, g.baseURL(c))
+	// One torrent's view is what a player asks before it decides how to play: what its media
+	// files hold (probed once, in the background: "probing" until then).
+	for i := range v.Files {
+		if isMedia(v.Files[i].Path) {
+			v.Files[i].Media = g.probes.view(e.Torrent().InfoHash(), v.Files[i].Index)
+		}
+	}
+	return c.JSON(http.StatusOK, v)
 }
 
 func (g *Gateway) deleteTorrent(c echo.Context) error {

@@ -60,6 +60,7 @@ func testConfig(t testing.TB) Config {
 	cfg.BTHost = "127.0.0.1"
 	cfg.BTPort = 0
 	cfg.NoDHT = true
+	cfg.FFprobe = "" // probing spawns ffprobe per media file shown: on only where a test wants it
 	cfg.NoUPnP = true
 	cfg.LoopbackWebRTC = true
 	cfg.ShutdownTimeout = 3 * time.Second
@@ -1006,8 +1007,8 @@ func TestAddListDelete(t *testing.T) {
 	}
 	v := decodeView(t, res.body)
 	wantFiles := []fileView{
-		{0, "cd 1/01.mp3", 40_000, "audio/mpeg", r.base + "/stream/" + ihFile + "/0", r.base + "/watch/" + ihFile + "?file=0"},
-		{1, "cover.jpg", 3_000, "image/jpeg", r.base + "/stream/" + ihFile + "/1", r.base + "/watch/" + ihFile + "?file=1"},
+		{0, "cd 1/01.mp3", 40_000, "audio/mpeg", r.base + "/stream/" + ihFile + "/0", r.base + "/watch/" + ihFile + "?file=0", nil},
+		{1, "cover.jpg", 3_000, "image/jpeg", r.base + "/stream/" + ihFile + "/1", r.base + "/watch/" + ihFile + "?file=1", nil},
 	}
 	if v.InfoHash != ihFile || v.Name != "album" || v.Length != 43_000 || v.PieceLength != info.PieceLength ||
 		v.Pieces != info.NumPieces() || v.State != registry.StateIdle || v.Progress != 0 {

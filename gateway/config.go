@@ -182,6 +182,9 @@ type Config struct {
 
 	// Demo seeds the built-in demo video on start.
 	Demo bool
+	// FFprobe is the ffprobe binary (a name looked up in PATH, or a path) that learns what media
+	// files hold, for players to decide how to play them; empty turns probing off.
+	FFprobe string
 	// ViewerLinger is how long a torrent counts as watched after its last HTTP read, so that its
 	// files are fetched ahead in order.
 	ViewerLinger time.Duration
@@ -233,6 +236,7 @@ func DefaultConfig() Config {
 		MaxLiveStreams:           10,
 		LiveMaxBytes:             live.DefaultMaxBytes,
 		ViewerLinger:             30 * time.Second,
+		FFprobe:                  "ffprobe",
 		MetadataWait:             20 * time.Second,
 		ShutdownTimeout:          10 * time.Second,
 		AccessLog:                AccessLogOn,

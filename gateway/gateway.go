@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -70,6 +71,7 @@ type Gateway struct {
 	uploadLimit *rate.Limiter    // nil without a cap
 	// torrentFetcher fetches .torrent files by URL for the API, public addresses only.
 	torrentFetcher *http.Client
+	probes         *probes // what media files hold
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -187,6 +189,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	rcfg.Removed = func(e *registry.Entry) {
 		g.tracker.Leave(signaling.ID(e.Torrent().InfoHash()))
 		g.metrics.forget(e)
+		g.probes.forget(e.Torrent().InfoHash())
 	}
 	if g.torrents, err = registry.New(rcfg, log.With("component", "registry")); err != nil {
 		return nil, err
@@ -227,6 +230,13 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	g.tracker.AttachLocal(g.peerID, localPeer{g})
 
 	g.torrentFetcher = newTorrentFetcher(cfg.fetchPrivate)
+	if g.cfg.FFprobe != "" {
+		if _, err := exec.LookPath(g.cfg.FFprobe); err != nil {
+			g.log.Warn("ffprobe not found: media files are not probed, and players play them as they are", "ffprobe", g.cfg.FFprobe, "err", err)
+			g.cfg.FFprobe = ""
+		}
+	}
+	g.probes = newProbes(g)
 	g.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, &FieldError{Field: "HTTPAddr", Err: fmt.Errorf("%s: %w", cfg.HTTPAddr, err)}

@@ -1,0 +1,170 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/swarmgate/swarmgate/media"
+)
+
+// What a torrent's media files hold (package media), learned by running ffprobe on the gateway's
+// own /stream of each: ffprobe reads the header and any index at the end, and the gateway fetches
+// just those pieces, verified. A probe starts the first time GET /api/torrents/{ih} shows the file
+// (the player asks that before it decides how to play) and is kept in the data dir, so it runs
+// once per file and never again after a restart.
+
+const (
+	mediaDir        = "media" // below the data dir: <infohash>-<file>.json
+	probeTimeout    = 2 * time.Minute
+	probesAtOnce    = 2
+	probeRetryAfter = 5 * time.Minute // a failed probe (peers gone) is tried again after this
+)
+
+// mediaView is a file's probe as the API shows it.
+type mediaView struct {
+	// State is "probing", "done" or "failed".
+	State string      `json:"state"`
+	Info  *media.Info `json:"info,omitempty"`
+	Error string      `json:"error,omitempty"`
+}
+
+type probeKey struct {
+	ih   metainfo.Hash
+	file int
+}
+
+type probeResult struct {
+	view     mediaView
+	failedAt time.Time
+}
+
+// probes runs and keeps the probes of a gateway's files.
+type probes struct {
+	g   *Gateway
+	sem chan struct{}
+
+	mu sync.Mutex
+	m  map[probeKey]*probeResult
+}
+
+func newProbes(g *Gateway) *probes {
+	return &probes{g: g, sem: make(chan struct{}, probesAtOnce), m: map[probeKey]*probeResult{}}
+}
+
+func (p *probes) path(k probeKey) string {
+	return filepath.Join(p.g.cfg.DataDir, mediaDir, fmt.Sprintf("%s-%d.json", k.ih.HexString(), k.file))
+}
+
+// view returns what is known of a file, starting its probe when nothing is and FFprobe is set.
+// nil: nothing known, and probing is off.
+func (p *probes) view(ih metainfo.Hash, file int) *mediaView {
+	k := probeKey{ih, file}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r, ok := p.m[k]; ok && (r.view.State != "failed" || time.Since(r.failedAt) < probeRetryAfter) {
+		v := r.view
+		return &v
+	}
+	if b, err := os.ReadFile(p.path(k)); err == nil {
+		var info media.Info
+		if json.Unmarshal(b, &info) == nil {
+			p.m[k] = &probeResult{view: mediaView{State: "done", Info: &info}}
+			return &mediaView{State: "done", Info: &info}
+		}
+	}
+	if p.g.cfg.FFprobe == "" {
+		return nil
+	}
+	select {
+	case <-p.g.stop:
+		return &mediaView{State: "failed", Error: "the gateway is shutting down"}
+	default:
+	}
+	p.m[k] = &probeResult{view: mediaView{State: "probing"}}
+	p.g.wg.Add(1)
+	go p.run(k)
+	return &mediaView{State: "probing"}
+}
+
+func (p *probes) run(k probeKey) {
+	defer p.g.wg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.g.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	select {
+	case p.sem <- struct{}{}:
+		defer func() { <-p.sem }()
+	case <-ctx.Done():
+		p.finish(k, nil, ctx.Err())
+		return
+	}
+	info, err := media.Probe(ctx, p.g.cfg.FFprobe, fmt.Sprintf("%s/stream/%s/%d", p.g.loopbackBase(), k.ih.HexString(), k.file))
+	p.finish(k, info, err)
+}
+
+func (p *probes) finish(k probeKey, info *media.Info, err error) {
+	r := &probeResult{view: mediaView{State: "done", Info: info}}
+	if err != nil {
+		r = &probeResult{view: mediaView{State: "failed", Error: err.Error()}, failedAt: time.Now()}
+		if !errors.Is(err, context.Canceled) {
+			p.g.log.Warn("probing a media file", "infohash", k.ih.HexString(), "file", k.file, "err", err)
+		}
+	} else if b, jerr := json.Marshal(info); jerr == nil {
+		path := p.path(k)
+		if werr := os.MkdirAll(filepath.Dir(path), 0o755); werr == nil {
+			if werr = os.WriteFile(path, b, 0o644); werr != nil {
+				p.g.log.Warn("saving a probe; it will run again after a restart", "err", werr)
+			}
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.m[k] = r
+}
+
+// forget drops a removed torrent's probes, kept and saved.
+func (p *probes) forget(ih metainfo.Hash) {
+	p.mu.Lock()
+	for k := range p.m {
+		if k.ih == ih {
+			delete(p.m, k)
+		}
+	}
+	p.mu.Unlock()
+	files, _ := filepath.Glob(filepath.Join(p.g.cfg.DataDir, mediaDir, ih.HexString()+"-*.json"))
+	for _, f := range files {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			p.g.log.Warn("removing a probe", "err", err)
+		}
+	}
+}
+
+// loopbackBase is the gateway's own HTTP address for tools on this machine (ffprobe): its
+// listening address, with an unspecified host (all interfaces) made the loopback one.
+func (g *Gateway) loopbackBase() string {
+	addr := g.ln.Addr().(*net.TCPAddr)
+	ip := addr.IP
+	switch {
+	case ip == nil || ip.IsUnspecified() && ip.To4() != nil:
+		ip = net.IPv4(127, 0, 0, 1)
+	case ip.IsUnspecified():
+		ip = net.IPv6loopback
+	}
+	return "http://" + net.JoinHostPort(ip.String(), fmt.Sprint(addr.Port))
+}
