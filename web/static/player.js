@@ -9,7 +9,9 @@
 //     stats: { gatewayPeers, browserPeers, webseedPeers, downloadSpeed, uploadSpeed,
 //              fromGateway, fromBrowsers, fromWebseed, uploaded, p2pShare } }
 // Speeds are bytes/s, the from* counters and uploaded are bytes, p2pShare = fromBrowsers / all
-// bytes downloaded (0..1).
+// bytes downloaded (0..1). The watch page adds plan: { how: "direct"|"remux"|"transcode", hls, why,
+// audio }, how this browser would best play the file (playplan.js; the gateway plays it direct
+// until it serves HLS).
 
 import {
   Failure, STALL_MS, infohashFromPath, isInfohash, isPlayable, isStalled, mimeType, parseBoot,

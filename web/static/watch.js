@@ -4,6 +4,7 @@ import { formatBytes, formatRate } from './format.js'
 import { browserSide, bufferedAhead, gatewaySide } from './stats.js'
 import { setupShare } from './share.js'
 import { startPlot } from './plot.js'
+import { playPlan } from './playplan.js'
 
 const $ = id => document.getElementById(id)
 const video = $('player')
@@ -26,6 +27,12 @@ function onTorrent (torrent, file) {
     })
     $('picker-label').hidden = false
   }
+  // How this browser would best play the file, from what it holds (the gateway's probe).
+  const MS = window.MediaSource || window.ManagedMediaSource
+  const plan = playPlan(file, { canPlay: t => video.canPlayType(t), mse: MS ? t => MS.isTypeSupported(t) : null })
+  sg.plan = plan
+  $('s-plan').textContent = plan.how
+  $('s-plan').title = plan.why
   $('stream-link').href = file.stream_url
   $('playlist-link').href = `/playlist/${torrent.infohash}.m3u`
   $('torrent-link').href = torrent.metainfo_url
