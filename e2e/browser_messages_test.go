@@ -33,12 +33,33 @@ func TestBrowserMessages(t *testing.T) {
 	fetchMetainfo(t, base, text.InfoHash)
 	fetchMetainfo(t, base, video.InfoHash)
 
+	// A torrent the gateway does not hold gets a page that says so (404), no player.
+	for _, tc := range []struct {
+		name, url string
+		want      []string // all in the page's text
+	}{
+		{"unknown torrent", base + "/watch/" + strings.Repeat("ab", 20), []string{"Unknown torrent", strings.Repeat("ab", 20), "Add it by its infohash"}},
+		{"not an infohash", base + "/watch/nonsense", []string{"Unknown torrent", "40-hex"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b.navigate(tc.url)
+			waitText(t, b, "body", tc.want[0])
+			var text string
+			if err := b.eval(0, "document.body.innerText", &text); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("page says %q, lacks %q", text, w)
+				}
+			}
+		})
+	}
+
 	for _, tc := range []struct {
 		name, url string
 		want      []string // all in the page's message
 	}{
-		{"unknown torrent", base + "/watch/" + strings.Repeat("ab", 20), []string{"Unknown torrent", strings.Repeat("ab", 20)}},
-		{"not an infohash", base + "/watch/nonsense", []string{"Unknown torrent", "40-hex"}},
 		{"no playable file", base + "/watch/" + text.InfoHash, []string{"no playable file"}},
 		{"file index out of range", base + "/watch/" + text.InfoHash + "?file=7", []string{"has no file 7"}},
 		{"a file that is not video", base + "/watch/" + text.InfoHash + "?file=0", []string{"is not video or audio", "/stream/" + text.InfoHash + "/0"}},

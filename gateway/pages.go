@@ -131,14 +131,15 @@ func (g *Gateway) torrentPage(name string) echo.HandlerFunc {
 		d.WatchURL = base + "/watch/" + url.PathEscape(ih) + q
 		d.EmbedURL = base + "/embed/" + url.PathEscape(ih) + q
 		d.OEmbedURL = base + "/oembed?format=json&url=" + url.QueryEscape(d.WatchURL)
+		page := name
 		if status == http.StatusNotFound {
 			// Not the player over nothing: a page that says what happened and what to do.
 			_, err := parseInfoHash(ih)
 			d.InfoHashValid, d.Embed = err == nil, name == "embed.html"
-			name = "unknown.html"
+			page = "unknown.html"
 		}
 		var b bytes.Buffer
-		if err := pageTemplates.ExecuteTemplate(&b, name, d); err != nil {
+		if err := pageTemplates.ExecuteTemplate(&b, page, d); err != nil {
 			return err
 		}
 		g.frameHeaders(c)

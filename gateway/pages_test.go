@@ -118,6 +118,10 @@ func TestPagesAndAssets(t *testing.T) {
 	if res := r.get(t, "/watch/%3Cscript%3E", nil); res.status != http.StatusNotFound || bytes.Contains(res.body, []byte("<script>")) {
 		t.Errorf("watch page of a hostile infohash: %d %s", res.status, res.body)
 	}
+	// An unknown torrent's page does not stick: the known one still gets the player.
+	if res := r.get(t, "/watch/"+ih, nil); res.status != http.StatusOK || !bytes.Contains(res.body, []byte("<video")) {
+		t.Errorf("watch page after unknown ones: %d, player %v", res.status, bytes.Contains(res.body, []byte("<video")))
+	}
 
 	for _, p := range []string{"/static/nope.js", "/static/../web.go", "/static/vendor", "/static/"} {
 		wantJSONError(t, "GET "+p, r.get(t, p, nil), http.StatusNotFound)
