@@ -116,6 +116,25 @@ func (n *node) hooks() (added, removed []metainfo.Hash) {
 	return slices.Clone(n.added), slices.Clone(n.removed)
 }
 
+// seedInPlace writes data to a new folder as name and adds it with AddLocal, as `swarmgate seed`
+// does; it returns the torrent and the file's path.
+func (n *node) seedInPlace(t *testing.T, name string, data []byte) (*torrent.Torrent, string) {
+	t.Helper()
+	local := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(local, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	info := &metainfo.Info{PieceLength: 16 << 10}
+	if err := info.BuildFromFilePath(local); err != nil {
+		t.Fatal(err)
+	}
+	tor, err := n.reg.AddLocal(Source{SeedDir: filepath.Dir(local)}, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tor, local
+}
+
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -226,18 +245,7 @@ func TestRestoreReplaysState(t *testing.T) {
 	metainfoFile := filepath.Join(dir, "metainfo", tor.InfoHash().HexString()+".torrent")
 	waitFor(t, 10*time.Second, "the metainfo saved", func() bool { _, err := os.Stat(metainfoFile); return err == nil })
 
-	local := filepath.Join(t.TempDir(), "clip.webm")
-	if err := os.WriteFile(local, bytes.Repeat([]byte("swarmgate"), 10000), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	info := &metainfo.Info{PieceLength: 16 << 10}
-	if err := info.BuildFromFilePath(local); err != nil {
-		t.Fatal(err)
-	}
-	lt, err := n.reg.AddLocal(Source{SeedDir: filepath.Dir(local)}, info)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lt, _ := n.seedInPlace(t, "clip.webm", bytes.Repeat([]byte("swarmgate"), 10000))
 	if !lt.Complete().Bool() {
 		t.Error("a folder seeded in place is not complete at once")
 	}
@@ -298,18 +306,7 @@ func TestIdleTorrentDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	local := filepath.Join(t.TempDir(), "a.mp4")
-	if err := os.WriteFile(local, []byte("seeded in place"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	info := &metainfo.Info{PieceLength: 16 << 10}
-	if err := info.BuildFromFilePath(local); err != nil {
-		t.Fatal(err)
-	}
-	lt, err := n.reg.AddLocal(Source{SeedDir: filepath.Dir(local)}, info)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lt, local := n.seedInPlace(t, "a.mp4", []byte("seeded in place"))
 	waitFor(t, 20*time.Second, "the idle torrent dropped", func() bool { return n.reg.DroppedIdle() == 1 })
 	if _, ok := n.reg.Get(tor.InfoHash()); ok {
 		t.Error("dropped torrent still held")
