@@ -323,6 +323,8 @@ type addRequest struct {
 	Magnet   string `json:"magnet"`
 	InfoHash string `json:"infohash"`
 	URL      string `json:"url"` // of a .torrent file, which the gateway fetches
+	// FetchAll fetches the whole torrent now, watched or not (a file a browser shares in).
+	FetchAll bool `json:"fetch_all"`
 }
 
 func (g *Gateway) postTorrent(c echo.Context) error {
@@ -351,6 +353,7 @@ func (g *Gateway) postTorrent(c echo.Context) error {
 		if err := dec.Decode(&ar); err != nil {
 			return fmt.Errorf("%w: body must be JSON {\"magnet\": ...} or {\"infohash\": ...}, or a .torrent file: %v", ErrBadInput, err)
 		}
+		src.FetchAll = ar.FetchAll
 		given := 0
 		for _, s := range []string{ar.Magnet, ar.InfoHash, ar.URL} {
 			if s != "" {

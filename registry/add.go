@@ -25,6 +25,12 @@ func (r *Registry) Add(spec *torrent.TorrentSpec, src Source) (*torrent.Torrent,
 	if e, ok := r.Get(spec.InfoHash); ok {
 		// Adding again may name new peers; they are worth trying.
 		addDirectPeers(e.t, spec.PeerAddrs)
+		if src.FetchAll && !e.fetchAll.Swap(true) {
+			if !e.src.Ephemeral {
+				r.saveState()
+			}
+			r.DemandChanged()
+		}
 		return e.t, false, nil
 	}
 	// anacrolix would add the spec's peers as trusted (never banned): add them ourselves.
@@ -40,6 +46,7 @@ func (r *Registry) Add(spec *torrent.TorrentSpec, src Source) (*torrent.Torrent,
 		src.Added = time.Now().UTC()
 	}
 	ne := &Entry{t: t, added: src.Added, loaded: time.Now(), src: src, linger: r.cfg.ViewerLinger, playable: r.cfg.Playable, directPeers: direct}
+	ne.fetchAll.Store(src.FetchAll)
 	// Idleness counts from the last viewer a saved state knows of, or from now.
 	if src.LastWatched.IsZero() {
 		ne.lastWatched.Store(time.Now().UnixNano())
@@ -65,6 +72,9 @@ func (r *Registry) Add(spec *torrent.TorrentSpec, src Source) (*torrent.Torrent,
 			r.saveState()
 		}
 		r.watchMetadata(e)
+		if src.FetchAll {
+			r.DemandChanged()
+		}
 	}
 	return t, isNew && added, nil
 }

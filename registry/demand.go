@@ -17,13 +17,14 @@ const prefetchReadahead = 32 << 20
 // read, since link-preview bots open pages too.
 const PageWarmBytes = 2 << 20
 
-// updateDemand fetches a watched torrent ahead in order, and stops when nobody watches it.
+// updateDemand fetches a watched torrent (or one added to be fetched whole) ahead in order, and
+// stops when nobody watches it.
 func (r *Registry) updateDemand(e *Entry, now time.Time) {
 	r.trackViewers(e, now)
 	if !HasInfo(e.t) {
 		return
 	}
-	watched := e.Watched(now) && !e.t.Complete().Bool()
+	watched := (e.Watched(now) || e.fetchAll.Load()) && !e.t.Complete().Bool()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch {

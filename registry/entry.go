@@ -33,6 +33,7 @@ type Entry struct {
 	// lastWatched is when a viewer was last seen (unix nanos), for IdleTimeout.
 	lastWatched atomic.Int64
 	toHTTP      atomic.Int64
+	fetchAll    atomic.Bool // Source.FetchAll, which a later Add may turn on
 	webrtc      webrtcConns
 
 	mu         sync.Mutex

@@ -369,3 +369,32 @@ func TestPrefetchGate(t *testing.T) {
 	g.readerClosed()
 	<-acquired
 }
+
+// TestFetchAllWithoutViewers: a torrent added to be fetched whole (a file a browser shares in)
+// downloads with nobody watching, and says so in state.json; one added plainly waits for a viewer
+// until it is added again with FetchAll.
+func TestFetchAllWithoutViewers(t *testing.T) {
+	shared, plain := newSeeder(t, 512<<10), newSeeder(t, 256<<10)
+	dir := t.TempDir()
+	n := startNode(t, dir, func(c *Config) { c.Tick = 50 * time.Millisecond })
+	add := func(s *peertest.Seeder, fetchAll bool) *torrent.Torrent {
+		spec, _ := torrent.TorrentSpecFromMetaInfoErr(s.MetaInfo)
+		spec.PeerAddrs = []string{s.Addr().String()}
+		tor, _, err := n.reg.Add(spec, Source{FetchAll: fetchAll})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tor
+	}
+	a, b := add(shared, true), add(plain, false)
+	waitFor(t, 30*time.Second, "the shared file fetched whole", func() bool { return a.Complete().Bool() })
+	if got := b.BytesCompleted(); got != 0 {
+		t.Errorf("the plain torrent fetched %d bytes with nobody watching", got)
+	}
+	state, _ := os.ReadFile(filepath.Join(dir, "state.json"))
+	if !strings.Contains(string(state), `"fetch_all": true`) {
+		t.Errorf("state.json does not keep fetch_all: %s", state)
+	}
+	add(plain, true)
+	waitFor(t, 30*time.Second, "the plain torrent fetched once asked to", func() bool { return b.Complete().Bool() })
+}

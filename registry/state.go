@@ -31,6 +31,9 @@ type Source struct {
 	Magnet   string    `json:"magnet,omitempty"`
 	SeedDir  string    `json:"seed_dir,omitempty"` // seeded in place from files under this folder
 	Added    time.Time `json:"added"`
+	// FetchAll fetches the whole torrent whether or not anyone watches: a file a browser shares
+	// into the gateway, so that its page may close once the gateway holds it.
+	FetchAll bool `json:"fetch_all,omitempty"`
 	// LastWatched is when a viewer was last seen, for IdleTimeout.
 	LastWatched time.Time `json:"last_watched,omitzero"`
 	// Ephemeral sources (the demo) are re-created by configuration, not saved or restored, and
@@ -55,6 +58,7 @@ func (r *Registry) saveState() {
 		if !e.src.Ephemeral {
 			src := e.src
 			src.LastWatched = time.Unix(0, e.lastWatched.Load()).UTC()
+			src.FetchAll = e.fetchAll.Load()
 			st.Torrents = append(st.Torrents, src)
 		}
 	}

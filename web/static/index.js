@@ -154,6 +154,50 @@ document.addEventListener('drop', ev => {
   addFile(ev.dataTransfer.files[0])
 })
 
+// Sharing a file from this computer, as instant.io does: webtorrent in this page seeds it into the
+// gateway's tracker, the gateway is asked to fetch it whole (it offers to this page, which it
+// finds in its tracker's swarm), and once it holds every piece the page may close: others watch
+// from the gateway and from each other.
+$('share-choose').addEventListener('click', ev => {
+  ev.preventDefault()
+  $('share-file').click()
+})
+$('share-file').addEventListener('change', () => {
+  const file = $('share-file').files[0]
+  if (file) shareFile(file).catch(err => { errorBox.textContent = `Sharing failed: ${err.message}` })
+})
+
+async function shareFile (file) {
+  errorBox.textContent = ''
+  $('sharing').hidden = false
+  $('share-status').textContent = `Hashing ${file.name}…`
+  const [{ default: WebTorrent }, config] = await Promise.all([import('/static/vendor/webtorrent.min.js'), getJSON('/api/config')])
+  // The gateway's ICE servers only (maybe none): never webtorrent's default public STUN servers.
+  const client = new WebTorrent({ tracker: { rtcConfig: { iceServers: config.ice_servers || [] } } })
+  window.swarmgateShare = client // kept alive with the page; tests look at it
+  const torrent = await new Promise((resolve, reject) => {
+    client.on('error', reject)
+    client.seed(file, { announce: [config.tracker_url] }, resolve)
+  })
+  $('share-status').textContent = `Seeding ${file.name} (${formatBytes(file.size)}); the gateway is fetching it…`
+  const res = await authorized('/api/torrents', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ magnet: torrent.magnetURI, fetch_all: true })
+  })
+  const added = await res.json()
+  if (!res.ok) throw new Error(added.error || `HTTP ${res.status}`)
+  $('share-watch').href = '/watch/' + added.infohash
+  for (;;) {
+    const t = await getJSON('/api/torrents/' + added.infohash)
+    $('share-progress').value = t.progress
+    $('share-status').textContent = `Seeding ${file.name}: the gateway holds ${(t.progress * 100).toFixed(0)} %`
+    if (t.state === 'seeding') break
+    await new Promise(resolve => setTimeout(resolve, 1000))
+  }
+  $('share-done').hidden = false
+}
+
 // /?add=<infohash> (the unknown-torrent page's link) fills the box.
 const wanted = new URLSearchParams(location.search).get('add')
 if (wanted) $('source').value = wanted
