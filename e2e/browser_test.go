@@ -121,6 +121,7 @@ func TestBrowserSeek(t *testing.T) {
 // At 80 % the first is the fast source for almost every piece the second asks for, while still
 // fetching the tail itself, as a viewer who joins a little later would find it.
 func TestBrowsersShareWithEachOther(t *testing.T) {
+	needDefaultRoute(t)
 	path := testMedia(t, "test-h264.mp4")
 	st, err := os.Stat(path)
 	if err != nil {

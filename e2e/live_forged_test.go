@@ -81,6 +81,7 @@ const recordAppendsJS = `(() => {
 // must still serve the live page's swarm (gateway.LiveSwarmInfoHash, whose derivation is checked
 // here against what Chromium really announces), or a and b would never meet.
 func TestLiveForgedPeerRejected(t *testing.T) {
+	needDefaultRoute(t)
 	ls := startLive(t, liveOptions{seconds: 120, gateway: func(c *gateway.Config) {
 		c.AllowInfoHashes = []string{strings.Repeat("5a", 20)}
 	}})

@@ -13,6 +13,7 @@ import (
 // WebRTC, verified against the broadcaster's signatures. The origin serves no segment bytes over
 // HTTP at all: everything the viewers play came through BitTorrent and their own swarm.
 func TestLiveRelayToBrowsers(t *testing.T) {
+	needDefaultRoute(t)
 	ls := startLive(t, liveOptions{seconds: 120})
 	origin, id := ls.base, ls.id
 	_, relay := startGatewayWith(t, func(c *gateway.Config) { c.Relays = []string{origin + "/live/" + id.String()} })

@@ -291,6 +291,7 @@ func TestLiveEndInBrowser(t *testing.T) {
 // further behind the edge, gets segments from the first over WebRTC (signalled through the
 // gateway's /announce), each checked against the signed manifest.
 func TestLiveP2PBetweenBrowsers(t *testing.T) {
+	needDefaultRoute(t)
 	ls := startLive(t, liveOptions{seconds: 120})
 	a := startBrowser(t, browserOptions{name: "viewer-a"})
 	b := startBrowser(t, browserOptions{name: "viewer-b"})
