@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -323,6 +325,9 @@ type addRequest struct {
 	Magnet   string `json:"magnet"`
 	InfoHash string `json:"infohash"`
 	URL      string `json:"url"` // of a .torrent file, which the gateway fetches
+	// Path is a file or folder on the gateway's own machine, hashed and seeded in place (as
+	// `swarmgate seed` does): only with the admin token.
+	Path string `json:"path"`
 	// FetchAll fetches the whole torrent now, watched or not (a file a browser shares in).
 	FetchAll bool `json:"fetch_all"`
 }
@@ -355,14 +360,16 @@ func (g *Gateway) postTorrent(c echo.Context) error {
 		}
 		src.FetchAll = ar.FetchAll
 		given := 0
-		for _, s := range []string{ar.Magnet, ar.InfoHash, ar.URL} {
+		for _, s := range []string{ar.Magnet, ar.InfoHash, ar.URL, ar.Path} {
 			if s != "" {
 				given++
 			}
 		}
 		switch {
 		case given > 1:
-			return fmt.Errorf("%w: give one of magnet, infohash or url, not several", ErrBadInput)
+			return fmt.Errorf("%w: give one of magnet, infohash, url or path, not several", ErrBadInput)
+		case ar.Path != "":
+			return g.seedPath(c, ar.Path)
 		case ar.URL != "":
 			var file []byte
 			if file, err = g.fetchTorrentFile(req.Context(), ar.URL); err == nil {
@@ -375,7 +382,7 @@ func (g *Gateway) postTorrent(c echo.Context) error {
 		case ar.InfoHash != "":
 			spec, err = infoHashSpec(ar.InfoHash)
 		default:
-			return fmt.Errorf("%w: body needs \"magnet\", \"infohash\" or \"url\"", ErrBadInput)
+			return fmt.Errorf("%w: body needs \"magnet\", \"infohash\", \"url\" or \"path\"", ErrBadInput)
 		}
 	default:
 		return echo.NewHTTPError(http.StatusUnsupportedMediaType,
@@ -428,6 +435,47 @@ func addBodyKind(contentType string, body []byte) int {
 		return bodyMetainfo
 	}
 	return bodyUnknown
+}
+
+// seedPath seeds a file or folder of the gateway's own machine in place (`swarmgate seed
+// --gateway`): it reads files as the gateway's user, so only the operator may, with the admin
+// token, and never on a gateway without one. Hashing takes as long as reading the files; the
+// answer comes when the torrent is served.
+func (g *Gateway) seedPath(c echo.Context, path string) error {
+	if g.cfg.AdminToken == "" {
+		return fmt.Errorf("%w: seeding a path reads the gateway machine's files: it needs the gateway to have an admin token (--admin-token)", ErrForbidden)
+	}
+	if err := g.access.requireToken(c); err != nil {
+		return err
+	}
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("%w: path %q must be absolute (a path on the gateway's machine)", ErrBadInput, path)
+	}
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("%w: path %q: %v", ErrBadInput, path, err)
+	}
+	parent, info, err := HashPath(path, nil)
+	if err != nil {
+		return fmt.Errorf("%w: hashing %q: %v", ErrBadInput, path, err)
+	}
+	g.addMu.Lock()
+	defer g.addMu.Unlock()
+	ih := metainfoInfoHash(info)
+	_, existed := g.torrents.Get(ih)
+	t, err := g.AddLocal(parent, info)
+	if err != nil {
+		return err
+	}
+	e, ok := g.torrents.Get(t.InfoHash())
+	if !ok {
+		return fmt.Errorf("%w: torrent was removed", ErrNotFound)
+	}
+	code := http.StatusCreated
+	if existed {
+		code = http.StatusOK
+	}
+	g.log.Info("seeding a path on request", "path", path, "infohash", t.InfoHash().HexString())
+	return c.JSON(code, g.view(e, g.baseURL(c)))
 }
 
 func (g *Gateway) lookup(ihHex string) (*registry.Entry, error) {

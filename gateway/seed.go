@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 )
 
@@ -121,3 +122,12 @@ func (r *progressReader) Read(p []byte) (int, error) {
 }
 
 func (r *progressReader) Close() error { return r.f.Close() }
+
+// metainfoInfoHash is the infohash of info, as a torrent made of it has.
+func metainfoInfoHash(info *metainfo.Info) metainfo.Hash {
+	b, err := bencode.Marshal(info)
+	if err != nil {
+		return metainfo.Hash{}
+	}
+	return metainfo.HashBytes(b)
+}
