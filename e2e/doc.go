@@ -1,6 +1,6 @@
-// Package e2e tests swarmgate whole, as its users meet it: a real gateway (gateway.New, serving
-// on loopback with its real HTTP API, tracker and pages) between real peers and real browsers.
-// Nothing is mocked:
+// Package e2e tests swarmgate whole, as its users meet it: a real gateway (gateway.New serving on
+// loopback with its real HTTP API, tracker and pages, started by internal/gatewaytest) between
+// real peers and real browsers. Nothing is mocked:
 //
 //   - native BitTorrent peers are anacrolix clients over TCP, and WebRTC peers are pion peers that
 //     join swarms through the gateway's tracker as a browser does (internal/peertest);

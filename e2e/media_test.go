@@ -136,53 +136,6 @@ func (s *fileSeeder) Magnet() string {
 	return m.String()
 }
 
-// startGatewayWith is startGateway with a chance to change the config first.
-func startGatewayWith(t testing.TB, change func(*gateway.Config)) (*gateway.Gateway, string) {
-	t.Helper()
-	g, base, stop := launchGateway(t, change)
-	t.Cleanup(stop)
-	return g, base
-}
-
-// launchGateway starts a gateway on loopback as startGateway does; stop (idempotent) shuts it
-// down and waits for it.
-func launchGateway(t testing.TB, change func(*gateway.Config)) (g *gateway.Gateway, base string, stop func()) {
-	t.Helper()
-	cfg := gateway.DefaultConfig()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	cfg.BTHost = "127.0.0.1"
-	cfg.BTPort = 0
-	cfg.NoDHT = true
-	cfg.NoUPnP = true
-	cfg.LoopbackWebRTC = true
-	if change != nil {
-		change(&cfg)
-	}
-	g, err := gateway.New(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- g.Serve(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-served:
-				if err != nil {
-					t.Errorf("gateway serve: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("gateway did not stop within 30 s")
-			}
-		})
-	}
-	return g, "http://" + g.Addr().String(), stop
-}
-
 // mediaTorrent is one video file seeded natively and added to a gateway by magnet.
 type mediaTorrent struct {
 	Path     string
@@ -205,7 +158,7 @@ func seedMediaThroughGateway(t testing.TB, name string, change func(*gateway.Con
 	t.Helper()
 	path := testMedia(t, name)
 	seeder := seedFile(t, path, 64<<10)
-	_, base := startGatewayWith(t, change)
+	base := startGateway(t, change).URL
 	v := addMagnet(t, base, seeder.Magnet())
 	fetchMetainfo(t, base, v.InfoHash)
 	return &mediaTorrent{Path: path, Seeder: seeder, Base: base, InfoHash: v.InfoHash, Length: seeder.Info.TotalLength()}
