@@ -18,6 +18,7 @@ import (
 
 	"github.com/swarmgate/swarmgate/bridge"
 	"github.com/swarmgate/swarmgate/gateway"
+	"github.com/swarmgate/swarmgate/internal/gatewaytest"
 	"github.com/swarmgate/swarmgate/internal/peertest"
 	"github.com/swarmgate/swarmgate/internal/rawpion"
 )
@@ -135,57 +136,31 @@ func measureConn(size int64, log *slog.Logger) (bps float64, stall time.Duration
 	return float64(size) / time.Since(start).Seconds(), stall, nil
 }
 
-// runningGateway is a gateway configured like the e2e tests', in its own temp dir.
-type runningGateway struct {
-	g      *gateway.Gateway
-	base   string
-	dir    string
-	cancel context.CancelFunc
-	served chan error
-}
+// runningGateway is a loopback gateway started as the e2e tests start theirs (internal/gatewaytest,
+// data in a temporary folder), with the API calls the scenarios make.
+type runningGateway struct{ *gatewaytest.Server }
 
 func startGateway(log *slog.Logger) (*runningGateway, error) {
-	dir, err := os.MkdirTemp("", "swarmgate-bench-gw-*")
+	s, err := gatewaytest.Start(gatewaytest.Config(""), log)
 	if err != nil {
 		return nil, err
 	}
-	cfg := gateway.DefaultConfig()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.DataDir = dir
-	cfg.BTHost = "127.0.0.1"
-	cfg.BTPort = 0
-	cfg.NoDHT = true
-	cfg.NoUPnP = true
-	cfg.LoopbackWebRTC = true
-	g, err := gateway.New(cfg, log)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	rg := &runningGateway{g: g, base: "http://" + g.Addr().String(), dir: dir, cancel: cancel, served: make(chan error, 1)}
-	go func() { rg.served <- g.Serve(ctx) }()
-	return rg, nil
+	return &runningGateway{s}, nil
 }
 
+// close stops the gateway and removes its data; a gateway that does not stop cleanly is worth a
+// warning, not a failed measurement.
 func (rg *runningGateway) close() {
-	rg.cancel()
-	select {
-	case err := <-rg.served:
-		if err != nil {
-			slog.Warn("gateway serve", "err", err)
-		}
-	case <-time.After(30 * time.Second):
-		slog.Warn("gateway did not stop within 30 s")
+	if err := rg.Close(); err != nil {
+		slog.Warn("gateway serve", "err", err)
 	}
-	os.RemoveAll(rg.dir)
 }
 
 // addMagnet is POST /api/torrents with the seeder's magnet (x.pe is its only address).
 func (rg *runningGateway) addMagnet(magnet string) error {
 	body, _ := json.Marshal(map[string]string{"magnet": magnet})
 	c := http.Client{Timeout: 10 * time.Second}
-	res, err := c.Post(rg.base+"/api/torrents", "application/json", bytes.NewReader(body))
+	res, err := c.Post(rg.URL+"/api/torrents", "application/json", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -200,7 +175,7 @@ func (rg *runningGateway) addMagnet(magnet string) error {
 // metainfo is GET /api/torrents/:ih/metainfo, which waits for the gateway to have metadata.
 func (rg *runningGateway) metainfo(ih string) (*metainfo.MetaInfo, error) {
 	c := http.Client{Timeout: connectTimeout}
-	res, err := c.Get(rg.base + "/api/torrents/" + ih + "/metainfo")
+	res, err := c.Get(rg.URL + "/api/torrents/" + ih + "/metainfo")
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +189,7 @@ func (rg *runningGateway) metainfo(ih string) (*metainfo.MetaInfo, error) {
 
 // waitComplete waits for the gateway to hold every piece.
 func (rg *runningGateway) waitComplete(ih metainfo.Hash) error {
-	t, ok := rg.g.Client().Torrent(ih)
+	t, ok := rg.Gateway.Client().Torrent(ih)
 	if !ok {
 		return errors.New("gateway lost the torrent")
 	}
@@ -235,7 +210,7 @@ func (rg *runningGateway) watchFetch(ih metainfo.Hash, stop <-chan struct{}, fir
 		case <-stop:
 			return
 		case now := <-tick.C:
-			t, ok := rg.g.Client().Torrent(ih)
+			t, ok := rg.Gateway.Client().Torrent(ih)
 			if !ok {
 				continue
 			}
@@ -317,7 +292,7 @@ func rawScenario(s *peertest.Seeder, log *slog.Logger) (cold, warm rawRun, err e
 	defer rg.close()
 	ih := s.MetaInfo.HashInfoBytes()
 
-	p, err := newRawPeer(rg.base, log)
+	p, err := newRawPeer(rg.URL, log)
 	if err != nil {
 		return cold, warm, err
 	}
@@ -352,7 +327,7 @@ func rawScenario(s *peertest.Seeder, log *slog.Logger) (cold, warm rawRun, err e
 		return cold, warm, fmt.Errorf("cold: %w", err)
 	}
 
-	p, err = newRawPeer(rg.base, log)
+	p, err = newRawPeer(rg.URL, log)
 	if err != nil {
 		return cold, warm, err
 	}
@@ -381,7 +356,7 @@ func clientDownload(rg *runningGateway, mi *metainfo.MetaInfo, s *peertest.Seede
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
-	p, err := peertest.NewWebRTCPeer(ctx, peertest.PeerOptions{Dir: dir, TrackerURL: gateway.TrackerURL(rg.base), Log: log})
+	p, err := peertest.NewWebRTCPeer(ctx, peertest.PeerOptions{Dir: dir, TrackerURL: gateway.TrackerURL(rg.URL), Log: log})
 	if err != nil {
 		return err
 	}

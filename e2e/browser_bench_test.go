@@ -69,11 +69,13 @@ func BenchmarkTimeToFirstFrame(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		direct = append(direct, firstFrameMilestones(b, plain.URL+"/plain.html"))
 
-		_, base, stop := launchGateway(b, nil)
-		v := addMagnet(b, base, seeder.Magnet())
-		fetchMetainfo(b, base, v.InfoHash)
-		gw = append(gw, firstFrameMilestones(b, base+"/watch/"+v.InfoHash+"?file=0"))
-		stop()
+		srv := startGateway(b, nil)
+		v := addMagnet(b, srv.URL, seeder.Magnet())
+		fetchMetainfo(b, srv.URL, v.InfoHash)
+		gw = append(gw, firstFrameMilestones(b, srv.URL+"/watch/"+v.InfoHash+"?file=0"))
+		if err := srv.Close(); err != nil {
+			b.Error(err)
+		}
 	}
 	b.StopTimer()
 

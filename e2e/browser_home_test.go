@@ -18,7 +18,7 @@ func TestBrowserHomePageAddsAndPlays(t *testing.T) {
 	path := testMedia(t, "test-h264.mp4")
 	seeder := seedFile(t, path, 64<<10)
 	ih := seeder.Torrent.InfoHash().HexString()
-	_, base := startGatewayWith(t, nil)
+	base := startGateway(t, nil).URL
 	b := startBrowser(t, browserOptions{name: "home"})
 
 	b.navigate(base + "/")

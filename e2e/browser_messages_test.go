@@ -14,7 +14,7 @@ import (
 // offers the stream URL where an external player could still play it. Each case runs in a real
 // page; the page must settle in state "error" with the message expected.
 func TestBrowserMessages(t *testing.T) {
-	_, base := startGatewayWith(t, nil)
+	base := startGateway(t, nil).URL
 	b := startBrowser(t, browserOptions{name: "messages"})
 
 	// One torrent with a text file only, one with a video in a container Chromium does not play.

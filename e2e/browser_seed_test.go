@@ -44,7 +44,7 @@ const seedInPageJS = `(() => {
 // has to offer to the page itself; the page's own offers went out with its first announce, when
 // the swarm held nobody to take them.
 func TestBrowserSeededFileStreams(t *testing.T) {
-	_, base := startGateway(t)
+	base := startGateway(t, nil).URL
 	b := startBrowser(t, browserOptions{name: "seeding page"})
 	b.navigate(base + "/")
 	const size = 3<<20 + 12345

@@ -16,7 +16,7 @@ import (
 // browser then plays it, from the gateway alone, byte for byte the file.
 func TestBrowserSharesAFile(t *testing.T) {
 	path := testMedia(t, "test-h264.mp4")
-	_, base := startGatewayWith(t, nil)
+	base := startGateway(t, nil).URL
 	sharer := startBrowser(t, browserOptions{name: "sharer"})
 	sharer.navigate(base + "/")
 	ctx, cancel := context.WithTimeout(sharer.ctx, 10*time.Second)

@@ -163,6 +163,42 @@ func TestBrowsersShareWithEachOther(t *testing.T) {
 	if v1.SG == nil || v1.SG.Stats.Uploaded < 0.5*v2.SG.Stats.FromBrowsers {
 		t.Errorf("first viewer's upload count does not match what the second got from browsers (%.0f): %v", v2.SG.Stats.FromBrowsers, v1)
 	}
+	checkFromGatewayMatchesToWebRTC(t, m, first, second)
+}
+
+// checkFromGatewayMatchesToWebRTC cross-checks the pages' fromGateway, the bytes they got from the
+// gateway's peer, against the gateway's own count of what it sent to WebRTC peers
+// (bytes.to_webrtc): the viewers are the gateway's only WebRTC peers, so the two must agree.
+//
+// Both count piece payload and nothing else: webtorrent adds each piece message's block as it
+// arrives (the wire's download event), anacrolix each piece message's block as it queues it for
+// the connection (BytesWrittenData); message headers, data-channel and DTLS overhead are in
+// neither, so no allowance is made for them. The pages are read before the gateway, so a page can
+// never be ahead of it: fromGateway > to_webrtc is a wrong count at once. The gateway can be
+// ahead by what is in flight (queued in its writer or the data channel, or arrived since the
+// page last refreshed its stats); once the viewers hold the file and request nothing more, that
+// drains to zero, and the counts must meet exactly. (A wire to the gateway closed with blocks in
+// flight would keep them apart; the viewers keep their wires open.)
+func checkFromGatewayMatchesToWebRTC(t *testing.T, m *mediaTorrent, viewers ...*browser) {
+	t.Helper()
+	waitUntil(t, 60*time.Second, "the pages' bytes from the gateway meet the gateway's bytes.to_webrtc", func() (bool, string) {
+		var pages float64
+		for _, b := range viewers {
+			v, err := b.view(0)
+			if err != nil || v.SG == nil {
+				return false, fmt.Sprintf("%s: no window.swarmgate (%v)", b.name, err)
+			}
+			pages += v.SG.Stats.FromGateway
+		}
+		sent := float64(getTorrent(t, m.Base, m.InfoHash).Bytes.ToWebRTC)
+		if pages > sent {
+			t.Fatalf("the pages got %.0f bytes from the gateway's peer, more than the %.0f its bytes.to_webrtc says it sent", pages, sent)
+		}
+		if pages == 0 {
+			t.Fatalf("the pages got no bytes from the gateway's peer: nothing to cross-check")
+		}
+		return pages == sent, fmt.Sprintf("pages %.0f, gateway %.0f (%.0f in flight or miscounted)", pages, sent, sent-pages)
+	})
 }
 
 // 5. A browser without WebRTC still plays: webtorrent then gets every piece from the gateway's

@@ -1,6 +1,6 @@
-// Package e2e tests swarmgate whole, as its users meet it: a real gateway (gateway.New, serving
-// on loopback with its real HTTP API, tracker and pages) between real peers and real browsers.
-// Nothing is mocked:
+// Package e2e tests swarmgate whole, as its users meet it: a real gateway (gateway.New serving on
+// loopback with its real HTTP API, tracker and pages, started by internal/gatewaytest) between
+// real peers and real browsers. Nothing is mocked:
 //
 //   - native BitTorrent peers are anacrolix clients over TCP, and WebRTC peers are pion peers that
 //     join swarms through the gateway's tracker as a browser does (internal/peertest);
@@ -11,9 +11,9 @@
 //     live.Broadcast uploads, signed, into the gateway (startLive).
 //
 // What it proves: a file that only a native seeder has reaches a WebRTC peer and plays in
-// Chromium byte for byte, seeks, and is shared between two browsers; a file only a browser seeds
-// streams over HTTP; a page without WebRTC falls back to the webseed and a page that cannot play
-// says why; what a gateway holds survives a restart; a live broadcast plays near its edge, ends
+// Chromium byte for byte, seeks, and is shared between two browsers (whose counts of the bytes
+// from the gateway's peer match its own); a file only a browser seeds streams over HTTP; a page
+// without WebRTC falls back to the webseed and a page that cannot play says why; what a gateway holds survives a restart; a live broadcast plays near its edge, ends
 // with its signed end, reaches viewers through a relay gateway over BitTorrent, and is shared
 // between viewers, who reject forged segments. Its benchmarks measure time to first frame and
 // live latency with P2P on and off.

@@ -16,7 +16,7 @@ func TestLiveRelayToBrowsers(t *testing.T) {
 	needDefaultRoute(t)
 	ls := startLive(t, liveOptions{seconds: 120})
 	origin, id := ls.base, ls.id
-	_, relay := startGatewayWith(t, func(c *gateway.Config) { c.Relays = []string{origin + "/live/" + id.String()} })
+	relay := startGateway(t, func(c *gateway.Config) { c.Relays = []string{origin + "/live/" + id.String()} }).URL
 	waitUntil(t, 30*time.Second, "the relay holding 3 media segments", func() (bool, string) {
 		st, err := getLiveStatus(relay, id)
 		if err != nil {

@@ -122,12 +122,12 @@ func startLive(t testing.TB, o liveOptions) liveStream {
 	if o.segment == 0 {
 		o.segment = 1
 	}
-	_, base := startGatewayWith(t, func(c *gateway.Config) {
+	base := startGateway(t, func(c *gateway.Config) {
 		c.IngestToken = liveIngestToken
 		if o.gateway != nil {
 			o.gateway(c)
 		}
-	})
+	}).URL
 	priv, err := live.GenerateKey()
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
+	"go.uber.org/goleak"
 
 	"github.com/swarmgate/swarmgate/gateway"
 )
@@ -28,13 +29,28 @@ var media struct {
 	err  error
 }
 
-// mediaDir is set up on first use and removed after every test of the package has run.
+// TestMain removes the media folder (made on first use) after every test of the package has run,
+// and fails the package if a goroutine outlives its tests: gateways, seeders, WebRTC peers,
+// Chromium's DevTools connections and ffmpeg's pipes must all be gone by then.
+//
+// One upstream linger is ignored, by its functions: an anacrolix client's outgoing connection
+// whose uTP dial is still pending when the client closes waits out its dial timeout (3 to 20 s),
+// because Client.Close does not cancel dials and go-libutp's closed socket does not wake the
+// dials waiting on it. A gateway dials peers over TCP and uTP at once; the native seeders here
+// listen on TCP only, so a dial to a seeder that has gone (TestRestartKeepsTorrentsAndData
+// closes its seeder, then restarts the gateway, which redials it) leaves the uTP half pending.
+// It ends by itself.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if media.dir != "" {
-		os.RemoveAll(media.dir)
-	}
-	os.Exit(code)
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("github.com/anacrolix/torrent.(*dialPool).getFirst"),
+		goleak.IgnoreAnyFunction("github.com/anacrolix/go-libutp.(*Conn).waitForConnect"),
+		goleak.IgnoreTopFunction("github.com/anacrolix/go-libutp.(*Conn).waitForConnect.func1"),
+		goleak.Cleanup(func(code int) {
+			if media.dir != "" {
+				os.RemoveAll(media.dir)
+			}
+			os.Exit(code)
+		}))
 }
 
 // testMedia returns the path of one of the files the media script makes ("test-h264.mp4",
@@ -136,53 +152,6 @@ func (s *fileSeeder) Magnet() string {
 	return m.String()
 }
 
-// startGatewayWith is startGateway with a chance to change the config first.
-func startGatewayWith(t testing.TB, change func(*gateway.Config)) (*gateway.Gateway, string) {
-	t.Helper()
-	g, base, stop := launchGateway(t, change)
-	t.Cleanup(stop)
-	return g, base
-}
-
-// launchGateway starts a gateway on loopback as startGateway does; stop (idempotent) shuts it
-// down and waits for it.
-func launchGateway(t testing.TB, change func(*gateway.Config)) (g *gateway.Gateway, base string, stop func()) {
-	t.Helper()
-	cfg := gateway.DefaultConfig()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	cfg.BTHost = "127.0.0.1"
-	cfg.BTPort = 0
-	cfg.NoDHT = true
-	cfg.NoUPnP = true
-	cfg.LoopbackWebRTC = true
-	if change != nil {
-		change(&cfg)
-	}
-	g, err := gateway.New(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- g.Serve(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-served:
-				if err != nil {
-					t.Errorf("gateway serve: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("gateway did not stop within 30 s")
-			}
-		})
-	}
-	return g, "http://" + g.Addr().String(), stop
-}
-
 // mediaTorrent is one video file seeded natively and added to a gateway by magnet.
 type mediaTorrent struct {
 	Path     string
@@ -205,7 +174,7 @@ func seedMediaThroughGateway(t testing.TB, name string, change func(*gateway.Con
 	t.Helper()
 	path := testMedia(t, name)
 	seeder := seedFile(t, path, 64<<10)
-	_, base := startGatewayWith(t, change)
+	base := startGateway(t, change).URL
 	v := addMagnet(t, base, seeder.Magnet())
 	fetchMetainfo(t, base, v.InfoHash)
 	return &mediaTorrent{Path: path, Seeder: seeder, Base: base, InfoHash: v.InfoHash, Length: seeder.Info.TotalLength()}

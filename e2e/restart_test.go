@@ -20,16 +20,19 @@ import (
 func TestRestartKeepsTorrentsAndData(t *testing.T) {
 	dataDir := t.TempDir()
 	seeder := startSeeder(t, 3<<20, 64<<10)
-	_, base, stop := startGatewayIn(t, dataDir)
+	first := startGateway(t, inDir(dataDir))
+	base := first.URL
 	v := addMagnet(t, base, seeder.Magnet())
 	if got := streamSHA256(t, base+"/stream/"+v.InfoHash+"/0"); got != seeder.SHA256 {
 		t.Fatal("first run: streamed bytes differ from the seeder's")
 	}
 	waitState(t, base, v.InfoHash, "seeding")
-	stop()
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
 	seeder.Close() // nobody to download from any more
 
-	_, base2, _ := startGatewayIn(t, dataDir)
+	base2 := startGateway(t, inDir(dataDir)).URL
 	after := waitState(t, base2, v.InfoHash, "seeding")
 	if after.Bytes.FromNative != 0 {
 		t.Fatalf("second run downloaded %d bytes; it must use what it verified before", after.Bytes.FromNative)
@@ -49,12 +52,13 @@ func TestRestartKeepsSeededFilesAndForgetsRemoved(t *testing.T) {
 	}
 	seeder := startSeeder(t, 1<<20, 32<<10)
 
-	g, base, stop := startGatewayIn(t, dataDir)
+	first := startGateway(t, inDir(dataDir))
+	base := first.URL
 	parent, info, err := gatewayHashPath(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tor, err := g.AddLocal(parent, info)
+	tor, err := first.Gateway.AddLocal(parent, info)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,9 +70,11 @@ func TestRestartKeepsSeededFilesAndForgetsRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	stop()
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
 
-	_, base2, _ := startGatewayIn(t, dataDir)
+	base2 := startGateway(t, inDir(dataDir)).URL
 	waitState(t, base2, seededIH, "seeding")
 	if got, want := streamSHA256(t, base2+"/stream/"+seededIH+"/0"), sha256.Sum256(content); got != want {
 		t.Fatal("seeded file streams wrong bytes after restart")
@@ -117,5 +123,8 @@ func waitState(t testing.TB, base, ih, state string) torrentView {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// inDir keeps a gateway's data in dir, for a second gateway to start from.
+func inDir(dir string) func(*gateway.Config) { return func(c *gateway.Config) { c.DataDir = dir } }
 
 func gatewayHashPath(p string) (string, *metainfo.Info, error) { return gateway.HashPath(p, nil) }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/swarmgate/swarmgate/gateway"
+	"github.com/swarmgate/swarmgate/internal/gatewaytest"
 	"github.com/swarmgate/swarmgate/internal/peertest"
 )
 
@@ -30,43 +30,11 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("test", t.Name())
 }
 
-// startGateway runs a gateway on loopback with WebRTC restricted to lo.
-func startGateway(t testing.TB) (*gateway.Gateway, string) {
+// startGateway starts a loopback gateway (internal/gatewaytest) logging as the test does, its
+// config changed first by change (nil: none); it stops at the test's cleanup, or at its Close.
+func startGateway(t testing.TB, change func(*gateway.Config)) *gatewaytest.Server {
 	t.Helper()
-	g, base, _ := startGatewayIn(t, t.TempDir())
-	return g, base
-}
-
-// startGatewayIn runs a gateway on loopback with its data in dataDir; it stops at cleanup or when
-// the returned stop is called.
-func startGatewayIn(t testing.TB, dataDir string) (*gateway.Gateway, string, func()) {
-	t.Helper()
-	cfg := gateway.DefaultConfig()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.DataDir = dataDir
-	cfg.BTHost = "127.0.0.1"
-	cfg.BTPort = 0
-	cfg.NoDHT = true
-	cfg.NoUPnP = true
-	cfg.LoopbackWebRTC = true
-	g, err := gateway.New(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- g.Serve(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-served; err != nil {
-				t.Errorf("gateway serve: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return g, "http://" + g.Addr().String(), stop
+	return gatewaytest.New(t, testLogger(t), change)
 }
 
 func startSeeder(t testing.TB, size, pieceLength int64) *peertest.Seeder {
@@ -193,7 +161,7 @@ func downloadedSHA256(t testing.TB, tor *torrent.Torrent) [32]byte {
 // learns of the native peer only from the magnet's x.pe.
 func TestNativeSwarmReachesWebRTCPeer(t *testing.T) {
 	seeder := startSeeder(t, 6<<20, 64<<10)
-	_, base := startGateway(t)
+	base := startGateway(t, nil).URL
 	v := addMagnet(t, base, seeder.Magnet())
 	mi := fetchMetainfo(t, base, v.InfoHash)
 
@@ -240,7 +208,7 @@ func TestNativeSwarmReachesWebRTCPeer(t *testing.T) {
 // of them without stalling, including while it is still fetching from the native swarm.
 func TestDeepPipeliningNeverStalls(t *testing.T) {
 	seeder := startSeeder(t, 8<<20, 256<<10)
-	_, base := startGateway(t)
+	base := startGateway(t, nil).URL
 	v := addMagnet(t, base, seeder.Magnet())
 	fetchMetainfo(t, base, v.InfoHash) // metadata is there
 
@@ -272,7 +240,7 @@ func TestDeepPipeliningNeverStalls(t *testing.T) {
 // the gateway itself has dropped the torrent.
 func TestWebRTCPeersReshare(t *testing.T) {
 	seeder := startSeeder(t, 4<<20, 64<<10)
-	_, base := startGateway(t)
+	base := startGateway(t, nil).URL
 	v := addMagnet(t, base, seeder.Magnet())
 	mi := fetchMetainfo(t, base, v.InfoHash)
 
