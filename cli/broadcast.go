@@ -31,6 +31,8 @@ SWARMGATE_GATEWAY; --token falls back to SWARMGATE_INGEST_TOKEN).
 Flags:
 `
 
+const seeBroadcastHelp = "Run \"swarmgate broadcast --help\" for the flags.\n"
+
 // broadcastCmd runs "swarmgate broadcast": the uploader in live.Broadcast, with flags.
 func broadcastCmd(args []string, stdout, stderr io.Writer) int {
 	var (
@@ -65,11 +67,11 @@ func broadcastCmd(args []string, stdout, stderr io.Writer) int {
 			printFlags(stdout, fs, true)
 			return exitOK
 		}
-		fmt.Fprintf(stderr, "swarmgate: %v\nRun \"swarmgate broadcast --help\" for the flags.\n", err)
+		fmt.Fprintf(stderr, "swarmgate: broadcast: %v\n%s", err, seeBroadcastHelp)
 		return exitUsage
 	}
 	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "swarmgate: broadcast: "+format+"\n", a...)
+		fmt.Fprintf(stderr, "swarmgate: broadcast: "+format+"\n"+seeBroadcastHelp, a...)
 		return exitUsage
 	}
 	u, err := url.Parse(cfg.Gateway)

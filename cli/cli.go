@@ -569,10 +569,10 @@ func serve(args []string, then afterStart, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case then == nil && fs.NArg() > 0:
-		fmt.Fprintf(stderr, "swarmgate: serve takes no arguments, got %q\n", fs.Args())
+		fmt.Fprintf(stderr, "swarmgate: serve takes no arguments, got %q\nRun \"swarmgate serve --help\" for the flags.\n", fs.Args())
 		return exitUsage
 	case then != nil && fs.NArg() == 0:
-		fmt.Fprintln(stderr, "swarmgate: seed needs at least one PATH")
+		fmt.Fprint(stderr, "swarmgate: seed needs at least one PATH\nRun \"swarmgate seed --help\" for how to use it.\n")
 		return exitUsage
 	}
 	for _, p := range fs.Args() {

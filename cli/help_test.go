@@ -249,6 +249,9 @@ func TestUsageErrorsPointAtHelp(t *testing.T) {
 		{[]string{"live", "keygen", "--no-such-flag"}, "unknown flag --no-such-flag", `"swarmgate live keygen --help"`},
 		{[]string{"live", "id"}, "needs --key FILE", `"swarmgate live id --help"`},
 		{[]string{"broadcast", "--no-such-flag"}, "unknown flag --no-such-flag", `"swarmgate broadcast --help"`},
+		{[]string{"broadcast", "--test-source"}, "needs --gateway URL", `"swarmgate broadcast --help"`},
+		{safeArgs(t, "serve", "extra"), "serve takes no arguments", `"swarmgate serve --help"`},
+		{safeArgs(t, "seed"), "seed needs at least one PATH", `"swarmgate seed --help"`},
 	} {
 		code, out, errOut := run(t, tc.args...)
 		lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
