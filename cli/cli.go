@@ -255,7 +255,7 @@ func printFlag(w io.Writer, f *flag.Flag, env bool) {
 	}
 	fmt.Fprintf(w, "  --%s%s\n", f.Name, arg)
 	var notes []string
-	if d := f.DefValue; d != "" && d != "0" && d != "false" {
+	if d := f.DefValue; d != "" && d != "0" && d != "0s" && d != "false" {
 		notes = append(notes, fmt.Sprintf("default %s", d))
 	}
 	if isRepeatable(f) {
