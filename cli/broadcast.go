@@ -31,6 +31,8 @@ SWARMGATE_GATEWAY; --token falls back to SWARMGATE_INGEST_TOKEN).
 Flags:
 `
 
+const seeBroadcastHelp = "Run \"swarmgate broadcast --help\" for the flags.\n"
+
 // broadcastCmd runs "swarmgate broadcast": the uploader in live.Broadcast, with flags.
 func broadcastCmd(args []string, stdout, stderr io.Writer) int {
 	var (
@@ -51,10 +53,6 @@ func broadcastCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.SegmentSeconds, "segment-seconds", cfg.SegmentSeconds, "segment `duration` in seconds, each starting with a keyframe (0.5..10)")
 	fs.StringVar(&cfg.FFmpeg, "ffmpeg", cfg.FFmpeg, "the ffmpeg `binary`")
 	fs.StringVar(&logLevel, "log-level", logLevel, "log `level`: debug, info, warn or error")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, broadcastUsage)
-		printFlags(stderr, fs)
-	}
 	fs.SetOutput(io.Discard)
 	env := func(name string) string {
 		v := os.Getenv(name)
@@ -65,14 +63,15 @@ func broadcastCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := parseFlags(fs, args, env); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
+			fmt.Fprint(stdout, broadcastUsage)
+			printFlags(stdout, fs, true)
 			return exitOK
 		}
-		fmt.Fprintf(stderr, "swarmgate: %v\nRun \"swarmgate broadcast --help\" for the flags.\n", err)
+		fmt.Fprintf(stderr, "swarmgate: broadcast: %v\n%s", err, seeBroadcastHelp)
 		return exitUsage
 	}
 	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "swarmgate: broadcast: "+format+"\n", a...)
+		fmt.Fprintf(stderr, "swarmgate: broadcast: "+format+"\n"+seeBroadcastHelp, a...)
 		return exitUsage
 	}
 	u, err := url.Parse(cfg.Gateway)

@@ -65,8 +65,8 @@ func TestBroadcastUsageErrors(t *testing.T) {
 	if code != exitFailure || !strings.Contains(errOut, "apt-get install ffmpeg") {
 		t.Errorf("without ffmpeg: exit %d, stderr %q", code, errOut)
 	}
-	if code, _, errOut := run(t, "broadcast", "--help"); code != exitOK || !strings.Contains(errOut, "SWARMGATE_SEGMENT_SECONDS") {
-		t.Errorf("--help: exit %d, %q", code, errOut)
+	if code, out, errOut := run(t, "broadcast", "--help"); code != exitOK || errOut != "" || !strings.Contains(out, "SWARMGATE_SEGMENT_SECONDS") {
+		t.Errorf("--help: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
 

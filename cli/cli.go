@@ -1,5 +1,6 @@
-// Package cli is swarmgate's command line: flags with environment twins, the serve, seed and
-// version commands, logging setup and signal handling. It holds no gateway logic.
+// Package cli is swarmgate's command line: its commands (serve, seed, broadcast, live, health,
+// version, help) and their help, flags with environment twins and a config file, logging setup and
+// signal handling. It holds no gateway logic.
 package cli
 
 import (
@@ -14,6 +15,7 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,50 +38,141 @@ const (
 const envPrefix = "SWARMGATE_"
 
 // Run executes the command line args (without the program name) and returns the exit code.
+// Help asked for goes to stdout with exit code 0; a usage mistake gets one line on stderr that
+// points at the help, and exit code 2.
 func Run(args []string, stdout, stderr io.Writer) int {
-	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
+	if len(args) == 0 {
+		// Nothing is started without a command: a bare "swarmgate" is what people type to learn
+		// what the tool is, not to open ports on every interface and write a data folder here.
+		usage(stderr)
+		fmt.Fprintln(stderr, "\nswarmgate: no command given. To start a gateway: swarmgate serve (or swarmgate serve --demo)")
+		return exitUsage
 	}
+	cmd, args := args[0], args[1:]
 	switch cmd {
 	case "serve":
 		return serve(args, nil, stdout, stderr)
 	case "seed":
 		return serve(args, seedPaths, stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "swarmgate", versionString())
-		return exitOK
+	case "version", "--version", "-version", "-v":
+		return version(cmd, args, stdout, stderr)
 	case "health":
 		return health(args, stdout, stderr)
 	case "live":
 		return liveCmd(args, stdout, stderr)
 	case "broadcast":
 		return broadcastCmd(args, stdout, stderr)
-	case "help":
-		usage(stderr)
-		return exitOK
-	default:
-		fmt.Fprintf(stderr, "swarmgate: unknown command %q\n\n", cmd)
-		usage(stderr)
-		return exitUsage
+	case "help", "--help", "-help", "-h":
+		return help(args, stdout, stderr)
 	}
+	if strings.HasPrefix(cmd, "-") {
+		fmt.Fprintf(stderr, "swarmgate: %s: flags go after a command, e.g. \"swarmgate serve %s\"\n%s", cmd, cmd, seeHelp)
+	} else {
+		fmt.Fprintf(stderr, "swarmgate: unknown command %q\n%s", cmd, seeHelp)
+	}
+	return exitUsage
+}
+
+// seeHelp ends a usage mistake's message.
+const seeHelp = "Run \"swarmgate help\" for the commands.\n"
+
+type commandLine struct{ name, summary string }
+
+// commands is the command list of the usage, in the order a new user needs them. Each name (its
+// words after "swarmgate") also works after "swarmgate help".
+var commands = []commandLine{
+	{"serve", "run the gateway until stopped (try it: swarmgate serve --demo)"},
+	{"seed", "hash files or folders, seed them from a gateway and print their magnets"},
+	{"broadcast", "send a video file or URL live to a gateway, or a test pattern (--test-source)"},
+	{"live keygen", "make a live stream's broadcaster key and print its stream id"},
+	{"live id", "print the stream id of a broadcaster key"},
+	{"health", "exit 0 if a gateway answers /readyz (container health checks)"},
+	{"version", "print the version (also: swarmgate --version)"},
+	{"help", "print this list, or a command's help: swarmgate help COMMAND"},
 }
 
 func usage(w io.Writer) {
-	fmt.Fprint(w, `Usage:
-  swarmgate [serve] [flags]          run the gateway (the default command)
-  swarmgate seed [flags] PATH...     hash files or folders, seed them and print their magnets
-  swarmgate version                  print the version
-  swarmgate health [--url URL]       exit 0 if the gateway answers /readyz (container health checks)
-  swarmgate live keygen --out FILE   make a live stream's broadcaster key and print its stream id
-  swarmgate broadcast --gateway URL --token TOKEN --key FILE [--loop] INPUT
-                                     send INPUT live to a gateway (ffmpeg, signed segments)
+	fmt.Fprint(w, `Usage: swarmgate COMMAND [flags] [arguments]
 
-Run "swarmgate serve --help" for the flags. Every flag has an environment twin
-(--http-addr is SWARMGATE_HTTP_ADDR, and so on) and a config file line (http-addr = :8080,
-read with --config FILE or SWARMGATE_CONFIG=FILE).
+swarmgate puts BitTorrent video in the browser: it joins BitTorrent swarms as a native peer and
+bridges their pieces to browsers over WebRTC, with a player, an HTTP API and a WebTorrent tracker.
+
+Commands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `
+"swarmgate serve" starts a gateway (on :8080, every interface); a bare "swarmgate" starts nothing.
+"swarmgate help COMMAND" or "swarmgate COMMAND --help" says what a command does and lists its flags.
+The flags of serve, seed and broadcast have environment twins (--http-addr is SWARMGATE_HTTP_ADDR);
+serve's and seed's may also come from a config file ("http-addr = :8080" in the file that --config
+FILE or SWARMGATE_CONFIG=FILE names).
 `)
 }
+
+// help runs "swarmgate help [COMMAND]": the command's own --help, so that each help text lives
+// with its command.
+func help(args []string, stdout, stderr io.Writer) int {
+	switch {
+	case len(args) == 0 || asksHelp(args[0]):
+		usage(stdout)
+		return exitOK
+	case args[0] == "live":
+		if len(args) == 1 {
+			return liveCmd([]string{"help"}, stdout, stderr)
+		}
+		return liveCmd([]string{args[1], "--help"}, stdout, stderr)
+	case slices.ContainsFunc(commands, func(c commandLine) bool { return c.name == args[0] }):
+		return Run([]string{args[0], "--help"}, stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "swarmgate: help: unknown command %q\n%s", strings.Join(args, " "), seeHelp)
+	return exitUsage
+}
+
+// asksHelp reports whether arg asks for help where a command or flag could stand.
+func asksHelp(arg string) bool {
+	return arg == "help" || arg == "--help" || arg == "-help" || arg == "-h"
+}
+
+// version prints the version; it takes no arguments.
+func version(cmd string, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		if cmd == "version" && len(args) == 1 && asksHelp(args[0]) {
+			fmt.Fprint(stdout, `Usage: swarmgate version
+
+Prints swarmgate's version: the one set at build time (make build sets it from git describe),
+else the Go module's, else "dev". "swarmgate --version" does the same.
+`)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "swarmgate: %s takes no arguments, got %q\n%s", cmd, args, seeHelp)
+		return exitUsage
+	}
+	fmt.Fprintln(stdout, "swarmgate", versionString())
+	return exitOK
+}
+
+const serveHelp = `Usage: swarmgate serve [flags]
+
+Runs the gateway until Ctrl-C or SIGTERM (the first drains, a second stops at once). It joins
+BitTorrent swarms as a native peer (TCP, uTP, DHT, trackers), runs a WebTorrent tracker on a
+websocket, bridges pieces to browsers over WebRTC, and serves the pages, the HTTP API, streams and
+the webseed on --http-addr (default :8080, every interface). --demo seeds a built-in video to try
+it with; torrents are added over the API or the home page.
+`
+
+const seedHelp = `Usage: swarmgate seed [flags] PATH...
+
+Hashes each PATH (a file, or a folder as one torrent) with a progress bar, then runs a gateway
+that seeds them in place (read where they are, never copied), prints each one's magnet and watch
+URL and serves until Ctrl-C or SIGTERM. Flags go before the first PATH.
+
+The gateway is serve's, so seed takes serve's flags for listening, peers, disk, access, limits and
+logs; serve's live-stream flags (--ingest-token, --relay, --live-window, --live-max-bytes,
+--max-live-streams) and --demo are serve's only, and a config file's lines for them are skipped
+here. It listens on --http-addr and --bt-port like serve: beside a running gateway, give it others.
+`
 
 // settingsHelp explains, in serve's and seed's help, where settings come from.
 const settingsHelp = `
@@ -91,31 +184,90 @@ The config file holds one "flag-name = value" a line, the names exactly the flag
 "http-addr = :8080" or "no-dht = true". # starts a comment (at the start of a line, or after a
 space); a value in double quotes keeps spaces and #; a repeatable flag takes one line per value.
 An unknown name or a bad value stops swarmgate with the file, line and setting (exit code 2).
-
-Flags:
 `
 
-// printFlags lists every flag of fs with its environment twin. Unlike flag.PrintDefaults it shows
-// the twins, and which flags repeat.
-func printFlags(w io.Writer, fs *flag.FlagSet) {
+// serveOnly are serve's flags that seed has not: seed's gateway seeds the paths it is given and
+// holds no live streams.
+var serveOnly = map[string]bool{
+	"demo": true, "ingest-token": true, "relay": true, "live-window": true, "live-max-bytes": true, "max-live-streams": true,
+}
+
+// flagSections groups serve's and seed's flags in their help, in this order. A flag missing here
+// is still listed, under "Other" (TestFlagSections keeps that from happening).
+var flagSections = []struct {
+	title string
+	names []string
+}{
+	{"Settings", []string{"config", "demo"}},
+	{"HTTP", []string{"http-addr", "public-url", "metrics-addr"}},
+	{"Peers: BitTorrent and WebRTC", []string{"bt-port", "no-dht", "no-upnp", "webrtc-udp-port", "public-ip", "ice-server"}},
+	{"Disk and bandwidth", []string{"data-dir", "cache-size", "idle-timeout", "upload-rate"}},
+	{"Access", []string{"admin-token", "allow-add", "allow-infohash", "allow-infohash-file", "cors-origins", "embed-origins", "trusted-proxy"}},
+	{"Limits", []string{"max-torrents", "max-ws-per-ip", "max-swarms-per-socket", "max-message-bytes", "max-offers-per-sec", "max-webrtc-peers", "max-webrtc-peers-per-torrent"}},
+	{"Live streams", []string{"ingest-token", "relay", "live-window", "live-max-bytes", "max-live-streams"}},
+	{"Logs", []string{"log-level", "log-format", "access-log"}},
+}
+
+// printFlagSections lists the flags of fs under flagSections' titles, with their environment
+// twins.
+func printFlagSections(w io.Writer, fs *flag.FlagSet) {
+	listed := map[string]bool{}
+	section := func(title string, flags []*flag.Flag) {
+		if len(flags) == 0 {
+			return
+		}
+		fmt.Fprintf(w, "\n%s:\n", title)
+		for _, f := range flags {
+			printFlag(w, f, true)
+			listed[f.Name] = true
+		}
+	}
+	for _, s := range flagSections {
+		var flags []*flag.Flag
+		for _, name := range s.names {
+			if f := fs.Lookup(name); f != nil {
+				flags = append(flags, f)
+			}
+		}
+		section(s.title, flags)
+	}
+	var rest []*flag.Flag
 	fs.VisitAll(func(f *flag.Flag) {
-		arg, usage := flag.UnquoteUsage(f)
-		if arg != "" && !isBoolFlag(f) {
-			arg = " " + arg
-		} else {
-			arg = ""
+		if !listed[f.Name] {
+			rest = append(rest, f)
 		}
-		fmt.Fprintf(w, "  --%s%s\n", f.Name, arg)
-		var notes []string
-		if d := f.DefValue; d != "" && d != "0" && d != "false" {
-			notes = append(notes, fmt.Sprintf("default %s", d))
-		}
-		if isRepeatable(f) {
-			notes = append(notes, "repeatable")
-		}
-		notes = append(notes, "env "+envName(f.Name))
-		fmt.Fprintf(w, "      %s\n      (%s)\n", usage, strings.Join(notes, "; "))
 	})
+	section("Other", rest)
+}
+
+// printFlags lists every flag of fs, with its environment twin when env is set. Unlike
+// flag.PrintDefaults it shows the twins, and which flags repeat.
+func printFlags(w io.Writer, fs *flag.FlagSet, env bool) {
+	fs.VisitAll(func(f *flag.Flag) { printFlag(w, f, env) })
+}
+
+func printFlag(w io.Writer, f *flag.Flag, env bool) {
+	arg, usage := flag.UnquoteUsage(f)
+	if arg != "" && !isBoolFlag(f) {
+		arg = " " + arg
+	} else {
+		arg = ""
+	}
+	fmt.Fprintf(w, "  --%s%s\n", f.Name, arg)
+	var notes []string
+	if d := f.DefValue; d != "" && d != "0" && d != "0s" && d != "false" {
+		notes = append(notes, fmt.Sprintf("default %s", d))
+	}
+	if isRepeatable(f) {
+		notes = append(notes, "repeatable")
+	}
+	if env {
+		notes = append(notes, "env "+envName(f.Name))
+	}
+	fmt.Fprintf(w, "      %s\n", usage)
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "      (%s)\n", strings.Join(notes, "; "))
+	}
 }
 
 func versionString() string {
@@ -153,6 +305,7 @@ func (o *options) finish() error {
 	return nil
 }
 
+// newFlagSet makes serve's flags (name "serve"), or seed's: serve's but the serveOnly ones.
 func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -194,7 +347,17 @@ func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "log `format`: text or json")
 	fs.StringVar(&c.AccessLog, "access-log", c.AccessLog, "HTTP access log (`mode`): on (page views, API changes, websockets and errors at info; media, uploads and polling at debug), all (every request at info) or off")
-	return fs
+	if name != "seed" {
+		return fs
+	}
+	seed := flag.NewFlagSet(name, flag.ContinueOnError)
+	seed.SetOutput(stderr)
+	fs.VisitAll(func(f *flag.Flag) {
+		if !serveOnly[f.Name] {
+			seed.Var(f.Value, f.Name, f.Usage)
+		}
+	})
+	return seed
 }
 
 // parseFlags parses args, then fills every flag not given on the command line from its
@@ -238,8 +401,15 @@ func parseFlags(fs *flag.FlagSet, args []string, env func(string) string) error 
 // flagValueError is how the flag package reports a bad value on the command line.
 var flagValueError = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-([^:]+): (.*)$`)
 
-// explainParseError turns the flag package's "parse error" into what the flag wants.
+// flagUndefined is how the flag package reports a flag it does not know.
+var flagUndefined = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
+
+// explainParseError turns the flag package's "parse error" into what the flag wants, and its
+// "flag provided but not defined: -x" into an *unknownFlagError.
 func explainParseError(fs *flag.FlagSet, err error) error {
+	if m := flagUndefined.FindStringSubmatch(err.Error()); m != nil {
+		return &unknownFlagError{m[1]}
+	}
 	m := flagValueError.FindStringSubmatch(err.Error())
 	if m == nil {
 		return err
@@ -250,6 +420,11 @@ func explainParseError(fs *flag.FlagSet, err error) error {
 	}
 	return fmt.Errorf("--%s %q: %s", f.Name, m[1], explain(f, errors.New(m[3])))
 }
+
+// unknownFlagError is a flag on the command line that the command has not.
+type unknownFlagError struct{ name string }
+
+func (e *unknownFlagError) Error() string { return "unknown flag --" + e.name }
 
 type repeatable interface{ repeatable() }
 
@@ -373,33 +548,31 @@ func serve(args []string, then afterStart, stdout, stderr io.Writer) int {
 		name = "seed"
 	}
 	fs := newFlagSet(name, &o, stderr)
-	fs.Usage = func() {
-		w := fs.Output()
-		if then != nil {
-			fmt.Fprintln(w, "Usage: swarmgate seed [flags] PATH...")
-		} else {
-			fmt.Fprintln(w, "Usage: swarmgate serve [flags]")
-		}
-		fmt.Fprint(w, settingsHelp)
-		printFlags(w, fs)
-	}
 	// The flag package would print the whole usage after every mistake; one line says more.
 	fs.SetOutput(io.Discard)
 	if err := parseFlags(fs, args, os.Getenv); err != nil {
-		fs.SetOutput(stderr)
 		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
+			if then != nil {
+				fmt.Fprint(stdout, seedHelp)
+			} else {
+				fmt.Fprint(stdout, serveHelp)
+			}
+			fmt.Fprint(stdout, settingsHelp)
+			printFlagSections(stdout, fs)
 			return exitOK
 		}
-		fmt.Fprintf(stderr, "swarmgate: %v\nRun \"swarmgate %s --help\" for the flags.\n", err, name)
+		if u := (*unknownFlagError)(nil); errors.As(err, &u) && then != nil && serveOnly[u.name] {
+			err = fmt.Errorf("--%s is serve's only: seed's gateway holds no live streams and no demo", u.name)
+		}
+		fmt.Fprintf(stderr, "swarmgate: %s: %v\nRun \"swarmgate %s --help\" for the flags.\n", name, err, name)
 		return exitUsage
 	}
 	switch {
 	case then == nil && fs.NArg() > 0:
-		fmt.Fprintf(stderr, "swarmgate: serve takes no arguments, got %q\n", fs.Args())
+		fmt.Fprintf(stderr, "swarmgate: serve takes no arguments, got %q\nRun \"swarmgate serve --help\" for the flags.\n", fs.Args())
 		return exitUsage
 	case then != nil && fs.NArg() == 0:
-		fmt.Fprintln(stderr, "swarmgate: seed needs at least one PATH")
+		fmt.Fprint(stderr, "swarmgate: seed needs at least one PATH\nRun \"swarmgate seed --help\" for how to use it.\n")
 		return exitUsage
 	}
 	for _, p := range fs.Args() {

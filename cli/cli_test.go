@@ -121,24 +121,24 @@ func TestHelp(t *testing.T) {
 	clearEnv(t)
 	for _, cmd := range []string{"serve", "seed"} {
 		for _, h := range []string{"--help", "-h"} {
-			code, _, errOut := run(t, cmd, h)
-			if code != exitOK {
-				t.Errorf("%s %s: exit %d, want 0", cmd, h, code)
+			code, out, errOut := run(t, cmd, h)
+			if code != exitOK || errOut != "" {
+				t.Errorf("%s %s: exit %d, stderr %q; want 0 and the help on stdout", cmd, h, code, errOut)
 			}
-			if !strings.Contains(errOut, "SWARMGATE_") {
-				t.Errorf("%s %s: help does not mention the SWARMGATE_ environment twins:\n%s", cmd, h, errOut)
+			if !strings.Contains(out, "SWARMGATE_") {
+				t.Errorf("%s %s: help does not mention the SWARMGATE_ environment twins:\n%s", cmd, h, out)
 			}
 			o := options{cfg: gateway.DefaultConfig()}
 			newFlagSet(cmd, &o, io.Discard).VisitAll(func(f *flag.Flag) {
-				if !strings.Contains(errOut, "-"+f.Name) {
+				if !strings.Contains(out, "-"+f.Name) {
 					t.Errorf("%s %s: help does not list -%s", cmd, h, f.Name)
 				}
 			})
 		}
 	}
-	code, _, errOut := run(t, "help")
-	if code != exitOK || !strings.Contains(errOut, "serve") || !strings.Contains(errOut, "seed") {
-		t.Errorf("help: exit %d, %q", code, errOut)
+	code, out, errOut := run(t, "help")
+	if code != exitOK || errOut != "" || !strings.Contains(out, "serve") || !strings.Contains(out, "seed") {
+		t.Errorf("help: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
 

@@ -61,6 +61,9 @@ func applyConfigFile(fs *flag.FlagSet, path string, skip func(name string) bool)
 		case key == configFlag:
 			bad("config: a config file cannot name another one")
 			continue
+		case f == nil && serveOnly[key] && fs.Name() == "seed":
+			// One file may serve both commands; seed's gateway has no use for these.
+			continue
 		case f == nil:
 			bad("unknown setting %q%s", key, suggest(fs, key))
 			continue
@@ -146,7 +149,7 @@ func suggest(fs *flag.FlagSet, key string) string {
 	if k != key && k != configFlag && fs.Lookup(k) != nil {
 		return fmt.Sprintf(" (did you mean %s?)", k)
 	}
-	return " (see swarmgate serve --help for the settings)"
+	return fmt.Sprintf(" (see swarmgate %s --help for the settings)", fs.Name())
 }
 
 func isBoolFlag(f *flag.Flag) bool {

@@ -282,7 +282,7 @@ func TestFlagErrorsSayWhy(t *testing.T) {
 func TestHelpDocumentsSources(t *testing.T) {
 	clearEnv(t)
 	for _, cmd := range []string{"serve", "seed"} {
-		code, _, help := run(t, cmd, "--help")
+		code, help, _ := run(t, cmd, "--help")
 		if code != exitOK {
 			t.Fatalf("%s --help: exit %d", cmd, code)
 		}

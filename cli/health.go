@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,22 +14,35 @@ import (
 	"github.com/swarmgate/swarmgate/gateway"
 )
 
+const healthHelp = `Usage: swarmgate health [--url URL] [--config FILE] [--timeout 5s]
+
+Asks a gateway's /readyz and exits 0 when it answers 2xx (printing "healthy"), 1 when it does not
+(draining for shutdown, down or unreachable): a container HEALTHCHECK without curl in the image.
+By default it asks the gateway on this machine, on the port serve would listen on: from
+SWARMGATE_HTTP_ADDR, else http-addr in the config file, else 8080.
+
+Flags:
+`
+
 // health probes a gateway's /readyz (or any URL) and exits 0 when it answers 2xx: a container
 // HEALTHCHECK without curl in the image.
 func health(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("health", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	url := fs.String("url", "", "`URL` to probe (default: /readyz on the port serve would listen on, from SWARMGATE_HTTP_ADDR or the config file)")
 	config := fs.String(configFlag, "", "the serve config `file` to take http-addr from (default: SWARMGATE_CONFIG)")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this `duration`")
 	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, healthHelp)
+			printFlags(stdout, fs, false)
 			return exitOK
 		}
+		fmt.Fprintf(stderr, "swarmgate: health: %v\nRun \"swarmgate health --help\" for the flags.\n", explainParseError(fs, err))
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "swarmgate: health takes no arguments, got %q\n", fs.Args())
+		fmt.Fprintf(stderr, "swarmgate: health takes no arguments, got %q\nRun \"swarmgate health --help\" for the flags.\n", fs.Args())
 		return exitUsage
 	}
 	if *url == "" {

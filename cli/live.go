@@ -18,6 +18,17 @@ const liveUsage = `Usage:
 The stream id is the key's public half: gateways, relays and browsers check the stream's
 signatures with it and never need the key file. Keep the file secret and backed up: whoever
 holds it can broadcast as the stream, and a lost key is a lost stream id.
+"swarmgate live keygen --help" and "swarmgate live id --help" say more.
+`
+
+const keygenAbout = `Makes a new live stream: writes its broadcaster key (an Ed25519 private key) to FILE, which must
+not exist, and prints the stream id, the key's public half that names the stream in its URLs.
+Keep the file secret and backed up: whoever holds it can broadcast as the stream, and a lost key
+is a lost stream id. swarmgate broadcast --key FILE sends video as the stream.
+`
+
+const idAbout = `Prints the stream id of the broadcaster key in FILE (made by swarmgate live keygen): the id its
+stream is watched at, /live/<stream id>, and that relays follow.
 `
 
 // liveCmd runs "swarmgate live ...": the live streams' keys for now.
@@ -32,46 +43,44 @@ func liveCmd(args []string, stdout, stderr io.Writer) int {
 		return liveKeygen(args, stdout, stderr)
 	case "id":
 		return liveID(args, stdout, stderr)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stderr, liveUsage)
-		return exitOK
-	default:
-		fmt.Fprintf(stderr, "swarmgate: unknown live subcommand %q\n\n%s", sub, liveUsage)
-		return exitUsage
 	}
+	if asksHelp(sub) {
+		fmt.Fprint(stdout, liveUsage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "swarmgate: unknown live subcommand %q\nRun \"swarmgate live help\" for its subcommands.\n", sub)
+	return exitUsage
 }
 
 // liveFlags parses one path flag and no arguments; code is < 0 when the command should go on.
-func liveFlags(cmd, name, usage string, args []string, stderr io.Writer) (path string, code int) {
+// about says what the command does, for its help.
+func liveFlags(cmd, about, name, usage string, args []string, stdout, stderr io.Writer) (path string, code int) {
 	fs := flag.NewFlagSet("live "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	p := fs.String(name, "", usage)
-	help := func() {
-		fmt.Fprintf(stderr, "Usage: swarmgate live %s --%s FILE\n\n", cmd, name)
-		fs.SetOutput(stderr)
-		fs.PrintDefaults()
-	}
+	seeHelp := fmt.Sprintf("Run \"swarmgate live %s --help\" for the flags.\n", cmd)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			help()
+			fmt.Fprintf(stdout, "Usage: swarmgate live %s --%s FILE\n\n%s\nFlags:\n", cmd, name, about)
+			printFlags(stdout, fs, false)
 			return "", exitOK
 		}
-		fmt.Fprintf(stderr, "swarmgate: %v\nRun \"swarmgate live %s --help\" for the flags.\n", err, cmd)
+		fmt.Fprintf(stderr, "swarmgate: live %s: %v\n%s", cmd, explainParseError(fs, err), seeHelp)
 		return "", exitUsage
 	}
 	switch {
 	case fs.NArg() > 0:
-		fmt.Fprintf(stderr, "swarmgate: live %s takes no arguments, got %q\n", cmd, fs.Args())
+		fmt.Fprintf(stderr, "swarmgate: live %s takes no arguments, got %q\n%s", cmd, fs.Args(), seeHelp)
 		return "", exitUsage
 	case *p == "":
-		fmt.Fprintf(stderr, "swarmgate: live %s needs --%s FILE\n", cmd, name)
+		fmt.Fprintf(stderr, "swarmgate: live %s needs --%s FILE\n%s", cmd, name, seeHelp)
 		return "", exitUsage
 	}
 	return *p, -1
 }
 
 func liveKeygen(args []string, stdout, stderr io.Writer) int {
-	path, code := liveFlags("keygen", "out", "write the new private key to `FILE` (PKCS#8 PEM, mode 0600); it must not exist", args, stderr)
+	path, code := liveFlags("keygen", keygenAbout, "out", "write the new private key to `FILE` (PKCS#8 PEM, mode 0600); it must not exist", args, stdout, stderr)
 	if code >= 0 {
 		return code
 	}
@@ -89,7 +98,7 @@ func liveKeygen(args []string, stdout, stderr io.Writer) int {
 }
 
 func liveID(args []string, stdout, stderr io.Writer) int {
-	path, code := liveFlags("id", "key", "the broadcaster's private key `FILE`", args, stderr)
+	path, code := liveFlags("id", idAbout, "key", "the broadcaster's private key `FILE`", args, stdout, stderr)
 	if code >= 0 {
 		return code
 	}

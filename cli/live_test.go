@@ -95,13 +95,13 @@ func TestLiveErrors(t *testing.T) {
 func TestLiveHelp(t *testing.T) {
 	clearEnv(t)
 	for _, args := range [][]string{{"live", "help"}, {"live", "--help"}, {"live", "keygen", "--help"}, {"live", "id", "-h"}} {
-		code, _, errOut := run(t, args...)
-		if code != exitOK || !strings.Contains(errOut, "live") {
-			t.Errorf("Run(%q): exit %d, %q", args, code, errOut)
+		code, out, errOut := run(t, args...)
+		if code != exitOK || errOut != "" || !strings.Contains(out, "swarmgate live") {
+			t.Errorf("Run(%q): exit %d, stdout %q, stderr %q", args, code, out, errOut)
 		}
 	}
-	if code, _, errOut := run(t, "help"); code != exitOK || !strings.Contains(errOut, "swarmgate live keygen --out FILE") {
-		t.Errorf("the main usage does not list live keygen: %q", errOut)
+	if code, out, _ := run(t, "help"); code != exitOK || !strings.Contains(out, "live keygen") || !strings.Contains(out, "live id") {
+		t.Errorf("the main usage does not list live keygen and live id: %q", out)
 	}
 }
 
