@@ -53,6 +53,9 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	case "serve":
 		return serve(args, nil, stdout, stderr)
 	case "seed":
+		if wantsGateway(args) {
+			return seedInto(args, stdout, stderr)
+		}
 		return serve(args, seedPaths, stdout, stderr)
 	case "version", "--version", "-version", "-v":
 		return version(cmd, args, stdout, stderr)
@@ -553,7 +556,7 @@ func serve(args []string, then afterStart, stdout, stderr io.Writer) int {
 	if err := parseFlags(fs, args, os.Getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			if then != nil {
-				fmt.Fprint(stdout, seedHelp)
+				fmt.Fprint(stdout, seedHelp, seedIntoHelp)
 			} else {
 				fmt.Fprint(stdout, serveHelp)
 			}
