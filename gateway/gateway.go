@@ -23,6 +23,7 @@ import (
 
 	"github.com/swarmgate/swarmgate/bridge"
 	"github.com/swarmgate/swarmgate/live"
+	"github.com/swarmgate/swarmgate/live/segtorrent"
 	"github.com/swarmgate/swarmgate/piececache"
 	"github.com/swarmgate/swarmgate/registry"
 	"github.com/swarmgate/swarmgate/signaling"
@@ -66,9 +67,9 @@ type Gateway struct {
 	addMu       sync.Mutex // serialises API adds, so that MaxTorrents holds
 	metrics     *metrics
 	live        *live.Origin
-	segments    *segmentTorrents // live segments over BitTorrent
-	draining    atomic.Bool      // /readyz answers 503 once shutdown began
-	uploadLimit *rate.Limiter    // nil without a cap
+	segments    *segtorrent.Torrents // live segments over BitTorrent
+	draining    atomic.Bool          // /readyz answers 503 once shutdown began
+	uploadLimit *rate.Limiter        // nil without a cap
 	// torrentFetcher fetches .torrent files by URL for the API, public addresses only.
 	torrentFetcher *http.Client
 	probes         *probes // what media files hold
@@ -246,7 +247,11 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 			return nil, &FieldError{Field: "MetricsAddr", Err: fmt.Errorf("%s: %w", cfg.MetricsAddr, err)}
 		}
 	}
-	g.segments = newSegmentTorrents(g.client)
+	segCfg := segtorrent.DefaultConfig()
+	segCfg.Client = g.client
+	if g.segments, err = segtorrent.New(segCfg, log); err != nil {
+		return nil, fmt.Errorf("live segment torrents: %w", err)
+	}
 	if g.live, err = g.newLiveOrigin(); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 
@@ -19,13 +22,62 @@ func (g *Gateway) newLiveOrigin() (*live.Origin, error) {
 	cfg.MaxStreams = g.cfg.MaxLiveStreams
 	cfg.MaxBytes = g.cfg.LiveMaxBytes
 	cfg.OnSegment = func(id live.StreamID, seg live.Segment) {
-		if err := g.segments.seed(id, seg); err != nil {
+		if err := g.segments.Seed(id, seg); err != nil {
 			g.log.Warn("seeding a live segment over BitTorrent failed", "stream", id, "seq", seg.Seq, "err", err)
 		}
 	}
 	cfg.BitTorrentPort = g.btPort
 	cfg.BrowserPeers = func(id live.StreamID) int { return g.tracker.SwarmStats(LiveSwarmInfoHash(id)).Peers }
 	return live.NewOrigin(cfg, g.rootLog)
+}
+
+// startRelays follows each stream named by --relay, grouping the URLs of one stream as its
+// sources; the segments come over BitTorrent through g.segments.
+func (g *Gateway) startRelays() error {
+	var order []live.StreamID
+	sources := map[live.StreamID][]string{}
+	for _, raw := range g.cfg.Relays {
+		_, id, err := live.ParseStreamURL(raw)
+		if err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+		if _, ok := sources[id]; !ok {
+			order = append(order, id)
+		}
+		sources[id] = append(sources[id], raw)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-g.stop
+		cancel()
+	}()
+	for _, id := range order {
+		rc := live.DefaultRelayConfig()
+		rc.Stream, rc.Sources, rc.Origin, rc.Fetcher = id, sources[id], g.live, g.segments
+		r, err := live.NewRelay(rc, g.rootLog)
+		if err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+		if err := g.live.Follow(id, r.Status); err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+		g.log.Info("relaying live stream", "stream", id, "sources", sources[id])
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			r.Run(ctx)
+		}()
+	}
+	return nil
+}
+
+// btPort is the port of the BitTorrent listener, 0 if none: live states report it, so that
+// relays know where to fetch segments.
+func (g *Gateway) btPort() int {
+	if a, ok := g.BTAddr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
 }
 
 // liveRoutes mounts the live origin, which routes its own paths (see live.Origin), beside the

@@ -9,8 +9,8 @@
 // Each of Origin, Window, Relay and Broadcast takes a config that starts from its Default…Config
 // and is checked by Validate, which reports every unusable field by name under ErrInvalidConfig;
 // a nil logger discards. The package knows nothing of the gateway, BitTorrent clients or
-// command-line flags: the gateway supplies the fetcher and the hooks, the CLI words errors in
-// its flags.
+// command-line flags: the gateway supplies the fetcher (live/segtorrent's, over its anacrolix
+// client) and the hooks, the CLI words errors in its flags.
 //
 // Trust model. A stream is named by its broadcaster's ed25519 public key (StreamID, 52 characters
 // of lowercase base32), so the name is the key. Only the broadcaster holds the private key: it
