@@ -56,7 +56,7 @@ func TestAddByURL(t *testing.T) {
 		{map[string]string{"url": srv.URL + "/ftp"}, 400, "only http and https"},
 		{map[string]string{"url": "file:///etc/passwd"}, 400, "http or https"},
 		{map[string]string{"url": "http://user:pw@example.org/x.torrent"}, 400, "user name"},
-		{map[string]string{"url": srv.URL + "/talk.torrent", "magnet": seeder.Magnet()}, 400, "one of magnet, infohash or url"},
+		{map[string]string{"url": srv.URL + "/talk.torrent", "magnet": seeder.Magnet()}, 400, "one of magnet, infohash, url or path"},
 	} {
 		res := r.postJSON(t, tc.body)
 		wantJSONError(t, tc.body["url"], res, tc.status)
