@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/swarmgate/swarmgate/gateway"
+	"github.com/swarmgate/swarmgate/internal/peertest"
 )
 
 // The browser tests play real video: scripts/make-test-media.sh makes it with ffmpeg once per
@@ -109,20 +110,11 @@ func seedFile(t testing.TB, path string, pieceLength int64) *fileSeeder {
 	mi := &metainfo.MetaInfo{InfoBytes: infoBytes}
 
 	dir := filepath.Dir(path)
-	cfg := torrent.NewDefaultClientConfig()
-	cfg.DataDir = dir
+	cfg := peertest.LoopbackClientConfig(dir)
 	cfg.DefaultStorage = storage.NewFileOpts(storage.NewFileClientOpts{
 		ClientBaseDir:   dir,
 		PieceCompletion: storage.NewMapPieceCompletion(),
 	})
-	cfg.SetListenAddr("127.0.0.1:0")
-	cfg.NoDHT = true
-	cfg.DisableUTP = true
-	cfg.DisableIPv6 = true
-	cfg.DisableWebtorrent = true
-	cfg.DisablePEX = true
-	cfg.NoDefaultPortForwarding = true
-	cfg.Seed = true
 	cfg.Slogger = testLogger(t).With("component", "seeder")
 	cl, err := torrent.NewClient(cfg)
 	if err != nil {

@@ -59,12 +59,8 @@ func startNode(t *testing.T, dir string, mutate func(*Config)) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tcfg := torrent.NewDefaultClientConfig()
-	tcfg.DataDir = dir
+	tcfg := peertest.LoopbackClientConfig(dir)
 	tcfg.DefaultStorage = cache.Storage()
-	tcfg.SetListenAddr("127.0.0.1:0")
-	tcfg.NoDHT, tcfg.DisableUTP, tcfg.DisableIPv6, tcfg.DisableWebtorrent = true, true, true, true
-	tcfg.NoDefaultPortForwarding = true
 	tcfg.Slogger = testLogger(t)
 	client, err := torrent.NewClient(tcfg)
 	if err != nil {

@@ -63,20 +63,11 @@ func SeedPath(path string, pieceLength int64, log *slog.Logger, opts ...SeedOpti
 	}
 	mi := &metainfo.MetaInfo{InfoBytes: infoBytes}
 
-	cfg := torrent.NewDefaultClientConfig()
-	cfg.DataDir = dir
+	cfg := LoopbackClientConfig(dir)
 	cfg.DefaultStorage = storage.NewFileOpts(storage.NewFileClientOpts{
 		ClientBaseDir:   dir,
 		PieceCompletion: storage.NewMapPieceCompletion(),
 	})
-	cfg.SetListenAddr("127.0.0.1:0")
-	cfg.NoDHT = true
-	cfg.DisableUTP = true
-	cfg.DisableIPv6 = true
-	cfg.DisableWebtorrent = true
-	cfg.DisablePEX = true
-	cfg.NoDefaultPortForwarding = true
-	cfg.Seed = true
 	if log != nil {
 		cfg.Slogger = log.With("component", "seeder")
 	}
@@ -105,6 +96,23 @@ func SeedPath(path string, pieceLength int64, log *slog.Logger, opts ...SeedOpti
 		return nil, fmt.Errorf("seeder: data did not verify: %d of %d bytes", t.BytesCompleted(), t.Length())
 	}
 	return &Seeder{Client: cl, Torrent: t, MetaInfo: mi, Info: info}, nil
+}
+
+// LoopbackClientConfig is an anacrolix client's config for tests: TCP on 127.0.0.1 only (no uTP,
+// whose dials outlive Client.Close; no IPv6), no DHT, PEX, WebTorrent or port forwarding, seeding,
+// data under dir. Nothing it does leaves the machine.
+func LoopbackClientConfig(dir string) *torrent.ClientConfig {
+	cfg := torrent.NewDefaultClientConfig()
+	cfg.DataDir = dir
+	cfg.SetListenAddr("127.0.0.1:0")
+	cfg.NoDHT = true
+	cfg.DisableUTP = true
+	cfg.DisableIPv6 = true
+	cfg.DisableWebtorrent = true
+	cfg.DisablePEX = true
+	cfg.NoDefaultPortForwarding = true
+	cfg.Seed = true
+	return cfg
 }
 
 // A SeedOption changes a seeder's client configuration.

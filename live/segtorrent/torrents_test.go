@@ -15,6 +15,7 @@ import (
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 
+	"github.com/swarmgate/swarmgate/internal/peertest"
 	"github.com/swarmgate/swarmgate/live"
 )
 
@@ -22,17 +23,8 @@ import (
 // PEX, closed when the test ends.
 func newClient(t *testing.T) *torrent.Client {
 	t.Helper()
-	cfg := torrent.NewDefaultClientConfig()
-	cfg.DataDir = t.TempDir() // segments never touch it; anacrolix wants one
-	cfg.SetListenAddr("127.0.0.1:0")
-	cfg.NoDHT = true
-	cfg.DisableUTP = true
-	cfg.DisableIPv6 = true
-	cfg.DisableWebtorrent = true
-	cfg.DisablePEX = true
-	cfg.NoDefaultPortForwarding = true
+	cfg := peertest.LoopbackClientConfig(t.TempDir()) // segments never touch the folder; anacrolix wants one
 	cfg.AlwaysWantConns = true
-	cfg.Seed = true
 	cfg.Slogger = slog.New(slog.DiscardHandler) // the refusals tests provoke are logged as warnings
 	cl, err := torrent.NewClient(cfg)
 	if err != nil {
