@@ -183,6 +183,12 @@ func TestRelayRun(t *testing.T) {
 
 	r := f.run(t, []string{f.source.URL + "/live/" + f.b.id.String()})
 	waitUntil(t, "the fetches after media 1", func() bool { return f.fetcher.hasServed(media[2], media[3], media[4], media[5]) })
+	// Media 0's fetch may have been served a moment before its add: wait for what can be added.
+	waitUntil(t, "init and media 0 added", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.added) >= 2
+	})
 	f.mu.Lock()
 	early := slices.Clone(f.added)
 	f.mu.Unlock()
