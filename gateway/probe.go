@@ -71,9 +71,14 @@ func (p *probes) view(ih metainfo.Hash, file int) *mediaView {
 	k := probeKey{ih, file}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if r, ok := p.m[k]; ok && (r.view.State != "failed" || time.Since(r.failedAt) < probeRetryAfter) {
-		v := r.view
-		return &v
+	if r, ok := p.m[k]; ok {
+		if r == nil {
+			return nil // looked on disk once: nothing there, and probing is off
+		}
+		if r.view.State != "failed" || time.Since(r.failedAt) < probeRetryAfter {
+			v := r.view
+			return &v
+		}
 	}
 	if b, err := os.ReadFile(p.path(k)); err == nil {
 		var info media.Info
@@ -83,6 +88,7 @@ func (p *probes) view(ih metainfo.Hash, file int) *mediaView {
 		}
 	}
 	if p.g.cfg.FFprobe == "" {
+		p.m[k] = nil // every view of the torrent asks again: read the disk once, not each time
 		return nil
 	}
 	select {

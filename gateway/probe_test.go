@@ -18,14 +18,7 @@ import (
 // API says "probing", then what the file holds; after a restart the probe is read back, not run
 // again (the restarted gateway has no ffprobe to run).
 func TestProbeThroughOwnStream(t *testing.T) {
-	for _, tool := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s not installed; .ci/run installs ffmpeg", tool)
-			}
-			t.Skipf("%s not installed (apt-get install ffmpeg)", tool)
-		}
-	}
+	needTools(t, "ffmpeg", "ffmpeg", "ffprobe")
 	dir := t.TempDir()
 	mkv := filepath.Join(dir, "film.mkv")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -79,5 +72,19 @@ func TestProbeThroughOwnStream(t *testing.T) {
 	}
 	if files, _ := filepath.Glob(filepath.Join(dataDir, mediaDir, "*.json")); len(files) != 0 {
 		t.Errorf("probes left after the torrent went: %v", files)
+	}
+}
+
+// needTools skips the test when a tool it runs is missing, and fails it in CI (CI=true), whose
+// .ci/run installs the Debian package named.
+func needTools(t *testing.T, pkg string, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s not installed, and CI is set: .ci/run must install %s", tool, pkg)
+			}
+			t.Skipf("%s not installed (apt-get install %s)", tool, pkg)
+		}
 	}
 }

@@ -46,13 +46,8 @@ func readmeCurlLines(t *testing.T) []string {
 // is the gateway's admin token. Each must succeed (curl --fail-with-body: a 4xx fails it), and the
 // file the stream example downloads must be the seeder's, byte for byte.
 func TestReadmeCurlExamples(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("curl not installed; .ci/run installs it")
-		}
-		t.Skip("curl not installed (apt-get install curl)")
-	}
+	needTools(t, "curl", "curl")
+	curl, _ := exec.LookPath("curl")
 	lines := readmeCurlLines(t)
 	if len(lines) < 2 {
 		t.Fatalf("found %d curl lines in README.md's sh blocks; the README lost its examples or this parser broke", len(lines))

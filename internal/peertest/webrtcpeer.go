@@ -84,21 +84,15 @@ func NewWebRTCPeer(ctx context.Context, opts PeerOptions) (*WebRTCPeer, error) {
 		return nil, err
 	}
 	if !opts.Raw {
-		cfg := torrent.NewDefaultClientConfig()
-		cfg.DataDir = opts.Dir
+		cfg := LoopbackClientConfig(opts.Dir)
 		cfg.DefaultStorage = storage.NewFileOpts(storage.NewFileClientOpts{
 			ClientBaseDir:   opts.Dir,
 			PieceCompletion: storage.NewMapPieceCompletion(),
 		})
+		// Only data channels: no TCP, and the gateway's webseed must not carry what the test
+		// says WebRTC did.
 		cfg.DisableTCP = true
-		cfg.DisableUTP = true
-		cfg.NoDHT = true
-		cfg.DisableWebtorrent = true
-		cfg.DisablePEX = true
-		// Only data channels: the gateway's webseed must not carry what the test says WebRTC did.
 		cfg.DisableWebseeds = true
-		cfg.NoDefaultPortForwarding = true
-		cfg.Seed = true
 		cfg.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: false, RequirePreferred: true}
 		cfg.PeerID = string(p.peerID[:])
 		cfg.Slogger = log.With("component", "torrent")

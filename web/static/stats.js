@@ -19,7 +19,7 @@ export function browserSide (s, mode) {
     }
   }
   const gateway = s.fromGateway + s.fromWebseed
-  const all = gateway + s.fromBrowsers + (s.fromOther || 0)
+  const all = gateway + s.fromBrowsers
   return {
     mode: 'webtorrent (P2P)',
     fromGateway: s.fromWebseed > 0 ? `${formatBytes(gateway)} (${formatBytes(s.fromWebseed)} over its webseed)` : formatBytes(gateway),
