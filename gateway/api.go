@@ -495,15 +495,20 @@ func (g *Gateway) getTorrent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v := g.view(e, g.baseURL(c))
-	// One torrent's view is what a player asks before it decides how to play: what its media
-	// files hold (probed once, in the background: "probing" until then).
+	return c.JSON(http.StatusOK, g.playerView(e, g.baseURL(c)))
+}
+
+// playerView is one torrent's view as a player asks for it before it decides how to play (the
+// API's single torrent, and a page's start-up data): with what its media files hold, probed once
+// in the background ("probing" until then).
+func (g *Gateway) playerView(e *registry.Entry, base string) torrentView {
+	v := g.view(e, base)
 	for i := range v.Files {
 		if isMedia(v.Files[i].Path) {
 			v.Files[i].Media = g.probes.view(e.Torrent().InfoHash(), v.Files[i].Index)
 		}
 	}
-	return c.JSON(http.StatusOK, v)
+	return v
 }
 
 func (g *Gateway) deleteTorrent(c echo.Context) error {

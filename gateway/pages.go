@@ -58,7 +58,7 @@ const maxBootMetainfo = 256 << 10
 // bootData renders pageBoot for a torrent with metadata. encoding/json escapes <, > and &, so the
 // result is safe inside a <script> element.
 func (g *Gateway) bootData(e *registry.Entry, base string) (template.JS, error) {
-	b := pageBoot{Config: g.clientConfig(base), Torrent: g.view(e, base)}
+	b := pageBoot{Config: g.clientConfig(base), Torrent: g.playerView(e, base)}
 	var mi bytes.Buffer
 	m := g.browserMetainfo(e, base)
 	if err := m.Write(&mi); err != nil {

@@ -19,8 +19,8 @@ import (
 
 // What a torrent's media files hold (package media), learned by running ffprobe on the gateway's
 // own /stream of each: ffprobe reads the header and any index at the end, and the gateway fetches
-// just those pieces, verified. A probe starts the first time GET /api/torrents/{ih} shows the file
-// (the player asks that before it decides how to play) and is kept in the data dir, so it runs
+// just those pieces, verified. A probe starts the first time a player's view of the torrent shows
+// the file (GET /api/torrents/{ih}, or a watch page's start-up data) and is kept in the data dir, so it runs
 // once per file and never again after a restart.
 
 const (
