@@ -25,6 +25,9 @@ type Info struct {
 	Container string `json:"container"`
 	// Duration is in seconds (0 when the container does not say).
 	Duration float64 `json:"duration"`
+	// StartTime is the first timestamp, in seconds, on ffmpeg's timeline (ffprobe's start_time):
+	// ffmpeg's -ss counts from it, and copied timestamps carry it.
+	StartTime float64 `json:"start_time"`
 	// Bitrate is the whole file's, bits per second (0 when unknown).
 	Bitrate   int64   `json:"bitrate"`
 	Video     []Track `json:"video"`
@@ -104,6 +107,7 @@ type probeOutput struct {
 	Format struct {
 		FormatName string `json:"format_name"`
 		Duration   string `json:"duration"`
+		StartTime  string `json:"start_time"`
 		BitRate    string `json:"bit_rate"`
 	} `json:"format"`
 }
@@ -118,6 +122,7 @@ func parseProbe(b []byte) (*Info, error) {
 	}
 	info := &Info{Container: out.Format.FormatName, Video: []Track{}, Audio: []Track{}, Subtitles: []Track{}}
 	info.Duration, _ = strconv.ParseFloat(out.Format.Duration, 64)
+	info.StartTime, _ = strconv.ParseFloat(out.Format.StartTime, 64)
 	info.Bitrate, _ = strconv.ParseInt(out.Format.BitRate, 10, 64)
 	for _, s := range out.Streams {
 		t := Track{
