@@ -205,7 +205,7 @@ var flagSections = []struct {
 	{"HTTP", []string{"http-addr", "public-url", "metrics-addr"}},
 	{"Peers: BitTorrent and WebRTC", []string{"bt-port", "no-dht", "no-upnp", "webrtc-udp-port", "public-ip", "ice-server"}},
 	{"Disk and bandwidth", []string{"data-dir", "cache-size", "idle-timeout", "upload-rate"}},
-	{"Media", []string{"ffprobe"}},
+	{"Media", []string{"ffprobe", "ffmpeg", "transcode", "max-transcodes", "hwaccel"}},
 	{"Access", []string{"admin-token", "allow-add", "allow-infohash", "allow-infohash-file", "cors-origins", "embed-origins", "trusted-proxy"}},
 	{"Limits", []string{"max-torrents", "max-ws-per-ip", "max-swarms-per-socket", "max-message-bytes", "max-offers-per-sec", "max-webrtc-peers", "max-webrtc-peers-per-torrent"}},
 	{"Live streams", []string{"ingest-token", "relay", "live-window", "live-max-bytes", "max-live-streams"}},
@@ -349,6 +349,10 @@ func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.MaxLiveStreams, "max-live-streams", c.MaxLiveStreams, "most live streams held at once; a new one over it answers 503 (ended streams make room)")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed the built-in demo video")
 	fs.StringVar(&c.FFprobe, "ffprobe", c.FFprobe, "ffprobe `binary` (a name in PATH or a path) that learns what media files hold, for players to choose how to play (empty: off)")
+	fs.StringVar(&c.FFmpeg, "ffmpeg", c.FFmpeg, "ffmpeg `binary` that makes HLS (remux or transcode) for browsers that cannot play a file as it is (empty: off)")
+	fs.StringVar(&c.Transcode, "transcode", c.Transcode, "HLS the gateway makes (`mode`): on (remux and transcode), remux (video copied, only audio converted) or off (files play as they are)")
+	fs.IntVar(&c.MaxTranscodes, "max-transcodes", c.MaxTranscodes, "most ffmpeg jobs at once; over it viewers are asked to try again or play the file as it is")
+	fs.StringVar(&c.HWAccel, "hwaccel", c.HWAccel, "hardware H.264 `encoder` for transcodes: vaapi, nvenc or qsv (default: software, libx264, also the fallback)")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "log `format`: text or json")
 	fs.StringVar(&c.AccessLog, "access-log", c.AccessLog, "HTTP access log (`mode`): on (page views, API changes, websockets and errors at info; media, uploads and polling at debug), all (every request at info) or off")

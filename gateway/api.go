@@ -54,6 +54,7 @@ func (g *Gateway) routes() *echo.Echo {
 	e.GET("/webseed/:ih/*", g.webseed)
 	e.HEAD("/webseed/:ih/*", g.webseed)
 	e.GET("/playlist/:name", g.playlist)
+	e.GET("/hls/:ih/:file/:variant/:name", g.hls)
 	g.liveRoutes(e)
 	g.pageRoutes(e)
 	return e
@@ -168,6 +169,9 @@ type clientConfig struct {
 	ICEServers []ICEServer `json:"ice_servers"`
 	// PeerID is the gateway's BitTorrent peer id (hex), so pages can tell its wire from browsers'.
 	PeerID string `json:"peer_id"`
+	// Transcode is what HLS the gateway makes for browsers that cannot play a file as it is:
+	// "on" (remux and transcode), "remux" or "off".
+	Transcode string `json:"transcode"`
 }
 
 func (g *Gateway) getConfig(c echo.Context) error {
@@ -179,7 +183,7 @@ func (g *Gateway) clientConfig(base string) clientConfig {
 	if ice == nil {
 		ice = []ICEServer{}
 	}
-	return clientConfig{TrackerURL: TrackerURL(base), ICEServers: ice, PeerID: g.peerID.String()}
+	return clientConfig{TrackerURL: TrackerURL(base), ICEServers: ice, PeerID: g.peerID.String(), Transcode: g.transcodePolicy()}
 }
 
 type swarmView struct {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/swarmgate/swarmgate/live"
 	"github.com/swarmgate/swarmgate/signaling"
+	"github.com/swarmgate/swarmgate/transcode"
 )
 
 // ICEServer is a STUN or TURN server handed to WebRTC peers (the gateway's own and the browsers').
@@ -185,6 +186,17 @@ type Config struct {
 	// FFprobe is the ffprobe binary (a name looked up in PATH, or a path) that learns what media
 	// files hold, for players to decide how to play them; empty turns probing off.
 	FFprobe string
+	// FFmpeg is the ffmpeg binary that makes HLS for browsers that cannot play a file as it is
+	// (package transcode); empty, or not installed, plays files as they are only.
+	FFmpeg string
+	// Transcode is what the gateway may make: "on" (remux and transcode), "remux" (the video
+	// copied, only the audio re-encoded) or "off".
+	Transcode string
+	// MaxTranscodes bounds the ffmpeg jobs at once; over it viewers are told to try again.
+	MaxTranscodes int
+	// HWAccel asks for a hardware H.264 encoder: "vaapi", "nvenc", "qsv", or "" for software
+	// (also the fallback when the hardware one fails).
+	HWAccel string
 	// ViewerLinger is how long a torrent counts as watched after its last HTTP read, so that its
 	// files are fetched ahead in order.
 	ViewerLinger time.Duration
@@ -237,6 +249,9 @@ func DefaultConfig() Config {
 		LiveMaxBytes:             live.DefaultMaxBytes,
 		ViewerLinger:             30 * time.Second,
 		FFprobe:                  "ffprobe",
+		FFmpeg:                   "ffmpeg",
+		Transcode:                string(transcode.PolicyOn),
+		MaxTranscodes:            2,
 		MetadataWait:             20 * time.Second,
 		ShutdownTimeout:          10 * time.Second,
 		AccessLog:                AccessLogOn,
@@ -402,6 +417,15 @@ func (c Config) Validate() error {
 		bad("CacheSize", "%d: must be 0 (unlimited) or positive", c.CacheSize)
 	} else if c.CacheSize > 0 && c.CacheSize < minCacheSize {
 		bad("CacheSize", "%d: at least 1M (sizes take k, M, G suffixes, e.g. 10G; 0 = unlimited)", c.CacheSize)
+	}
+	if _, err := transcode.ParsePolicy(c.Transcode); err != nil {
+		bad("Transcode", "%v", err)
+	}
+	if _, err := transcode.ParseHWAccel(c.HWAccel); err != nil {
+		bad("HWAccel", "%v", err)
+	}
+	if c.MaxTranscodes < 1 {
+		bad("MaxTranscodes", "%d: must be at least 1 (--transcode off turns HLS off)", c.MaxTranscodes)
 	}
 	if c.IdleTimeout < 0 {
 		bad("IdleTimeout", "%v: must be 0 (never) or positive", c.IdleTimeout)

@@ -27,6 +27,7 @@ import (
 	"github.com/swarmgate/swarmgate/piececache"
 	"github.com/swarmgate/swarmgate/registry"
 	"github.com/swarmgate/swarmgate/signaling"
+	"github.com/swarmgate/swarmgate/transcode"
 )
 
 // uploadBurst lets one 16 KiB block (and HTTP writes of up to this size) through the upload cap.
@@ -72,7 +73,8 @@ type Gateway struct {
 	uploadLimit *rate.Limiter        // nil without a cap
 	// torrentFetcher fetches .torrent files by URL for the API, public addresses only.
 	torrentFetcher *http.Client
-	probes         *probes // what media files hold
+	probes         *probes            // what media files hold
+	transcoder     *transcode.Manager // HLS for browsers; nil when off or ffmpeg is missing
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -121,9 +123,21 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		g.cfg.writeRetry = defaultWriteRetry
 	}
 	g.resync.wake = make(chan struct{}, 1)
+	if g.cfg.FFprobe != "" {
+		if _, err := exec.LookPath(g.cfg.FFprobe); err != nil {
+			g.log.Warn("ffprobe not found: media files are not probed, and players play them as they are", "ffprobe", g.cfg.FFprobe, "err", err)
+			g.cfg.FFprobe = ""
+		}
+	}
+	if err := g.startTranscoder(); err != nil {
+		return nil, err
+	}
 	cacheCfg := piececache.DefaultConfig()
 	cacheCfg.Dir = filepath.Join(dataDir, torrentsDir)
 	cacheCfg.Capacity = cfg.CacheSize
+	if g.transcoder != nil && cfg.CacheSize > 0 {
+		cacheCfg.Capacity -= cfg.CacheSize / hlsCacheShare // the segments' share
+	}
 	cacheCfg.Completion = g.completion
 	cacheCfg.Watched = func(ih metainfo.Hash) bool {
 		e, ok := g.torrents.Get(ih)
@@ -191,6 +205,9 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		g.tracker.Leave(signaling.ID(e.Torrent().InfoHash()))
 		g.metrics.forget(e)
 		g.probes.forget(e.Torrent().InfoHash())
+		if g.transcoder != nil {
+			g.transcoder.Forget(e.Torrent().InfoHash().HexString())
+		}
 	}
 	if g.torrents, err = registry.New(rcfg, log.With("component", "registry")); err != nil {
 		return nil, err
@@ -231,12 +248,6 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	g.tracker.AttachLocal(g.peerID, localPeer{g})
 
 	g.torrentFetcher = newTorrentFetcher(cfg.fetchPrivate)
-	if g.cfg.FFprobe != "" {
-		if _, err := exec.LookPath(g.cfg.FFprobe); err != nil {
-			g.log.Warn("ffprobe not found: media files are not probed, and players play them as they are", "ffprobe", g.cfg.FFprobe, "err", err)
-			g.cfg.FFprobe = ""
-		}
-	}
 	g.probes = newProbes(g)
 	g.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -343,6 +354,10 @@ func (g *Gateway) Close() error {
 	g.closeOnce.Do(func() {
 		close(g.stop)
 		var errs []error
+		if g.transcoder != nil {
+			// First: its ffmpeg jobs read the gateway's own /stream.
+			errs = append(errs, g.transcoder.Close())
+		}
 		if g.server != nil {
 			errs = append(errs, ignoreClosed(g.server.Close()))
 		} else if g.ln != nil {

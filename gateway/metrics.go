@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/swarmgate/swarmgate/registry"
+	"github.com/swarmgate/swarmgate/transcode"
 )
 
 const metricsNamespace = "swarmgate"
@@ -110,6 +111,15 @@ var (
 	descEvictedB = prometheus.NewDesc(metricsNamespace+"_cache_evicted_bytes_total", "Bytes of pieces evicted from the cache.", nil, nil)
 	descIdle     = prometheus.NewDesc(metricsNamespace+"_torrents_dropped_idle_total", "Torrents dropped by --idle-timeout.", nil, nil)
 	descBanned   = prometheus.NewDesc(metricsNamespace+"_peers_banned", "Peer IPs banned for sending data that failed its piece hash.", nil, nil)
+
+	descTcJobs     = prometheus.NewDesc(metricsNamespace+"_transcode_jobs", "ffmpeg jobs making HLS segments, by state (running, paused ahead of their viewers).", []string{"state"}, nil)
+	descTcStarted  = prometheus.NewDesc(metricsNamespace+"_transcode_jobs_started_total", "ffmpeg jobs started.", nil, nil)
+	descTcFailed   = prometheus.NewDesc(metricsNamespace+"_transcode_jobs_failed_total", "ffmpeg jobs that failed.", nil, nil)
+	descTcRefused  = prometheus.NewDesc(metricsNamespace+"_transcode_refused_total", "HLS requests refused because every --max-transcodes slot was busy.", nil, nil)
+	descTcSegments = prometheus.NewDesc(metricsNamespace+"_transcode_segments_total", "HLS segments made, by mode (remux, transcode).", []string{"mode"}, nil)
+	descTcMedia    = prometheus.NewDesc(metricsNamespace+"_transcode_media_seconds_total", "Media seconds made into HLS, by mode; ÷ work seconds = encode speed.", []string{"mode"}, nil)
+	descTcWork     = prometheus.NewDesc(metricsNamespace+"_transcode_work_seconds_total", "Seconds ffmpeg jobs ran making segments (pauses left out), by mode.", []string{"mode"}, nil)
+	descTcCache    = prometheus.NewDesc(metricsNamespace+"_transcode_cache_bytes", "Bytes of HLS segments kept on disk (a quarter of --cache-size bounds them).", nil, nil)
 )
 
 type gatewayCollector struct {
@@ -118,7 +128,8 @@ type gatewayCollector struct {
 }
 
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTorrents, descPeers, descBytes, descPieces, descSockets, descSwarms, descSigPeers, descSigMsgs, descSigFails, descRTC, descRTCDisc, descCache, descCacheCap, descEvicted, descEvictedB, descIdle, descBanned, descRefusals} {
+	for _, d := range []*prometheus.Desc{descTorrents, descPeers, descBytes, descPieces, descSockets, descSwarms, descSigPeers, descSigMsgs, descSigFails, descRTC, descRTCDisc, descCache, descCacheCap, descEvicted, descEvictedB, descIdle, descBanned, descRefusals,
+		descTcJobs, descTcStarted, descTcFailed, descTcRefused, descTcSegments, descTcMedia, descTcWork, descTcCache} {
 		ch <- d
 	}
 }
@@ -193,4 +204,18 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descEvictedB, prometheus.CounterValue, float64(cs.EvictedBytes))
 	ch <- prometheus.MustNewConstMetric(descIdle, prometheus.CounterValue, float64(c.g.torrents.DroppedIdle()))
 	ch <- prometheus.MustNewConstMetric(descBanned, prometheus.GaugeValue, float64(len(c.g.client.BadPeerIPs())))
+	if c.g.transcoder != nil {
+		ts := c.g.transcoder.Stats()
+		ch <- prometheus.MustNewConstMetric(descTcJobs, prometheus.GaugeValue, float64(ts.JobsRunning-ts.JobsPaused), "running")
+		ch <- prometheus.MustNewConstMetric(descTcJobs, prometheus.GaugeValue, float64(ts.JobsPaused), "paused")
+		ch <- prometheus.MustNewConstMetric(descTcStarted, prometheus.CounterValue, float64(ts.JobsStarted))
+		ch <- prometheus.MustNewConstMetric(descTcFailed, prometheus.CounterValue, float64(ts.JobsFailed))
+		ch <- prometheus.MustNewConstMetric(descTcRefused, prometheus.CounterValue, float64(ts.Refused))
+		for _, mode := range []transcode.Mode{transcode.Remux, transcode.Transcode} {
+			ch <- prometheus.MustNewConstMetric(descTcSegments, prometheus.CounterValue, float64(ts.SegmentsMade[mode]), string(mode))
+			ch <- prometheus.MustNewConstMetric(descTcMedia, prometheus.CounterValue, ts.MediaSeconds[mode], string(mode))
+			ch <- prometheus.MustNewConstMetric(descTcWork, prometheus.CounterValue, ts.WorkSeconds[mode], string(mode))
+		}
+		ch <- prometheus.MustNewConstMetric(descTcCache, prometheus.GaugeValue, float64(ts.CacheBytes))
+	}
 }

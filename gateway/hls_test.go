@@ -1,0 +1,181 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmgate/swarmgate/internal/peertest"
+	"github.com/swarmgate/swarmgate/live"
+)
+
+// makeFilm has ffmpeg make a test film in dir: 20 s, keyframes every 2 s, the codecs given.
+func makeFilm(t *testing.T, dir, name string, args ...string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	all := append([]string{"-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "20"}, args...)
+	if b, err := exec.CommandContext(ctx, "ffmpeg", append(all, path)...).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v: %s", err, b)
+	}
+	return path
+}
+
+// errorOf reads an API error's message.
+func errorOf(res response) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	json.Unmarshal(res.body, &e)
+	return e.Error
+}
+
+// TestHLSFromTheSwarm: a file the gateway fetches from a real seeder is served as HLS, remuxed
+// (cut at its keyframes, read from the container's index through /stream) and transcoded; each
+// segment matches its signed entry in the manifest; bad requests get clear 4xx errors; deleting
+// the torrent removes its segments.
+func TestHLSFromTheSwarm(t *testing.T) {
+	needTools(t, "ffmpeg", "ffmpeg", "ffprobe")
+	dir := t.TempDir()
+	mkv := makeFilm(t, dir, "film.mkv", "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "ac3")
+	seeder, err := peertest.SeedPath(mkv, 16<<10, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seeder.Close()
+	dataDir := t.TempDir()
+	r := startGateway(t, func(c *Config) { c.DataDir, c.FFprobe, c.FFmpeg = dataDir, "ffprobe", "ffmpeg" })
+	if res := addFromSeeder(t, r, seeder); res.status != http.StatusCreated {
+		t.Fatalf("add: %d %s", res.status, res.body)
+	}
+	ih := seeder.Torrent.InfoHash().HexString()
+	waitGotInfo(t, r.g, ih)
+	var cfg clientConfig
+	json.Unmarshal(r.get(t, "/api/config", nil).body, &cfg)
+	if cfg.Transcode != "on" {
+		t.Errorf("/api/config transcode %q, want on", cfg.Transcode)
+	}
+	base := "/hls/" + ih + "/0/"
+	var playlist response
+	waitFor(t, time.Minute, "the probe, for the playlist", func() bool {
+		playlist = r.get(t, base+"remux/index.m3u8", nil)
+		return playlist.status != http.StatusServiceUnavailable
+	})
+	if playlist.status != http.StatusOK || !bytes.Contains(playlist.body, []byte("#EXT-X-ENDLIST")) {
+		t.Fatalf("remux playlist: %d %s", playlist.status, playlist.body)
+	}
+	// Keyframes every 2 s and 4 s segments: ten segments of 4 s but the last.
+	if n := bytes.Count(playlist.body, []byte("#EXTINF:4.000000,")); n < 4 {
+		t.Errorf("remux playlist has %d 4-second segments:\n%s", n, playlist.body)
+	}
+	for _, variant := range []string{"remux", "transcode", "transcode-a1"} {
+		seg := r.get(t, base+variant+"/2.ts", nil)
+		if seg.status != http.StatusOK || seg.header.Get("Content-Type") != "video/mp2t" || len(seg.body) < 1000 || seg.body[0] != 0x47 {
+			t.Fatalf("%s segment 2: %d %q %d bytes %s", variant, seg.status, seg.header.Get("Content-Type"), len(seg.body), errorOf(seg))
+		}
+		var mf live.Manifest
+		if err := json.Unmarshal(r.get(t, base+variant+"/manifest.json", nil).body, &mf); err != nil {
+			t.Fatal(err)
+		}
+		if err := mf.Verify(); err != nil {
+			t.Fatalf("%s manifest: %v", variant, err)
+		}
+		found := false
+		for _, e := range mf.Entries {
+			if e.Seq == 2 {
+				found = true
+				if err := live.VerifySegment(e.Entry, seg.body); err != nil {
+					t.Errorf("%s segment 2 against its signed entry: %v", variant, err)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s manifest has no entry for segment 2: %+v", variant, mf.Entries)
+		}
+	}
+	if got := r.g.transcoder.Stats().SegmentsMade; got["remux"] == 0 || got["transcode"] == 0 {
+		t.Errorf("segments made %v", got)
+	}
+
+	for _, c := range []struct {
+		path   string
+		status int
+		says   string
+	}{
+		{base + "direct/index.m3u8", http.StatusBadRequest, "want remux or transcode"},
+		{base + "remux-a7/index.m3u8", http.StatusNotFound, "no such audio stream"},
+		{base + "remux/99.ts", http.StatusNotFound, "no segment"},
+		{base + "remux/x.ts", http.StatusNotFound, "no segment"},
+		{base + "remux/index.mpd", http.StatusNotFound, "want index.m3u8"},
+		{base + "subtitles/1.vtt", http.StatusNotFound, "not a text subtitle stream"},
+		{"/hls/" + ih + "/5/remux/index.m3u8", http.StatusNotFound, "out of range"},
+		{"/hls/" + strings.Repeat("ab", 20) + "/0/remux/index.m3u8", http.StatusNotFound, ""},
+	} {
+		res := r.get(t, c.path, nil)
+		if res.status != c.status || !strings.Contains(errorOf(res), c.says) {
+			t.Errorf("GET %s: %d %q, want %d saying %q", c.path, res.status, errorOf(res), c.status, c.says)
+		}
+	}
+
+	if res := r.do(t, http.MethodDelete, "/api/torrents/"+ih, nil, nil); res.status != http.StatusNoContent {
+		t.Fatalf("delete: %d", res.status)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dataDir, hlsDir, ih+"-*")); len(left) != 0 {
+		t.Errorf("segments left after the torrent went: %v", left)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dataDir, mediaDir, ih+"-*")); len(left) != 0 {
+		t.Errorf("probe or keyframes left after the torrent went: %v", left)
+	}
+}
+
+// TestHLSPolicy: --transcode remux refuses a transcode with 403 and says why; an AVI (no
+// keyframe index) cannot be remuxed (409); without ffmpeg the gateway says at once that it makes
+// no HLS.
+func TestHLSPolicy(t *testing.T) {
+	needTools(t, "ffmpeg", "ffmpeg", "ffprobe")
+	dir := t.TempDir()
+	avi := makeFilm(t, dir, "old.avi", "-c:v", "mpeg4", "-c:a", "libmp3lame")
+	seeder, err := peertest.SeedPath(avi, 16<<10, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seeder.Close()
+	r := startGateway(t, func(c *Config) { c.FFprobe, c.FFmpeg, c.Transcode = "ffprobe", "ffmpeg", "remux" })
+	if res := addFromSeeder(t, r, seeder); res.status != http.StatusCreated {
+		t.Fatalf("add: %d %s", res.status, res.body)
+	}
+	ih := seeder.Torrent.InfoHash().HexString()
+	waitGotInfo(t, r.g, ih)
+	var res response
+	waitFor(t, time.Minute, "the probe", func() bool {
+		res = r.get(t, "/hls/"+ih+"/0/remux/index.m3u8", nil)
+		return res.status != http.StatusServiceUnavailable
+	})
+	if res.status != http.StatusConflict || !strings.Contains(errorOf(res), "H.264") {
+		t.Errorf("remux of MPEG-4 part 2: %d %q, want 409 saying it must be H.264", res.status, errorOf(res))
+	}
+	res = r.get(t, "/hls/"+ih+"/0/transcode/index.m3u8", nil)
+	if res.status != http.StatusForbidden || !strings.Contains(errorOf(res), "--transcode remux") {
+		t.Errorf("transcode under --transcode remux: %d %q", res.status, errorOf(res))
+	}
+	r.stop()
+
+	r2 := startGateway(t, func(c *Config) { c.FFprobe, c.FFmpeg = "ffprobe", "no-such-ffmpeg" })
+	var cfg clientConfig
+	json.Unmarshal(r2.get(t, "/api/config", nil).body, &cfg)
+	if cfg.Transcode != "off" {
+		t.Errorf("without ffmpeg /api/config says transcode %q", cfg.Transcode)
+	}
+	res = r2.get(t, "/hls/"+ih+"/0/transcode/index.m3u8", nil)
+	if res.status != http.StatusForbidden || !strings.Contains(errorOf(res), "ffmpeg") {
+		t.Errorf("HLS without ffmpeg: %d %q", res.status, errorOf(res))
+	}
+}
