@@ -20,6 +20,7 @@ import { Hls, HlsJsP2PEngine } from '/static/vendor/live.min.js'
 import { formatBytes } from './format.js'
 import { setupShare } from './share.js'
 import { startPlot } from './plot.js'
+import { createVerifier, signingBytes, streamKey } from './verify.js'
 
 const STATS_EVERY_MS = 250
 const STATUS_EVERY_MS = 3000
@@ -49,152 +50,11 @@ function fail (text) {
   say(text)
 }
 
-// --- verification of segments from peers ---
+// --- verification of segments from peers (verify.js) ---
 
-const B32 = 'abcdefghijklmnopqrstuvwxyz234567'
-
-// streamKey decodes a stream id (52 characters of lowercase unpadded base32) into its 32-byte
-// Ed25519 public key.
-export function streamKey (id) {
-  if (!/^[a-z2-7]{52}$/.test(id)) throw new Error('not a stream id: ' + id)
-  const out = new Uint8Array(32)
-  let bits = 0; let acc = 0; let n = 0
-  for (const c of id) {
-    acc = (acc << 5) | B32.indexOf(c)
-    bits += 5
-    if (bits >= 8) {
-      bits -= 8
-      if (n < 32) out[n++] = (acc >> bits) & 0xff
-    }
-    acc &= (1 << bits) - 1
-  }
-  if (n !== 32 || acc !== 0) throw new Error('not base32 of a 32-byte key: ' + id)
-  return out
-}
-
-function fromHex (s, len) {
-  if (typeof s !== 'string' || s.length !== 2 * len || !/^[0-9a-f]*$/.test(s)) throw new Error('bad hex')
-  const out = new Uint8Array(len)
-  for (let i = 0; i < len; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16)
-  return out
-}
-
-function fromBase64 (s) {
-  return Uint8Array.from(atob(s), (c) => c.charCodeAt(0))
-}
-
-function toHex (buf) {
-  return Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, '0')).join('')
-}
-
-const CONTEXT = new TextEncoder().encode('swarmgate-live-v1/entry\x00')
-
-// signingBytes is live.Entry.SigningBytes: the fixed 137-byte big-endian layout the broadcaster
-// signs.
-export function signingBytes (e, key) {
-  const b = new Uint8Array(137)
-  const v = new DataView(b.buffer)
-  b.set(CONTEXT, 0)
-  b.set(key, 24)
-  v.setBigUint64(56, BigInt(e.seq))
-  v.setUint8(64, e.kind === 'init' ? 1 : e.kind === 'media' ? 2 : 0)
-  v.setBigInt64(65, BigInt(e.time_ms))
-  v.setUint32(73, e.duration_us)
-  v.setBigUint64(77, BigInt(e.size))
-  b.set(fromHex(e.sha256, 32), 85)
-  b.set(fromHex(e.infohash, 20), 117)
-  return b
-}
-
-let publicKey = null // the CryptoKey of the stream id
-let keyBytes = null
-
-async function cryptoKey () {
-  if (!publicKey) {
-    keyBytes = streamKey(stream)
-    publicKey = await crypto.subtle.importKey('raw', keyBytes, { name: 'Ed25519' }, false, ['verify'])
-  }
-  return publicKey
-}
-
-// verifyEntry checks one manifest entry's signature with the stream id.
-export async function verifyEntry (e) {
-  try {
-    const key = await cryptoKey()
-    if (e.stream !== stream) return false
-    return await crypto.subtle.verify({ name: 'Ed25519' }, key, fromBase64(e.sig), signingBytes(e, keyBytes))
-  } catch (err) {
-    console.warn('live: entry', e && e.seq, 'does not verify:', err)
-    return false
-  }
-}
-
-const entries = new Map() // "kind:seq" → Promise of the verified entry or null
-let manifestFetch = null
-
-// refreshManifest fetches the signed manifest (one fetch at a time) and verifies the entries it
-// has not seen.
-function refreshManifest () {
-  if (!manifestFetch) {
-    manifestFetch = (async () => {
-      try {
-        const res = await fetch(base + '/manifest.json', { cache: 'no-store' })
-        if (!res.ok) throw new Error('manifest: HTTP ' + res.status)
-        const m = await res.json()
-        for (const e of m.entries || []) {
-          const k = e.kind + ':' + e.seq
-          if (!entries.has(k)) entries.set(k, verifyEntry(e).then((ok) => (ok ? e : null)))
-        }
-      } catch (err) {
-        console.warn('live:', err)
-      } finally {
-        manifestFetch = null
-      }
-    })()
-  }
-  return manifestFetch
-}
-
-// segmentOf names the kind and seq of a segment URL (…/{seq}.m4s, …/init-{seq}.mp4).
-function segmentOf (url) {
-  const path = new URL(url, location.href).pathname
-  let m = /\/init-(\d+)\.mp4$/.exec(path)
-  if (m) return 'init:' + m[1]
-  m = /\/(\d+)\.m4s$/.exec(path)
-  return m ? 'media:' + m[1] : ''
-}
-
-async function entryFor (k) {
-  if (!entries.has(k)) await refreshManifest()
-  return entries.has(k) ? entries.get(k) : null
-}
-
-// checkSegment says whether data are the bytes the stream's signed entry for url describes.
-export async function checkSegment (url, data) {
-  const k = segmentOf(url)
-  if (!k) return false
-  const e = await entryFor(k)
-  if (!e || data.byteLength !== e.size) return false
-  return toHex(await crypto.subtle.digest('SHA-256', data)) === e.sha256
-}
-
-// validateP2PSegment is p2p-media-loader's hook for a segment that came from a peer: false makes
-// the loader fetch it over HTTP instead.
-export async function validateP2PSegment (url, byteRange, data) {
-  let ok = false
-  try {
-    ok = byteRange === undefined && await checkSegment(url, data)
-  } catch (err) {
-    console.warn('live: checking', url, err)
-  }
-  if (ok) {
-    sg.stats.verified++
-  } else {
-    sg.stats.rejected++
-    console.warn('live: rejected a segment from a peer:', url)
-  }
-  return ok
-}
+const verifier = createVerifier({ stream, manifestURL: base + '/manifest.json', counts: sg.stats, label: 'live' })
+export const { validateP2PSegment, checkSegment, verifyEntry, refreshManifest } = verifier
+export { streamKey, signingBytes }
 
 window.swarmgateLive = { validateP2PSegment, checkSegment, verifyEntry, streamKey, signingBytes, refreshManifest }
 

@@ -9,9 +9,15 @@
 //     stats: { gatewayPeers, browserPeers, webseedPeers, downloadSpeed, uploadSpeed,
 //              fromGateway, fromBrowsers, fromWebseed, uploaded, p2pShare } }
 // Speeds are bytes/s, the from* counters and uploaded are bytes, p2pShare = fromBrowsers / all
-// bytes downloaded (0..1). The watch page adds plan: { how: "direct"|"remux"|"transcode", hls, why,
-// audio }, how this browser would best play the file (playplan.js; the gateway plays it direct
-// until it serves HLS).
+// bytes downloaded (0..1). plan: { how: "direct"|"remux"|"transcode", hls, why, audio } is how
+// this browser plays the file (playplan.js): direct through webtorrent, or HLS from the gateway
+// (vod.js: mode "hls", or "hls-native" where the browser plays HLS itself), with
+// hls: { variant, stream, playlist, verified, rejected } and stats.verified/rejected counting
+// segments from peers that did and did not match the gateway's signed entries.
+//
+// The query may carry ?audio=N (the audio stream to play, through HLS unless it is the file's
+// first), ?p2p=0 (HLS from the gateway alone), and ?caps=... (what the browser is taken to
+// decode, for tests and debugging: playplan.js's browserCaps).
 
 import {
   Failure, STALL_MS, infohashFromPath, isInfohash, isPlayable, isStalled, mimeType, parseBoot,
@@ -21,6 +27,8 @@ import {
 
 // The watch page lists the playable files; other pages may want these too.
 export { isPlayable, isSubtitle, srtToVtt } from './playback.js'
+import { browserCaps, embeddedSubtitles, playPlan } from './playplan.js'
+import { HLSRefused, playHLS } from './vod.js'
 
 const VENDOR = '/static/vendor/webtorrent.min.js'
 const WORKER = '/sw.min.js'
@@ -58,9 +66,13 @@ export async function start ({ video, messageEl, hooks = {} }) {
   const early = path.mode === 'webtorrent' ? startWorkerAndWebTorrent() : null
   try {
     const [config, torrent] = await Promise.all([readConfig(boot), marked('torrent', p.loadTorrent(boot))])
-    p.chooseFile(torrent, new URLSearchParams(location.search).get('file'))
+    const query = new URLSearchParams(location.search)
+    p.chooseFile(torrent, query.get('file'))
+    sg.plan = planFor(p.file, config, video, query)
     hooks.onTorrent?.(torrent, p.file, config)
     loadSubtitles(torrent, p.file, video)
+    if (config.transcode && config.transcode !== 'off') addEmbeddedSubtitles(p.file, video)
+    if (sg.plan.how !== 'direct' && await p.playHLS(sg.plan, config, query)) return
     p.warnIfTypeUnknown()
     if (path.mode === 'stream') return p.playStream(path.why)
     await p.playThroughWebTorrent(config, torrent, early, boot)
@@ -112,6 +124,24 @@ class Playback {
     this.fail(`This browser cannot play ${f.path} (${f.mime}). Open the stream in VLC or mpv:`, f.stream_url)
   }
 
+  // playHLS plays plan through the gateway's HLS; false when the gateway refused it (then the
+  // page says why and plays the file as it is).
+  async playHLS (plan, config, query) {
+    try {
+      await playHLS({
+        sg, video: this.video, infohash: sg.infohash, file: this.file, plan, config,
+        p2p: query.get('p2p') !== '0', onFatal: msg => this.fail(`${msg}. The stream, for VLC or mpv:`, this.file.stream_url)
+      })
+      this.say(`Playing through the gateway's ${plan.how}: ${plan.why}`, { isNote: true })
+      return true
+    } catch (err) {
+      if (!(err instanceof HLSRefused)) throw err
+      sg.plan = { ...plan, how: 'direct', hls: null, why: `the gateway did not make HLS: ${err.message}` }
+      this.say(`The gateway cannot ${plan.how} this file (${err.message}): trying it as it is`, { isNote: true })
+      return false
+    }
+  }
+
   // playStream falls back to the gateway's /stream of the file, saying why.
   playStream (why) {
     if (this.client) {
@@ -136,6 +166,7 @@ class Playback {
       const err = this.video.error
       if (!err || !this.file || sg.state === 'error') return
       const what = err.message || 'media error ' + err.code
+      if (sg.mode.startsWith('hls')) return this.fail(`Playback failed (${what}). The stream, for VLC or mpv:`, this.file.stream_url)
       switch (videoErrorAction({ mode: sg.mode, canPlay: this.canPlay, code: err.code })) {
         case 'stream':
           this.playStream(`The in-browser torrent stream failed (${what})`)
@@ -228,6 +259,33 @@ class Playback {
         this.playStream(`No data from peers or the webseed in ${STALL_MS / 1000} s`)
       }
     }, 1000)
+  }
+}
+
+// planFor decides how this browser plays file (playplan.js), asking the browser itself unless
+// ?caps= overrides it.
+function planFor (file, config, video, query) {
+  const caps = browserCaps({
+    canPlayType: t => video.canPlayType(t),
+    MediaSource: window.MediaSource || window.ManagedMediaSource
+  }, query.get('caps') || '')
+  const audio = query.get('audio')
+  return playPlan(file, { ...caps, audioTrack: audio === null ? undefined : Number(audio), transcode: config.transcode || 'off' })
+}
+
+// addEmbeddedSubtitles offers the file's own text subtitle tracks, which the gateway serves as
+// WebVTT; the one in the viewer's language is on.
+function addEmbeddedSubtitles (file, video) {
+  const info = file?.media?.state === 'done' ? file.media.info : null
+  for (const s of embeddedSubtitles(info, navigator.language)) {
+    const track = Object.assign(document.createElement('track'), {
+      kind: 'subtitles',
+      label: s.label,
+      src: `/hls/${sg.infohash}/${file.index}/subtitles/${s.index}.vtt`,
+      default: s.on
+    })
+    if (s.srclang) track.srclang = s.srclang
+    video.append(track)
   }
 }
 

@@ -9,6 +9,25 @@ const percent = x => `${(x * 100).toFixed(0)} %`
 // "0 B from the gateway". The webseed is the gateway too (over HTTP): "from the gateway" counts
 // both, with the webseed's part named.
 export function browserSide (s, mode) {
+  if (mode === 'hls') {
+    const all = s.fromGateway + s.fromBrowsers
+    return {
+      mode: 'HLS from the gateway (P2P segments)',
+      fromGateway: formatBytes(s.fromGateway),
+      fromBrowsers: all > 0 ? `${formatBytes(s.fromBrowsers)} (${percent(s.fromBrowsers / all)} of it)` : formatBytes(s.fromBrowsers),
+      uploaded: formatBytes(s.uploaded),
+      peers: `browsers ${s.browserPeers}` + (s.rejected ? ` · ${s.rejected} forged segment(s) refused` : '')
+    }
+  }
+  if (mode === 'hls-native') {
+    return {
+      mode: "HLS from the gateway (the browser's own player)",
+      fromGateway: 'everything, over HTTP',
+      fromBrowsers: '– (without Media Source Extensions, no P2P)',
+      uploaded: '–',
+      peers: '–'
+    }
+  }
   if (mode !== 'webtorrent') {
     return {
       mode: 'gateway stream (HTTP)',

@@ -4,7 +4,6 @@ import { formatBytes, formatRate } from './format.js'
 import { browserSide, bufferedAhead, gatewaySide } from './stats.js'
 import { setupShare } from './share.js'
 import { startPlot } from './plot.js'
-import { playPlan } from './playplan.js'
 
 const $ = id => document.getElementById(id)
 const video = $('player')
@@ -27,17 +26,36 @@ function onTorrent (torrent, file) {
     })
     $('picker-label').hidden = false
   }
-  // How this browser would best play the file, from what it holds (the gateway's probe).
-  const MS = window.MediaSource || window.ManagedMediaSource
-  const plan = playPlan(file, { canPlay: t => video.canPlayType(t), mse: MS ? t => MS.isTypeSupported(t) : null })
-  sg.plan = plan
-  $('s-plan').textContent = plan.how
-  $('s-plan').title = plan.why
+  // How this browser plays the file, from what it holds (the gateway's probe): the player chose.
+  showPlan()
+  const audio = file.media?.state === 'done' ? file.media.info.audio : []
+  if (audio.length > 1) {
+    const picker = $('audio-picker')
+    for (const a of audio) {
+      const label = [a.title, a.language, a.codec, a.channels ? `${a.channels} ch` : ''].filter(Boolean).join(' · ')
+      picker.append(new Option(label || `track ${a.index}`, String(a.index), false, a.index === sg.plan.audio))
+    }
+    picker.addEventListener('change', () => {
+      const url = new URL(location.href)
+      url.searchParams.set('audio', picker.value)
+      location.href = url.href
+    })
+    $('audio-label').hidden = false
+  }
   $('stream-link').href = file.stream_url
   $('playlist-link').href = `/playlist/${torrent.infohash}.m3u`
   $('torrent-link').href = torrent.metainfo_url
   $('magnet-link').href = torrent.magnet
   $('links').hidden = false
+}
+
+// showPlan shows how the file plays here and why (the player may change it: the gateway can
+// refuse HLS).
+function showPlan () {
+  if (!sg.plan) return
+  $('s-plan').textContent = sg.plan.how + (sg.plan.hls ? ` (HLS${sg.plan.hls === 'native' ? ', the browser\'s own' : ''})` : '')
+  $('s-plan').title = sg.plan.why
+  $('s-plan-why').textContent = sg.plan.why
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -56,6 +74,7 @@ setupShare(() => {
 // Stats panel and plot.
 
 function renderStats () {
+  showPlan()
   const s = sg.stats
   const b = browserSide(s, sg.mode)
   $('s-mode').textContent = b.mode

@@ -32,3 +32,11 @@ test('bufferedAhead finds the range under the playhead', () => {
   assert.ok(Math.abs(bufferedAhead([[0, 10], [20, 30]], 19.9) - 10.1) < 1e-9, "a range just ahead counts (seeking lands a hair before it)")
   assert.equal(bufferedAhead([], 0), 0)
 })
+
+test('browserSide: HLS counts segments from browsers and the gateway', () => {
+  const b = browserSide({ fromGateway: 3 << 20, fromBrowsers: 1 << 20, uploaded: 2 << 20, browserPeers: 2, rejected: 1 }, 'hls')
+  assert.match(b.mode, /HLS/)
+  assert.match(b.fromBrowsers, /25 %/)
+  assert.match(b.peers, /browsers 2 · 1 forged/)
+  assert.match(browserSide({}, 'hls-native').fromGateway, /everything/)
+})
