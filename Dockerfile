@@ -12,9 +12,10 @@ RUN cd web && npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
 RUN make build
 
-# Run: a small Debian (the BitTorrent client's uTP uses cgo, so glibc is needed), non-root.
+# Run: a small Debian (the BitTorrent client's uTP uses cgo, so glibc is needed), non-root, with
+# ffmpeg (ffprobe learns what files hold; ffmpeg makes HLS for browsers that cannot play them).
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates ffmpeg \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /data --uid 10001 swarmgate \
     && mkdir -p /data && chown swarmgate /data
