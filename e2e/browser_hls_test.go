@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -165,6 +166,37 @@ func TestEveryVideoPlaysInChromium(t *testing.T) {
 			t.Logf("%s: %s", c.name, p)
 		})
 	}
+
+	t.Run("subtitles", func(t *testing.T) {
+		dir := t.TempDir()
+		srt := filepath.Join(dir, "en.srt")
+		if err := os.WriteFile(srt, []byte("1\n00:00:00,500 --> 00:00:09,000\nHello from the subtitles\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		film := filepath.Join(dir, "subs.mkv")
+		if b, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+			"-i", srt, "-t", "10", "-map", "0:v", "-map", "1:a", "-map", "2:s", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+			"-c:a", "aac", "-c:s", "srt", "-metadata:s:s:0", "language=eng", film).CombinedOutput(); err != nil {
+			t.Fatalf("ffmpeg: %v: %s", err, b)
+		}
+		_, watch := seedFilm(t, base, film)
+		b.navigate(watch)
+		var tracks []struct {
+			Label, Language, Mode string
+			Cues                  int
+			Text                  string
+		}
+		waitUntil(t, 60*time.Second, "the subtitle track on, with its cue", func() (bool, string) {
+			tracks = nil
+			if err := b.eval(0, `Array.from(document.getElementById("player").textTracks, t => ({label: t.label, language: t.language, mode: t.mode, cues: t.cues ? t.cues.length : 0, text: t.cues && t.cues.length ? t.cues[0].text : ""}))`, &tracks); err != nil {
+				return false, err.Error()
+			}
+			return len(tracks) == 1 && tracks[0].Cues == 1, fmt.Sprint(tracks)
+		})
+		if tracks[0].Language != "en" || tracks[0].Mode != "showing" || tracks[0].Text != "Hello from the subtitles" {
+			t.Errorf("subtitle track %+v: want English, showing, the cue's text", tracks[0])
+		}
+	})
 
 	t.Run("native-hls", func(t *testing.T) {
 		_, watch := seedFilm(t, base, makeFilm(t, "film.mkv", 12, "320x180", "-c:v", "libx264", "-preset", "veryfast", "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "ac3"))
