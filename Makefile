@@ -32,7 +32,8 @@ test:
 FUZZTIME ?= 20000x
 FUZZ_TARGETS := signaling:FuzzHandle signaling:FuzzBinaryID internal/trackerclient:FuzzClientDispatch \
 	gateway:FuzzMagnetSpec gateway:FuzzParseInfoHash gateway:FuzzMetainfoSpec gateway:FuzzStreamRange \
-	live:FuzzSignedEntryJSON live:FuzzSignEntry live:FuzzManifest live:FuzzParseCutPlaylist
+	live:FuzzSignedEntryJSON live:FuzzSignEntry live:FuzzManifest live:FuzzParseCutPlaylist \
+	media:FuzzKeyframes
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -26,6 +26,9 @@ const maxIndexEntries = 10_000_000
 // (ffprobe -select_streams v:0 -skip_frame nokey -show_entries frame=pts_time), so the cuts of a
 // stream-copying ffmpeg fall where the list says.
 //
+// A Matroska muxer may cue only some keyframes (ffmpeg and mkvmerge cue every video keyframe);
+// then the list holds those, each still a place to cut.
+//
 // Errors that say the file has no usable index wrap ErrNoIndex; any other is a read error.
 func Keyframes(r io.ReaderAt, size int64) ([]float64, error) {
 	src := newIndexReader(r, size)

@@ -139,22 +139,25 @@ func (f *mp4File) findMoov() (mp4Box, error) {
 
 func (f *mp4File) parseTrak(trak mp4Box) (*mp4Track, error) {
 	t := &mp4Track{sampleCount: -1}
-	var walk func(parent string) func(b mp4Box) error
-	walk = func(parent string) func(b mp4Box) error {
-		return func(b mp4Box) error { return f.trakBox(t, parent, b, walk) }
-	}
-	if err := f.children(trak, walk("trak")); err != nil {
+	if err := f.children(trak, func(b mp4Box) error { return f.trakBox(t, trak, b) }); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-func (f *mp4File) trakBox(t *mp4Track, parent string, b mp4Box, walk func(string) func(mp4Box) error) error {
+// mp4Parents are the containers on the way to a track's tables, and where each belongs.
+var mp4Parents = map[string]string{"mdia": "trak", "edts": "trak", "minf": "mdia", "stbl": "minf"}
+
+// trakBox reads b, a box inside trak, and the boxes inside it that matter.
+func (f *mp4File) trakBox(t *mp4Track, parent, b mp4Box) error {
 	switch b.typ {
 	case "mdia", "minf", "stbl", "edts":
-		return f.children(b, walk(b.typ))
+		if mp4Parents[b.typ] != parent.typ {
+			return nil // out of place: only a file made to exhaust the stack nests them deeper
+		}
+		return f.children(b, func(c mp4Box) error { return f.trakBox(t, b, c) })
 	case "hdlr":
-		if parent != "mdia" {
+		if parent.typ != "mdia" {
 			return nil // QuickTime's data handler in minf: not the media type
 		}
 		p, err := f.payload(b, 12)

@@ -218,3 +218,174 @@ func TestKeyframesNoIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyframesEditLists rewrites the edit list of real files (moov after mdat, so no sample
+// moves) into what other muxers write, and checks the times against ffprobe's reading of them.
+func TestKeyframesEditLists(t *testing.T) {
+	need(t, "ffmpeg")
+	need(t, "ffprobe")
+	dir := t.TempDir()
+	video := []string{"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-t", "8", "-c:v", "libx264", "-g", "50"}
+	bframes := makeMedia(t, dir, "bframes.mp4", video...)
+	negative := makeMedia(t, dir, "negative-cts.mp4", append(video, "-movflags", "+negative_cts_offsets")...)
+	// Both have a timescale of 12800 (512 a frame) and one edit: (8000 ms, 1024) and (8000 ms, 0).
+	for _, tc := range []struct {
+		name  string
+		src   string
+		edits [][2]int64 // duration in ms, media time in 1/12800 s
+	}{
+		{"empty edit first", bframes, [][2]int64{{500, -1}, {8000, 1024}}},
+		{"two empty edits", bframes, [][2]int64{{300, -1}, {200, -1}, {8000, 1024}}},
+		{"starts between keyframes", bframes, [][2]int64{{5000, 1024 + 3*12800}}},
+		{"two pieces", bframes, [][2]int64{{2000, 1024}, {3000, 1024 + 4*12800}}},
+		{"cut end", bframes, [][2]int64{{4100, 1024}}},
+		{"negative offsets, shifted start", negative, [][2]int64{{6000, 2 * 12800}}},
+		{"negative offsets, empty edit", negative, [][2]int64{{1000, -1}, {8000, 0}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".mp4")
+			rewriteMoov(t, tc.src, path, func(moov *testBox) {
+				elst := moov.find("trak", "edts", "elst")
+				if elst == nil {
+					t.Fatal("no elst")
+				}
+				elst.data = elstPayload(tc.edits)
+			})
+			want := ffprobeKeyframes(t, path)
+			got, _, err := keyframesOfFile(t, path)
+			if err != nil {
+				t.Fatalf("Keyframes: %v", err)
+			}
+			if diff := sameTimes(got, want); diff != "" {
+				t.Error(diff)
+			}
+			t.Logf("keyframes %v", got)
+		})
+	}
+}
+
+// testBox is an MP4 box as tests rewrite it: containers hold boxes, others bytes.
+type testBox struct {
+	typ  string
+	data []byte
+	kids []*testBox
+}
+
+var testContainers = map[string]bool{"moov": true, "trak": true, "mdia": true, "minf": true, "stbl": true, "edts": true}
+
+func parseTestBoxes(t *testing.T, b []byte) []*testBox {
+	t.Helper()
+	var boxes []*testBox
+	for len(b) > 0 {
+		size := int(be32(b))
+		if size < 8 || size > len(b) {
+			t.Fatalf("box of %d bytes in %d", size, len(b))
+		}
+		x := &testBox{typ: string(b[4:8])}
+		if testContainers[x.typ] {
+			x.kids = parseTestBoxes(t, b[8:size])
+		} else {
+			x.data = b[8:size]
+		}
+		boxes = append(boxes, x)
+		b = b[size:]
+	}
+	return boxes
+}
+
+func (x *testBox) bytes() []byte {
+	payload := x.data
+	if testContainers[x.typ] {
+		payload = nil
+		for _, k := range x.kids {
+			payload = append(payload, k.bytes()...)
+		}
+	}
+	return append(append(be32b(uint32(8+len(payload))), x.typ...), payload...)
+}
+
+// find follows path from x, taking the first box of each type.
+func (x *testBox) find(path ...string) *testBox {
+	for _, typ := range path {
+		var next *testBox
+		for _, k := range x.kids {
+			if k.typ == typ {
+				next = k
+				break
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		x = next
+	}
+	return x
+}
+
+// rewriteMoov copies src to dst with its moov, the last box, edited.
+func rewriteMoov(t *testing.T, src, dst string, edit func(*testBox)) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.LastIndex(b, []byte("moov")) - 4
+	if at < 0 || int(be32(b[at:])) != len(b)-at {
+		t.Fatalf("%s: moov is not the last box", src)
+	}
+	moov := parseTestBoxes(t, b[at:])[0]
+	edit(moov)
+	if err := os.WriteFile(dst, append(b[:at:at], moov.bytes()...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// elstPayload is an elst box's payload, version 0, rate 1.
+func elstPayload(edits [][2]int64) []byte {
+	p := append([]byte{0, 0, 0, 0}, be32b(uint32(len(edits)))...)
+	for _, e := range edits {
+		p = append(append(append(p, be32b(uint32(e[0]))...), be32b(uint32(int32(e[1])))...), 0, 1, 0, 0)
+	}
+	return p
+}
+
+func be32b(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
+
+// TestKeyframesReadsOnlyTheIndex: a 20 MB file is indexed from a small part of it, so that a
+// torrent still downloading gives its keyframes once the pieces holding the index are in.
+func TestKeyframesReadsOnlyTheIndex(t *testing.T) {
+	need(t, "ffmpeg")
+	need(t, "ffprobe")
+	dir := t.TempDir()
+	// Ten minutes of 64×64 noise at 260 kbit/s: about 20 MB, 15000 frames, a keyframe every 2 s.
+	mp4 := makeMedia(t, dir, "long.mp4", "-f", "lavfi", "-i", "testsrc2=s=64x64:r=25,noise=alls=30:allf=t", "-t", "600",
+		"-c:v", "libx264", "-preset", "veryfast", "-g", "50", "-b:v", "260k")
+	files := []string{
+		mp4,
+		makeMedia(t, dir, "long-faststart.mp4", "-i", mp4, "-c", "copy", "-movflags", "+faststart"),
+		makeMedia(t, dir, "long.mkv", "-i", mp4, "-c", "copy"),
+	}
+	for _, path := range files {
+		got, cr, err := keyframesOfFile(t, path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Base(path)
+		if diff := sameTimes(got, ffprobeKeyframes(t, path)); diff != "" {
+			t.Errorf("%s: %s", name, diff)
+		}
+		if st.Size() < 15<<20 {
+			t.Errorf("%s: only %d bytes, too small to make the point", name, st.Size())
+		}
+		read := cr.bytes.Load()
+		if read > st.Size()/20 {
+			t.Errorf("%s: read %d of %d bytes (%.1f%%), want under 5%%", name, read, st.Size(), 100*float64(read)/float64(st.Size()))
+		}
+		t.Logf("%s: %d keyframes from %d of %d bytes (%.2f%%) in %d reads", name, len(got), read, st.Size(),
+			100*float64(read)/float64(st.Size()), cr.reads.Load())
+	}
+}
