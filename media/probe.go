@@ -4,6 +4,9 @@
 // an index at the end where the container keeps one), so a file still downloading over
 // BitTorrent can be probed through the gateway's own /stream.
 //
+// Keyframes reads the video's keyframe times from the container's own index (Matroska Cues, MP4
+// sample tables), a few ranges of the file, for a remux to cut at.
+//
 // The page decides how to play from this (direct, remux or transcode); the gateway never guesses
 // a browser's abilities.
 package media
