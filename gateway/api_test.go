@@ -61,6 +61,7 @@ func testConfig(t testing.TB) Config {
 	cfg.BTPort = 0
 	cfg.NoDHT = true
 	cfg.FFprobe = "" // probing spawns ffprobe per media file shown: on only where a test wants it
+	cfg.FFmpeg = ""
 	cfg.NoUPnP = true
 	cfg.LoopbackWebRTC = true
 	cfg.ShutdownTimeout = 3 * time.Second

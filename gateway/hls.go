@@ -45,7 +45,8 @@ func (g *Gateway) startTranscoder() error {
 		return nil
 	}
 	if g.cfg.FFprobe == "" {
-		g.log.Warn("HLS remux/transcode off: it needs ffprobe to learn what files hold", "ffprobe", "off or not found")
+		// Said at warn level already when ffprobe is missing; off on purpose, it is no surprise.
+		g.log.Info("HLS remux/transcode off: it needs ffprobe to learn what files hold")
 		return nil
 	}
 	key, err := loadOrMakeKey(filepath.Join(g.cfg.DataDir, hlsKeyFile))
@@ -216,7 +217,7 @@ func hlsError(err error) error {
 // keyframes are a file's video keyframe times, read from its container's index through the
 // gateway's own /stream (a few ranges: the pieces holding the index) and kept in the data dir.
 func (g *Gateway) keyframes(ctx context.Context, ih string, file int, url string) ([]float64, error) {
-	path := filepath.Join(g.cfg.DataDir, mediaDir, fmt.Sprintf(keyframesFile, ih, file))
+	path := g.keyframesPath(ih, file)
 	var kf []float64
 	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &kf) == nil && len(kf) > 0 {
 		return kf, nil
@@ -238,6 +239,10 @@ func (g *Gateway) keyframes(ctx context.Context, ih string, file int, url string
 		}
 	}
 	return kf, nil
+}
+
+func (g *Gateway) keyframesPath(ih string, file int) string {
+	return filepath.Join(g.cfg.DataDir, mediaDir, fmt.Sprintf(keyframesFile, strings.ToLower(ih), file))
 }
 
 // rangeReader reads a URL with range requests: an io.ReaderAt over the gateway's own /stream.

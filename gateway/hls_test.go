@@ -76,6 +76,15 @@ func TestHLSFromTheSwarm(t *testing.T) {
 	if n := bytes.Count(playlist.body, []byte("#EXTINF:4.000000,")); n < 4 {
 		t.Errorf("remux playlist has %d 4-second segments:\n%s", n, playlist.body)
 	}
+	var tv struct {
+		Files []fileView `json:"files"`
+	}
+	if err := json.Unmarshal(r.get(t, "/api/torrents/"+ih, nil).body, &tv); err != nil || len(tv.Files) != 1 || tv.Files[0].Media == nil {
+		t.Fatalf("torrent view: %v %+v", err, tv)
+	}
+	if k := tv.Files[0].Media.Keyframes; k == nil || k.Count != 10 || k.MaxInterval != 2 {
+		t.Errorf("keyframe index in the API: %+v, want 10 keyframes 2 s apart", k)
+	}
 	for _, variant := range []string{"remux", "transcode", "transcode-a1"} {
 		seg := r.get(t, base+variant+"/2.ts", nil)
 		if seg.status != http.StatusOK || seg.header.Get("Content-Type") != "video/mp2t" || len(seg.body) < 1000 || seg.body[0] != 0x47 {

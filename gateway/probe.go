@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -36,6 +37,30 @@ type mediaView struct {
 	State string      `json:"state"`
 	Info  *media.Info `json:"info,omitempty"`
 	Error string      `json:"error,omitempty"`
+	// Keyframes summarises the video's keyframe index (read from the container after the probe;
+	// what a remux cuts at), absent where the container keeps none.
+	Keyframes *keyframeIndex `json:"keyframes,omitempty"`
+}
+
+// keyframeIndex is what the API shows of a file's keyframe times (the times themselves are
+// kept in the data dir beside the probe).
+type keyframeIndex struct {
+	Count int `json:"count"`
+	// MaxInterval is the longest gap between keyframes in seconds: how long a remuxed segment
+	// can get.
+	MaxInterval float64 `json:"max_interval"`
+}
+
+func summarise(kf []float64) *keyframeIndex {
+	if len(kf) == 0 {
+		return nil
+	}
+	ki := &keyframeIndex{Count: len(kf)}
+	for i := 1; i < len(kf); i++ {
+		ki.MaxInterval = max(ki.MaxInterval, kf[i]-kf[i-1])
+	}
+	ki.MaxInterval = math.Round(ki.MaxInterval*1000) / 1000
+	return ki
 }
 
 type probeKey struct {
@@ -83,8 +108,13 @@ func (p *probes) view(ih metainfo.Hash, file int) *mediaView {
 	if b, err := os.ReadFile(p.path(k)); err == nil {
 		var info media.Info
 		if json.Unmarshal(b, &info) == nil {
-			p.m[k] = &probeResult{view: mediaView{State: "done", Info: &info}}
-			return &mediaView{State: "done", Info: &info}
+			v := mediaView{State: "done", Info: &info}
+			var kf []float64
+			if b, err := os.ReadFile(p.g.keyframesPath(k.ih.HexString(), k.file)); err == nil && json.Unmarshal(b, &kf) == nil {
+				v.Keyframes = summarise(kf)
+			}
+			p.m[k] = &probeResult{view: v}
+			return &v
 		}
 	}
 	if p.g.cfg.FFprobe == "" {
@@ -117,15 +147,21 @@ func (p *probes) run(k probeKey) {
 	case p.sem <- struct{}{}:
 		defer func() { <-p.sem }()
 	case <-ctx.Done():
-		p.finish(k, nil, ctx.Err())
+		p.finish(k, nil, nil, ctx.Err())
 		return
 	}
-	info, err := media.Probe(ctx, p.g.cfg.FFprobe, fmt.Sprintf("%s/stream/%s/%d", p.g.loopbackBase(), k.ih.HexString(), k.file))
-	p.finish(k, info, err)
+	url := fmt.Sprintf("%s/stream/%s/%d", p.g.loopbackBase(), k.ih.HexString(), k.file)
+	info, err := media.Probe(ctx, p.g.cfg.FFprobe, url)
+	var kf []float64
+	if err == nil && len(info.Video) > 0 {
+		// The keyframe index too (a few more ranges), so that a remux's playlist is ready at once.
+		kf, _ = p.g.keyframes(ctx, k.ih.HexString(), k.file, url)
+	}
+	p.finish(k, info, summarise(kf), err)
 }
 
-func (p *probes) finish(k probeKey, info *media.Info, err error) {
-	r := &probeResult{view: mediaView{State: "done", Info: info}}
+func (p *probes) finish(k probeKey, info *media.Info, kf *keyframeIndex, err error) {
+	r := &probeResult{view: mediaView{State: "done", Info: info, Keyframes: kf}}
 	if err != nil {
 		r = &probeResult{view: mediaView{State: "failed", Error: err.Error()}, failedAt: time.Now()}
 		if !errors.Is(err, context.Canceled) {
