@@ -119,6 +119,11 @@ type Config struct {
 	// UploadRate caps everything the gateway sends of torrent data, to peers of any kind and over
 	// HTTP, in bytes per second; 0 means no cap.
 	UploadRate int64
+	// UploadSharing, with an UploadRate, makes the gateway send each piece to as few browsers as
+	// it can while the cap is reached: a browser's request for a piece another browser has, or
+	// is being sent, is turned down once (BEP 6 reject), so it asks that browser, or asks again
+	// and is served.
+	UploadSharing bool
 	// EmbedOrigins are the origins (https://example.org, http://127.0.0.1:9000) whose pages may
 	// frame the watch and embed pages; empty means any site may.
 	EmbedOrigins []string
@@ -250,6 +255,7 @@ func DefaultConfig() Config {
 		ViewerLinger:             30 * time.Second,
 		FFprobe:                  "ffprobe",
 		FFmpeg:                   "ffmpeg",
+		UploadSharing:            true,
 		Transcode:                string(transcode.PolicyOn),
 		MaxTranscodes:            2,
 		MetadataWait:             20 * time.Second,

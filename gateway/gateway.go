@@ -180,6 +180,13 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		// One bucket for peers and HTTP alike: the cap is on what leaves the gateway.
 		g.uploadLimit = rate.NewLimiter(rate.Limit(cfg.UploadRate), uploadBurst)
 		tcfg.UploadRateLimiter = g.uploadLimit
+		if cfg.UploadSharing {
+			tcfg.UploadSharing = &torrent.UploadSharing{
+				// Busy: the bucket is below half its burst, so sends are waiting on the cap.
+				Busy:   func() bool { return g.uploadLimit.Tokens() < uploadBurst/2 },
+				Trades: func(network string) bool { return network == webrtcNetwork },
+			}
+		}
 	}
 	tcfg.Slogger = slog.New(newTorrentLog(log.Handler())).With("component", "torrent")
 	if cfg.tuneTorrent != nil {

@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/RoaringBitmap/roaring"
@@ -64,6 +65,8 @@ type Client struct {
 	// fields. See #262.
 	connStats AllConnStats
 	counters  TorrentStatCounters
+	// swarmgate patch: requests turned down for UploadSharing (upload-sharing.go).
+	declinedRequests atomic.Int64
 
 	_mu            lockWithDeferreds
 	unlockHandlers clientUnlockHandlers

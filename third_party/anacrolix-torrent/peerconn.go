@@ -58,6 +58,8 @@ type PeerConn struct {
 	// swarmgate patch: re-arms request updates after a reject left the conn without requests.
 	// Only touched with the Client lock held. See retryAfterReject in requesting.go.
 	rejectRetryTimer *time.Timer
+	// swarmgate patch: when each piece was first turned down for UploadSharing (upload-sharing.go).
+	declinedPieces map[pieceIndex]time.Time
 
 	// Move to PeerConn?
 	protocolLogger log.Logger
@@ -693,6 +695,10 @@ func (c *PeerConn) onReadRequest(r Request, startFetch bool) error {
 	if chunkOverflowsPiece(r.ChunkSpec, pieceLength) {
 		torrent.Add("bad requests received", 1)
 		return errors.New("chunk overflows piece")
+	}
+	if c.declineRequest(r) { // swarmgate patch: upload-sharing.go
+		c.reject(r)
+		return nil
 	}
 	MakeMapIfNilWithCap(&c.unreadPeerRequests, localClientReqq)
 	c.unreadPeerRequests[r] = struct{}{}
