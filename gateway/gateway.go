@@ -489,3 +489,7 @@ func (g *Gateway) onPeerConnClosed(pc *torrent.PeerConn) {
 		g.torrents.WebRTCConnClosed(pc)
 	}
 }
+
+// DeclinedRequests counts browsers' requests turned down once while the upload cap was reached
+// because another browser had the piece (Config.UploadSharing).
+func (g *Gateway) DeclinedRequests() int64 { return g.client.DeclinedRequests() }

@@ -112,6 +112,7 @@ var (
 	descIdle     = prometheus.NewDesc(metricsNamespace+"_torrents_dropped_idle_total", "Torrents dropped by --idle-timeout.", nil, nil)
 	descBanned   = prometheus.NewDesc(metricsNamespace+"_peers_banned", "Peer IPs banned for sending data that failed its piece hash.", nil, nil)
 
+	descDeclined   = prometheus.NewDesc(metricsNamespace+"_upload_declined_requests_total", "Browsers' requests turned down once while the upload cap was reached, because another browser had the piece (--upload-sharing).", nil, nil)
 	descTcJobs     = prometheus.NewDesc(metricsNamespace+"_transcode_jobs", "ffmpeg jobs making HLS segments, by state (running, paused ahead of their viewers).", []string{"state"}, nil)
 	descTcStarted  = prometheus.NewDesc(metricsNamespace+"_transcode_jobs_started_total", "ffmpeg jobs started.", nil, nil)
 	descTcFailed   = prometheus.NewDesc(metricsNamespace+"_transcode_jobs_failed_total", "ffmpeg jobs that failed.", nil, nil)
@@ -128,7 +129,7 @@ type gatewayCollector struct {
 }
 
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTorrents, descPeers, descBytes, descPieces, descSockets, descSwarms, descSigPeers, descSigMsgs, descSigFails, descRTC, descRTCDisc, descCache, descCacheCap, descEvicted, descEvictedB, descIdle, descBanned, descRefusals,
+	for _, d := range []*prometheus.Desc{descTorrents, descPeers, descBytes, descPieces, descSockets, descSwarms, descSigPeers, descSigMsgs, descSigFails, descRTC, descRTCDisc, descCache, descCacheCap, descEvicted, descEvictedB, descIdle, descBanned, descRefusals, descDeclined,
 		descTcJobs, descTcStarted, descTcFailed, descTcRefused, descTcSegments, descTcMedia, descTcWork, descTcCache} {
 		ch <- d
 	}
@@ -204,6 +205,7 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descEvictedB, prometheus.CounterValue, float64(cs.EvictedBytes))
 	ch <- prometheus.MustNewConstMetric(descIdle, prometheus.CounterValue, float64(c.g.torrents.DroppedIdle()))
 	ch <- prometheus.MustNewConstMetric(descBanned, prometheus.GaugeValue, float64(len(c.g.client.BadPeerIPs())))
+	ch <- prometheus.MustNewConstMetric(descDeclined, prometheus.CounterValue, float64(c.g.DeclinedRequests()))
 	if c.g.transcoder != nil {
 		ts := c.g.transcoder.Stats()
 		ch <- prometheus.MustNewConstMetric(descTcJobs, prometheus.GaugeValue, float64(ts.JobsRunning-ts.JobsPaused), "running")

@@ -1,0 +1,319 @@
+package e2e
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmgate/swarmgate/gateway"
+)
+
+// BenchmarkOffload measures how much of a torrent the gateway sends when several browsers fetch
+// it at once (issue 12): its egress (WebRTC and HTTP, webseed included) ÷ the file size, each
+// viewer's finish time, and the bytes browsers got from each other. Side by side in one run:
+// N plain webtorrent@3 pages (not ours: webtorrent's own choices, memory storage) fetching the
+// whole file, with the gateway's uplink capped at 1.5× the video's bitrate with upload sharing
+// on and off, and uncapped; and N of our watch pages playing the video (bitrate near the cap),
+// counting their stalls. Goal: egress ≤ 1.5× with ten viewers under the cap, every viewer done
+// within 2× the fastest, no stalls for the playing pages.
+//
+// Each case is a fresh gateway fetching the file from a native seeder on loopback, and fresh
+// Chromium processes (one per viewer, fresh profile) opened 2 s apart; a case stops when every
+// viewer is done, or after its bound.
+//
+//	go test -run '^$' -bench Offload -benchtime 1x -timeout 40m ./e2e/
+//
+// Knobs: SWARMGATE_OFFLOAD_CASES, comma-separated viewers:cap:sharing:page, cap "capped" (1.5× the
+// bitrate) or "none", sharing "on" or "off", page "plain" or "watch" (default
+// "5:capped:on:plain,5:capped:off:plain,10:capped:on:plain,10:capped:off:plain,5:none:on:plain,5:capped:on:watch");
+// SWARMGATE_OFFLOAD_SECONDS, the video's length (60); SWARMGATE_OFFLOAD_MBPS, its bitrate (4).
+func BenchmarkOffload(b *testing.B) {
+	seconds := envInt(b, "SWARMGATE_OFFLOAD_SECONDS", 60)
+	mbps := envFloat(b, "SWARMGATE_OFFLOAD_MBPS", 4)
+	cases := strings.Split(envString("SWARMGATE_OFFLOAD_CASES",
+		"5:capped:on:plain,5:capped:off:plain,10:capped:on:plain,10:capped:off:plain,5:none:on:plain,5:capped:on:watch"), ",")
+	needDefaultRoute(b)
+	film := makeCBRFilm(b, seconds, mbps)
+	capRate := int64(1.5 * mbps * 1e6 / 8)
+	fi, err := os.Stat(film)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("film: %d s at %.1f Mbit/s, %.1f MiB; cap %.0f KB/s (one copy in %.0f s)", seconds, mbps, float64(fi.Size())/(1<<20),
+		float64(capRate)/1e3, float64(fi.Size())/float64(capRate))
+	seeder := seedFile(b, film, 256<<10)
+	pages := newPlainPages(b)
+
+	b.ResetTimer()
+	for range b.N {
+		for _, c := range cases {
+			f := strings.Split(c, ":")
+			if len(f) != 4 {
+				b.Fatalf("case %q: want viewers:cap:sharing:page", c)
+			}
+			n, _ := strconv.Atoi(f[0])
+			rate := int64(0)
+			if f[1] == "capped" {
+				rate = capRate
+			}
+			res := runOffloadCase(b, offloadCase{viewers: n, rate: rate, sharing: f[2] == "on", watch: f[3] == "watch",
+				seeder: seeder, pages: pages, length: fi.Size(), seconds: seconds})
+			b.Logf("%-22s egress %.2f× the file (%.1f MiB: WebRTC %.1f, HTTP %.1f), from browsers %.1f MiB (%.0f %% of what viewers got); "+
+				"done %d of %d, finish %s s (slowest ÷ fastest %.2f); stalls %d, %.1f s stalled; declined requests %d",
+				c, res.egress, res.egressBytes/(1<<20), res.toWebRTC/(1<<20), res.toHTTP/(1<<20), res.fromBrowsers/(1<<20), 100*res.browserShare,
+				res.done, n, fmtTimes(res.finish), res.spread, res.stalls, res.stalledSeconds, res.declined)
+			name := strings.ReplaceAll(c, ":", "-")
+			b.ReportMetric(res.egress, name+"-egress")
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(0, "ns/op")
+}
+
+type offloadCase struct {
+	viewers int
+	rate    int64
+	sharing bool
+	watch   bool
+	seeder  *fileSeeder
+	pages   *plainPages
+	length  int64
+	seconds int
+}
+
+type offloadResult struct {
+	egress, egressBytes, toWebRTC, toHTTP float64
+	fromBrowsers, browserShare            float64
+	done                                  int
+	finish                                []float64
+	spread                                float64
+	stalls                                int
+	stalledSeconds                        float64
+	declined                              int64
+}
+
+// viewerState is what a page reports: the plain page's window.__s, or our watch page's state
+// with its stalls.
+type viewerState struct {
+	Done     bool    `json:"done"`
+	DoneAt   float64 `json:"doneAt"` // ms since the page started
+	Gateway  float64 `json:"gateway"`
+	Browsers float64 `json:"browsers"`
+	Webseed  float64 `json:"webseed"`
+	Stalls   int     `json:"stalls"`
+	Stalled  float64 `json:"stalled"` // seconds
+}
+
+func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
+	srv := startGateway(b, func(cfg *gateway.Config) {
+		cfg.UploadRate = c.rate
+		cfg.UploadSharing = c.sharing
+	})
+	base := srv.URL
+	v := addMagnet(b, base, c.seeder.Magnet())
+	mi := fetchMetainfoBytes(b, base, v.InfoHash)
+	var cfg struct {
+		PeerID string `json:"peer_id"`
+	}
+	getJSONInto(b, base+"/api/config", &cfg)
+
+	browsers := make([]*browser, c.viewers)
+	started := make([]time.Time, c.viewers)
+	for i := range browsers {
+		browsers[i] = startBrowser(b, browserOptions{name: fmt.Sprintf("viewer%d", i)})
+		started[i] = time.Now()
+		if c.watch {
+			browsers[i].navigate(base + "/watch/" + v.InfoHash + "?file=0")
+			if err := browsers[i].eval(0, watchStallsJS, nil); err != nil {
+				b.Fatal(err)
+			}
+		} else {
+			browsers[i].navigate(c.pages.url(base, cfg.PeerID, mi))
+		}
+		time.Sleep(2 * time.Second)
+	}
+	bound := 3*time.Minute + time.Duration(c.seconds)*time.Second
+	if c.rate > 0 {
+		bound += time.Duration(c.length/c.rate) * time.Second
+	}
+	deadline := time.Now().Add(bound)
+	states := make([]viewerState, c.viewers)
+	for time.Now().Before(deadline) {
+		all := true
+		for i, br := range browsers {
+			expr := `window.__s`
+			if c.watch {
+				expr = `(() => { const s = window.swarmgate?.stats || {}; const v = document.getElementById("player"); const st = window.__stalls || {n: 0, ms: 0};
+				  return {done: v.ended || v.currentTime >= v.duration - 0.5, doneAt: performance.now(), gateway: s.fromGateway || 0, browsers: s.fromBrowsers || 0, webseed: s.fromWebseed || 0,
+				          stalls: st.n, stalled: st.ms / 1000} })()`
+			}
+			var s viewerState
+			if err := br.eval(0, expr, &s); err == nil {
+				if !states[i].Done {
+					states[i] = s
+				} else {
+					states[i].Gateway, states[i].Browsers, states[i].Webseed = s.Gateway, s.Browsers, s.Webseed
+				}
+			}
+			all = all && states[i].Done
+		}
+		if all {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+
+	var tv struct {
+		Bytes struct {
+			ToWebRTC float64 `json:"to_webrtc"`
+			ToHTTP   float64 `json:"to_http"`
+		} `json:"bytes"`
+	}
+	getJSONInto(b, base+"/api/torrents/"+v.InfoHash, &tv)
+	var res offloadResult
+	res.toWebRTC, res.toHTTP = tv.Bytes.ToWebRTC, tv.Bytes.ToHTTP
+	res.egressBytes = res.toWebRTC + res.toHTTP
+	res.egress = res.egressBytes / float64(c.length)
+	res.declined = srv.Gateway.DeclinedRequests()
+	var got float64
+	fastest, slowest := 0.0, 0.0
+	for _, s := range states {
+		res.fromBrowsers += s.Browsers
+		got += s.Browsers + s.Gateway + s.Webseed
+		res.stalls += s.Stalls
+		res.stalledSeconds += s.Stalled
+		if s.Done {
+			res.done++
+			t := s.DoneAt / 1000
+			res.finish = append(res.finish, t)
+			if fastest == 0 || t < fastest {
+				fastest = t
+			}
+			slowest = max(slowest, t)
+		}
+	}
+	if got > 0 {
+		res.browserShare = res.fromBrowsers / got
+	}
+	if fastest > 0 {
+		res.spread = slowest / fastest
+	}
+	for _, br := range browsers {
+		br.stop()
+	}
+	return res
+}
+
+// watchStallsJS counts our watch page's stalls: "waiting" after it first played, and for how long.
+const watchStallsJS = `(() => {
+  const v = document.getElementById("player"); let played = false, since = 0;
+  window.__stalls = {n: 0, ms: 0};
+  v.addEventListener("playing", () => { played = true; if (since) { window.__stalls.ms += performance.now() - since; since = 0 } });
+  v.addEventListener("waiting", () => { if (played && !since) { window.__stalls.n++; since = performance.now() } });
+})()`
+
+func fmtTimes(ts []float64) string {
+	parts := make([]string, len(ts))
+	for i, t := range ts {
+		parts[i] = strconv.FormatFloat(t, 'f', 1, 64)
+	}
+	return strings.Join(parts, " ")
+}
+
+func getJSONInto(t testing.TB, url string, v any) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		t.Fatalf("%s: %v", url, err)
+	}
+}
+
+func fetchMetainfoBytes(t testing.TB, base, ih string) []byte {
+	t.Helper()
+	fetchMetainfo(t, base, ih) // waits for the metadata
+	res, err := http.Get(base + "/api/torrents/" + ih + "/metainfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// makeCBRFilm makes a constant-bitrate H.264/AAC MP4 of the given length and bitrate.
+func makeCBRFilm(t testing.TB, seconds int, mbps float64) string {
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("cbr-%ds-%gM.mp4", seconds, mbps))
+	rate := fmt.Sprintf("%dk", int(mbps*1000))
+	args := []string{"-v", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-t", strconv.Itoa(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+		"-b:v", rate, "-minrate", rate, "-maxrate", rate, "-bufsize", rate, "-x264-params", "nal-hrd=cbr:force-cfr=1",
+		"-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart", path}
+	if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	return path
+}
+
+// plainPages serves a page running plain webtorrent@3 (the vendored build) that fetches a
+// torrent whole into memory: what any webtorrent app would do, none of our player's choices.
+type plainPages struct {
+	srv *httptest.Server
+}
+
+func newPlainPages(t testing.TB) *plainPages {
+	_, here, _, _ := runtime.Caller(0)
+	vendor := filepath.Join(filepath.Dir(here), "..", "web", "static", "vendor", "webtorrent.min.js")
+	if _, err := os.Stat(vendor); err != nil {
+		t.Fatalf("webtorrent build: %v (run make web)", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/webtorrent.min.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript")
+		http.ServeFile(w, r, vendor)
+	})
+	mux.HandleFunc("/plain", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, plainPageHTML, q.Get("mi"), strings.ToLower(q.Get("gw")))
+	})
+	p := &plainPages{srv: httptest.NewServer(mux)}
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *plainPages) url(_, gatewayPeerID string, metainfo []byte) string {
+	return p.srv.URL + "/plain?gw=" + gatewayPeerID + "&mi=" + base64.URLEncoding.EncodeToString(metainfo)
+}
+
+// plainPageHTML: the metainfo (the gateway's, naming its tracker and webseed) and the gateway's
+// peer id come in the query; the page counts bytes by the kind of wire, like our player does.
+const plainPageHTML = `<!doctype html><meta charset="utf-8"><title>plain webtorrent</title>
+<script type="module">
+import WebTorrent from '/webtorrent.min.js'
+const b64 = %q, gw = %q
+const mi = Uint8Array.from(atob(b64.replace(/-/g, '+').replace(/_/g, '/')), c => c.charCodeAt(0))
+const s = window.__s = { done: false, doneAt: 0, gateway: 0, browsers: 0, webseed: 0 }
+const client = new WebTorrent({ tracker: { rtcConfig: { iceServers: [] } } })
+const t = client.add(mi, {})
+const kind = w => w.type === 'webSeed' ? 'webseed' : ((w.peerId || '').toLowerCase() === gw ? 'gateway' : 'browsers')
+t.on('wire', w => w.on('download', n => { s[kind(w)] += n }))
+t.on('done', () => { s.done = true; s.doneAt = performance.now() })
+</script>`
