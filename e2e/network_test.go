@@ -12,7 +12,7 @@ import (
 // and the gateway still do (pion's candidates are its own), so the other tests run. To run these
 // tests in a namespace, give it an on-link default route onto its own veth
 // (ip route add default dev sg0): nothing leaves.
-func needDefaultRoute(t *testing.T) {
+func needDefaultRoute(t testing.TB) {
 	t.Helper()
 	v4, _ := os.ReadFile("/proc/net/route")
 	v6, _ := os.ReadFile("/proc/net/ipv6_route")
