@@ -16,7 +16,7 @@ import (
 )
 
 // makeFilm has ffmpeg make a test film: seconds long, keyframes every 2 s, with the codecs given.
-func makeFilm(t *testing.T, name string, seconds int, size string, args ...string) string {
+func makeFilm(t testing.TB, name string, seconds int, size string, args ...string) string {
 	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		missingTool(t, "ffmpeg", "apt-get install ffmpeg")
@@ -84,11 +84,18 @@ func (b *browser) waitPage(within time.Duration, what string, cond func(hlsPage)
 
 // seedFilm seeds a film natively and adds it to the gateway at base by magnet; it returns the
 // watch page's URL for it.
-func seedFilm(t *testing.T, base, path string) (ih, watch string) {
+func seedFilm(t testing.TB, base, path string) (ih, watch string) {
 	seeder := seedFile(t, path, 64<<10)
+	return addFilm(t, base, seeder, filepath.Base(path))
+}
+
+// addFilm adds seeder's film to the gateway at base by magnet and waits until the gateway has
+// probed it; it returns the watch page's URL for it.
+func addFilm(t testing.TB, base string, seeder *fileSeeder, name string) (ih, watch string) {
+	t.Helper()
 	v := addMagnet(t, base, seeder.Magnet())
 	fetchMetainfo(t, base, v.InfoHash)
-	waitUntil(t, 60*time.Second, "the probe of "+filepath.Base(path), func() (bool, string) {
+	waitUntil(t, 60*time.Second, "the probe of "+name, func() (bool, string) {
 		res, err := http.Get(base + "/api/torrents/" + v.InfoHash)
 		if err != nil {
 			return false, err.Error()

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -68,7 +70,7 @@ func BenchmarkLiveLatencyAndShare(b *testing.B) {
 		client: &http.Client{Timeout: 30 * time.Second, Transport: ingestTransport{ingest}},
 	})
 	id := ls.id
-	proxy := newCountingProxy(b, ls.base)
+	proxy := newCountingProxy(b, ls.base, liveSegmentPath)
 
 	results := map[string]*liveSide{}
 	b.ResetTimer()
@@ -242,16 +244,18 @@ func runLiveSide(b *testing.B, r *liveSide, proxy *countingProxy, id live.Stream
 }
 
 // countingProxy is a loopback reverse proxy in front of the gateway that counts the bytes of the
-// live segments it serves: what the viewers got over HTTP, measured outside the page. The pages
+// segments it serves (the paths a pattern matches): what the viewers got over HTTP, measured
+// outside the page. The pages
 // and the tracker go through it too (the gateway names its URLs from the request's Host).
 type countingProxy struct {
 	URL    string
 	served atomic.Int64
 }
 
-var segmentPath = regexp.MustCompile(`^/live/[a-z2-7]{52}/(\d+\.m4s|init-\d+\.mp4)$`)
+// liveSegmentPath matches a live stream's media and init segments.
+var liveSegmentPath = regexp.MustCompile(`^/live/[a-z2-7]{52}/(\d+\.m4s|init-\d+\.mp4)$`)
 
-func newCountingProxy(t testing.TB, target string) *countingProxy {
+func newCountingProxy(t testing.TB, target string, segmentPath *regexp.Regexp) *countingProxy {
 	t.Helper()
 	tu, err := url.Parse(target)
 	if err != nil {
@@ -260,6 +264,14 @@ func newCountingProxy(t testing.TB, target string) *countingProxy {
 	p := &countingProxy{}
 	rp := httputil.NewSingleHostReverseProxy(tu)
 	rp.FlushInterval = -1
+	rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		// A viewer dropping a download (p2p-media-loader does, when a peer has the segment
+		// first) is no error worth a log line.
+		if !errors.Is(err, context.Canceled) {
+			t.Logf("counting proxy: %s %s: %v", r.Method, r.URL.Path, err)
+		}
+		w.WriteHeader(http.StatusBadGateway)
+	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && segmentPath.MatchString(r.URL.Path) {
 			w = &countingWriter{ResponseWriter: w, n: &p.served}

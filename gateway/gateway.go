@@ -346,6 +346,11 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	defer cancel()
 	// Websockets are hijacked and ignored by Shutdown: the tracker closes them itself.
 	g.tracker.Close()
+	// ffmpeg jobs read the gateway's own /stream, and a paused one would hold its request open
+	// until the drain times out: they stop first (HLS requests waiting on them end at once).
+	if g.transcoder != nil {
+		g.transcoder.Close()
+	}
 	err := g.server.Shutdown(shutdownCtx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = fmt.Errorf("drain: HTTP requests still open after %v were cut off", g.cfg.ShutdownTimeout)

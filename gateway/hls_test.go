@@ -188,3 +188,38 @@ func TestHLSPolicy(t *testing.T) {
 		t.Errorf("HLS without ffmpeg: %d %q", res.status, errorOf(res))
 	}
 }
+
+// TestShutdownStopsTranscodes: a graceful shutdown with an ffmpeg job paused ahead of its viewer
+// (its read of the gateway's own /stream open, and blocked) drains without waiting for it: the
+// jobs are the gateway's own requests, not a client's.
+func TestShutdownStopsTranscodes(t *testing.T) {
+	needTools(t, "ffmpeg", "ffmpeg", "ffprobe")
+	// Lossless, so the file is far larger than what the sockets between ffmpeg and /stream
+	// buffer: a paused job leaves /stream's handler blocked on its write.
+	path := filepath.Join(t.TempDir(), "big.mkv")
+	if b, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "200",
+		"-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-g", "50", path).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v: %s", err, b)
+	}
+	seeder, err := peertest.SeedPath(path, 256<<10, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seeder.Close()
+	r := startGateway(t, func(c *Config) { c.FFprobe, c.FFmpeg, c.ShutdownTimeout = "ffprobe", "ffmpeg", 3*time.Second })
+	if res := addFromSeeder(t, r, seeder); res.status != http.StatusCreated {
+		t.Fatalf("add: %d %s", res.status, res.body)
+	}
+	ih := seeder.Torrent.InfoHash().HexString()
+	waitGotInfo(t, r.g, ih)
+	var seg response
+	waitFor(t, time.Minute, "segment 0", func() bool {
+		seg = r.get(t, "/hls/"+ih+"/0/transcode/0.ts", nil)
+		return seg.status != http.StatusServiceUnavailable
+	})
+	if seg.status != http.StatusOK {
+		t.Fatalf("segment 0: %d %s", seg.status, errorOf(seg))
+	}
+	waitFor(t, 2*time.Minute, "the job pausing ahead of its viewer", func() bool { return r.g.transcoder.Stats().JobsPaused == 1 })
+	r.stop() // fails the test if Serve reports requests cut off by the drain timeout
+}
