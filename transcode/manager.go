@@ -342,8 +342,10 @@ func (m *Manager) reap() {
 
 // freeSlot makes room for one more job for variant v, stopping a job nobody waits for: a
 // paused one (its viewers are far behind it), else one of v's own (its viewer seeked away from
-// it), else the one of the variant read least recently, if that was over a few seconds ago.
-// Called with m.mu held.
+// it), else the one of the variant read least recently, if that was over a few seconds ago. A
+// job with requests waiting on it is never stopped for another: a player's prefetch far ahead
+// would otherwise stop the job the other viewers wait on, and they would restart it (jobs
+// thrashing); the prefetch gets ErrBusy and is asked again later. Called with m.mu held.
 func (m *Manager) freeSlot(v *variant) bool {
 	if m.running < m.cfg.MaxJobs {
 		return true
@@ -360,7 +362,7 @@ func (m *Manager) freeSlot(v *variant) bool {
 	}
 	for _, w := range m.variants {
 		for _, j := range w.jobs {
-			if j.stopping {
+			if j.stopping || j.waiters > 0 && !j.paused {
 				continue
 			}
 			if victim == nil || rank(j) < rank(victim) ||

@@ -353,3 +353,66 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestPrefetchDoesNotStopAWaitedJob: with every slot taken by a job a viewer waits on, a request
+// far ahead of it (a player's prefetch) is refused with ErrBusy instead of stopping that job.
+func TestPrefetchDoesNotStopAWaitedJob(t *testing.T) {
+	need(t, "ffmpeg", "ffprobe")
+	src := makeMedia(t, "slow.mp4", 60, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac")
+	// A slow source: the job takes seconds per segment, so its viewer is still waiting.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(slowWriter{w}, r, "slow.mp4", time.Time{}, mustOpen(t, src))
+	}))
+	t.Cleanup(srv.Close)
+	m := newManager(t, func(c *Config) { c.MaxJobs = 1 })
+	v, err := m.Variant("0abc", 0, Transcode, -1, Source{URL: srv.URL + "/slow.mp4", Info: probe(t, src)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	waited := make(chan error, 1)
+	go func() { _, _, err := v.Segment(ctx, 3); waited <- err }()
+	waitFor(t, "the viewer waiting on the job", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return len(v.v.jobs) == 1 && v.v.jobs[0].waiters == 1
+	})
+	short, stop := context.WithTimeout(context.Background(), 30*time.Second)
+	defer stop()
+	if _, _, err := v.Segment(short, 12); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a prefetch far ahead with the one slot waited on: %v, want ErrBusy", err)
+	}
+	if got := m.Stats().JobsStarted; got != 1 {
+		t.Errorf("%d jobs started, want the one the viewer waits on", got)
+	}
+	cancel()
+	<-waited
+}
+
+// slowWriter paces a response: 64 KiB every 100 ms.
+type slowWriter struct{ http.ResponseWriter }
+
+func (w slowWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), 64<<10)
+		time.Sleep(100 * time.Millisecond)
+		m, err := w.ResponseWriter.Write(p[:k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[k:]
+	}
+	return n, nil
+}
+
+func mustOpen(t testing.TB, path string) *os.File {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}

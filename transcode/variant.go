@@ -58,6 +58,7 @@ type job struct {
 	paused    bool
 	stopping  bool
 	slotFreed bool // freeSlot counted it gone already
+	waiters   int  // requests waiting for a segment this job makes: it is not given up for another
 	made      int
 	lastAt    time.Time // when it last made a segment or resumed: encode time counts from there
 	stderr    tailWriter
@@ -153,14 +154,17 @@ func (x *Variant) Segment(ctx context.Context, i int) (string, live.SignedEntry,
 			j.resume()
 		}
 		ch := v.changed
+		j.waiters++
 		m.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			m.mu.Lock()
+			j.waiters--
 			return "", live.SignedEntry{}, ctx.Err()
 		case <-ch:
 		}
 		m.mu.Lock()
+		j.waiters--
 	}
 }
 
