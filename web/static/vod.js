@@ -63,9 +63,9 @@ export async function playHLS ({ sg, video, infohash, file, plan, config, p2p = 
         // Seconds ahead of the playhead. The next 8 s come over HTTP at once if no peer has
         // them (a viewer never waits on P2P for what plays next); further ahead a segment
         // comes from a peer that has it, and over HTTP only by p2p-media-loader's random pick.
-        highDemandTimeWindow: 8,
-        httpDownloadTimeWindow: 20,
-        p2pDownloadTimeWindow: 60,
+        highDemandTimeWindow: 4,
+        httpDownloadTimeWindow: 40,
+        p2pDownloadTimeWindow: 90,
         simultaneousHttpDownloads: 2,
         simultaneousP2PDownloads: 3,
         validateP2PSegment: verifier.validateP2PSegment
