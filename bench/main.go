@@ -4,7 +4,7 @@
 // has the file), plus the time from POST /api/torrents to the first byte at a WebRTC peer. It
 // prints a Markdown report; a download with wrong bytes, or any failure, exits 1.
 //
-//	go run ./bench [-size 32MiB] [-runs 3] [-piece 256KiB] [-out report.md] [-cpuprofile cpu.out]
+//	go run ./bench [-size 32MiB] [-runs 3] [-piece 256KiB] [-out report.md] [-cpuprofile cpu.out [-profile all|cold|warm]]
 package main
 
 import (
@@ -29,7 +29,8 @@ func main() {
 	flag.Var(&piece, "piece", "piece length (bytes, or with KiB/MiB)")
 	runs := flag.Int("runs", 3, "runs of every measurement")
 	out := flag.String("out", "", "write the report here (default stdout)")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here (see -profile)")
+	profilePart := flag.String("profile", "all", "what -cpuprofile covers: all (the whole run), cold or warm (each raw wire peer's cold or warm download alone, one file per run: FILE.1, FILE.2 …)")
 	phases := flag.String("phases", "raw,conn,wire,client", "measurements to run: raw (pion channel), conn (bridge Conn), wire (raw wire peer, cold+warm, first byte), client (anacrolix peer, cold+warm)")
 	timeout := flag.Duration("timeout", 20*time.Minute, "give up (exit 1) after this long")
 	flag.Parse()
@@ -58,7 +59,14 @@ func main() {
 		os.Exit(1)
 	})
 
-	if *cpuprofile != "" {
+	switch *profilePart {
+	case "all", "cold", "warm":
+	default:
+		fmt.Fprintf(os.Stderr, "bench: -profile is all, cold or warm, not %q\n", *profilePart)
+		os.Exit(2)
+	}
+	prof = &cpuProfile{path: *cpuprofile, part: *profilePart}
+	if *cpuprofile != "" && *profilePart == "all" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -95,52 +103,53 @@ func main() {
 	rep.write(w)
 }
 
+// prof is the -cpuprofile of a part of the run, or nothing.
+var prof *cpuProfile
+
 func run(size, piece int64, runs int, want map[string]bool, log *slog.Logger) (*report, error) {
 	rep := newReport(size, piece, runs)
 	progress := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
 	}
 
-	if want["raw"] || want["conn"] {
-		for i := range runs {
-			if want["raw"] {
-				var bps float64
-				err := rep.countDrops("raw", func() (err error) { bps, err = measureRaw(size); return err })
-				if err != nil {
-					return nil, fmt.Errorf("raw data channel: %w", err)
-				}
-				rep.add(rowRaw, bps/1e6)
-				progress("run %d: raw data channel %.1f MB/s", i+1, bps/1e6)
-			}
-			if want["conn"] {
-				var bps float64
-				var stall time.Duration
-				err := rep.countDrops("conn", func() (err error) { bps, stall, err = measureConn(size, log); return err })
-				if err != nil {
-					return nil, fmt.Errorf("bridge conn: %w", err)
-				}
-				rep.add(rowConn, bps/1e6)
-				rep.addMS(rowStallConn, stall)
-				progress("run %d: bridge Conn %.1f MB/s (longest stall %v)", i+1, bps/1e6, stall.Round(time.Millisecond))
-			}
+	// The seeder is shared by every run; made first, so that its hashing is not timed.
+	var seeder *peertest.Seeder
+	if want["wire"] || want["client"] {
+		dir, err := os.MkdirTemp("", "swarmgate-bench-seeder-*")
+		if err != nil {
+			return nil, err
 		}
-	}
-	if !want["wire"] && !want["client"] {
-		return rep, nil
+		defer os.RemoveAll(dir)
+		if seeder, err = peertest.NewSeeder(dir, "movie.bin", size, piece, log); err != nil {
+			return nil, fmt.Errorf("seeder: %w", err)
+		}
+		defer seeder.Close()
 	}
 
-	dir, err := os.MkdirTemp("", "swarmgate-bench-seeder-*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	seeder, err := peertest.NewSeeder(dir, "movie.bin", size, piece, log)
-	if err != nil {
-		return nil, fmt.Errorf("seeder: %w", err)
-	}
-	defer seeder.Close()
-
+	// Each run measures the ceiling and then the paths, back to back: on a shared machine the
+	// load changes from minute to minute, and a ratio of figures taken minutes apart would
+	// measure that change.
 	for i := range runs {
+		if want["raw"] {
+			var bps float64
+			err := rep.countDrops("raw", func() (err error) { bps, err = measureRaw(size); return err })
+			if err != nil {
+				return nil, fmt.Errorf("raw data channel: %w", err)
+			}
+			rep.add(rowRaw, bps/1e6)
+			progress("run %d: raw data channel %.1f MB/s", i+1, bps/1e6)
+		}
+		if want["conn"] {
+			var bps float64
+			var stall time.Duration
+			err := rep.countDrops("conn", func() (err error) { bps, stall, err = measureConn(size, log); return err })
+			if err != nil {
+				return nil, fmt.Errorf("bridge conn: %w", err)
+			}
+			rep.add(rowConn, bps/1e6)
+			rep.addMS(rowStallConn, stall)
+			progress("run %d: bridge Conn %.1f MB/s (longest stall %v)", i+1, bps/1e6, stall.Round(time.Millisecond))
+		}
 		if want["wire"] {
 			var cold, warm rawRun
 			err := rep.countDrops("wire", func() (err error) { cold, warm, err = rawScenario(seeder, log); return err })

@@ -296,8 +296,10 @@ func rawScenario(s *peertest.Seeder, log *slog.Logger) (cold, warm rawRun, err e
 	if err != nil {
 		return cold, warm, err
 	}
+	stopProfile := prof.window("cold")
 	cold.Posted = time.Now()
 	if err := rg.addMagnet(s.Magnet()); err != nil {
+		stopProfile()
 		p.Close()
 		return cold, warm, err
 	}
@@ -314,6 +316,7 @@ func rawScenario(s *peertest.Seeder, log *slog.Logger) (cold, warm rawRun, err e
 		rg.watchFetch(ih, stopWatch, &cold.GWFirst, &cold.GWDone)
 	}()
 	err = rawDownload(p, s, &cold)
+	stopProfile()
 	p.Close()
 	if err == nil {
 		err = rg.waitComplete(ih)
@@ -332,7 +335,10 @@ func rawScenario(s *peertest.Seeder, log *slog.Logger) (cold, warm rawRun, err e
 		return cold, warm, err
 	}
 	defer p.Close()
-	if err := rawDownload(p, s, &warm); err != nil {
+	stopProfile = prof.window("warm")
+	err = rawDownload(p, s, &warm)
+	stopProfile()
+	if err != nil {
 		return cold, warm, fmt.Errorf("warm: %w", err)
 	}
 	return cold, warm, nil

@@ -177,7 +177,7 @@ func (r *report) write(w io.Writer) {
 				if ratio < goal {
 					verdict = "BELOW the goal"
 				}
-				fmt.Fprintf(w, "- %s: **%.2f×** (%.1f of %.1f MB/s), %s\n", c.name, ratio, median(v), raw, verdict)
+				fmt.Fprintf(w, "- %s: **%.2f×** (%.1f of %.1f MB/s), %s; run by run %s\n", c.name, ratio, median(v), raw, verdict, r.perRun(c.id))
 			}
 		}
 		fmt.Fprintln(w)
@@ -268,6 +268,28 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// perRun is each run's figure of id over the same run's raw channel, and their median: the runs
+// measure raw and the paths back to back, so a ratio within a run shares that run's load.
+func (r *report) perRun(id rowID) string {
+	raw, v := r.values[rowRaw], r.values[id]
+	var ratios []float64
+	var b strings.Builder
+	for i := range min(len(raw), len(v)) {
+		if raw[i] <= 0 {
+			continue
+		}
+		ratios = append(ratios, v[i]/raw[i])
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%.2f", v[i]/raw[i])
+	}
+	if len(ratios) == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%s (median %.2f×)", b.String(), median(ratios))
 }
 
 func (r *report) has(ids ...rowID) bool {

@@ -94,6 +94,10 @@ func (r *Registry) watchMetadata(e *Entry) {
 			}
 			r.log.Info("metadata", "infohash", e.t.InfoHash().HexString(), "name", e.t.Name(), "length", e.t.Length())
 			e.gotInfo()
+			// A viewer that came before the metadata (a browser's peer conn, as the page opens)
+			// was looked at when nothing could be fetched yet: look again now rather than at the
+			// next tick, up to a second later.
+			r.DemandChanged()
 			if !e.src.Ephemeral {
 				if err := r.saveMetainfo(e.t); err != nil {
 					r.log.Error("saving metainfo; a restart will need peers for it again", "infohash", e.t.InfoHash().HexString(), "err", err)

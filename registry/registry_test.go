@@ -394,3 +394,30 @@ func TestFetchAllWithoutViewers(t *testing.T) {
 	add(plain, true)
 	waitFor(t, 30*time.Second, "the plain torrent fetched once asked to", func() bool { return b.Complete().Bool() })
 }
+
+// TestViewerBeforeMetadata: a torrent watched before its metadata came starts fetching when the
+// metadata comes, not at the next tick (an hour away here).
+func TestViewerBeforeMetadata(t *testing.T) {
+	s := newSeeder(t, 512<<10)
+	n := startNode(t, t.TempDir(), func(c *Config) { c.Tick = time.Hour })
+	spec := &torrent.TorrentSpec{}
+	spec.InfoHash = s.MetaInfo.HashInfoBytes()
+	tor, _, err := n.reg.Add(spec, Source{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := n.reg.Get(tor.InfoHash())
+	// A viewer, looked at while no peer can give the metadata: LastWatched moves once it was.
+	before := e.LastWatched()
+	e.Touch()
+	n.reg.DemandChanged()
+	waitFor(t, 10*time.Second, "the viewer looked at", func() bool { return e.LastWatched().After(before) })
+	if tor.Info() != nil {
+		t.Fatal("metadata before any peer")
+	}
+	spec.PeerAddrs = []string{s.Addr().String()}
+	if _, _, err := n.reg.Add(spec, Source{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the torrent fetched once its metadata came", func() bool { return tor.Complete().Bool() })
+}
