@@ -343,6 +343,7 @@ async function startWebTorrent ({ config, numPieces, file, registration, video, 
       if (urls !== torrent.urlList) torrent.urlList = urls
     })
     watchStats(torrent, (config.peer_id || '').toLowerCase())
+    dropWebseedOnceGatewayWire(torrent, (config.peer_id || '').toLowerCase())
     await withTimeout(new Promise((resolve, reject) => {
       if (torrent.ready) return resolve()
       torrent.once('ready', resolve)
@@ -362,6 +363,23 @@ async function startWebTorrent ({ config, numPieces, file, registration, video, 
     wt.destroy()
     throw err
   }
+}
+
+// dropWebseedOnceGatewayWire closes the webseed once the gateway's own WebRTC wire is up. The
+// webseed brings the first bytes while WebRTC connects (and everything where there is no
+// WebRTC); after that the gateway's wire carries the same pieces, and over it a gateway whose
+// uplink is capped can turn down a piece another browser has (--upload-sharing), which plain
+// HTTP cannot: with the webseed open, five watch pages under a cap took 3.7 copies of the file,
+// all over HTTP, and stalled (docs/bench.md, Offload).
+function dropWebseedOnceGatewayWire (torrent, gatewayId) {
+  const check = w => {
+    if (wireKind(w, gatewayId) !== 'gateway') return
+    torrent.removeListener('wire', check)
+    torrent.urlList = []
+    for (const x of torrent.wires) if (x.type === 'webSeed') x.destroy()
+    mark('webseed-closed')
+  }
+  torrent.on('wire', check)
 }
 
 // watchStats keeps sg.stats up to date with the torrent's wires, by kind (wireKind). Bytes are
