@@ -31,7 +31,7 @@ test:
 # as a failure when the time runs out while it minimises a new input.
 FUZZTIME ?= 20000x
 FUZZ_TARGETS := signaling:FuzzHandle signaling:FuzzBinaryID internal/trackerclient:FuzzClientDispatch \
-	gateway:FuzzMagnetSpec gateway:FuzzParseInfoHash gateway:FuzzMetainfoSpec gateway:FuzzStreamRange \
+	signaling:FuzzMessageDecode gateway:FuzzMagnetSpec gateway:FuzzParseInfoHash gateway:FuzzMetainfoSpec gateway:FuzzStreamRange \
 	live:FuzzSignedEntryJSON live:FuzzSignEntry live:FuzzManifest live:FuzzParseCutPlaylist \
 	media:FuzzKeyframes
 

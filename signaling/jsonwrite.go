@@ -1,0 +1,118 @@
+package signaling
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// The messages the tracker sends most (announce replies, relayed offers and answers) are
+// written by hand: the same bytes json.Marshal makes of announceReply, offerMsg and answerMsg
+// (TestMessageWriters checks), without reflection, and the SDP spliced in as it came.
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string the way encoding/json writes it (HTML-safe).
+func appendJSONString[T string | []byte](dst []byte, s T) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(string(s[i:min(len(s), i+utf8.UTFMax)]))
+		if c == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if c == '\u2028' || c == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// appendID appends id as a JSON binary string.
+func appendID(dst []byte, id ID) []byte {
+	var buf [2 * len(id)]byte
+	b := buf[:0]
+	for _, v := range id {
+		b = utf8.AppendRune(b, rune(v))
+	}
+	return appendJSONString(dst, b)
+}
+
+// announceReplyJSON is json.Marshal(announceReply{...}) with action announce.
+func announceReplyJSON(ih ID, interval, complete, incomplete int) []byte {
+	b := make([]byte, 0, 160)
+	b = append(b, `{"action":"announce","info_hash":`...)
+	b = appendID(b, ih)
+	b = append(b, `,"interval":`...)
+	b = strconv.AppendInt(b, int64(interval), 10)
+	b = append(b, `,"complete":`...)
+	b = strconv.AppendInt(b, int64(complete), 10)
+	b = append(b, `,"incomplete":`...)
+	b = strconv.AppendInt(b, int64(incomplete), 10)
+	return append(b, '}')
+}
+
+// offerJSON is json.Marshal(offerMsg{...}) with action announce and offer type "offer".
+func offerJSON(ih, from, oid ID, sdp sdpText) []byte {
+	b := make([]byte, 0, 256+len(sdp.raw)+len(sdp.str))
+	b = append(b, `{"action":"announce","info_hash":`...)
+	b = appendID(b, ih)
+	b = append(b, `,"peer_id":`...)
+	b = appendID(b, from)
+	b = append(b, `,"offer_id":`...)
+	b = appendID(b, oid)
+	b = append(b, `,"offer":{"type":"offer","sdp":`...)
+	b = sdp.appendJSON(b)
+	return append(b, '}', '}')
+}
+
+// answerJSON is json.Marshal(answerMsg{...}) with action announce and answer type "answer".
+func answerJSON(ih, from, to, oid ID, sdp sdpText) []byte {
+	b := make([]byte, 0, 320+len(sdp.raw)+len(sdp.str))
+	b = append(b, `{"action":"announce","info_hash":`...)
+	b = appendID(b, ih)
+	b = append(b, `,"peer_id":`...)
+	b = appendID(b, from)
+	b = append(b, `,"to_peer_id":`...)
+	b = appendID(b, to)
+	b = append(b, `,"offer_id":`...)
+	b = appendID(b, oid)
+	b = append(b, `,"answer":{"type":"answer","sdp":`...)
+	b = sdp.appendJSON(b)
+	return append(b, '}', '}')
+}
