@@ -229,19 +229,14 @@ func (s *Server) parseOffers(raw json.RawMessage) ([]wireOffer, error) {
 	if isAbsent(raw) {
 		return nil, nil
 	}
+	if raw[0] != '[' {
+		return nil, fmt.Errorf("%w: offers is not an array", ErrBadMessage)
+	}
 	var list []json.RawMessage
-	if !eachElement(raw, func(_ int, e []byte) bool {
+	eachElement(raw, func(e []byte) bool {
 		list = append(list, e)
 		return len(list) < s.cfg.MaxOffersPerAnnounce
-	}) {
-		list = nil
-		if err := json.Unmarshal(raw, &list); err != nil {
-			return nil, fmt.Errorf("%w: offers is not an array", ErrBadMessage)
-		}
-	}
-	if len(list) > s.cfg.MaxOffersPerAnnounce {
-		list = list[:s.cfg.MaxOffersPerAnnounce]
-	}
+	})
 	out := make([]wireOffer, 0, len(list))
 	for i, e := range list {
 		o, err := offerEntry(e)
@@ -275,9 +270,9 @@ func offerEntry(e []byte) (rawOfferEntry, error) {
 	if isAbsent(e) {
 		return o, nil
 	}
-	if len(e) > 0 && e[0] == '{' {
+	if e[0] == '{' {
 		fast := true
-		if eachMember(e, func(key, value []byte) {
+		eachMember(e, func(key, value []byte) {
 			switch i, ok := fieldIndex(key, offerEntryFields); {
 			case !ok:
 				fast = false
@@ -286,7 +281,8 @@ func offerEntry(e []byte) (rawOfferEntry, error) {
 			case i == 1:
 				o.Offer = value
 			}
-		}) && fast {
+		})
+		if fast {
 			return o, nil
 		}
 		o = rawOfferEntry{}

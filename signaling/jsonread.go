@@ -206,45 +206,92 @@ func scanNumber(data []byte, i int) int {
 	return i
 }
 
-// eachMember calls f with the raw key (quotes included) and raw value of every member of the
-// JSON object obj, in order; false when obj is not one the fast scanner takes.
-func eachMember(obj []byte, f func(key, value []byte)) bool {
-	if len(obj) == 0 || obj[0] != '{' || scanValue(obj, 0, 0) != len(obj) {
-		return false
+// skipValue returns the end of the valid JSON value starting at data[i], without checking it
+// again: every raw value the readers get is valid, from a message decodeMessage scanned or from
+// encoding/json.
+func skipValue(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return skipString(data, i)
+	case '{', '[':
+		depth := 0
+		for i < len(data) {
+			switch data[i] {
+			case '"':
+				i = skipString(data, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
 	}
+	for i < len(data) {
+		switch data[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the closing quote of the valid string at data[i]: the
+// first quote not escaped, that is after an even run of backslashes.
+func skipString(data []byte, i int) int {
+	for i++; i < len(data); {
+		j := bytes.IndexByte(data[i:], '"')
+		if j < 0 {
+			return len(data)
+		}
+		q := i + j
+		k := q
+		for k > i && data[k-1] == '\\' {
+			k--
+		}
+		if (q-k)%2 == 0 {
+			return q + 1
+		}
+		i = q + 1
+	}
+	return len(data)
+}
+
+// eachMember calls f with the raw key (quotes included) and raw value of every member of the
+// valid JSON object obj, in order.
+func eachMember(obj []byte, f func(key, value []byte)) {
 	i := skipSpace(obj, 1)
 	for i < len(obj) && obj[i] == '"' {
-		k := scanString(obj, i)
+		k := skipString(obj, i)
 		key := obj[i:k]
 		v := skipSpace(obj, skipSpace(obj, k)+1) // past the colon
-		end := scanValue(obj, v, 1)
+		end := skipValue(obj, v)
 		f(key, obj[v:end])
 		i = skipSpace(obj, end)
 		if obj[i] == ',' {
 			i = skipSpace(obj, i+1)
 		}
 	}
-	return true
 }
 
-// eachElement calls f with every raw element of the JSON array arr until f returns false; false
-// when arr is not one the fast scanner takes.
-func eachElement(arr []byte, f func(i int, elem []byte) bool) bool {
-	if len(arr) == 0 || arr[0] != '[' || scanValue(arr, 0, 0) != len(arr) {
-		return false
-	}
+// eachElement calls f with every raw element of the valid JSON array arr until f returns false.
+func eachElement(arr []byte, f func(elem []byte) bool) {
 	i := skipSpace(arr, 1)
-	for n := 0; i < len(arr) && arr[i] != ']'; n++ {
-		end := scanValue(arr, i, 1)
-		if !f(n, arr[i:end]) {
-			return true
+	for i < len(arr) && arr[i] != ']' {
+		end := skipValue(arr, i)
+		if !f(arr[i:end]) {
+			return
 		}
 		i = skipSpace(arr, end)
 		if arr[i] == ',' {
 			i = skipSpace(arr, i+1)
 		}
 	}
-	return true
 }
 
 // fieldIndex finds key (raw, quoted) in names the way the fast path may: an exact match gives
@@ -281,9 +328,9 @@ func (m *inMessage) field(i int) *json.RawMessage {
 // decodeMessage fills m as json.Unmarshal(data, m) would, and returns its error. The raw fields
 // alias data.
 func decodeMessage(data []byte, m *inMessage) error {
-	if obj, ok := trimmedObject(data); ok {
+	if obj, ok := trimmedObject(data); ok && scanValue(obj, 0, 0) == len(obj) {
 		fast := true
-		scanned := eachMember(obj, func(key, value []byte) {
+		eachMember(obj, func(key, value []byte) {
 			if !fast {
 				return
 			}
@@ -295,7 +342,7 @@ func decodeMessage(data []byte, m *inMessage) error {
 				*m.field(i) = value
 			}
 		})
-		if scanned && fast {
+		if fast {
 			return nil
 		}
 		*m = inMessage{}

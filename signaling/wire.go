@@ -186,7 +186,7 @@ func sdpFieldFast(raw json.RawMessage, name, wantType string) (t sdpText, err er
 	}
 	var typ, sdp []byte
 	fast, wrongType := true, false
-	scanned := eachMember(raw, func(key, value []byte) {
+	eachMember(raw, func(key, value []byte) {
 		i, ok := fieldIndex(key, sdpFields)
 		switch {
 		case !ok:
@@ -205,7 +205,7 @@ func sdpFieldFast(raw json.RawMessage, name, wantType string) (t sdpText, err er
 			sdp = value
 		}
 	})
-	if !scanned || !fast {
+	if !fast {
 		return sdpText{}, nil, false
 	}
 	if wrongType {
