@@ -68,6 +68,39 @@ func (c *conn) send(msg []byte) bool {
 	return true
 }
 
+// reply sends a message from the socket's own reader (a reply to what it read). When no writer
+// runs, the reader writes it itself, which saves a goroutine hand-off per reply; it then waits
+// only on its own socket, at most one write deadline, like a writer would.
+func (c *conn) reply(msg []byte) bool {
+	c.mu.Lock()
+	if c.closed || c.writing {
+		c.mu.Unlock()
+		return c.send(msg)
+	}
+	c.writing = true
+	c.mu.Unlock()
+	ok := c.write(msg)
+	c.mu.Lock()
+	c.writing = false
+	if !c.closed && (len(c.queue) > 0 || c.ping) {
+		c.startWriter() // what others sent meanwhile
+	}
+	c.mu.Unlock()
+	return ok
+}
+
+// write writes one message; a failed write closes the socket. Only the goroutine that set
+// c.writing may call it.
+func (c *conn) write(msg []byte) bool {
+	// A write stuck for a whole ping period means the peer is not reading.
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.PingInterval))
+	if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+		c.kill("write: " + err.Error())
+		return false
+	}
+	return true
+}
+
 // queuePing asks for a ping; the pinger calls it for every socket each PingInterval.
 func (c *conn) queuePing() {
 	c.mu.Lock()
@@ -169,8 +202,6 @@ func readMessage(r io.Reader, buf []byte) ([]byte, error) {
 // writeLoop writes what is queued, one message at a time, and ends when the queue is empty.
 func (c *conn) writeLoop() {
 	defer c.s.wg.Done()
-	// A write stuck for a whole ping period means the peer is not reading.
-	writeWait := c.s.cfg.PingInterval
 	for {
 		c.mu.Lock()
 		if c.closed || (len(c.queue) == 0 && !c.ping) {
@@ -190,15 +221,12 @@ func (c *conn) writeLoop() {
 		}
 		c.mu.Unlock()
 		if ping {
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.PingInterval)); err != nil {
 				c.kill("ping: " + err.Error())
 			}
 			continue
 		}
-		_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
-		if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
-			c.kill("write: " + err.Error())
-		}
+		c.write(msg)
 	}
 }
 

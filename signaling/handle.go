@@ -220,7 +220,7 @@ func (s *Server) upsertPeer(c *conn, ih ID, sw *swarm, pid ID, ev event, seeder 
 }
 
 func (s *Server) reply(c *conn, ih ID, complete, incomplete int) {
-	c.send(announceReplyJSON(ih, s.intervalSeconds(), complete, incomplete))
+	c.reply(announceReplyJSON(ih, s.intervalSeconds(), complete, incomplete))
 }
 
 // parseOffers validates the offers used (the first MaxOffersPerAnnounce) and
@@ -243,17 +243,34 @@ func (s *Server) parseOffers(raw json.RawMessage) ([]wireOffer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: offers[%d] is not an object", ErrBadMessage, i)
 		}
-		id, err := idField(o.OfferID, fmt.Sprintf("offers[%d].offer_id", i))
+		idName, sdpName := offerFieldNames(i)
+		id, err := idField(o.OfferID, idName)
 		if err != nil {
 			return nil, err
 		}
-		sdp, err := sdpField(o.Offer, fmt.Sprintf("offers[%d].offer", i), "offer")
+		sdp, err := sdpField(o.Offer, sdpName, "offer")
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, wireOffer{id: id, sdp: sdp})
 	}
 	return out, nil
+}
+
+// offerNames holds offerFieldNames for the first offers, so that a valid announce formats none.
+var offerNames = func() (names [16][2]string) {
+	for i := range names {
+		names[i] = [2]string{fmt.Sprintf("offers[%d].offer_id", i), fmt.Sprintf("offers[%d].offer", i)}
+	}
+	return names
+}()
+
+// offerFieldNames names offer i's offer_id and offer in failure reasons.
+func offerFieldNames(i int) (id, sdp string) {
+	if i < len(offerNames) {
+		return offerNames[i][0], offerNames[i][1]
+	}
+	return fmt.Sprintf("offers[%d].offer_id", i), fmt.Sprintf("offers[%d].offer", i)
 }
 
 // offerEntryFields are the members of one entry of an announce's offers.
@@ -438,6 +455,6 @@ func (s *Server) scrape(c *conn, m *inMessage) error {
 		r.Files[ih.binary()] = f
 	}
 	s.mu.Unlock()
-	c.send(mustMarshal(r))
+	c.reply(mustMarshal(r))
 	return nil
 }

@@ -11,6 +11,38 @@ import (
 // The fast JSON reading and writing must match encoding/json exactly; these compare them with
 // the encoding/json code they replace.
 
+// The messages jsonwrite.go writes, as structs for json.Marshal.
+
+type sdpMsg struct {
+	Type string `json:"type"`
+	SDP  string `json:"sdp"`
+}
+
+type announceReply struct {
+	Action     string `json:"action"`
+	InfoHash   string `json:"info_hash"`
+	Interval   int    `json:"interval"`
+	Complete   int    `json:"complete"`
+	Incomplete int    `json:"incomplete"`
+}
+
+type offerMsg struct {
+	Action   string `json:"action"`
+	InfoHash string `json:"info_hash"`
+	PeerID   string `json:"peer_id"`
+	OfferID  string `json:"offer_id"`
+	Offer    sdpMsg `json:"offer"`
+}
+
+type answerMsg struct {
+	Action   string `json:"action"`
+	InfoHash string `json:"info_hash"`
+	PeerID   string `json:"peer_id"`
+	ToPeerID string `json:"to_peer_id"`
+	OfferID  string `json:"offer_id"`
+	Answer   sdpMsg `json:"answer"`
+}
+
 func refStringField(raw json.RawMessage, name string) (s string, ok bool, err error) {
 	if isAbsent(raw) {
 		return "", false, nil

@@ -6,8 +6,8 @@ import (
 )
 
 // The messages the tracker sends most (announce replies, relayed offers and answers) are
-// written by hand: the same bytes json.Marshal makes of announceReply, offerMsg and answerMsg
-// (TestMessageWriters checks), without reflection, and the SDP spliced in as it came.
+// written by hand, without reflection and with the SDP spliced in as it came: the same bytes
+// json.Marshal makes of the message structs in json_test.go (TestMessageWriters checks).
 
 const hexDigits = "0123456789abcdef"
 

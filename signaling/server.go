@@ -300,7 +300,7 @@ func (c *conn) failure(action, infoHash string, err error) {
 	}
 	c.s.failures.Add(1)
 	c.s.log.Debug("failure", "remote", c.remote, "action", action, "err", err)
-	c.send(mustMarshal(failureMsg{Action: action, InfoHash: infoHash, Reason: err.Error()}))
+	c.reply(mustMarshal(failureMsg{Action: action, InfoHash: infoHash, Reason: err.Error()}))
 }
 
 func (s *Server) intervalSeconds() int {

@@ -18,11 +18,6 @@ const (
 	minScrapeInterval = 600
 )
 
-type sdpMsg struct {
-	Type string `json:"type"`
-	SDP  string `json:"sdp"`
-}
-
 // inMessage is any client message with every field left raw, so that one
 // field of the wrong type still leaves action and info_hash readable for the
 // failure reply.
@@ -40,31 +35,6 @@ type inMessage struct {
 	Answer     json.RawMessage `json:"answer"`
 	Offer      json.RawMessage `json:"offer"`
 	Failure    json.RawMessage `json:"failure reason"`
-}
-
-type announceReply struct {
-	Action     string `json:"action"`
-	InfoHash   string `json:"info_hash"`
-	Interval   int    `json:"interval"`
-	Complete   int    `json:"complete"`
-	Incomplete int    `json:"incomplete"`
-}
-
-type offerMsg struct {
-	Action   string `json:"action"`
-	InfoHash string `json:"info_hash"`
-	PeerID   string `json:"peer_id"`
-	OfferID  string `json:"offer_id"`
-	Offer    sdpMsg `json:"offer"`
-}
-
-type answerMsg struct {
-	Action   string `json:"action"`
-	InfoHash string `json:"info_hash"`
-	PeerID   string `json:"peer_id"`
-	ToPeerID string `json:"to_peer_id"`
-	OfferID  string `json:"offer_id"`
-	Answer   sdpMsg `json:"answer"`
 }
 
 type failureMsg struct {

@@ -71,6 +71,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of swarmgate's tracker process (whole run) here")
 	memprofile := flag.String("memprofile", "", "write a heap profile of swarmgate's tracker process, taken with every socket open, here")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up (exit 1) after this long")
+	clientProfile := flag.String("client-cpuprofile", "", "write a CPU profile of this process (the clients) here")
 	flag.Parse()
 
 	if *serve {
@@ -99,6 +100,18 @@ func main() {
 	if nofile < uint64(st.sockets)+256 {
 		fmt.Fprintf(os.Stderr, "bench/tracker: open-file limit %d is too low for %d sockets\n", nofile, st.sockets)
 		os.Exit(1)
+	}
+
+	if *clientProfile != "" {
+		f, err := os.Create(*clientProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/tracker:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
 	}
 
 	self, err := os.Executable()
