@@ -62,9 +62,10 @@ func main() {
 	flag.IntVar(&st.swarms, "swarms", 50, "swarms the sockets are spread over (bittorrent-tracker keeps at most 1000 peers per swarm)")
 	flag.DurationVar(&st.duration, "duration", 10*time.Second, "how long the announcers announce")
 	flag.IntVar(&st.sdpBytes, "sdp-bytes", 600, "size of each offer's SDP")
-	rounds := flag.Int("rounds", 1, "rounds of both trackers, alternating which goes first; the report gives the median")
+	rounds := flag.Int("rounds", 1, "rounds of every tracker, the order reversed every other round; the report gives the median")
 	trackers := flag.String("trackers", "swarmgate,bittorrent-tracker", "trackers to run")
 	nodeBin := flag.String("node", "node", "node executable")
+	baseline := flag.String("baseline", "", "also run the tracker of this other build of this command (e.g. from an older commit), as swarmgate-baseline")
 	nodePkg := flag.String("node-pkg", "web/node_modules/bittorrent-tracker", "bittorrent-tracker package directory (`make web` installs it)")
 	out := flag.String("out", "", "write the report here (default stdout)")
 	serve := flag.Bool("serve", false, "internal: be the child process that runs swarmgate's tracker")
@@ -120,12 +121,17 @@ func main() {
 		os.Exit(1)
 	}
 	var kinds []trackerKind
+	if *baseline != "" {
+		*trackers += ",swarmgate-baseline"
+	}
 	for name := range strings.SplitSeq(*trackers, ",") {
 		switch name = strings.TrimSpace(name); name {
 		case "swarmgate":
 			kinds = append(kinds, trackerKind{name: name, cmd: func() *exec.Cmd {
 				return exec.Command(self, "-serve", "-cpuprofile", *cpuprofile, "-memprofile", *memprofile)
 			}})
+		case "swarmgate-baseline":
+			kinds = append(kinds, trackerKind{name: name, cmd: func() *exec.Cmd { return exec.Command(*baseline, "-serve") }})
 		case "bittorrent-tracker":
 			pkg, err := filepath.Abs(*nodePkg)
 			if err == nil {

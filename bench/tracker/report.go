@@ -67,31 +67,34 @@ func (r *report) write(w io.Writer) {
 		{"failure replies", func(x result) float64 { return float64(x.failures) }, "%.0f", false},
 		{"time to open and announce every socket (s)", func(x result) float64 { return x.openTime.Seconds() }, "%.1f", false},
 	}
+	// Every other tracker is compared with bittorrent-tracker when it ran.
+	const ref = "bittorrent-tracker"
+	var others []string
+	if slices.Contains(r.order, ref) {
+		for _, name := range r.order {
+			if name != ref {
+				others = append(others, name)
+			}
+		}
+	}
 	fmt.Fprintf(w, "| | %s |", strings.Join(r.order, " | "))
-	ratio := len(r.order) == 2
-	if ratio {
-		fmt.Fprintf(w, " %s ÷ %s |", r.order[0], r.order[1])
+	for _, name := range others {
+		fmt.Fprintf(w, " %s ÷ %s |", name, ref)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprint(w, "|---|")
-	for range r.order {
-		fmt.Fprint(w, "---:|")
-	}
-	if ratio {
+	for range len(r.order) + len(others) {
 		fmt.Fprint(w, "---:|")
 	}
 	fmt.Fprintln(w)
 	for _, rw := range rows {
 		fmt.Fprintf(w, "| %s |", rw.label)
-		var vals []float64
 		for _, name := range r.order {
-			v := r.median(name, rw.f)
-			vals = append(vals, v)
-			fmt.Fprintf(w, " "+rw.format+" |", v)
+			fmt.Fprintf(w, " "+rw.format+" |", r.median(name, rw.f))
 		}
-		if ratio {
-			if vals[1] != 0 {
-				fmt.Fprintf(w, " %.2f |", vals[0]/vals[1])
+		for _, name := range others {
+			if v, base := r.median(name, rw.f), r.median(ref, rw.f); base != 0 && v >= 0 && base > 0 {
+				fmt.Fprintf(w, " %.2f |", v/base)
 			} else {
 				fmt.Fprint(w, " – |")
 			}
