@@ -48,7 +48,7 @@ func (c *conn) unbind(b binding) {
 }
 
 // send queues one message without ever blocking: a socket whose queue is
-// full is closed, so one slow reader cannot hold up the swarm.
+// full is closed, so one slow reader cannot hold up the swarm. The socket owns msg from here on.
 func (c *conn) send(msg []byte) bool {
 	c.mu.Lock()
 	if c.closed {
@@ -89,12 +89,14 @@ func (c *conn) reply(msg []byte) bool {
 	return ok
 }
 
-// write writes one message; a failed write closes the socket. Only the goroutine that set
-// c.writing may call it.
+// write writes one message and recycles it (a message is sent to one socket only); a failed
+// write closes the socket. Only the goroutine that set c.writing may call it.
 func (c *conn) write(msg []byte) bool {
 	// A write stuck for a whole ping period means the peer is not reading.
 	_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.PingInterval))
-	if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+	err := c.ws.WriteMessage(websocket.TextMessage, msg) // copies msg into the frame
+	recycleMsg(msg)
+	if err != nil {
 		c.kill("write: " + err.Error())
 		return false
 	}

@@ -2,6 +2,7 @@ package signaling
 
 import (
 	"strconv"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -10,6 +11,29 @@ import (
 // json.Marshal makes of the message structs in json_test.go (TestMessageWriters checks).
 
 const hexDigits = "0123456789abcdef"
+
+// Message buffers are recycled once written (conn.write): a relayed offer is as large as its
+// SDP, and the tracker makes two or more per announce.
+var msgBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// newMsg returns an empty buffer of at least size bytes for one outgoing message.
+func newMsg(size int) []byte {
+	p := msgBufs.Get().(*[]byte)
+	b := (*p)[:0]
+	if cap(b) < size {
+		b = make([]byte, 0, size)
+	}
+	return b
+}
+
+// recycleMsg takes back a message nothing refers to any more.
+func recycleMsg(b []byte) {
+	if cap(b) > 16<<10 {
+		return
+	}
+	b = b[:0]
+	msgBufs.Put(&b)
+}
 
 // appendJSONString appends s as a JSON string the way encoding/json writes it (HTML-safe).
 func appendJSONString[T string | []byte](dst []byte, s T) []byte {
@@ -75,7 +99,7 @@ func appendID(dst []byte, id ID) []byte {
 
 // announceReplyJSON is json.Marshal(announceReply{...}) with action announce.
 func announceReplyJSON(ih ID, interval, complete, incomplete int) []byte {
-	b := make([]byte, 0, 160)
+	b := newMsg(160)
 	b = append(b, `{"action":"announce","info_hash":`...)
 	b = appendID(b, ih)
 	b = append(b, `,"interval":`...)
@@ -89,7 +113,7 @@ func announceReplyJSON(ih ID, interval, complete, incomplete int) []byte {
 
 // offerJSON is json.Marshal(offerMsg{...}) with action announce and offer type "offer".
 func offerJSON(ih, from, oid ID, sdp sdpText) []byte {
-	b := make([]byte, 0, 256+len(sdp.raw)+len(sdp.str))
+	b := newMsg(256 + len(sdp.raw) + len(sdp.str))
 	b = append(b, `{"action":"announce","info_hash":`...)
 	b = appendID(b, ih)
 	b = append(b, `,"peer_id":`...)
@@ -103,7 +127,7 @@ func offerJSON(ih, from, oid ID, sdp sdpText) []byte {
 
 // answerJSON is json.Marshal(answerMsg{...}) with action announce and answer type "answer".
 func answerJSON(ih, from, to, oid ID, sdp sdpText) []byte {
-	b := make([]byte, 0, 320+len(sdp.raw)+len(sdp.str))
+	b := newMsg(320 + len(sdp.raw) + len(sdp.str))
 	b = append(b, `{"action":"announce","info_hash":`...)
 	b = appendID(b, ih)
 	b = append(b, `,"peer_id":`...)
