@@ -118,13 +118,17 @@ func scanLiteral(data []byte, i int, lit string) int {
 // scanString validates the string starting at data[i] == '"' as encoding/json's scanner does
 // (any byte ≥ 0x20, valid escapes) and returns the index after its closing quote.
 func scanString(data []byte, i int) int {
-	for i++; i < len(data); i++ {
-		switch c := data[i]; {
-		case c == '"':
-			return i + 1
-		case c < 0x20:
+	for i++; ; i++ {
+		for i < len(data) && plainByte[data[i]] {
+			i++
+		}
+		if i >= len(data) {
 			return -1
-		case c == '\\':
+		}
+		switch data[i] {
+		case '"':
+			return i + 1
+		case '\\':
 			i++
 			if i >= len(data) {
 				return -1
@@ -144,10 +148,20 @@ func scanString(data []byte, i int) int {
 			default:
 				return -1
 			}
+		default: // a control character
+			return -1
 		}
 	}
-	return -1
 }
+
+// plainByte marks the bytes a JSON string holds as they are: not a quote, a backslash or a
+// control character.
+var plainByte = func() (t [256]bool) {
+	for b := 0x20; b < 256; b++ {
+		t[b] = b != '"' && b != '\\'
+	}
+	return t
+}()
 
 // hex4 reads four hex digits (already validated).
 func hex4(b []byte) rune {

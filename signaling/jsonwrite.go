@@ -46,22 +46,7 @@ func appendJSONString[T string | []byte](dst []byte, s T) []byte {
 				continue
 			}
 			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
+			dst = appendEscape(dst, b)
 			i++
 			start = i
 			continue
@@ -87,14 +72,40 @@ func appendJSONString[T string | []byte](dst []byte, s T) []byte {
 	return append(dst, '"')
 }
 
-// appendID appends id as a JSON binary string.
-func appendID(dst []byte, id ID) []byte {
-	var buf [2 * len(id)]byte
-	b := buf[:0]
-	for _, v := range id {
-		b = utf8.AppendRune(b, rune(v))
+// appendEscape appends the escape of ASCII byte b in a JSON string, as encoding/json writes it.
+func appendEscape(dst []byte, b byte) []byte {
+	switch b {
+	case '\\', '"':
+		return append(dst, '\\', b)
+	case '\b':
+		return append(dst, '\\', 'b')
+	case '\f':
+		return append(dst, '\\', 'f')
+	case '\n':
+		return append(dst, '\\', 'n')
+	case '\r':
+		return append(dst, '\\', 'r')
+	case '\t':
+		return append(dst, '\\', 't')
 	}
-	return appendJSONString(dst, b)
+	return append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+}
+
+// appendID appends id as a JSON binary string: byte b is the code point U+00bb, so bytes from
+// 0x80 take two UTF-8 bytes, and the rest are escaped as appendJSONString escapes them.
+func appendID(dst []byte, id ID) []byte {
+	dst = append(dst, '"')
+	for _, b := range id {
+		switch {
+		case b >= utf8.RuneSelf:
+			dst = append(dst, 0xC0|b>>6, 0x80|b&0x3F)
+		case b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&':
+			dst = append(dst, b)
+		default:
+			dst = appendEscape(dst, b)
+		}
+	}
+	return append(dst, '"')
 }
 
 // announceReplyJSON is json.Marshal(announceReply{...}) with action announce.

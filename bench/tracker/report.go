@@ -50,21 +50,21 @@ func (r *report) write(w io.Writer) {
 	fmt.Fprintln(w)
 
 	type row struct {
-		label     string
-		f         func(result) float64
-		format    string
-		higherWin bool
+		label   string
+		f       func(result) float64
+		format  string
+		noRatio bool // the trackers' figures measure different things
 	}
 	rows := []row{
-		{"announces/s", func(x result) float64 { return x.announcesPerSec }, "%.0f", true},
-		{"announces per CPU-second of the tracker process", func(x result) float64 { return x.announcesPerCPUSec }, "%.0f", true},
+		{"announces/s", func(x result) float64 { return x.announcesPerSec }, "%.0f", false},
+		{"announces per CPU-second of the tracker process", func(x result) float64 { return x.announcesPerCPUSec }, "%.0f", false},
 		{"memory per socket (RSS slope, KiB)", func(x result) float64 { return x.bytesPerSocket / 1024 }, "%.1f", false},
 		{"of which heap (KiB)", func(x result) float64 { return x.heapPerSocket / 1024 }, "%.1f", false},
-		{"of which stacks (Go) / external buffers (node) (KiB)", func(x result) float64 { return x.otherPerSocket / 1024 }, "%.1f", false},
+		{"of which stacks (Go) / external buffers (node) (KiB)", func(x result) float64 { return x.otherPerSocket / 1024 }, "%.1f", true},
 		{"RSS with every socket open (MiB)", func(x result) float64 { return float64(x.rssFull) / (1 << 20) }, "%.1f", false},
 		{"RSS after the load (MiB)", func(x result) float64 { return float64(x.rssLoaded) / (1 << 20) }, "%.1f", false},
-		{"offers received per announce", func(x result) float64 { return x.offersPerAnnounce }, "%.2f", true},
-		{"failure replies", func(x result) float64 { return float64(x.failures) }, "%.0f", false},
+		{"offers received per announce", func(x result) float64 { return x.offersPerAnnounce }, "%.2f", false},
+		{"failure replies", func(x result) float64 { return float64(x.failures) }, "%.0f", true},
 		{"time to open and announce every socket (s)", func(x result) float64 { return x.openTime.Seconds() }, "%.1f", false},
 	}
 	// Every other tracker is compared with bittorrent-tracker when it ran.
@@ -93,7 +93,7 @@ func (r *report) write(w io.Writer) {
 			fmt.Fprintf(w, " "+rw.format+" |", r.median(name, rw.f))
 		}
 		for _, name := range others {
-			if v, base := r.median(name, rw.f), r.median(ref, rw.f); base != 0 && v >= 0 && base > 0 {
+			if v, base := r.median(name, rw.f), r.median(ref, rw.f); !rw.noRatio && v >= 0 && base > 0 {
 				fmt.Fprintf(w, " %.2f |", v/base)
 			} else {
 				fmt.Fprint(w, " – |")
