@@ -13,7 +13,9 @@
 //	go run ./bench/tracker [-sockets 5000] [-announcers 200] [-offers 2] [-swarms 50] [-duration 10s] [-rounds 1] [-out report.md]
 //
 // Run it from the repository root (or give -node-pkg). Our tracker's child is this same binary
-// started with -serve; bittorrent-tracker's is bench/tracker/bittorrent-tracker.mjs.
+// started with -serve; bittorrent-tracker's is bench/tracker/bittorrent-tracker.mjs (embedded).
+// -baseline runs another build of this command's tracker as well, for a before/after in one run.
+// Figures and how to read them: docs/bench.md, "Benchmark: tracker capacity".
 package main
 
 import (
