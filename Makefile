@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/swarmgate/swarmgate/cli.Version=$(VERSION)
 
-.PHONY: web build run test fuzz bench demo-media clean
+.PHONY: web build run test fuzz bench bench-tracker demo-media clean
 
 # The browser pages' dependencies, at the versions package-lock.json pins: webtorrent's prebuilt
 # browser files are copied into web/static/vendor, and the live page's bundle of hls.js and
@@ -31,7 +31,7 @@ test:
 # as a failure when the time runs out while it minimises a new input.
 FUZZTIME ?= 20000x
 FUZZ_TARGETS := signaling:FuzzHandle signaling:FuzzBinaryID internal/trackerclient:FuzzClientDispatch \
-	gateway:FuzzMagnetSpec gateway:FuzzParseInfoHash gateway:FuzzMetainfoSpec gateway:FuzzStreamRange \
+	signaling:FuzzMessageDecode gateway:FuzzMagnetSpec gateway:FuzzParseInfoHash gateway:FuzzMetainfoSpec gateway:FuzzStreamRange \
 	live:FuzzSignedEntryJSON live:FuzzSignEntry live:FuzzManifest live:FuzzParseCutPlaylist \
 	media:FuzzKeyframes
 
@@ -44,6 +44,11 @@ fuzz:
 
 bench:
 	$(GO) run ./bench
+
+# The websocket tracker next to bittorrent-tracker (node), which webtorrent brings into
+# web/node_modules: run `make web` once first.
+bench-tracker:
+	$(GO) run ./bench/tracker
 
 demo-media:
 	scripts/make-demo-media.sh

@@ -36,14 +36,14 @@ func parseEvent(raw json.RawMessage) (event, error) {
 // wireOffer is one parsed entry of an announce's offers.
 type wireOffer struct {
 	id  ID
-	sdp string
+	sdp sdpText
 }
 
 // handle serves one client message. Anything wrong with it gets a failure
 // reply and leaves the socket open.
 func (s *Server) handle(c *conn, data []byte) {
 	var m inMessage
-	if err := json.Unmarshal(data, &m); err != nil {
+	if err := decodeMessage(data, &m); err != nil {
 		c.failure(actionAnnounce, "", fmt.Errorf("%w: not a JSON object", ErrBadMessage))
 		return
 	}
@@ -93,9 +93,11 @@ func (s *Server) announce(c *conn, m *inMessage) error {
 	// left is null when the client does not know the size yet (JSON has no Infinity).
 	var left *float64
 	if !isAbsent(m.Left) {
-		if err := json.Unmarshal(m.Left, &left); err != nil {
+		f, ok := number(m.Left)
+		if !ok {
 			return fmt.Errorf("%w: left is not a number", ErrBadMessage)
 		}
+		left = &f
 	}
 	seeder := ev == eventCompleted || (left != nil && *left == 0)
 	offers, err := s.parseOffers(m.Offers)
@@ -146,7 +148,7 @@ func (s *Server) announce(c *conn, m *inMessage) error {
 	if len(offers) > 0 {
 		// WantOffer runs without locks: it may look at the local peer's own state.
 		if local != nil && localJoined && local.WantOffer(ih, pid) {
-			s.offerToLocal(local, Offer{InfoHash: ih, PeerID: pid, OfferID: offers[0].id, SDP: offers[0].sdp})
+			s.offerToLocal(local, Offer{InfoHash: ih, PeerID: pid, OfferID: offers[0].id, SDP: offers[0].sdp.String()})
 			offers = offers[1:]
 			offeredLocal = true
 		}
@@ -200,13 +202,13 @@ func (s *Server) upsertPeer(c *conn, ih ID, sw *swarm, pid ID, ev event, seeder 
 		}
 		p = &peer{id: pid, c: c, seeder: seeder, left: -1}
 		sw.add(p)
-		c.peers[b] = struct{}{}
+		c.bind(b)
 	} else if p.c != c {
 		// A re-announce from a new socket moves the peer: offers and answers
 		// now go there, and the old socket can no longer answer as it.
-		delete(p.c.peers, b)
+		p.c.unbind(b)
 		p.c = c
-		c.peers[b] = struct{}{}
+		c.bind(b)
 	}
 	sw.setSeeder(p, seeder)
 	if ev == eventCompleted && !p.completed {
@@ -218,13 +220,7 @@ func (s *Server) upsertPeer(c *conn, ih ID, sw *swarm, pid ID, ev event, seeder 
 }
 
 func (s *Server) reply(c *conn, ih ID, complete, incomplete int) {
-	c.send(mustMarshal(announceReply{
-		Action:     actionAnnounce,
-		InfoHash:   ih.binary(),
-		Interval:   s.intervalSeconds(),
-		Complete:   complete,
-		Incomplete: incomplete,
-	}))
+	c.reply(announceReplyJSON(ih, s.intervalSeconds(), complete, incomplete))
 }
 
 // parseOffers validates the offers used (the first MaxOffersPerAnnounce) and
@@ -233,33 +229,83 @@ func (s *Server) parseOffers(raw json.RawMessage) ([]wireOffer, error) {
 	if isAbsent(raw) {
 		return nil, nil
 	}
-	var list []json.RawMessage
-	if err := json.Unmarshal(raw, &list); err != nil {
+	if raw[0] != '[' {
 		return nil, fmt.Errorf("%w: offers is not an array", ErrBadMessage)
 	}
-	if len(list) > s.cfg.MaxOffersPerAnnounce {
-		list = list[:s.cfg.MaxOffersPerAnnounce]
-	}
+	var list []json.RawMessage
+	eachElement(raw, func(e []byte) bool {
+		list = append(list, e)
+		return len(list) < s.cfg.MaxOffersPerAnnounce
+	})
 	out := make([]wireOffer, 0, len(list))
 	for i, e := range list {
-		var o struct {
-			OfferID json.RawMessage `json:"offer_id"`
-			Offer   json.RawMessage `json:"offer"`
-		}
-		if err := json.Unmarshal(e, &o); err != nil {
+		o, err := offerEntry(e)
+		if err != nil {
 			return nil, fmt.Errorf("%w: offers[%d] is not an object", ErrBadMessage, i)
 		}
-		id, err := idField(o.OfferID, fmt.Sprintf("offers[%d].offer_id", i))
+		idName, sdpName := offerFieldNames(i)
+		id, err := idField(o.OfferID, idName)
 		if err != nil {
 			return nil, err
 		}
-		sdp, err := sdpField(o.Offer, fmt.Sprintf("offers[%d].offer", i), "offer")
+		sdp, err := sdpField(o.Offer, sdpName, "offer")
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, wireOffer{id: id, sdp: sdp})
 	}
 	return out, nil
+}
+
+// offerNames holds offerFieldNames for the first offers, so that a valid announce formats none.
+var offerNames = func() (names [16][2]string) {
+	for i := range names {
+		names[i] = [2]string{fmt.Sprintf("offers[%d].offer_id", i), fmt.Sprintf("offers[%d].offer", i)}
+	}
+	return names
+}()
+
+// offerFieldNames names offer i's offer_id and offer in failure reasons.
+func offerFieldNames(i int) (id, sdp string) {
+	if i < len(offerNames) {
+		return offerNames[i][0], offerNames[i][1]
+	}
+	return fmt.Sprintf("offers[%d].offer_id", i), fmt.Sprintf("offers[%d].offer", i)
+}
+
+// offerEntryFields are the members of one entry of an announce's offers.
+var offerEntryFields = []string{"offer_id", "offer"}
+
+type rawOfferEntry struct {
+	OfferID json.RawMessage `json:"offer_id"`
+	Offer   json.RawMessage `json:"offer"`
+}
+
+// offerEntry splits one entry of offers as json.Unmarshal would (null gives empty fields).
+func offerEntry(e []byte) (rawOfferEntry, error) {
+	var o rawOfferEntry
+	if isAbsent(e) {
+		return o, nil
+	}
+	if e[0] == '{' {
+		fast := true
+		eachMember(e, func(key, value []byte) {
+			switch i, ok := fieldIndex(key, offerEntryFields); {
+			case !ok:
+				fast = false
+			case i == 0:
+				o.OfferID = value
+			case i == 1:
+				o.Offer = value
+			}
+		})
+		if fast {
+			return o, nil
+		}
+		o = rawOfferEntry{}
+	}
+	err := json.Unmarshal(e, &o)
+	return o, err
 }
 
 // relayOffers sends each offer to a different random peer of the swarm on
@@ -285,14 +331,7 @@ func (s *Server) relayOffers(c *conn, ih, from ID, offers []wireOffer, now time.
 	}
 	s.mu.Unlock()
 	for _, d := range ds {
-		msg := mustMarshal(offerMsg{
-			Action:   actionAnnounce,
-			InfoHash: ih.binary(),
-			PeerID:   from.binary(),
-			OfferID:  d.o.id.binary(),
-			Offer:    sdpMsg{Type: "offer", SDP: d.o.sdp},
-		})
-		if d.to.send(msg) {
+		if d.to.send(offerJSON(ih, from, d.o.id, d.o.sdp)) {
 			s.offersRelayed.Add(1)
 		}
 	}
@@ -341,7 +380,7 @@ func (s *Server) answer(c *conn, m *inMessage) error {
 			return ErrUnknownOffer
 		}
 		delete(s.localOffers, localOfferKey{ih, oid})
-		lo.finish(offerResult{sdp: sdp})
+		lo.finish(offerResult{sdp: sdp.String()})
 		s.mu.Unlock()
 		s.answersRelayed.Add(1)
 		return nil
@@ -360,15 +399,7 @@ func (s *Server) answer(c *conn, m *inMessage) error {
 	target := op.c
 	s.mu.Unlock()
 
-	msg := mustMarshal(answerMsg{
-		Action:   actionAnnounce,
-		InfoHash: ih.binary(),
-		PeerID:   pid.binary(),
-		ToPeerID: to.binary(),
-		OfferID:  oid.binary(),
-		Answer:   sdpMsg{Type: "answer", SDP: sdp},
-	})
-	if target.send(msg) {
+	if target.send(answerJSON(ih, pid, to, oid, sdp)) {
 		s.answersRelayed.Add(1)
 	}
 	return nil
@@ -424,6 +455,6 @@ func (s *Server) scrape(c *conn, m *inMessage) error {
 		r.Files[ih.binary()] = f
 	}
 	s.mu.Unlock()
-	c.send(mustMarshal(r))
+	c.reply(mustMarshal(r))
 	return nil
 }

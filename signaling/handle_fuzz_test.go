@@ -25,13 +25,13 @@ func fuzzConfig() Config {
 	return c
 }
 
-// fuzzConn is a socket without a websocket: what handle sends stays in out. kill is spent up
+// fuzzConn is a socket without a websocket: what handle sends stays in its queue. kill is spent up
 // front (it would close the missing websocket), so a full queue drops instead; each message is
 // drained long before that.
 func fuzzConn(s *Server, name string) *conn {
-	c := &conn{s: s, remote: name, ip: name, out: make(chan []byte, s.cfg.SendQueue),
-		done: make(chan struct{}), peers: make(map[binding]struct{})}
+	c := &conn{s: s, remote: name, ip: name}
 	c.killOnce.Do(func() {})
+	c.writing = true // no writer starts: drain takes the queue
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.perIP[name]++
@@ -40,15 +40,11 @@ func fuzzConn(s *Server, name string) *conn {
 }
 
 func drain(c *conn) [][]byte {
-	var got [][]byte
-	for {
-		select {
-		case m := <-c.out:
-			got = append(got, m)
-		default:
-			return got
-		}
-	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	got := c.queue
+	c.queue = nil
+	return got
 }
 
 // serverErrors are the reasons a failure reply may give, each a sentinel's text first.
@@ -220,7 +216,7 @@ func checkTables(t *testing.T, s *Server) {
 			if p.seeder {
 				seeders++
 			}
-			if _, ok := p.c.peers[binding{ih, p.id}]; !ok {
+			if !p.c.bound(binding{ih, p.id}) {
 				t.Fatalf("swarm %v: peer %v not bound to its socket", ih, p.id)
 			}
 			if len(p.offers) > maxPendingFactor*s.cfg.MaxOffersPerAnnounce {
@@ -235,7 +231,7 @@ func checkTables(t *testing.T, s *Server) {
 		if len(c.peers) > s.cfg.MaxSwarmsPerSocket {
 			t.Fatalf("socket %s holds %d swarms", c.remote, len(c.peers))
 		}
-		for b := range c.peers {
+		for _, b := range c.peers {
 			sw := s.swarms[b.infoHash]
 			if sw == nil || sw.peers[b.peerID] == nil || sw.peers[b.peerID].c != c {
 				t.Fatalf("socket %s is bound to %v in %v, which is not its peer", c.remote, b.peerID, b.infoHash)

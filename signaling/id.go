@@ -43,10 +43,10 @@ func (id ID) binary() string {
 }
 
 // parseBinaryID reverses ID.binary on a string decoded from JSON.
-func parseBinaryID(s string) (ID, error) {
+func parseBinaryID[T string | []byte](s T) (ID, error) {
 	var id ID
 	n := 0
-	for _, r := range s {
+	for _, r := range string(s) {
 		if r > 0xFF {
 			return id, fmt.Errorf("%w: character U+%04X is not a byte", ErrBadID, r)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -183,4 +184,43 @@ func TestSlowSocketClosed(t *testing.T) {
 	}
 	waitFor(t, "slow peer gone", func() bool { return len(s.Peers(ih)) == 1 })
 	a.announce(ih, testID(5), nil) // the sender was never blocked and still works
+}
+
+// TestIdleSocketCost checks what keeps the tracker cheap per socket: once its announce is
+// answered, a socket holds one goroutine (its reader), no writer and no send queue, while relays
+// to it still get through.
+func TestIdleSocketCost(t *testing.T) {
+	s, url := newTestServer(t, testConfig())
+	ih := testID(1)
+	before := runtime.NumGoroutine()
+	const n = 20
+	peers := make([]*rawPeer, n)
+	for i := range peers {
+		peers[i] = dialRaw(t, url)
+		peers[i].announce(ih, testID(byte(10+i)), nil)
+	}
+	// Each socket here has a client reader too: two goroutines per socket in all.
+	waitFor(t, "one server goroutine per idle socket", func() bool { return runtime.NumGoroutine()-before <= 2*n })
+	s.mu.Lock()
+	for c := range s.conns {
+		c.mu.Lock()
+		if c.writing || c.queue != nil {
+			t.Errorf("idle socket %s: writing %v, %d queued", c.remote, c.writing, len(c.queue))
+		}
+		c.mu.Unlock()
+	}
+	s.mu.Unlock()
+	// A relay to an idle socket starts a writer that delivers it.
+	peers[0].announce(ih, testID(10), msg{"offers": offersList(testID(99))})
+	delivered := false
+	waitFor(t, "the offer relayed", func() bool {
+		for _, p := range peers[1:] {
+			select {
+			case m := <-p.in:
+				delivered = delivered || m["offer"] != nil
+			default:
+			}
+		}
+		return delivered
+	})
 }

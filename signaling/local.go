@@ -153,15 +153,7 @@ func (s *Server) offerToLocal(local LocalPeer, o Offer) {
 			s.log.Debug("offerer left before the local answer", "info_hash", o.InfoHash, "from", o.PeerID)
 			return
 		}
-		msg := mustMarshal(answerMsg{
-			Action:   actionAnnounce,
-			InfoHash: o.InfoHash.binary(),
-			PeerID:   localID.binary(),
-			ToPeerID: o.PeerID.binary(),
-			OfferID:  o.OfferID.binary(),
-			Answer:   sdpMsg{Type: "answer", SDP: sdp},
-		})
-		if target.send(msg) {
+		if target.send(answerJSON(o.InfoHash, localID, o.PeerID, o.OfferID, sdpText{str: sdp})) {
 			s.answersRelayed.Add(1)
 		}
 	}()
@@ -203,14 +195,7 @@ func (s *Server) SendOffer(ctx context.Context, infoHash, to ID, sdp string) (st
 		s.mu.Unlock()
 	}()
 
-	msg := mustMarshal(offerMsg{
-		Action:   actionAnnounce,
-		InfoHash: infoHash.binary(),
-		PeerID:   localID.binary(),
-		OfferID:  oid.binary(),
-		Offer:    sdpMsg{Type: "offer", SDP: sdp},
-	})
-	if !target.send(msg) {
+	if !target.send(offerJSON(infoHash, localID, oid, sdpText{str: sdp})) {
 		return "", ErrPeerGone
 	}
 	s.offersRelayed.Add(1)

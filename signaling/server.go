@@ -28,7 +28,7 @@ type Server struct {
 
 	ctx       context.Context // cancelled by Close; parent of LocalPeer.HandleOffer contexts
 	cancel    context.CancelFunc
-	wg        sync.WaitGroup // socket readers/writers, janitor, local offer handlers
+	wg        sync.WaitGroup // socket readers and writers, janitor, pinger, local offer handlers
 	closeOnce sync.Once
 
 	mu          sync.Mutex
@@ -80,15 +80,32 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		CheckOrigin:      checkOrigin,
+		// A socket holds a small read buffer of its own (a message larger than it is read
+		// straight into a shared buffer, see readLoop) and borrows a write buffer only while it
+		// writes a message: most sockets are idle most of the time.
+		ReadBufferSize:  readBufferSize,
+		WriteBufferSize: writeBufferSize,
+		WriteBufferPool: &writeBufs,
+		CheckOrigin:     checkOrigin,
 		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
 			writeHTTPError(w, status, reason.Error())
 		},
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.janitor()
+	go s.pinger()
 	return s, nil
 }
+
+// Socket buffer sizes: a read buffer below an announce's size costs a second read call for it;
+// one of 1 KiB holds an announce without offers, or an answer.
+const (
+	readBufferSize  = 1 << 10
+	writeBufferSize = 4 << 10
+)
+
+// writeBufs is shared by every Server: a buffer is only held during one write.
+var writeBufs sync.Pool
 
 func writeHTTPError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
@@ -133,15 +150,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		return
 	}
-	c := &conn{
-		s:      s,
-		ws:     ws,
-		out:    make(chan []byte, s.cfg.SendQueue),
-		done:   make(chan struct{}),
-		peers:  make(map[binding]struct{}),
-		remote: r.RemoteAddr,
-		ip:     ip,
-	}
+	c := &conn{s: s, ws: ws, remote: r.RemoteAddr, ip: ip}
 	if s.cfg.OffersPerSecond > 0 {
 		c.offers = rate.NewLimiter(rate.Limit(s.cfg.OffersPerSecond), s.cfg.offerBurst())
 	}
@@ -154,9 +163,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.conns[c] = struct{}{}
 	// Added under mu with closed false, so Close's Wait cannot have started.
-	s.wg.Add(2)
+	s.wg.Add(1)
 	s.mu.Unlock()
-	go c.writeLoop()
 	go c.readLoop()
 }
 
@@ -292,7 +300,7 @@ func (c *conn) failure(action, infoHash string, err error) {
 	}
 	c.s.failures.Add(1)
 	c.s.log.Debug("failure", "remote", c.remote, "action", action, "err", err)
-	c.send(mustMarshal(failureMsg{Action: action, InfoHash: infoHash, Reason: err.Error()}))
+	c.reply(mustMarshal(failureMsg{Action: action, InfoHash: infoHash, Reason: err.Error()}))
 }
 
 func (s *Server) intervalSeconds() int {

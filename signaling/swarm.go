@@ -88,7 +88,7 @@ func (s *Server) removePeer(ih ID, sw *swarm, p *peer) {
 	if p.seeder {
 		sw.seeders--
 	}
-	delete(p.c.peers, binding{ih, p.id})
+	p.c.unbind(binding{ih, p.id})
 	// Offers of the local peer to p can no longer be answered; the map is
 	// as small as the number of SendOffer calls in flight.
 	for k, lo := range s.localOffers {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 )
 
 // Wire format of the WebTorrent tracker protocol. IDs travel as binary
@@ -16,11 +17,6 @@ const (
 	// minScrapeInterval is the flags.min_request_interval of scrape replies (seconds), as bittorrent-tracker sends.
 	minScrapeInterval = 600
 )
-
-type sdpMsg struct {
-	Type string `json:"type"`
-	SDP  string `json:"sdp"`
-}
 
 // inMessage is any client message with every field left raw, so that one
 // field of the wrong type still leaves action and info_hash readable for the
@@ -39,31 +35,6 @@ type inMessage struct {
 	Answer     json.RawMessage `json:"answer"`
 	Offer      json.RawMessage `json:"offer"`
 	Failure    json.RawMessage `json:"failure reason"`
-}
-
-type announceReply struct {
-	Action     string `json:"action"`
-	InfoHash   string `json:"info_hash"`
-	Interval   int    `json:"interval"`
-	Complete   int    `json:"complete"`
-	Incomplete int    `json:"incomplete"`
-}
-
-type offerMsg struct {
-	Action   string `json:"action"`
-	InfoHash string `json:"info_hash"`
-	PeerID   string `json:"peer_id"`
-	OfferID  string `json:"offer_id"`
-	Offer    sdpMsg `json:"offer"`
-}
-
-type answerMsg struct {
-	Action   string `json:"action"`
-	InfoHash string `json:"info_hash"`
-	PeerID   string `json:"peer_id"`
-	ToPeerID string `json:"to_peer_id"`
-	OfferID  string `json:"offer_id"`
-	Answer   sdpMsg `json:"answer"`
 }
 
 type failureMsg struct {
@@ -95,6 +66,12 @@ func stringField(raw json.RawMessage, name string) (s string, ok bool, err error
 	if isAbsent(raw) {
 		return "", false, nil
 	}
+	if isString(raw) {
+		var buf [64]byte
+		if b, ok := unquote(buf[:0], raw); ok {
+			return string(b), true, nil
+		}
+	}
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", false, fmt.Errorf("%w: %s is not a string", ErrBadMessage, name)
 	}
@@ -103,36 +80,124 @@ func stringField(raw json.RawMessage, name string) (s string, ok bool, err error
 
 // idField decodes a required binary-string ID field.
 func idField(raw json.RawMessage, name string) (ID, error) {
-	s, ok, err := stringField(raw, name)
-	if err != nil {
-		return ID{}, err
+	var buf [64]byte
+	var b []byte
+	ok := false
+	if isString(raw) {
+		b, ok = unquote(buf[:0], raw)
 	}
 	if !ok {
-		return ID{}, fmt.Errorf("%w: %s missing", ErrBadMessage, name)
+		s, present, err := stringField(raw, name)
+		if err != nil {
+			return ID{}, err
+		}
+		if !present {
+			return ID{}, fmt.Errorf("%w: %s missing", ErrBadMessage, name)
+		}
+		b = []byte(s)
 	}
-	id, err := parseBinaryID(s)
+	id, err := parseBinaryID(b)
 	if err != nil {
 		return ID{}, fmt.Errorf("%w: %s: %w", ErrBadMessage, name, err)
 	}
 	return id, nil
 }
 
+// sdpText is an SDP as read off the wire: its JSON string token when that can be sent on as it
+// is (most of the time: no re-encoding), else the decoded string.
+type sdpText struct {
+	raw []byte // a plainString token; aliases the message it came in
+	str string // when raw is nil
+}
+
+// String decodes the SDP.
+func (t sdpText) String() string {
+	if t.raw == nil {
+		return t.str
+	}
+	b, _ := unquote(nil, t.raw) // plainString: always decodes
+	return string(b)
+}
+
+func (t sdpText) appendJSON(dst []byte) []byte {
+	if t.raw != nil {
+		return append(dst, t.raw...)
+	}
+	return appendJSONString(dst, t.str)
+}
+
 // sdpField decodes {type, sdp} and checks its type.
-func sdpField(raw json.RawMessage, name, wantType string) (string, error) {
+func sdpField(raw json.RawMessage, name, wantType string) (sdpText, error) {
+	if t, err, ok := sdpFieldFast(raw, name, wantType); ok {
+		return t, err
+	}
 	var m struct {
 		Type *string `json:"type"`
 		SDP  *string `json:"sdp"`
 	}
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return "", fmt.Errorf("%w: %s is not an object with a string sdp", ErrBadMessage, name)
+		return sdpText{}, fmt.Errorf("%w: %s is not an object with a string sdp", ErrBadMessage, name)
 	}
 	if m.SDP == nil || *m.SDP == "" {
-		return "", fmt.Errorf("%w: %s.sdp missing", ErrBadMessage, name)
+		return sdpText{}, fmt.Errorf("%w: %s.sdp missing", ErrBadMessage, name)
 	}
 	if m.Type != nil && *m.Type != wantType {
-		return "", fmt.Errorf("%w: %s.type is %q, want %q", ErrBadMessage, name, *m.Type, wantType)
+		return sdpText{}, fmt.Errorf("%w: %s.type is %q, want %q", ErrBadMessage, name, *m.Type, wantType)
 	}
-	return *m.SDP, nil
+	return sdpText{str: *m.SDP}, nil
+}
+
+var sdpFields = []string{"type", "sdp"}
+
+// sdpFieldFast is sdpField without encoding/json; ok is false when it cannot tell.
+func sdpFieldFast(raw json.RawMessage, name, wantType string) (t sdpText, err error, ok bool) {
+	if len(raw) == 0 || raw[0] != '{' {
+		return sdpText{}, nil, false
+	}
+	var typ, sdp []byte
+	fast, wrongType := true, false
+	eachMember(raw, func(key, value []byte) {
+		i, ok := fieldIndex(key, sdpFields)
+		switch {
+		case !ok:
+			fast = false
+			return
+		case i < 0:
+			return
+		}
+		// A string or null is what a *string takes; anything else fails the whole decode.
+		if !isString(value) && !isAbsent(value) {
+			wrongType = true
+		}
+		if i == 0 {
+			typ = value
+		} else {
+			sdp = value
+		}
+	})
+	if !fast {
+		return sdpText{}, nil, false
+	}
+	if wrongType {
+		return sdpText{}, fmt.Errorf("%w: %s is not an object with a string sdp", ErrBadMessage, name), true
+	}
+	if isAbsent(sdp) || len(sdp) == 2 { // null, or ""
+		return sdpText{}, fmt.Errorf("%w: %s.sdp missing", ErrBadMessage, name), true
+	}
+	if !isAbsent(typ) {
+		var buf [32]byte
+		got, ok := unquote(buf[:0], typ)
+		if !ok {
+			return sdpText{}, nil, false
+		}
+		if string(got) != wantType {
+			return sdpText{}, fmt.Errorf("%w: %s.type is %q, want %q", ErrBadMessage, name, got, wantType), true
+		}
+	}
+	if !plainString(sdp) {
+		return sdpText{}, nil, false
+	}
+	return sdpText{raw: sdp}, nil, true
 }
 
 func mustMarshal(v any) []byte {
@@ -147,11 +212,21 @@ func mustMarshal(v any) []byte {
 // counter reads a byte counter a client reports; anything but a non-negative number reads as 0,
 // since the counts are informational and must not fail an announce.
 func counter(raw json.RawMessage) int64 {
-	var f float64
-	if isAbsent(raw) || json.Unmarshal(raw, &f) != nil || f < 0 || f > 1<<62 {
+	f, ok := number(raw)
+	if !ok || f < 0 || f > 1<<62 {
 		return 0
 	}
 	return int64(f)
+}
+
+// number decodes a JSON number as json.Unmarshal into a float64 does; ok is false for anything
+// else, or a number out of range.
+func number(raw json.RawMessage) (float64, bool) {
+	if !isNumber(raw) {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	return f, err == nil
 }
 
 // leftBytes reads an announce's left: -1 when absent, null (size not known yet) or not a sane
