@@ -303,14 +303,7 @@ func TestWebRTCPeerLimit(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	newPeer := func(raw bool) *peertest.WebRTCPeer {
-		p, err := peertest.NewWebRTCPeer(ctx, peertest.PeerOptions{Dir: t.TempDir(), TrackerURL: trackerURL(r), Raw: raw, Log: testLogger(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(p.Close)
-		return p
-	}
+	newPeer := func(raw bool) *peertest.WebRTCPeer { return newWebRTCPeer(ctx, t, r, raw) }
 
 	// A browser that will seed: it downloads from the gateway, then both being seeders, their
 	// conn ends and the slot is free again.
@@ -367,6 +360,18 @@ func TestWebRTCPeerLimit(t *testing.T) {
 	if _, p := e.Counts(); p.WebRTC != 1 {
 		t.Errorf("gateway's WebRTC peers of the demo: %d, want the holder's one", p.WebRTC)
 	}
+}
+
+// newWebRTCPeer starts a WebRTC peer on r's tracker (a raw one speaks the wire itself), closed
+// when the test ends.
+func newWebRTCPeer(ctx context.Context, t *testing.T, r *running, raw bool) *peertest.WebRTCPeer {
+	t.Helper()
+	p, err := peertest.NewWebRTCPeer(ctx, peertest.PeerOptions{Dir: t.TempDir(), TrackerURL: trackerURL(r), Raw: raw, Log: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
 }
 
 func mustHash(t testing.TB, ihHex string) metainfo.Hash {

@@ -173,6 +173,9 @@ func (g *Gateway) hls(c echo.Context) error {
 			return fmt.Errorf("%w: no segment %q: the playlist has 0.ts to %d.ts", ErrNotFound, name, v.Layout().Segments()-1)
 		}
 		path, _, err := v.Segment(ctx, n)
+		if err != nil && ctx.Err() != nil {
+			return nil // the player gave up on it (a seek): nobody to answer, nothing went wrong
+		}
 		if err != nil {
 			return hlsError(err)
 		}

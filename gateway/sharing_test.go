@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
-
-	"github.com/swarmgate/swarmgate/internal/peertest"
 )
 
 // Wire message ids (BEP 3, BEP 6).
@@ -80,17 +78,9 @@ func TestUploadSharing(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 			defer cancel()
-			newPeer := func(raw bool) *peertest.WebRTCPeer {
-				p, err := peertest.NewWebRTCPeer(ctx, peertest.PeerOptions{Dir: t.TempDir(), TrackerURL: trackerURL(r), Raw: raw, Log: testLogger(t)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(p.Close)
-				return p
-			}
 
 			// Browser a fetches piece 0 only, and stays (it is no seed).
-			a := newPeer(false)
+			a := newWebRTCPeer(ctx, t, r, false)
 			ta, err := a.Join(mi)
 			if err != nil {
 				t.Fatal(err)
@@ -99,7 +89,7 @@ func TestUploadSharing(t *testing.T) {
 			waitFor(t, 60*time.Second, "browser a holding piece 0", func() bool { return ta.Piece(0).State().Complete })
 
 			// Browser b: a raw wire, fast extension on.
-			b := newPeer(true)
+			b := newWebRTCPeer(ctx, t, r, true)
 			conn, err := b.Connect(ctx, mi.HashInfoBytes(), info.TotalLength())
 			if err != nil {
 				t.Fatal(err)
