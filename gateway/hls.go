@@ -222,7 +222,10 @@ func hlsError(err error) error {
 func (g *Gateway) keyframes(ctx context.Context, ih string, file int, url string) ([]float64, error) {
 	path := g.keyframesPath(ih, file)
 	var kf []float64
-	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &kf) == nil && len(kf) > 0 {
+	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &kf) == nil {
+		if len(kf) == 0 {
+			return nil, transcode.ErrNoIndex // looked before: the container keeps none
+		}
 		return kf, nil
 	}
 	r, err := newRangeReader(ctx, url)
@@ -231,15 +234,17 @@ func (g *Gateway) keyframes(ctx context.Context, ih string, file int, url string
 	}
 	kf, err = media.Keyframes(r, r.size)
 	if errors.Is(err, media.ErrNoIndex) {
-		return nil, transcode.ErrNoIndex
-	}
-	if err != nil {
+		kf, err = []float64{}, transcode.ErrNoIndex // kept as [], so that it is not read again
+	} else if err != nil {
 		return nil, fmt.Errorf("reading the keyframe index: %w", err)
 	}
-	if b, err := json.Marshal(kf); err == nil {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+	if b, jerr := json.Marshal(kf); jerr == nil {
+		if merr := os.MkdirAll(filepath.Dir(path), 0o755); merr == nil {
 			os.WriteFile(path, b, 0o644)
 		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	return kf, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -170,6 +171,10 @@ func TestHLSPolicy(t *testing.T) {
 	})
 	if res.status != http.StatusConflict || !strings.Contains(errorOf(res), "H.264") {
 		t.Errorf("remux of MPEG-4 part 2: %d %q, want 409 saying it must be H.264", res.status, errorOf(res))
+	}
+	// The probe looked for a keyframe index (an AVI keeps none we read) and kept the answer.
+	if b, err := os.ReadFile(r.g.keyframesPath(ih, 0)); err != nil || string(b) != "[]" {
+		t.Errorf("keyframes of an AVI: %q, %v; want [] kept, so that it is not read again", b, err)
 	}
 	res = r.get(t, "/hls/"+ih+"/0/transcode/index.m3u8", nil)
 	if res.status != http.StatusForbidden || !strings.Contains(errorOf(res), "--transcode remux") {
