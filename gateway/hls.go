@@ -151,11 +151,7 @@ func (g *Gateway) hls(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadInput, err)
 	}
-	if mode == transcode.Remux && len(src.Info.Video) > 0 && src.Info.Video[0].Codec == "h264" {
-		if src.Keyframes, err = g.keyframes(ctx, ih.HexString(), idx, src.URL); err != nil {
-			return hlsError(err)
-		}
-	}
+	src.Keyframes = func() ([]float64, error) { return g.keyframes(ctx, ih.HexString(), idx, src.URL) }
 	v, err := g.transcoder.Variant(ih.HexString(), idx, mode, audio, src)
 	if err != nil {
 		return hlsError(err)

@@ -59,7 +59,8 @@ func BenchmarkEncodeSpeed(b *testing.B) {
 		url, _ := serveFile(b, c.path)
 		src := Source{URL: url, Info: info}
 		if c.mode == Remux {
-			src.Keyframes = ffprobeKeyframes(b, c.path)
+			kf := ffprobeKeyframes(b, c.path)
+			src.Keyframes = func() ([]float64, error) { return kf, nil }
 		}
 		b.Run(c.name, func(b *testing.B) {
 			var media, wall, statMedia, statWork float64

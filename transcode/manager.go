@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/live"
+	"github.com/swarmgate/swarmgate/media"
 )
 
 // Config is what the operator sets; DefaultConfig has the defaults.
@@ -175,30 +176,12 @@ func (m *Manager) scanDisk() {
 
 // Variant returns the variant of file (of torrent ih) made in mode with audio stream audio (-1:
 // the file's default), ready to serve its playlist at once; segments are made when asked for.
+// Its layout and key are fixed the first time it is asked for in this run; after that a request
+// costs a map lookup (every segment request goes through here).
 func (m *Manager) Variant(ih string, file int, mode Mode, audio int, src Source) (*Variant, error) {
 	if !m.cfg.Policy.Allows(mode) {
 		return nil, fmt.Errorf("%w: %s (--transcode %s)", ErrNotAllowed, mode, m.cfg.Policy)
 	}
-	s, err := m.spec(ih, file, mode, audio, src)
-	if err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return nil, ErrClosed
-	}
-	if v, ok := m.variants[s.dirName]; ok {
-		v.src = src // the address may change between runs; the layout does not
-		return &Variant{v}, nil
-	}
-	v := m.loadVariant(s)
-	m.variants[s.dirName] = v
-	return &Variant{v}, nil
-}
-
-// spec checks that the file can be made in mode and fixes its layout and key.
-func (m *Manager) spec(ih string, file int, mode Mode, audio int, src Source) (*spec, error) {
 	info := src.Info
 	if info == nil || len(info.Video) == 0 {
 		return nil, ErrNoVideo
@@ -207,13 +190,53 @@ func (m *Manager) spec(ih string, file int, mode Mode, audio int, src Source) (*
 	if err != nil {
 		return nil, err
 	}
+	audioIndex := -1
+	if a != nil {
+		audioIndex = a.Index
+	}
+	name := fmt.Sprintf("%s-%d-%s-s%g", strings.ToLower(ih), file, VariantName(mode, audioIndex), m.cfg.SegmentSeconds)
+	m.mu.Lock()
+	v, ok := m.variants[name]
+	m.mu.Unlock()
+	if ok {
+		return &Variant{v}, nil
+	}
+
+	s, err := m.spec(name, mode, a, src)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	if v, ok := m.variants[name]; ok { // another request made it meanwhile
+		return &Variant{v}, nil
+	}
+	v = m.loadVariant(s)
+	m.variants[name] = v
+	return &Variant{v}, nil
+}
+
+// spec checks that the file can be made in mode and fixes the variant's layout and key.
+func (m *Manager) spec(name string, mode Mode, audio *media.Track, src Source) (*spec, error) {
+	info := src.Info
 	var layout Layout
+	var err error
 	switch mode {
 	case Remux:
 		if info.Video[0].Codec != "h264" {
 			return nil, ErrNotH264
 		}
-		layout, err = KeyframeLayout(src.Keyframes, info.StartTime, info.Duration, m.cfg.SegmentSeconds)
+		var kf []float64
+		if src.Keyframes == nil {
+			return nil, ErrNoIndex
+		}
+		if kf, err = src.Keyframes(); err != nil {
+			return nil, err
+		}
+		layout, err = KeyframeLayout(kf, info.StartTime, info.Duration, m.cfg.SegmentSeconds)
 	case Transcode:
 		layout, err = FixedLayout(info.StartTime, info.Duration, m.cfg.SegmentSeconds)
 	default:
@@ -222,17 +245,12 @@ func (m *Manager) spec(ih string, file int, mode Mode, audio int, src Source) (*
 	if err != nil {
 		return nil, err
 	}
-	audioIndex := -1
-	if a != nil {
-		audioIndex = a.Index
-	}
-	name := fmt.Sprintf("%s-%d-%s-s%g", strings.ToLower(ih), file, VariantName(mode, audioIndex), m.cfg.SegmentSeconds)
 	// Each variant has its own key, so that a signed segment of one cannot pass for another's.
 	mac := hmac.New(sha256.New, m.cfg.Key.Seed())
 	mac.Write([]byte("swarmgate-hls-v1\x00" + name))
 	priv := ed25519.NewKeyFromSeed(mac.Sum(nil))
 	return &spec{
-		mode: mode, audio: a, layout: layout, src: src, segment: m.cfg.SegmentSeconds,
+		mode: mode, audio: audio, layout: layout, src: src, segment: m.cfg.SegmentSeconds,
 		dirName: name, dir: filepath.Join(m.cfg.Dir, name), priv: priv, id: live.StreamIDOfKey(priv),
 	}, nil
 }

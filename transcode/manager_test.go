@@ -154,7 +154,9 @@ func TestSeekJobsCutTheSameSegments(t *testing.T) {
 		"-pix_fmt", "yuv420p", "-c:a", "ac3", "-b:a", "96k")
 	info := probe(t, src)
 	url, _ := serveFile(t, src)
-	source := Source{URL: url, Info: info, Keyframes: ffprobeKeyframes(t, src)}
+	kf := ffprobeKeyframes(t, src)
+	var indexReads atomic.Int64
+	source := Source{URL: url, Info: info, Keyframes: func() ([]float64, error) { indexReads.Add(1); return kf, nil }}
 
 	for _, mode := range []Mode{Transcode, Remux} {
 		t.Run(string(mode), func(t *testing.T) {
@@ -168,6 +170,19 @@ func TestSeekJobsCutTheSameSegments(t *testing.T) {
 			b, err := seeking.Variant("00aa", 0, mode, -1, source)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// Asked again (every segment request asks), the variant is the one made: the index is
+			// not read again.
+			reads := indexReads.Load()
+			same, err := fromStart.Variant("00aa", 0, mode, -1, source)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if same.v != a.v {
+				t.Fatal("asked again, the manager made a second variant")
+			}
+			if got := indexReads.Load(); got != reads {
+				t.Errorf("asking for a known variant read the keyframe index again (%d reads, then %d)", reads, got)
 			}
 			if a.StreamID() == b.StreamID() {
 				t.Fatal("two managers with different keys gave one variant the same stream id")

@@ -189,9 +189,10 @@ type Source struct {
 	// they are asked for and lets ffmpeg seek with ranges.
 	URL  string
 	Info *media.Info
-	// Keyframes are the video's keyframe times (media.Keyframes), needed for a remux; nil when
-	// the container keeps no index.
-	Keyframes []float64
+	// Keyframes reads the video's keyframe times (media.Keyframes), which a remux cuts at; it is
+	// called once, when the remux variant is first asked for. nil, or ErrNoIndex: the container
+	// keeps no index.
+	Keyframes func() ([]float64, error)
 }
 
 // audioTrack picks the audio stream a variant plays: want (a stream index), or with want < 0 the
