@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/swarmgate/swarmgate/internal/loadavg"
 	"github.com/swarmgate/swarmgate/internal/peertest"
 )
 
@@ -99,7 +100,7 @@ func main() {
 		defer f.Close()
 		w = f
 	}
-	rep.loadEnd = loadAvg()
+	rep.loadEnd = loadavg.String()
 	rep.write(w)
 }
 

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/loadavg"
 )
 
 // goal is what the whole path should reach, as a fraction of the raw data channel.
@@ -76,7 +78,7 @@ type report struct {
 }
 
 func newReport(size, piece int64, runs int) *report {
-	return &report{when: time.Now(), size: size, piece: piece, runs: runs, values: map[rowID][]float64{}, udpDrops: map[string]int64{}, loadStart: loadAvg()}
+	return &report{when: time.Now(), size: size, piece: piece, runs: runs, values: map[rowID][]float64{}, udpDrops: map[string]int64{}, loadStart: loadavg.String()}
 }
 
 func (r *report) add(id rowID, v float64)         { r.values[id] = append(r.values[id], v) }
@@ -256,18 +258,6 @@ func (r *report) countDrops(phase string, f func() error) error {
 		r.udpDrops[phase] += after - before
 	}
 	return err
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // perRun is each run's figure of id over the same run's raw channel, and their median: the runs

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/gateway"
+	"github.com/swarmgate/swarmgate/internal/loadavg"
 	"github.com/swarmgate/swarmgate/live"
 )
 
@@ -125,7 +126,7 @@ func BenchmarkHLSFirstFrame(b *testing.B) {
 	}
 	b.Logf("time to first frame (playing): direct %.0f ms, remux %.0f ms (%.2f×), transcode %.0f ms (%.2f×); load average now %s",
 		direct, medianOf(runs["remux"], "playing"), medianOf(runs["remux"], "playing")/direct,
-		medianOf(runs["transcode"], "playing"), medianOf(runs["transcode"], "playing")/direct, loadAverage())
+		medianOf(runs["transcode"], "playing"), medianOf(runs["transcode"], "playing")/direct, loadavg.String())
 }
 
 // hlsFirstFrame opens url in a fresh browser, waits for the first "playing" event and the
@@ -224,7 +225,7 @@ func BenchmarkHLSEgress(b *testing.B) {
 			r.fromBrowsers/1e6, 100*r.fromBrowsers/(r.fromBrowsers+r.fromGateway), r.uploaded/1e6, r.verified, r.rejected,
 			r.waiting, r.jobs)
 	}
-	b.Logf("load average now %s", loadAverage())
+	b.Logf("load average now %s", loadavg.String())
 }
 
 // egressSide collects one side's figures over its iterations.
@@ -369,13 +370,4 @@ func metricValue(b *testing.B, base, name string) int64 {
 	}
 	b.Fatalf("/metrics has no %s", name)
 	return 0
-}
-
-// loadAverage is the machine's 1, 5 and 15 min load averages, or "?" where /proc has none.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return "?"
 }

@@ -7,9 +7,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/loadavg"
 )
 
 // BenchmarkEncodeSpeed measures how fast this machine makes HLS of 720p sources, as a multiple of
@@ -37,7 +38,7 @@ func BenchmarkEncodeSpeed(b *testing.B) {
 		}
 		seconds = n
 	}
-	b.Logf("machine: %s/%s, %d CPUs, load average at start %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), loadAverage())
+	b.Logf("machine: %s/%s, %d CPUs, load average at start %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), loadavg.String())
 	dir := b.TempDir()
 	h264 := makeBenchSource(b, filepath.Join(dir, "h264-720p.mkv"), seconds,
 		"-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-profile:v", "high", "-pix_fmt", "yuv420p", "-g", "50",
@@ -93,7 +94,7 @@ func BenchmarkEncodeSpeed(b *testing.B) {
 			b.ReportMetric(media/wall, "x_realtime")
 			b.ReportMetric(statMedia/statWork, "work_x_realtime")
 			b.Logf("%s: %.1f media s in %.1f wall s over %d run(s): %.2f× real time (the Manager's work seconds: %.2f×); load average now %s",
-				c.name, media, wall, b.N, media/wall, statMedia/statWork, loadAverage())
+				c.name, media, wall, b.N, media/wall, statMedia/statWork, loadavg.String())
 		})
 	}
 }
@@ -115,17 +116,4 @@ func makeBenchSource(b *testing.B, path string, seconds int, codecArgs ...string
 	fi, _ := os.Stat(path)
 	b.Logf("source %s: %d s, %.1f MB, made in %.1f s", filepath.Base(path), seconds, float64(fi.Size())/1e6, time.Since(start).Seconds())
 	return path
-}
-
-// loadAverage is the machine's 1, 5 and 15 min load averages, or "?" where /proc has none.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }

@@ -47,6 +47,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/swarmgate/swarmgate/internal/loadavg"
 	"github.com/swarmgate/swarmgate/signaling"
 )
 
@@ -158,7 +159,7 @@ func main() {
 		}
 	}
 
-	rep := &report{settings: st, nofile: nofile, when: time.Now(), loadStart: loadAvg(), results: map[string][]result{}, versions: map[string]string{}}
+	rep := &report{settings: st, nofile: nofile, when: time.Now(), loadStart: loadavg.String(), results: map[string][]result{}, versions: map[string]string{}}
 	for round := range *rounds {
 		order := slices.Clone(kinds)
 		if round%2 == 1 {
@@ -180,7 +181,7 @@ func main() {
 			rep.versions[k.name] = res.version
 		}
 	}
-	rep.loadEnd = loadAvg()
+	rep.loadEnd = loadavg.String()
 	var w io.Writer = os.Stdout
 	if *out != "" {
 		f, err := os.Create(*out)
