@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 )
 
@@ -125,7 +126,7 @@ func TestUploadSharing(t *testing.T) {
 			}
 			if sharing {
 				// Asked again later, it is served.
-				time.Sleep(declineWindowForTest + 50*time.Millisecond)
+				time.Sleep(torrent.UploadSharingDeclineWindow + 50*time.Millisecond)
 				writeMsg(t, conn, msgRequest, 0, 0, 16<<10)
 				if id, _ := readUntil(t, conn, 60*time.Second, msgPiece, msgReject); id != msgPiece {
 					t.Fatalf("piece 0 asked again: message %d, want the piece", id)
@@ -145,6 +146,3 @@ func TestUploadSharing(t *testing.T) {
 		})
 	}
 }
-
-// declineWindowForTest is the patched anacrolix's declineWindow (upload-sharing.go).
-const declineWindowForTest = 200 * time.Millisecond

@@ -19,10 +19,10 @@ type UploadSharing struct {
 	Trades func(network string) bool
 }
 
-// declineWindow is how long after turning a conn's request for a piece down the conn's other
+// UploadSharingDeclineWindow is how long after turning a conn's request for a piece down the conn's other
 // requests for it (sent in the same burst, one per chunk) are turned down too; after it, the
 // piece is served to that conn whatever else holds it.
-const declineWindow = 200 * time.Millisecond
+const UploadSharingDeclineWindow = 200 * time.Millisecond
 
 // declineRequest says whether to reject r because another trading peer has its piece. Called
 // with the client lock held, once r is known to be valid and ours to serve.
@@ -33,7 +33,7 @@ func (c *PeerConn) declineRequest(r Request) bool {
 	}
 	piece := pieceIndex(r.Index)
 	if at, ok := c.declinedPieces[piece]; ok {
-		return time.Since(at) < declineWindow
+		return time.Since(at) < UploadSharingDeclineWindow
 	}
 	if !us.Busy() {
 		return false
