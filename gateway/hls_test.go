@@ -39,6 +39,34 @@ func errorOf(res response) string {
 	return e.Error
 }
 
+// seedInto seeds path natively (pieces of pieceLength) and adds it to r's gateway by magnet,
+// waiting for the metadata; it returns the infohash.
+func seedInto(t *testing.T, r *running, path string, pieceLength int64) string {
+	t.Helper()
+	seeder, err := peertest.SeedPath(path, pieceLength, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(seeder.Close)
+	if res := addFromSeeder(t, r, seeder); res.status != http.StatusCreated {
+		t.Fatalf("add: %d %s", res.status, res.body)
+	}
+	ih := seeder.Torrent.InfoHash().HexString()
+	waitGotInfo(t, r.g, ih)
+	return ih
+}
+
+// getProbed GETs an /hls path, asking again while the file is still being probed (503).
+func getProbed(t *testing.T, r *running, path string) response {
+	t.Helper()
+	var res response
+	waitFor(t, time.Minute, "the probe, for "+path, func() bool {
+		res = r.get(t, path, nil)
+		return res.status != http.StatusServiceUnavailable
+	})
+	return res
+}
+
 // TestHLSFromTheSwarm: a file the gateway fetches from a real seeder is served as HLS, remuxed
 // (cut at its keyframes, read from the container's index through /stream) and transcoded; each
 // segment matches its signed entry in the manifest; bad requests get clear 4xx errors; deleting
@@ -47,29 +75,16 @@ func TestHLSFromTheSwarm(t *testing.T) {
 	needTools(t, "ffmpeg", "ffmpeg", "ffprobe")
 	dir := t.TempDir()
 	mkv := makeFilm(t, dir, "film.mkv", "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "ac3")
-	seeder, err := peertest.SeedPath(mkv, 16<<10, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seeder.Close()
 	dataDir := t.TempDir()
 	r := startGateway(t, func(c *Config) { c.DataDir, c.FFprobe, c.FFmpeg = dataDir, "ffprobe", "ffmpeg" })
-	if res := addFromSeeder(t, r, seeder); res.status != http.StatusCreated {
-		t.Fatalf("add: %d %s", res.status, res.body)
-	}
-	ih := seeder.Torrent.InfoHash().HexString()
-	waitGotInfo(t, r.g, ih)
+	ih := seedInto(t, r, mkv, 16<<10)
 	var cfg clientConfig
 	json.Unmarshal(r.get(t, "/api/config", nil).body, &cfg)
 	if cfg.Transcode != "on" {
 		t.Errorf("/api/config transcode %q, want on", cfg.Transcode)
 	}
 	base := "/hls/" + ih + "/0/"
-	var playlist response
-	waitFor(t, time.Minute, "the probe, for the playlist", func() bool {
-		playlist = r.get(t, base+"remux/index.m3u8", nil)
-		return playlist.status != http.StatusServiceUnavailable
-	})
+	playlist := getProbed(t, r, base+"remux/index.m3u8")
 	if playlist.status != http.StatusOK || !bytes.Contains(playlist.body, []byte("#EXT-X-ENDLIST")) {
 		t.Fatalf("remux playlist: %d %s", playlist.status, playlist.body)
 	}
@@ -153,22 +168,9 @@ func TestHLSPolicy(t *testing.T) {
 	needTools(t, "ffmpeg", "ffmpeg", "ffprobe")
 	dir := t.TempDir()
 	avi := makeFilm(t, dir, "old.avi", "-c:v", "mpeg4", "-c:a", "libmp3lame")
-	seeder, err := peertest.SeedPath(avi, 16<<10, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seeder.Close()
 	r := startGateway(t, func(c *Config) { c.FFprobe, c.FFmpeg, c.Transcode = "ffprobe", "ffmpeg", "remux" })
-	if res := addFromSeeder(t, r, seeder); res.status != http.StatusCreated {
-		t.Fatalf("add: %d %s", res.status, res.body)
-	}
-	ih := seeder.Torrent.InfoHash().HexString()
-	waitGotInfo(t, r.g, ih)
-	var res response
-	waitFor(t, time.Minute, "the probe", func() bool {
-		res = r.get(t, "/hls/"+ih+"/0/remux/index.m3u8", nil)
-		return res.status != http.StatusServiceUnavailable
-	})
+	ih := seedInto(t, r, avi, 16<<10)
+	res := getProbed(t, r, "/hls/"+ih+"/0/remux/index.m3u8")
 	if res.status != http.StatusConflict || !strings.Contains(errorOf(res), "H.264") {
 		t.Errorf("remux of MPEG-4 part 2: %d %q, want 409 saying it must be H.264", res.status, errorOf(res))
 	}
@@ -206,22 +208,9 @@ func TestShutdownStopsTranscodes(t *testing.T) {
 		"-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-g", "50", path).CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v: %s", err, b)
 	}
-	seeder, err := peertest.SeedPath(path, 256<<10, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seeder.Close()
 	r := startGateway(t, func(c *Config) { c.FFprobe, c.FFmpeg, c.ShutdownTimeout = "ffprobe", "ffmpeg", 3*time.Second })
-	if res := addFromSeeder(t, r, seeder); res.status != http.StatusCreated {
-		t.Fatalf("add: %d %s", res.status, res.body)
-	}
-	ih := seeder.Torrent.InfoHash().HexString()
-	waitGotInfo(t, r.g, ih)
-	var seg response
-	waitFor(t, time.Minute, "segment 0", func() bool {
-		seg = r.get(t, "/hls/"+ih+"/0/transcode/0.ts", nil)
-		return seg.status != http.StatusServiceUnavailable
-	})
+	ih := seedInto(t, r, path, 256<<10)
+	seg := getProbed(t, r, "/hls/"+ih+"/0/transcode/0.ts")
 	if seg.status != http.StatusOK {
 		t.Fatalf("segment 0: %d %s", seg.status, errorOf(seg))
 	}
