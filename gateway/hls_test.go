@@ -76,7 +76,13 @@ func TestHLSFromTheSwarm(t *testing.T) {
 	dir := t.TempDir()
 	mkv := makeFilm(t, dir, "film.mkv", "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "ac3")
 	dataDir := t.TempDir()
-	r := startGateway(t, func(c *Config) { c.DataDir, c.FFprobe, c.FFmpeg = dataDir, "ffprobe", "ffmpeg" })
+	r := startGateway(t, func(c *Config) {
+		c.DataDir, c.FFprobe, c.FFmpeg, c.CacheSize = dataDir, "ffprobe", "ffmpeg", 64<<20
+	})
+	// --cache-size holds pieces and segments together: a quarter for segments.
+	if got := r.g.cache.Stats().Capacity; got != 48<<20 {
+		t.Errorf("piece cache capacity %d with the transcoder on, want 48 MiB of the 64", got)
+	}
 	ih := seedInto(t, r, mkv, 16<<10)
 	var cfg clientConfig
 	json.Unmarshal(r.get(t, "/api/config", nil).body, &cfg)

@@ -431,3 +431,44 @@ func mustOpen(t testing.TB, path string) *os.File {
 	t.Cleanup(func() { f.Close() })
 	return f
 }
+
+// TestCacheKeepsItsBound: over CacheBytes, the segments of the variant read least recently go
+// (here one left on disk by an earlier run), and the one being made stays.
+func TestCacheKeepsItsBound(t *testing.T) {
+	need(t, "ffmpeg", "ffprobe")
+	src := makeMedia(t, "a.mp4", 12, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac")
+	url, _ := serveFile(t, src)
+	source := Source{URL: url, Info: probe(t, src)}
+	dir := t.TempDir()
+	first := newManager(t, func(c *Config) { c.Dir = dir })
+	old, err := first.Variant("0001", 0, Transcode, -1, source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldPath, _ := segment(t, old, 0)
+	first.Close()
+
+	m := newManager(t, func(c *Config) { c.Dir = dir; c.Key = first.cfg.Key; c.CacheBytes = 1 })
+	if m.Stats().CacheBytes == 0 {
+		t.Fatal("the segments the earlier run left are not counted")
+	}
+	v, err := m.Variant("0002", 0, Transcode, -1, source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, _ := segment(t, v, 0)
+	if _, err := os.Stat(filepath.Dir(oldPath)); !os.IsNotExist(err) {
+		t.Errorf("the variant read least recently is still on disk over the bound: %v", err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("the segment just made was removed: %v", err)
+	}
+	waitFor(t, "the job to finish the file", func() bool { return m.Stats().JobsRunning == 0 })
+	made := int64(0)
+	for _, e := range v.Manifest().Entries {
+		made += int64(e.Size)
+	}
+	if got := m.Stats().CacheBytes; got != made {
+		t.Errorf("cache holds %d bytes, want the new variant's %d", got, made)
+	}
+}
