@@ -217,8 +217,7 @@ func hlsError(err error) error {
 // gateway's own /stream (a few ranges: the pieces holding the index) and kept in the data dir.
 func (g *Gateway) keyframes(ctx context.Context, ih string, file int, url string) ([]float64, error) {
 	path := g.keyframesPath(ih, file)
-	var kf []float64
-	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &kf) == nil {
+	if kf, ok := readKeyframes(path); ok {
 		if len(kf) == 0 {
 			return nil, transcode.ErrNoIndex // looked before: the container keeps none
 		}
@@ -228,7 +227,7 @@ func (g *Gateway) keyframes(ctx context.Context, ih string, file int, url string
 	if err != nil {
 		return nil, err
 	}
-	kf, err = media.Keyframes(r, r.size)
+	kf, err := media.Keyframes(r, r.size)
 	if errors.Is(err, media.ErrNoIndex) {
 		kf, err = []float64{}, transcode.ErrNoIndex // kept as [], so that it is not read again
 	} else if err != nil {
@@ -243,6 +242,13 @@ func (g *Gateway) keyframes(ctx context.Context, ih string, file int, url string
 		return nil, err
 	}
 	return kf, nil
+}
+
+// readKeyframes reads what keyframes kept: ok is false when nothing was (an empty list is a
+// container without an index).
+func readKeyframes(path string) (kf []float64, ok bool) {
+	b, err := os.ReadFile(path)
+	return kf, err == nil && json.Unmarshal(b, &kf) == nil
 }
 
 func (g *Gateway) keyframesPath(ih string, file int) string {

@@ -109,8 +109,7 @@ func (p *probes) view(ih metainfo.Hash, file int) *mediaView {
 		var info media.Info
 		if json.Unmarshal(b, &info) == nil {
 			v := mediaView{State: "done", Info: &info}
-			var kf []float64
-			if b, err := os.ReadFile(p.g.keyframesPath(k.ih.HexString(), k.file)); err == nil && json.Unmarshal(b, &kf) == nil {
+			if kf, ok := readKeyframes(p.g.keyframesPath(k.ih.HexString(), k.file)); ok {
 				v.Keyframes = summarise(kf)
 			}
 			p.m[k] = &probeResult{view: v}
