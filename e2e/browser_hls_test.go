@@ -95,23 +95,41 @@ func addFilm(t testing.TB, base string, seeder *fileSeeder, name string) (ih, wa
 	t.Helper()
 	v := addMagnet(t, base, seeder.Magnet())
 	fetchMetainfo(t, base, v.InfoHash)
-	waitUntil(t, 60*time.Second, "the probe of "+name, func() (bool, string) {
-		res, err := http.Get(base + "/api/torrents/" + v.InfoHash)
+	waitProbed(t, base, v.InfoHash)
+	return v.InfoHash, base + "/watch/" + v.InfoHash + "?file=0"
+}
+
+// waitProbed waits until the gateway has probed file 0 of torrent ih, and returns what the
+// probe found (files[0].media.info); a failed probe fails the test.
+func waitProbed(t testing.TB, base, ih string) json.RawMessage {
+	t.Helper()
+	var info json.RawMessage
+	waitUntil(t, 60*time.Second, "the gateway's probe of "+ih, func() (bool, string) {
+		res, err := http.Get(base + "/api/torrents/" + ih)
 		if err != nil {
 			return false, err.Error()
 		}
 		defer res.Body.Close()
-		var tv struct {
+		var v struct {
 			Files []struct {
-				Media *struct{ State string } `json:"media"`
+				Media *struct {
+					State string          `json:"state"`
+					Info  json.RawMessage `json:"info"`
+					Error string          `json:"error"`
+				} `json:"media"`
 			} `json:"files"`
 		}
-		if json.NewDecoder(res.Body).Decode(&tv) != nil || len(tv.Files) == 0 || tv.Files[0].Media == nil {
+		if json.NewDecoder(res.Body).Decode(&v) != nil || len(v.Files) == 0 || v.Files[0].Media == nil {
 			return false, "no media view"
 		}
-		return tv.Files[0].Media.State == "done", tv.Files[0].Media.State
+		md := v.Files[0].Media
+		if md.State == "failed" {
+			t.Fatalf("probe failed: %s", md.Error)
+		}
+		info = md.Info
+		return md.State == "done", md.State
 	})
-	return v.InfoHash, base + "/watch/" + v.InfoHash + "?file=0"
+	return info
 }
 
 // playsAndSeeks waits for the page to play, seeks to 75 % and waits for it to play on there.

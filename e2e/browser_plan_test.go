@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -29,30 +28,9 @@ func TestBrowserTakesProbedCodecStrings(t *testing.T) {
 					CodecString string `json:"codec_string"`
 				} `json:"audio"`
 			}
-			waitUntil(t, 60*time.Second, "the gateway's probe of the file", func() (bool, string) {
-				res, err := http.Get(m.Base + "/api/torrents/" + m.InfoHash)
-				if err != nil {
-					return false, err.Error()
-				}
-				defer res.Body.Close()
-				var v struct {
-					Files []struct {
-						Media *struct {
-							State string          `json:"state"`
-							Info  json.RawMessage `json:"info"`
-							Error string          `json:"error"`
-						} `json:"media"`
-					} `json:"files"`
-				}
-				if json.NewDecoder(res.Body).Decode(&v) != nil || len(v.Files) == 0 || v.Files[0].Media == nil {
-					return false, "no media view"
-				}
-				md := v.Files[0].Media
-				if md.State == "failed" {
-					t.Fatalf("probe failed: %s", md.Error)
-				}
-				return md.State == "done" && json.Unmarshal(md.Info, &info) == nil, md.State
-			})
+			if err := json.Unmarshal(waitProbed(t, m.Base, m.InfoHash), &info); err != nil {
+				t.Fatal(err)
+			}
 			if len(info.Video) != 1 || len(info.Audio) != 1 {
 				t.Fatalf("probe: %+v", info)
 			}
