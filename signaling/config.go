@@ -39,6 +39,8 @@ type Config struct {
 	// AllowInfoHash says whether announces for infoHash are served; others get a failure reason.
 	// nil serves any. Called without server locks held; must be fast.
 	AllowInfoHash func(infoHash ID) bool
+	// Bus links this tracker with other nodes' (see Bus); nil for a gateway on its own.
+	Bus Bus
 }
 
 // DefaultConfig returns the defaults (aquatic_ws's limits, webtorrent's timing).

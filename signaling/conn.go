@@ -19,6 +19,15 @@ type conn struct {
 	remote string
 	ip     string        // the client IP the socket counts against in MaxSocketsPerIP
 	offers *rate.Limiter // OffersPerSecond; nil without a limit
+	id     uint64        // names the socket to other nodes (Bus)
+
+	// A socket held by another node (Bus) has no ws: origin names it, and what is sent to it
+	// goes through the bus. lastSeen is guarded by s.mu.
+	origin   remoteKey
+	lastSeen time.Time
+	// forwardedTo lists the nodes this socket's messages were forwarded to; only its reader
+	// touches it.
+	forwardedTo []string
 
 	mu      sync.Mutex
 	queue   [][]byte // bounded by SendQueue; full means the socket is too slow and is closed
@@ -30,6 +39,9 @@ type conn struct {
 
 	peers []binding // peers this socket announced (at most MaxSwarmsPerSocket); guarded by s.mu
 }
+
+// elsewhere reports whether c is a socket held by another node.
+func (c *conn) elsewhere() bool { return c.origin.node != "" }
 
 // binding is one (swarm, peer) announced on a socket.
 type binding struct{ infoHash, peerID ID }
@@ -50,6 +62,9 @@ func (c *conn) unbind(b binding) {
 // send queues one message without ever blocking: a socket whose queue is
 // full is closed, so one slow reader cannot hold up the swarm. The socket owns msg from here on.
 func (c *conn) send(msg []byte) bool {
+	if c.elsewhere() {
+		return c.sendRemote(msg)
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -72,6 +87,9 @@ func (c *conn) send(msg []byte) bool {
 // runs, the reader writes it itself, which saves a goroutine hand-off per reply; it then waits
 // only on its own socket, at most one write deadline, like a writer would.
 func (c *conn) reply(msg []byte) bool {
+	if c.elsewhere() {
+		return c.sendRemote(msg)
+	}
 	c.mu.Lock()
 	if c.closed || c.writing {
 		c.mu.Unlock()
@@ -134,7 +152,9 @@ func (c *conn) kill(why string) {
 		c.queue = nil
 		c.mu.Unlock()
 		c.s.log.Debug("closing socket", "remote", c.remote, "why", why)
-		_ = c.ws.Close()
+		if c.ws != nil {
+			_ = c.ws.Close()
+		}
 	})
 }
 
@@ -247,7 +267,7 @@ func (s *Server) pinger() {
 		}
 		s.mu.Lock()
 		conns = conns[:0]
-		for c := range s.conns {
+		for _, c := range s.conns {
 			conns = append(conns, c)
 		}
 		s.mu.Unlock()
@@ -261,12 +281,20 @@ func (s *Server) pinger() {
 // dropConn forgets a closed socket and every peer it announced.
 func (s *Server) dropConn(c *conn) {
 	c.kill("reader done")
+	if len(c.forwardedTo) > 0 {
+		s.socketClosed(c) // not under s.mu: the bus may deliver in-line
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.conns[c]; ok {
-		delete(s.conns, c)
+	if s.conns[c.id] == c {
+		delete(s.conns, c.id)
 		s.releaseIP(c.ip)
 	}
+	s.unbindAll(c)
+}
+
+// unbindAll takes every peer c announced out of its swarm. Caller holds s.mu.
+func (s *Server) unbindAll(c *conn) {
 	for _, b := range slices.Clone(c.peers) {
 		sw := s.swarms[b.infoHash]
 		if sw == nil {

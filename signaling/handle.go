@@ -55,6 +55,14 @@ func (s *Server) handle(c *conn, data []byte) {
 		c.failure(actionAnnounce, echoIH, actionErr)
 		return
 	}
+	if s.cfg.Bus != nil && !c.elsewhere() {
+		// A socket of this node: a swarm owned elsewhere is served there. Messages from other
+		// nodes' sockets are always served here, so that nothing goes round in circles.
+		if node := s.ownerElsewhere(action, &m); node != "" {
+			s.forward(c, node, data)
+			return
+		}
+	}
 	var err error
 	switch action {
 	case actionAnnounce:
@@ -71,6 +79,23 @@ func (s *Server) handle(c *conn, data []byte) {
 	if err != nil {
 		c.failure(action, echoIH, err)
 	}
+}
+
+// ownerElsewhere names the node owning the swarm m is for when that is not this one; "" when it
+// is this one, or when m is not well-formed enough to say (it then fails here). A scrape of
+// several swarms is answered here, from the swarms this node holds.
+func (s *Server) ownerElsewhere(action string, m *inMessage) string {
+	if action != actionAnnounce && action != actionScrape {
+		return ""
+	}
+	ih, err := idField(m.InfoHash, "info_hash")
+	if err != nil {
+		return ""
+	}
+	if node := s.cfg.Bus.Owner(ih); node != s.cfg.Bus.Self() {
+		return node
+	}
+	return ""
 }
 
 func (s *Server) announce(c *conn, m *inMessage) error {

@@ -33,7 +33,9 @@ func fuzzConn(s *Server, name string) *conn {
 	c.killOnce.Do(func() {})
 	c.writing = true // no writer starts: drain takes the queue
 	s.mu.Lock()
-	s.conns[c] = struct{}{}
+	s.nextConn++
+	c.id = s.nextConn
+	s.conns[c.id] = c
 	s.perIP[name]++
 	s.mu.Unlock()
 	return c
@@ -227,7 +229,7 @@ func checkTables(t *testing.T, s *Server) {
 			t.Fatalf("swarm %v: counts %d seeders, has %d", ih, sw.seeders, seeders)
 		}
 	}
-	for c := range s.conns {
+	for _, c := range s.conns {
 		if len(c.peers) > s.cfg.MaxSwarmsPerSocket {
 			t.Fatalf("socket %s holds %d swarms", c.remote, len(c.peers))
 		}

@@ -57,6 +57,12 @@ func testConfig() Config {
 func newTestServer(t *testing.T, cfg Config) (*Server, string) {
 	t.Helper()
 	checkGoroutines(t)
+	return newTestServerNoLeakCheck(t, cfg)
+}
+
+// newTestServerNoLeakCheck is newTestServer for tests that check goroutines once themselves.
+func newTestServerNoLeakCheck(t *testing.T, cfg Config) (*Server, string) {
+	t.Helper()
 	s, err := New(cfg, testLogger())
 	if err != nil {
 		t.Fatalf("New: %v", err)

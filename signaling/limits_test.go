@@ -202,7 +202,7 @@ func TestIdleSocketCost(t *testing.T) {
 	// Each socket here has a client reader too: two goroutines per socket in all.
 	waitFor(t, "one server goroutine per idle socket", func() bool { return runtime.NumGoroutine()-before <= 2*n })
 	s.mu.Lock()
-	for c := range s.conns {
+	for _, c := range s.conns {
 		c.mu.Lock()
 		if c.writing || c.queue != nil {
 			t.Errorf("idle socket %s: writing %v, %d queued", c.remote, c.writing, len(c.queue))

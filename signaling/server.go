@@ -33,8 +33,10 @@ type Server struct {
 
 	mu          sync.Mutex
 	closed      bool
-	conns       map[*conn]struct{}
-	perIP       map[string]int // open sockets by client IP, for MaxSocketsPerIP
+	conns       map[uint64]*conn    // this node's sockets, by id
+	nextConn    uint64              // the last socket id given
+	remotes     map[remoteKey]*conn // sockets of other nodes that sent messages here (Bus)
+	perIP       map[string]int      // open sockets by client IP, for MaxSocketsPerIP
 	swarms      map[ID]*swarm
 	local       LocalPeer
 	localID     ID
@@ -42,6 +44,7 @@ type Server struct {
 
 	announces, scrapes, offersRelayed, answersRelayed, failures atomic.Uint64
 	socketsRefused, offersDropped, infoHashesRefused            atomic.Uint64
+	forwarded                                                   atomic.Uint64
 }
 
 // Stats is a snapshot of the server's size and counters.
@@ -51,6 +54,10 @@ type Stats struct {
 	// SocketsRefused counts upgrades refused by MaxSocketsPerIP, OffersDropped offers over
 	// OffersPerSecond, InfoHashesRefused announces AllowInfoHash turned down.
 	SocketsRefused, OffersDropped, InfoHashesRefused uint64
+	// Forwarded counts client messages handed to another node's tracker (Bus); RemoteSockets
+	// is the number of other nodes' sockets that have peers or messages here.
+	Forwarded     uint64
+	RemoteSockets int
 }
 
 // New validates cfg and starts the janitor that expires peers and offers.
@@ -68,7 +75,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		log:         log.With("component", "signaling"),
 		ctx:         ctx,
 		cancel:      cancel,
-		conns:       make(map[*conn]struct{}),
+		conns:       make(map[uint64]*conn),
+		remotes:     make(map[remoteKey]*conn),
 		perIP:       make(map[string]int),
 		swarms:      make(map[ID]*swarm),
 		localOffers: make(map[localOfferKey]*localOffer),
@@ -123,7 +131,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ip := s.clientIP(r)
 	s.mu.Lock()
 	closed := s.closed
-	full := s.cfg.MaxSocketsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxSocketsPerIP
+	full := s.cfg.MaxSocketsPerIP > 0 && s.perIP[ip]+s.socketsElsewhere(ip) >= s.cfg.MaxSocketsPerIP
 	if !closed && !full {
 		s.perIP[ip]++ // held from here; released by dropConn, or below if the upgrade fails
 	}
@@ -161,7 +169,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = ws.Close()
 		return
 	}
-	s.conns[c] = struct{}{}
+	s.nextConn++
+	c.id = s.nextConn
+	s.conns[c.id] = c
 	// Added under mu with closed false, so Close's Wait cannot have started.
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -180,6 +190,14 @@ func (s *Server) clientIP(r *http.Request) string {
 	return host
 }
 
+// socketsElsewhere is the sockets ip holds on the cluster's other nodes, as far as the bus knows.
+func (s *Server) socketsElsewhere(ip string) int {
+	if sc, ok := s.cfg.Bus.(SocketCounter); ok {
+		return sc.SocketsElsewhere(ip)
+	}
+	return 0
+}
+
 // releaseIP gives back one socket of ip. Caller holds s.mu.
 func (s *Server) releaseIP(ip string) {
 	if s.perIP[ip]--; s.perIP[ip] <= 0 {
@@ -193,7 +211,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closed = true
-		for c := range s.conns {
+		for _, c := range s.conns {
 			c.kill("server closing")
 		}
 		s.mu.Unlock()
@@ -206,7 +224,7 @@ func (s *Server) Close() error {
 // Stats returns current sizes and counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
-	st := Stats{Sockets: len(s.conns), Swarms: len(s.swarms)}
+	st := Stats{Sockets: len(s.conns), Swarms: len(s.swarms), RemoteSockets: len(s.remotes)}
 	for _, sw := range s.swarms {
 		st.Peers += len(sw.peers)
 	}
@@ -219,6 +237,7 @@ func (s *Server) Stats() Stats {
 	st.SocketsRefused = s.socketsRefused.Load()
 	st.OffersDropped = s.offersDropped.Load()
 	st.InfoHashesRefused = s.infoHashesRefused.Load()
+	st.Forwarded = s.forwarded.Load()
 	return st
 }
 
@@ -287,6 +306,7 @@ func (s *Server) expire(now time.Time) {
 		}
 		s.dropIfEmpty(ih, sw)
 	}
+	s.expireRemotes(peerDeadline)
 	if expired > 0 {
 		s.log.Debug("peers expired", "count", expired)
 	}
