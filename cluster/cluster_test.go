@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -290,12 +291,12 @@ func TestConfigValidate(t *testing.T) {
 		edit func(*Config)
 		want string
 	}{
-		{func(c *Config) {}, "NATSURL or Listen"},
-		{func(c *Config) { c.Listen = "127.0.0.1:6222" }, "Secret: required"},
-		{func(c *Config) { c.Listen, c.Secret, c.Name = "127.0.0.1:6222", "s", "a.b" }, "Name"},
-		{func(c *Config) { c.Listen, c.Secret, c.Routes = "127.0.0.1:6222", "s", []string{"http://x:1"} }, "Routes"},
+		{func(c *Config) {}, "Listen is empty"},
+		{func(c *Config) { c.Listen = "127.0.0.1:6222" }, "Secret is required"},
+		{func(c *Config) { c.Listen, c.Secret, c.Name = "127.0.0.1:6222", "s", "a.b" }, `Name "a.b"`},
+		{func(c *Config) { c.Listen, c.Secret, c.Routes = "127.0.0.1:6222", "s", []string{"http://x:1"} }, `Routes "http://x:1"`},
 		{func(c *Config) { c.NATSURL, c.Listen = "nats://x:4222", "127.0.0.1:6222" }, "not both"},
-		{func(c *Config) { c.NATSURL, c.Secret = "nats://x:4222", "s" }, "embedded"},
+		{func(c *Config) { c.NATSURL, c.Secret = "nats://x:4222", "s" }, "Secret belongs to an embedded"},
 		{func(c *Config) { c.NATSURL, c.Timeout = "nats://x:4222", c.Heartbeat }, "two heartbeats"},
 	} {
 		c := base
@@ -324,4 +325,56 @@ func TestBusFrames(t *testing.T) {
 			t.Fatalf("a frame cut at %d decoded", i)
 		}
 	}
+}
+
+// TestCatalog: a torrent put on one node reaches the others, a later change wins, a node that
+// joins later learns the catalog, and a pinned torrent's home is its node while that one lives.
+func TestCatalog(t *testing.T) {
+	addrs := freeAddrs(t, 3)
+	a := startNode(t, "a", addrs[0], addrs, "s")
+	b := startNode(t, "b", addrs[1], addrs, "s")
+	a.Join()
+	b.Join()
+	waitMembers(t, "a,b", a, b)
+	ih := strings.Repeat("ab", 20)
+	a.PutTorrent(Torrent{InfoHash: ih, Magnet: "magnet:?xt=urn:btih:" + ih})
+	waitFor(t, "b to learn the torrent", func() bool { return len(b.Torrents()) == 1 })
+	b.PutTorrent(Torrent{InfoHash: ih, Removed: true})
+	waitFor(t, "a to learn the removal", func() bool { return len(a.Torrents()) == 0 })
+	// An older change does not undo a newer one.
+	a.mergeTorrents([]Torrent{{InfoHash: ih, Version: 1}})
+	if len(a.Torrents()) != 0 {
+		t.Fatal("an older entry brought a removed torrent back")
+	}
+	pinned := strings.Repeat("cd", 20)
+	var key [20]byte
+	copy(key[:], mustHex(t, pinned))
+	for _, name := range []string{"a", "b"} {
+		b.PutTorrent(Torrent{InfoHash: pinned, Pinned: name})
+		waitFor(t, "a to hear of the pin", func() bool { tr, _ := a.Torrent(pinned); return tr.Pinned == name })
+		if a.Home(key) != name || b.Home(key) != name {
+			t.Fatalf("pinned to %s, homes %s and %s", name, a.Home(key), b.Home(key))
+		}
+	}
+	c := startNode(t, "c", addrs[2], addrs, "s")
+	c.Join()
+	waitFor(t, "c to learn the catalog", func() bool { tr, ok := c.Torrent(pinned); return ok && tr.Pinned == "b" })
+	if tr, ok := c.Torrent(ih); !ok || !tr.Removed {
+		t.Fatalf("c's view of the removed torrent: %+v %v", tr, ok)
+	}
+	// A pin on a node that is gone falls back to rendezvous.
+	_ = b.Close()
+	waitMembers(t, "a,c", a, c)
+	if h := a.Home(key); h == "b" || h != c.Home(key) {
+		t.Fatalf("home after the pinned node left: a says %s, c says %s", h, c.Home(key))
+	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

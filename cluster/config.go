@@ -64,40 +64,51 @@ func DefaultName() string {
 	return h[:min(len(h), 64)]
 }
 
-// Validate reports every field that cannot work, each naming its flag's field.
+// FieldError is one problem Validate found, naming the Config field; it matches ErrInvalidConfig.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string        { return e.Field + " " + e.Msg }
+func (e *FieldError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// Validate reports every field that cannot work, each a *FieldError.
 func (c Config) Validate() error {
 	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...)))
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	if !validName.MatchString(c.Name) {
-		bad("Name %q: use 1 to 64 letters, digits, '-' or '_'", c.Name)
+		bad("Name", "%q: use 1 to 64 letters, digits, '-' or '_'", c.Name)
 	}
 	switch {
 	case c.NATSURL != "" && c.Listen != "":
-		bad("NATSURL and Listen: join an existing NATS or embed one, not both")
+		bad("Listen", "%q: join an existing NATS or embed one, not both", c.Listen)
 	case c.NATSURL == "" && c.Listen == "":
-		bad("NATSURL or Listen: one is needed")
+		bad("Listen", "is empty: give an existing NATS or an address for an embedded one")
 	case c.Listen != "":
 		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-			bad("Listen %q: %v", c.Listen, err)
+			bad("Listen", "%q: %v", c.Listen, err)
 		}
 		if c.Secret == "" {
-			bad("Secret: required with an embedded NATS (Listen), so that no unauthenticated node joins")
+			bad("Secret", "is required with an embedded NATS, so that no unauthenticated node joins")
 		}
 		for _, r := range c.Routes {
 			if _, err := routeURL(r, "", ""); err != nil {
-				bad("Routes %q: %v", r, err)
+				bad("Routes", "%q: %v", r, err)
 			}
 		}
-	case len(c.Routes) > 0 || c.Secret != "":
-		bad("Routes and Secret belong to an embedded NATS (Listen); with NATSURL put credentials in the URL or CredsFile")
+	case len(c.Routes) > 0:
+		bad("Routes", "belong to an embedded NATS; an existing NATS has its own routes")
+	case c.Secret != "":
+		bad("Secret", "belongs to an embedded NATS; put an existing NATS's credentials in its URL or a creds file")
 	}
 	if c.Heartbeat <= 0 {
-		bad("Heartbeat %v: must be positive", c.Heartbeat)
+		bad("Heartbeat", "%v: must be positive", c.Heartbeat)
 	}
 	if c.Timeout < 2*c.Heartbeat {
-		bad("Timeout %v: must be at least two heartbeats (%v)", c.Timeout, 2*c.Heartbeat)
+		bad("Timeout", "%v: must be at least two heartbeats (%v)", c.Timeout, 2*c.Heartbeat)
 	}
 	return errors.Join(errs...)
 }

@@ -62,6 +62,9 @@ type Node struct {
 	watchers     []func()
 	socketsPerIP func() map[string]int
 
+	catalog         map[string]Torrent // by hex infohash; see catalog.go
+	torrentWatchers []func(Torrent)
+
 	joinOnce sync.Once
 	stop     chan struct{}
 	done     chan struct{} // closed when run ends (or by Close if it never ran)
@@ -85,6 +88,7 @@ func Start(cfg Config) (*Node, error) {
 		instance: hex.EncodeToString(inst[:]),
 		started:  time.Now(),
 		members:  make(map[string]*member),
+		catalog:  make(map[string]Torrent),
 		names:    []string{cfg.Name},
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -102,7 +106,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.nc = nc
-	for subj, h := range map[string]nats.MsgHandler{subjectBeat: n.onBeat, subjectBye: n.onBye} {
+	for subj, h := range map[string]nats.MsgHandler{subjectBeat: n.onBeat, subjectBye: n.onBye, subjectTorrents: n.onCatalog} {
 		sub, err := nc.Subscribe(subj, h)
 		if err != nil {
 			_ = n.Close()
@@ -148,11 +152,11 @@ func (n *Node) Members() []Member {
 
 // Member returns the live node name, if it is one.
 func (n *Node) Member(name string) (Member, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	if name == n.cfg.Name {
 		return Member{Name: name, HTTPURL: n.cfg.HTTPURL, BTAddr: n.cfg.BTAddr, Since: n.started}, true
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
 	m, ok := n.members[name]
 	if !ok {
 		return Member{}, false
@@ -160,10 +164,15 @@ func (n *Node) Member(name string) (Member, bool) {
 	return m.Member, true
 }
 
-// Home names the live node that holds key (an infohash): the one with the highest rendezvous
-// score. Every node with the same view of the members names the same one.
+// Home names the live node that holds key (an infohash): the node its data is pinned to while
+// that one lives (Torrent.Pinned), else the one with the highest rendezvous score. Every node
+// with the same view of the members and the catalog names the same one.
 func (n *Node) Home(key [20]byte) string {
 	n.mu.Lock()
+	if name, ok := n.pinnedHomeLocked(key); ok {
+		n.mu.Unlock()
+		return name
+	}
 	names := n.names
 	n.mu.Unlock()
 	return rendezvous(names, key)
@@ -175,6 +184,13 @@ func (n *Node) OnChange(f func()) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.watchers = append(n.watchers, f)
+}
+
+// SetHTTPURL sets the HTTP base URL this node's beats carry (known once its listener is up).
+func (n *Node) SetHTTPURL(u string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cfg.HTTPURL = u
 }
 
 // ShareSocketsPerIP sets where the node reads its tracker's per-address socket counts to put in
@@ -225,6 +241,7 @@ func (n *Node) run() {
 		case now := <-t.C:
 			n.publishBeat()
 			n.expire(now)
+			n.pruneTombstones(now)
 		}
 	}
 }
@@ -232,8 +249,8 @@ func (n *Node) run() {
 func (n *Node) publishBeat() {
 	n.mu.Lock()
 	counts := n.socketsPerIP
-	n.mu.Unlock()
 	b := beat{Name: n.cfg.Name, Instance: n.instance, HTTPURL: n.cfg.HTTPURL, BTAddr: n.cfg.BTAddr}
+	n.mu.Unlock()
 	if counts != nil {
 		b.SocketsPerIP = counts()
 	}
@@ -273,6 +290,7 @@ func (n *Node) onBeat(msg *nats.Msg) {
 	n.mu.Unlock()
 	if joined {
 		n.log.Info("node joined", "member", b.Name, "http", b.HTTPURL, "bt", b.BTAddr)
+		n.publishSnapshot() // what it missed while away
 		notify(watchers)
 	}
 }
