@@ -173,8 +173,8 @@ URL and serves until Ctrl-C or SIGTERM. Flags go before the first PATH.
 
 The gateway is serve's, so seed takes serve's flags for listening, peers, disk, access, limits and
 logs; serve's live-stream flags (--ingest-token, --relay, --live-window, --live-max-bytes,
---max-live-streams) and --demo are serve's only, and a config file's lines for them are skipped
-here. It listens on --http-addr and --bt-port like serve: beside a running gateway, give it others.
+--max-live-streams), its cluster flags (--cluster-*, --node-name) and --demo are serve's only,
+and a config file's lines for them are skipped here. It listens on --http-addr and --bt-port like serve: beside a running gateway, give it others.
 `
 
 // settingsHelp explains, in serve's and seed's help, where settings come from.
@@ -193,6 +193,8 @@ An unknown name or a bad value stops swarmgate with the file, line and setting (
 // holds no live streams.
 var serveOnly = map[string]bool{
 	"demo": true, "ingest-token": true, "relay": true, "live-window": true, "live-max-bytes": true, "max-live-streams": true,
+	"cluster-nats": true, "cluster-creds": true, "cluster-listen": true, "cluster-routes": true, "cluster-secret": true,
+	"node-name": true, "cluster-advertise": true,
 }
 
 // flagSections groups serve's and seed's flags in their help, in this order. A flag missing here
@@ -209,6 +211,7 @@ var flagSections = []struct {
 	{"Access", []string{"admin-token", "allow-add", "allow-infohash", "allow-infohash-file", "cors-origins", "embed-origins", "trusted-proxy"}},
 	{"Limits", []string{"max-torrents", "max-ws-per-ip", "max-swarms-per-socket", "max-message-bytes", "max-offers-per-sec", "max-webrtc-peers", "max-webrtc-peers-per-torrent"}},
 	{"Live streams", []string{"ingest-token", "relay", "live-window", "live-max-bytes", "max-live-streams"}},
+	{"Cluster", []string{"cluster-nats", "cluster-creds", "cluster-listen", "cluster-routes", "cluster-secret", "node-name", "cluster-advertise"}},
 	{"Logs", []string{"log-level", "log-format", "access-log"}},
 }
 
@@ -348,6 +351,13 @@ func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.LiveWindow, "live-window", c.LiveWindow, "how far back each live stream's playlist and manifest reach (`duration`)")
 	fs.Var((*sizeFlag)(&c.LiveMaxBytes), "live-max-bytes", "segment `bytes` each live stream keeps in memory (k, M, G suffixes); the playlist, and so seeking back, reaches only as far as the kept segments")
 	fs.IntVar(&c.MaxLiveStreams, "max-live-streams", c.MaxLiveStreams, "most live streams held at once; a new one over it answers 503 (ended streams make room)")
+	fs.StringVar(&c.ClusterNATS, "cluster-nats", c.ClusterNATS, "join the cluster on this existing NATS (`URL`s, comma-separated; nats://user:password@host:4222)")
+	fs.StringVar(&c.ClusterCreds, "cluster-creds", c.ClusterCreds, "NATS credentials `file` for --cluster-nats")
+	fs.StringVar(&c.ClusterListen, "cluster-listen", c.ClusterListen, "run an embedded NATS taking the other gateways' routes on this `address` (host:port), and join the cluster with them")
+	fs.Var((*stringList)(&c.ClusterRoutes), "cluster-routes", "another gateway's --cluster-listen `address` to route to (repeatable; this node's own may be listed, so all nodes can share one list)")
+	fs.StringVar(&c.ClusterSecret, "cluster-secret", c.ClusterSecret, "shared `secret` the embedded NATS servers authenticate each other with (required with --cluster-listen)")
+	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "this gateway's `name` in the cluster: letters, digits, - and _ (default: the host name)")
+	fs.StringVar(&c.ClusterAdvertise, "cluster-advertise", c.ClusterAdvertise, "this gateway's HTTP base `URL` as the other gateways reach it (default: http:// and --http-addr, with the host name when it listens on all addresses)")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed the built-in demo video")
 	fs.StringVar(&c.FFprobe, "ffprobe", c.FFprobe, "ffprobe `binary` (a name in PATH or a path) that learns what media files hold, for players to choose how to play (empty: off)")
 	fs.StringVar(&c.FFmpeg, "ffmpeg", c.FFmpeg, "ffmpeg `binary` that makes HLS (remux or transcode) for browsers that cannot play a file as it is (empty: off)")

@@ -193,7 +193,12 @@ func TestConfigFileRun(t *testing.T) {
 	}
 }
 
-var commentedSetting = regexp.MustCompile(`^# ([a-z][a-z0-9-]* = .*)$`)
+var (
+	commentedSetting = regexp.MustCompile(`^# ([a-z][a-z0-9-]* = .*)$`)
+	// An alternative ("#~ name = value") replaces other settings rather than going with them
+	// (--cluster-nats instead of --cluster-listen): the alternatives are checked on their own.
+	alternativeSetting = regexp.MustCompile(`^#~ ([a-z][a-z0-9-]* = .*)$`)
+)
 
 // TestConfigExample: docs/swarmgate.conf.example parses as it is, and so does every setting it
 // shows commented out, so that its examples are valid values.
@@ -206,10 +211,22 @@ func TestConfigExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var lines []string
+	var lines, alternatives []string
 	for _, l := range strings.Split(string(data), "\n") {
 		if m := commentedSetting.FindStringSubmatch(l); m != nil {
 			lines = append(lines, m[1])
+		}
+		if m := alternativeSetting.FindStringSubmatch(l); m != nil {
+			alternatives = append(alternatives, m[1])
+		}
+	}
+	if len(alternatives) > 0 {
+		o, err := parse(t, []string{"--config", writeConfig(t, strings.Join(alternatives, "\n"))}, nil)
+		if err == nil {
+			err = o.cfg.Validate()
+		}
+		if err != nil {
+			t.Errorf("%s, the alternatives (#~) uncommented: %v", example, err)
 		}
 	}
 	if len(lines) < 10 {
@@ -316,7 +333,7 @@ func TestEveryFlagDocumented(t *testing.T) {
 		if f.Name == "config" {
 			return
 		}
-		if !regexp.MustCompile(`(?m)^#? ?` + regexp.QuoteMeta(f.Name) + ` = `).Match(example) {
+		if !regexp.MustCompile(`(?m)^(?:#~? )?` + regexp.QuoteMeta(f.Name) + ` = `).Match(example) {
 			t.Errorf("docs/swarmgate.conf.example has no %q line", f.Name)
 		}
 		if !strings.Contains(string(readme), "| `--"+f.Name+"`") {

@@ -46,15 +46,21 @@ func (g *Gateway) routes() *echo.Echo {
 	e.GET("/api/config", g.getConfig)
 	e.GET("/api/torrents", g.listTorrents)
 	e.POST("/api/torrents", g.postTorrent)
-	e.GET("/api/torrents/:ih", g.getTorrent)
-	e.DELETE("/api/torrents/:ih", g.deleteTorrent)
-	e.GET("/api/torrents/:ih/metainfo", g.getMetainfo)
-	e.GET("/stream/:ih/:file", g.stream)
-	e.HEAD("/stream/:ih/:file", g.stream)
-	e.GET("/webseed/:ih/*", g.webseed)
-	e.HEAD("/webseed/:ih/*", g.webseed)
+	// A torrent's own routes: in a cluster, answered by its home node (proxied there).
+	var toHome []echo.MiddlewareFunc
+	if g.cluster != nil {
+		toHome = append(toHome, g.cluster.toHome)
+	}
+	e.GET("/api/cluster", g.getCluster)
+	e.GET("/api/torrents/:ih", g.getTorrent, toHome...)
+	e.DELETE("/api/torrents/:ih", g.deleteTorrent, toHome...)
+	e.GET("/api/torrents/:ih/metainfo", g.getMetainfo, toHome...)
+	e.GET("/stream/:ih/:file", g.stream, toHome...)
+	e.HEAD("/stream/:ih/:file", g.stream, toHome...)
+	e.GET("/webseed/:ih/*", g.webseed, toHome...)
+	e.HEAD("/webseed/:ih/*", g.webseed, toHome...)
 	e.GET("/playlist/:name", g.playlist)
-	e.GET("/hls/:ih/:file/:variant/:name", g.hls)
+	e.GET("/hls/:ih/:file/:variant/:name", g.hls, toHome...)
 	g.liveRoutes(e)
 	g.pageRoutes(e)
 	return e
@@ -321,6 +327,9 @@ func (g *Gateway) listTorrents(c echo.Context) error {
 	for _, e := range g.torrents.List() {
 		out = append(out, g.view(e, base))
 	}
+	if g.cluster != nil {
+		out = g.cluster.listAll(c, out)
+	}
 	return c.JSON(http.StatusOK, out)
 }
 
@@ -394,6 +403,9 @@ func (g *Gateway) postTorrent(c echo.Context) error {
 	}
 	if err != nil {
 		return err
+	}
+	if g.cluster != nil && g.cluster.proxyAdd(c, spec.InfoHash, body) {
+		return nil
 	}
 	t, isNew, err := g.addFromAPI(spec, src)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/anacrolix/torrent"
 	"github.com/pion/stun/v4"
 
+	"github.com/swarmgate/swarmgate/cluster"
 	"github.com/swarmgate/swarmgate/live"
 	"github.com/swarmgate/swarmgate/signaling"
 	"github.com/swarmgate/swarmgate/transcode"
@@ -186,6 +187,19 @@ type Config struct {
 	// Segments come over BitTorrent and are verified against the broadcaster's signed entries.
 	Relays []string
 
+	// Cluster: several gateways as one (package cluster, docs/cluster.md). Without ClusterNATS
+	// and ClusterListen the gateway runs alone and starts nothing of NATS.
+	//
+	// ClusterNATS is an existing NATS to join (nats://user:password@host:4222, comma-separated),
+	// ClusterCreds a credentials file for it. ClusterListen is where this gateway's embedded NATS
+	// takes the other nodes' routes; ClusterRoutes are theirs (this node's own may be listed);
+	// ClusterSecret authenticates the routes. NodeName names this node (default: the host name);
+	// ClusterAdvertise is this node's HTTP base URL as the other nodes reach it (default:
+	// http:// and the HTTP listener's address, or the host name when it listens on all).
+	ClusterNATS, ClusterCreds, ClusterListen string
+	ClusterRoutes                            []string
+	ClusterSecret, NodeName, ClusterAdvertise string
+
 	// Demo seeds the built-in demo video on start.
 	Demo bool
 	// FFprobe is the ffprobe binary (a name looked up in PATH, or a path) that learns what media
@@ -318,6 +332,7 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		bad("DataDir", "must not be empty")
 	}
+	errs = append(errs, c.validateCluster()...)
 	if c.BTPort < 0 || c.BTPort > 65535 {
 		bad("BTPort", "%d: must be 0..65535", c.BTPort)
 	}
@@ -571,4 +586,54 @@ func ReadInfoHashFile(path string) ([]string, error) {
 		out = append(out, strings.ToLower(line))
 	}
 	return out, nil
+}
+
+// clusterFields names the gateway's Config fields for the cluster's.
+var clusterFields = map[string]string{"Name": "NodeName", "NATSURL": "ClusterNATS", "CredsFile": "ClusterCreds",
+	"Listen": "ClusterListen", "Routes": "ClusterRoutes", "Secret": "ClusterSecret"}
+
+// clusterConfig is the cluster part of c, before the listeners exist (HTTPURL is filled later).
+func (c Config) clusterConfig() cluster.Config {
+	cc := cluster.DefaultConfig()
+	cc.Name, cc.NATSURL, cc.CredsFile = c.NodeName, c.ClusterNATS, c.ClusterCreds
+	cc.Listen, cc.Routes, cc.Secret = c.ClusterListen, c.ClusterRoutes, c.ClusterSecret
+	if cc.Name == "" {
+		cc.Name = cluster.DefaultName()
+	}
+	cc.HTTPURL = c.ClusterAdvertise
+	return cc
+}
+
+// validateCluster checks the cluster settings when there are any, in the gateway's field names.
+func (c Config) validateCluster() []error {
+	cc := c.clusterConfig()
+	if !cc.Enabled() {
+		var errs []error
+		for _, f := range []struct{ field, value string }{{"ClusterSecret", c.ClusterSecret}, {"ClusterRoutes", strings.Join(c.ClusterRoutes, ",")},
+			{"ClusterCreds", c.ClusterCreds}, {"ClusterAdvertise", c.ClusterAdvertise}} {
+			if f.value != "" {
+				errs = append(errs, fieldError(f.field, "is set, but neither ClusterNATS nor ClusterListen is: the gateway would run alone"))
+			}
+		}
+		return errs
+	}
+	var errs []error
+	if c.ClusterAdvertise != "" {
+		if u, err := url.Parse(c.ClusterAdvertise); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fieldError("ClusterAdvertise", "%q: want this node's base URL, such as http://10.0.0.2:8080", c.ClusterAdvertise))
+		}
+	}
+	err := cc.Validate()
+	if err == nil {
+		return errs
+	}
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var fe *cluster.FieldError
+		if errors.As(e, &fe) {
+			errs = append(errs, fieldError(clusterFields[fe.Field], "%s", fe.Msg))
+		} else {
+			errs = append(errs, fieldError("Cluster", "%v", e))
+		}
+	}
+	return errs
 }

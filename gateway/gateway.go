@@ -75,6 +75,7 @@ type Gateway struct {
 	torrentFetcher *http.Client
 	probes         *probes            // what media files hold
 	transcoder     *transcode.Manager // HLS for browsers; nil when off or ffmpeg is missing
+	cluster        *clusterPart       // nil for a gateway on its own
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -207,8 +208,14 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	rcfg.Added = func(e *registry.Entry) {
 		g.tracker.Join(signaling.ID(e.Torrent().InfoHash()))
 		g.offers.wakeUp() // browsers in the swarm may have the data already
+		if g.cluster != nil {
+			g.cluster.added(e)
+		}
 	}
 	rcfg.Removed = func(e *registry.Entry) {
+		if g.cluster != nil {
+			g.cluster.removed(e)
+		}
 		g.tracker.Leave(signaling.ID(e.Torrent().InfoHash()))
 		g.metrics.forget(e)
 		g.probes.forget(e.Torrent().InfoHash())
@@ -240,7 +247,13 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	g.client.AddListener(g.bridge)
 	g.client.AddDialer(g.bridge)
 
+	if err := g.startCluster(); err != nil {
+		return nil, err
+	}
 	scfg := signaling.DefaultConfig()
+	if g.cluster != nil {
+		scfg.Bus = g.cluster.bus
+	}
 	scfg.MaxSocketsPerIP = cfg.MaxWSPerIP
 	scfg.MaxSwarmsPerSocket = cfg.MaxSwarmsPerSocket
 	scfg.MaxMessageBytes = cfg.MaxMessageBytes
@@ -297,6 +310,9 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	go g.trimCache()
 	go g.resyncEvicted()
 	go g.offers.run()
+	if g.cluster != nil {
+		g.cluster.join()
+	}
 	ok = true
 	return g, nil
 }
@@ -366,6 +382,10 @@ func (g *Gateway) Close() error {
 	g.closeOnce.Do(func() {
 		close(g.stop)
 		var errs []error
+		if g.cluster != nil {
+			// First: the other nodes stop sending viewers and tracker messages here.
+			errs = append(errs, g.cluster.close())
+		}
 		if g.transcoder != nil {
 			// First: its ffmpeg jobs read the gateway's own /stream.
 			errs = append(errs, g.transcoder.Close())
