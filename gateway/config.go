@@ -196,8 +196,8 @@ type Config struct {
 	// ClusterSecret authenticates the routes. NodeName names this node (default: the host name);
 	// ClusterAdvertise is this node's HTTP base URL as the other nodes reach it (default:
 	// http:// and the HTTP listener's address, or the host name when it listens on all).
-	ClusterNATS, ClusterCreds, ClusterListen string
-	ClusterRoutes                            []string
+	ClusterNATS, ClusterCreds, ClusterListen  string
+	ClusterRoutes                             []string
 	ClusterSecret, NodeName, ClusterAdvertise string
 
 	// Demo seeds the built-in demo video on start.
