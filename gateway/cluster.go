@@ -133,8 +133,8 @@ func (cp *clusterPart) wakeUp() {
 	}
 }
 
-// membersChanged tells the tracker which nodes left (their sockets' peers go) and looks again
-// at which torrents this node holds.
+// membersChanged tells the tracker which nodes left (their sockets' peers go) and that swarms may
+// have new owners, and looks again at which torrents this node holds.
 func (cp *clusterPart) membersChanged() {
 	now := map[string]bool{}
 	for _, m := range cp.node.Members() {
@@ -153,6 +153,7 @@ func (cp *clusterPart) membersChanged() {
 		for _, name := range left {
 			t.NodeGone(name)
 		}
+		t.OwnersChanged() // swarms whose home moved follow at once
 	}
 	cp.wakeUp()
 }

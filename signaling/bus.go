@@ -68,9 +68,11 @@ type remoteKey struct {
 // forward hands a client message for a swarm owned by node to that node, and remembers the node
 // so that it hears when the socket closes. Only the socket's reader calls it.
 func (s *Server) forward(c *conn, node string, data []byte) {
+	c.mu.Lock()
 	if !slices.Contains(c.forwardedTo, node) {
 		c.forwardedTo = append(c.forwardedTo, node)
 	}
+	c.mu.Unlock()
 	s.forwarded.Add(1)
 	s.cfg.Bus.Send(node, BusMessage{Kind: BusToSwarm, From: s.cfg.Bus.Self(), Socket: c.id, IP: c.ip, Data: data})
 }
@@ -155,7 +157,10 @@ func (s *Server) expireRemotes(deadline time.Time) {
 
 // socketClosed tells every node c forwarded to that it closed.
 func (s *Server) socketClosed(c *conn) {
-	for _, node := range c.forwardedTo {
+	c.mu.Lock()
+	nodes := slices.Clone(c.forwardedTo)
+	c.mu.Unlock()
+	for _, node := range nodes {
 		s.cfg.Bus.Send(node, BusMessage{Kind: BusSocketClosed, From: s.cfg.Bus.Self(), Socket: c.id})
 	}
 }
@@ -172,4 +177,94 @@ func (s *Server) SocketsPerIP(atLeast int) map[string]int {
 		}
 	}
 	return out
+}
+
+// replay is what a socket last announced in one swarm, without its offers: sent again to the
+// swarm's owner when the owner changes (a node joined or left), so that the swarm moves with its
+// peers at once rather than at their next announce, up to AnnounceInterval later.
+type replay struct {
+	msg   []byte
+	owner string // where it went last
+}
+
+// noteAnnounce keeps m, an announce of c for swarm ih, for replay to owner's successors.
+func (s *Server) noteAnnounce(c *conn, ih ID, m *inMessage, owner string) {
+	ev, _, _ := stringField(m.Event, "event")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ev == "stopped" {
+		delete(c.replays, ih)
+		return
+	}
+	r := c.replays[ih]
+	if r == nil {
+		if len(c.replays) >= s.cfg.MaxSwarmsPerSocket {
+			return
+		}
+		if c.replays == nil {
+			c.replays = make(map[ID]*replay)
+		}
+		r = &replay{}
+		c.replays[ih] = r
+	}
+	r.owner = owner
+	b := append(r.msg[:0], `{"action":"announce","info_hash":`...)
+	b = append(b, m.InfoHash...)
+	for _, f := range []struct {
+		name string
+		raw  []byte
+	}{{"peer_id", m.PeerID}, {"left", m.Left}, {"uploaded", m.Uploaded}, {"downloaded", m.Downloaded}} {
+		if len(f.raw) > 0 {
+			b = append(b, `,"`...)
+			b = append(b, f.name...)
+			b = append(b, `":`...)
+			b = append(b, f.raw...)
+		}
+	}
+	r.msg = append(b, '}')
+}
+
+// OwnersChanged sends each socket's last announce in every swarm whose owner changed to the new
+// owner (Bus.Owner). The cluster calls it when members join or leave.
+func (s *Server) OwnersChanged() {
+	if s.cfg.Bus == nil {
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.wg.Add(1) // handle may start local-offer goroutines
+	s.mu.Unlock()
+	defer s.wg.Done()
+	self := s.cfg.Bus.Self()
+	type move struct {
+		to  string
+		msg []byte
+	}
+	var moves []move
+	for _, c := range conns {
+		moves = moves[:0]
+		c.mu.Lock()
+		for ih, r := range c.replays {
+			if owner := s.cfg.Bus.Owner(ih); owner != r.owner {
+				r.owner = owner
+				moves = append(moves, move{owner, slices.Clone(r.msg)})
+			}
+		}
+		c.mu.Unlock()
+		for _, mv := range moves {
+			s.replayed.Add(1)
+			if mv.to == self {
+				s.handle(c, mv.msg)
+			} else {
+				s.forward(c, mv.to, mv.msg)
+			}
+		}
+	}
 }

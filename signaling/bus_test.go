@@ -232,3 +232,46 @@ func TestBusSocketsPerIPClusterWide(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestBusOwnersChangedMovesSwarm: when a swarm's owner changes, each socket's last announce goes
+// to the new owner at once, which then holds the peer; a stopped peer is not brought back.
+func TestBusOwnersChangedMovesSwarm(t *testing.T) {
+	mc := newMemCluster(t, testConfig(), "n1", "n2", "n3")
+	n1, n2, n3 := mc.nodes["n1"], mc.nodes["n2"], mc.nodes["n3"]
+	ih, gone := testID(1), testID(9)
+	a := dialRaw(t, n2.url)
+	a.announce(ih, testID(2), msg{"event": "started", "left": 0, "offers": offersList(testID(4))})
+	a.announce(gone, testID(2), nil)
+	a.send(announceMsg(gone, testID(2), msg{"event": "stopped"}))
+	a.next()
+	if len(n1.s.Peers(ih)) != 1 || len(n1.s.Peers(gone)) != 0 {
+		t.Fatalf("n1 holds %v and %v", n1.s.Peers(ih), n1.s.Peers(gone))
+	}
+
+	mc.own(ih, "n3")
+	mc.own(gone, "n3")
+	n2.s.OwnersChanged()
+	waitFor(t, "the peer to reach n3's swarm", func() bool { return len(n3.s.Peers(ih)) == 1 })
+	if r := a.next(); r["action"] != "announce" || num(r["complete"]) != 1 {
+		t.Fatalf("reply to the replayed announce: %v (the peer said left 0: a seeder)", r)
+	}
+	if got := n3.s.SwarmPeers(ih); len(got) != 1 || !got[0].Seeder {
+		t.Fatalf("n3's view of the peer: %+v", got)
+	}
+
+	// The owner is now the socket's own node: the replay is served there.
+	mc.own(ih, "n2")
+	n2.s.OwnersChanged()
+	if len(n2.s.Peers(ih)) != 1 {
+		t.Fatalf("n2 holds %v", n2.s.Peers(ih))
+	}
+	// Nothing moved: nothing is sent again.
+	before := n2.s.Stats().Replayed
+	n2.s.OwnersChanged()
+	if st := n2.s.Stats(); st.Replayed != before || before != 2 {
+		t.Fatalf("replayed %d then %d, want 2 and no more", before, st.Replayed)
+	}
+	if len(n3.s.Peers(gone)) != 0 {
+		t.Fatal("a stopped peer was replayed")
+	}
+}

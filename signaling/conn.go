@@ -25,9 +25,10 @@ type conn struct {
 	// goes through the bus. lastSeen is guarded by s.mu.
 	origin   remoteKey
 	lastSeen time.Time
-	// forwardedTo lists the nodes this socket's messages were forwarded to; only its reader
-	// touches it.
+	// forwardedTo lists the nodes this socket's messages were forwarded to, and replays its
+	// last announce per swarm (only with a Bus). Both are guarded by mu.
 	forwardedTo []string
+	replays     map[ID]*replay
 
 	mu      sync.Mutex
 	queue   [][]byte // bounded by SendQueue; full means the socket is too slow and is closed
@@ -281,7 +282,7 @@ func (s *Server) pinger() {
 // dropConn forgets a closed socket and every peer it announced.
 func (s *Server) dropConn(c *conn) {
 	c.kill("reader done")
-	if len(c.forwardedTo) > 0 {
+	if s.cfg.Bus != nil {
 		s.socketClosed(c) // not under s.mu: the bus may deliver in-line
 	}
 	s.mu.Lock()

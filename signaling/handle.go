@@ -58,7 +58,17 @@ func (s *Server) handle(c *conn, data []byte) {
 	if s.cfg.Bus != nil && !c.elsewhere() {
 		// A socket of this node: a swarm owned elsewhere is served there. Messages from other
 		// nodes' sockets are always served here, so that nothing goes round in circles.
-		if node := s.ownerElsewhere(action, &m); node != "" {
+		node := s.ownerElsewhere(action, &m)
+		if action == actionAnnounce && isAbsent(m.Answer) {
+			if ih, err := idField(m.InfoHash, "info_hash"); err == nil {
+				owner := node
+				if owner == "" {
+					owner = s.cfg.Bus.Self()
+				}
+				s.noteAnnounce(c, ih, &m, owner)
+			}
+		}
+		if node != "" {
 			s.forward(c, node, data)
 			return
 		}

@@ -44,7 +44,7 @@ type Server struct {
 
 	announces, scrapes, offersRelayed, answersRelayed, failures atomic.Uint64
 	socketsRefused, offersDropped, infoHashesRefused            atomic.Uint64
-	forwarded                                                   atomic.Uint64
+	forwarded, replayed                                         atomic.Uint64
 }
 
 // Stats is a snapshot of the server's size and counters.
@@ -58,6 +58,8 @@ type Stats struct {
 	// is the number of other nodes' sockets that have peers or messages here.
 	Forwarded     uint64
 	RemoteSockets int
+	// Replayed counts announces sent again to a swarm's new owner (OwnersChanged).
+	Replayed uint64
 }
 
 // New validates cfg and starts the janitor that expires peers and offers.
@@ -238,6 +240,7 @@ func (s *Server) Stats() Stats {
 	st.OffersDropped = s.offersDropped.Load()
 	st.InfoHashesRefused = s.infoHashesRefused.Load()
 	st.Forwarded = s.forwarded.Load()
+	st.Replayed = s.replayed.Load()
 	return st
 }
 
