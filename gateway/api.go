@@ -46,11 +46,7 @@ func (g *Gateway) routes() *echo.Echo {
 	e.GET("/api/config", g.getConfig)
 	e.GET("/api/torrents", g.listTorrents)
 	e.POST("/api/torrents", g.postTorrent)
-	// A torrent's own routes: in a cluster, answered by its home node (proxied there).
-	var toHome []echo.MiddlewareFunc
-	if g.cluster != nil {
-		toHome = append(toHome, g.cluster.toHome)
-	}
+	toHome := g.toHome()
 	e.GET("/api/cluster", g.getCluster)
 	e.GET("/api/torrents/:ih", g.getTorrent, toHome...)
 	e.DELETE("/api/torrents/:ih", g.deleteTorrent, toHome...)

@@ -281,8 +281,16 @@ func (cp *clusterPart) homeElsewhere(c echo.Context, ih metainfo.Hash) (cluster.
 	return m, ok && m.HTTPURL != ""
 }
 
-// toHome is middleware for the routes of one torrent (:ih): a request for a torrent homed on
-// another node is proxied there.
+// toHome is the middleware of a torrent's own routes (:ih): in a cluster, a request for a
+// torrent homed on another node is proxied there; alone, none.
+func (g *Gateway) toHome() []echo.MiddlewareFunc {
+	if g.cluster == nil {
+		return nil
+	}
+	return []echo.MiddlewareFunc{g.cluster.toHome}
+}
+
+// toHome proxies a request for a torrent (:ih) homed on another node there.
 func (cp *clusterPart) toHome(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ih, err := parseInfoHash(c.Param("ih"))
@@ -427,3 +435,6 @@ func (g *Gateway) getCluster(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, v)
 }
+
+// TrackerStats is the gateway's tracker's sizes and counters (for tests and tools).
+func (g *Gateway) TrackerStats() signaling.Stats { return g.tracker.Stats() }

@@ -78,8 +78,9 @@ func (g *Gateway) pageRoutes(e *echo.Echo) {
 		g.frameHeaders(c)
 		return a.serve(c, "index.html")
 	})
-	e.Match(get, "/watch/:ih", g.torrentPage("watch.html"))
-	e.Match(get, "/embed/:ih", g.torrentPage("embed.html"))
+	// The home renders them: their boot data names its peer id and its torrent's state.
+	e.Match(get, "/watch/:ih", g.torrentPage("watch.html"), g.toHome()...)
+	e.Match(get, "/embed/:ih", g.torrentPage("embed.html"), g.toHome()...)
 	e.Match(get, "/embed.js", func(c echo.Context) error { return a.serve(c, "embed.js") })
 	// webtorrent's service worker, at the root so that its scope can be the whole site.
 	e.Match(get, "/sw.min.js", func(c echo.Context) error {
