@@ -32,6 +32,29 @@ type rate struct {
 
 const recentSegments = 10
 
+// restored sets the bookkeeping of a stream whose window Restore reloaded (segs, not empty): it
+// started with the oldest segment kept and last took one with the newest, by the broadcaster's
+// clock (never ahead of now), and its bitrate is that of the newest media segments.
+func (s *stream) restored(segs []Segment, now time.Time) {
+	last := segs[len(segs)-1]
+	s.created = segs[0].Start()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastAt = last.Start().Add(last.Duration())
+	if s.lastAt.After(now) {
+		s.lastAt = now
+	}
+	s.recent = s.recent[:0]
+	for _, seg := range segs {
+		if seg.Kind == KindMedia {
+			s.recent = append(s.recent, rate{size: seg.Size, dur: seg.Duration()})
+		}
+	}
+	if len(s.recent) > recentSegments {
+		s.recent = s.recent[len(s.recent)-recentSegments:]
+	}
+}
+
 func (s *stream) hasInitFor(seq uint64) bool {
 	_, ok := s.w.InitFor(seq)
 	return ok
@@ -77,14 +100,16 @@ type StreamStatus struct {
 	BytesIn      uint64 `json:"bytes_in"`
 	BytesOutHTTP uint64 `json:"bytes_out_http"`
 	// BitrateBPS is the ingest rate in bits per second of media over the last media segments.
-	BitrateBPS    float64           `json:"bitrate_bps"`
-	Accepted      uint64            `json:"accepted"`
-	Rejected      uint64            `json:"rejected"`
-	Rejections    map[string]uint64 `json:"rejections"`
-	Gaps          uint64            `json:"gaps"`
-	Missing       uint64            `json:"missing"`
-	StartedAt     time.Time         `json:"started_at"` // when this gateway took the stream's first segment
-	LastSegmentAt *time.Time        `json:"last_segment_at,omitempty"`
+	BitrateBPS float64           `json:"bitrate_bps"`
+	Accepted   uint64            `json:"accepted"`
+	Rejected   uint64            `json:"rejected"`
+	Rejections map[string]uint64 `json:"rejections"`
+	Gaps       uint64            `json:"gaps"`
+	Missing    uint64            `json:"missing"`
+	// StartedAt is when this gateway took the stream's first segment (after a restart, the
+	// time of the oldest segment it kept).
+	StartedAt     time.Time  `json:"started_at"`
+	LastSegmentAt *time.Time `json:"last_segment_at,omitempty"`
 	// BitTorrentPort is where this gateway's BitTorrent client listens (0: not known); with the
 	// host of the URL this status was fetched from, it is where relays fetch segments.
 	BitTorrentPort int `json:"bittorrent_port,omitempty"`
