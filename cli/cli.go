@@ -346,7 +346,7 @@ func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.IngestToken, "ingest-token", c.IngestToken, "`token` broadcasters send as \"Authorization: Bearer <token>\" to upload live segments (default none: live ingest off)")
 	fs.Var((*stringList)(&c.Relays), "relay", "follow the live stream at this `URL` of another gateway (http(s)://host/live/<stream id>) over BitTorrent and serve it here; give one stream's URLs on several gateways as its sources (repeatable)")
 	fs.DurationVar(&c.LiveWindow, "live-window", c.LiveWindow, "how far back each live stream's playlist and manifest reach (`duration`)")
-	fs.Var((*sizeFlag)(&c.LiveMaxBytes), "live-max-bytes", "segment `bytes` each live stream keeps in memory (k, M, G suffixes); the playlist, and so seeking back, reaches only as far as the kept segments")
+	fs.Var((*sizeFlag)(&c.LiveMaxBytes), "live-max-bytes", "segment `bytes` each live stream keeps, in memory and in the data folder (k, M, G suffixes); the playlist, and so seeking back, reaches only as far as the kept segments")
 	fs.IntVar(&c.MaxLiveStreams, "max-live-streams", c.MaxLiveStreams, "most live streams held at once; a new one over it answers 503 (ended streams make room)")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed the built-in demo video")
 	fs.StringVar(&c.FFprobe, "ffprobe", c.FFprobe, "ffprobe `binary` (a name in PATH or a path) that learns what media files hold, for players to choose how to play (empty: off)")
