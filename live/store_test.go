@@ -376,7 +376,7 @@ func TestWindowDiskEnd(t *testing.T) {
 }
 
 // TestOriginRestore: an origin restarted on the same folder serves its streams again (playlist,
-// segments, state), takes the next upload without the init again, ends what was ended, reseeds
+// segments, state: live until its broadcaster had time to come back), takes the next upload without the init again, ends what was ended, reseeds
 // the newest segments, gives followed streams their windows back, drops streams with nothing
 // left and those over MaxStreams, and leaves other folders alone.
 func TestOriginRestore(t *testing.T) {
@@ -471,8 +471,12 @@ func TestOriginRestore(t *testing.T) {
 	if st := originStatus(t, o2, ended.id); st.State != StateEnded {
 		t.Errorf("ended stream after the restart: %s", st.State)
 	}
-	if st := originStatus(t, o2, onAir.id); st.NextSeq != 5 || st.Window.Media != 5 || st.Relay != nil {
-		t.Errorf("live stream after the restart: %+v", st)
+	if st := originStatus(t, o2, onAir.id); st.NextSeq != 5 || st.Window.Media != 5 || st.Relay != nil || st.State != StateLive {
+		t.Errorf("live stream after the restart: %+v; want it live (its broadcaster has 3 target durations to come back)", st)
+	}
+	c.Advance(4 * time.Second)
+	if st := originStatus(t, o2, onAir.id); st.State != StateStalled {
+		t.Errorf("4 s after the restart without a segment: %s, want stalled", st.State)
 	}
 	if st := originStatus(t, o2, followed.id); st.Relay == nil || st.Window.Media != 1 {
 		t.Errorf("followed stream after the restart: %+v", st)

@@ -21,6 +21,9 @@ type stream struct {
 	bytesIn    uint64
 	bytesOut   uint64    // segment bytes served over HTTP
 	lastAt     time.Time // when the last segment was accepted
+	// restoredAt is when Restore brought the stream back: its broadcaster gets 3 target
+	// durations from then to come back before the stream counts as stalled.
+	restoredAt time.Time
 	rejections map[string]uint64
 	recent     []rate // the last media segments accepted, for the bitrate
 }
@@ -32,14 +35,15 @@ type rate struct {
 
 const recentSegments = 10
 
-// restored sets the bookkeeping of a stream whose window Restore reloaded (segs, not empty): it
-// started with the oldest segment kept and last took one with the newest, by the broadcaster's
+// restored sets the bookkeeping of a stream whose window Restore reloaded (segs, not empty) now:
+// it started with the oldest segment kept and last took one with the newest, by the broadcaster's
 // clock (never ahead of now), and its bitrate is that of the newest media segments.
 func (s *stream) restored(segs []Segment, now time.Time) {
 	last := segs[len(segs)-1]
 	s.created = segs[0].Start()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.restoredAt = now
 	s.lastAt = last.Start().Add(last.Duration())
 	if s.lastAt.After(now) {
 		s.lastAt = now
@@ -69,7 +73,7 @@ const (
 
 func (s *stream) state(now time.Time) string {
 	s.mu.Lock()
-	last := s.lastAt
+	last, restored := s.lastAt, s.restoredAt
 	s.mu.Unlock()
 	if _, ok := s.w.Ended(); ok {
 		return StateEnded
@@ -79,6 +83,9 @@ func (s *stream) state(now time.Time) string {
 			return StateEnded
 		}
 		return StateStalled
+	}
+	if restored.After(last) {
+		last = restored // a restart is no news of the broadcaster: give it time to come back
 	}
 	if now.Sub(last) > 3*s.w.TargetDuration() {
 		return StateStalled
