@@ -17,10 +17,10 @@ type stream struct {
 	// a stream takes no uploads and is never dropped to make room.
 	relay func() RelayStatus
 
-	mu         sync.Mutex
-	bytesIn    uint64
-	bytesOut   uint64    // segment bytes served over HTTP
-	lastAt     time.Time // when the last segment was accepted
+	mu       sync.Mutex
+	bytesIn  uint64
+	bytesOut uint64    // segment bytes served over HTTP
+	lastAt   time.Time // when the last segment was accepted
 	// restoredAt is when Restore brought the stream back: its broadcaster gets 3 target
 	// durations from then to come back before the stream counts as stalled.
 	restoredAt time.Time
