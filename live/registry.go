@@ -181,7 +181,7 @@ func (o *Origin) EndRelayed(id StreamID, e End) error {
 // Restore brings back the streams kept in OriginConfig.Dir (one folder per stream id) after a
 // restart, each window as Window.Load reads it: every entry's signature is checked with the
 // stream's key and every segment's bytes against its entry, and what fails is deleted with a log
-// line. Call it once, before serving and after Follow for the streams this gateway relays: those
+// line (a folder that cannot be read at all is left alone, logged). Call it once, before serving and after Follow for the streams this gateway relays: those
 // get their windows back as they were (their relays go on from the newest segment kept); the
 // others come back as this origin's own, taking uploads again, the most recently active first
 // within MaxStreams. A stream with no media segment left in its window, or over MaxStreams, is
@@ -204,6 +204,7 @@ func (o *Origin) Restore() error {
 	type found struct {
 		id   StreamID
 		s    *stream
+		segs []Segment
 		edge time.Time // the newest segment's end
 	}
 	var own []found
@@ -222,7 +223,9 @@ func (o *Origin) Restore() error {
 		}
 		n, err := s.w.Load()
 		if err != nil {
-			return err
+			// Left as it is: an unreadable folder is the operator's to look at, not to delete.
+			o.log.Warn("a live stream kept on disk cannot be read; it is left alone", "stream", id, "err", err)
+			continue
 		}
 		segs := s.w.Segments()
 		edge, ok := s.w.LiveEdge()
@@ -235,23 +238,28 @@ func (o *Origin) Restore() error {
 			s.restored(segs, o.cfg.Now())
 			o.log.Info("live stream restored from disk", "stream", id, "segments", n, "first_seq", firstMediaSeq(segs), "edge_seq", edge.Seq, "ended", s.state(o.cfg.Now()) == StateEnded, "relayed", followed)
 		}
-		if !followed {
-			own = append(own, found{id, s, edge.Start().Add(edge.Duration())})
+		if followed {
+			o.reseed(id, segs)
+		} else {
+			own = append(own, found{id, s, segs, edge.Start().Add(edge.Duration())})
 		}
-		o.reseed(id, segs)
 	}
 	sort.Slice(own, func(i, j int) bool { return own[i].edge.After(own[j].edge) })
 	o.mu.Lock()
 	room := o.cfg.MaxStreams - len(o.streams)
-	var over []found
+	var kept, over []found
 	for i, f := range own {
 		if i >= room {
 			over = append(over, f)
 			continue
 		}
 		o.streams[f.id] = f.s
+		kept = append(kept, f)
 	}
 	o.mu.Unlock()
+	for _, f := range kept {
+		o.reseed(f.id, f.segs)
+	}
 	for _, f := range over {
 		f.s.w.discard()
 		o.log.Warn("dropped a live stream kept on disk: the gateway holds its limit of streams (MaxStreams)", "stream", f.id, "max_streams", o.cfg.MaxStreams)

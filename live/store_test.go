@@ -487,11 +487,13 @@ func TestOriginRestore(t *testing.T) {
 		t.Errorf("playlist after the next upload:\n%s", pl)
 	}
 
-	// Over MaxStreams, the most recently active come back.
+	// Over MaxStreams, the most recently active come back, and only they are seeded again.
+	seededStreams := map[StreamID]bool{}
 	o3, err := NewOrigin(func() OriginConfig {
 		cfg := DefaultOriginConfig()
 		mutate(&cfg)
 		cfg.MaxStreams = 1
+		cfg.OnSegment = func(id StreamID, _ Segment) { seededStreams[id] = true }
 		return cfg
 	}(), slog.New(log))
 	if err != nil {
@@ -500,8 +502,8 @@ func TestOriginRestore(t *testing.T) {
 	if err := o3.Restore(); err != nil {
 		t.Fatal(err)
 	}
-	if ids := o3.Streams(); len(ids) != 1 || ids[0] != onAir.id || len(log.with("WARN", "MaxStreams")) != 2 {
-		t.Errorf("streams over MaxStreams: %v; logged %q", ids, log.lines)
+	if ids := o3.Streams(); len(ids) != 1 || ids[0] != onAir.id || len(log.with("WARN", "MaxStreams")) != 2 || len(seededStreams) != 1 || !seededStreams[onAir.id] {
+		t.Errorf("streams over MaxStreams: %v, seeded %v; logged %q", ids, seededStreams, log.lines)
 	}
 }
 
