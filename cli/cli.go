@@ -349,7 +349,7 @@ func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.IngestToken, "ingest-token", c.IngestToken, "`token` broadcasters send as \"Authorization: Bearer <token>\" to upload live segments (default none: live ingest off)")
 	fs.Var((*stringList)(&c.Relays), "relay", "follow the live stream at this `URL` of another gateway (http(s)://host/live/<stream id>) over BitTorrent and serve it here; give one stream's URLs on several gateways as its sources (repeatable)")
 	fs.DurationVar(&c.LiveWindow, "live-window", c.LiveWindow, "how far back each live stream's playlist and manifest reach (`duration`)")
-	fs.Var((*sizeFlag)(&c.LiveMaxBytes), "live-max-bytes", "segment `bytes` each live stream keeps in memory (k, M, G suffixes); the playlist, and so seeking back, reaches only as far as the kept segments")
+	fs.Var((*sizeFlag)(&c.LiveMaxBytes), "live-max-bytes", "segment `bytes` each live stream keeps, in memory and in the data folder (k, M, G suffixes); the playlist, and so seeking back, reaches only as far as the kept segments")
 	fs.IntVar(&c.MaxLiveStreams, "max-live-streams", c.MaxLiveStreams, "most live streams held at once; a new one over it answers 503 (ended streams make room)")
 	fs.StringVar(&c.ClusterNATS, "cluster-nats", c.ClusterNATS, "join the cluster on this existing NATS (`URL`s, comma-separated; nats://user:password@host:4222)")
 	fs.StringVar(&c.ClusterCreds, "cluster-creds", c.ClusterCreds, "NATS credentials `file` for --cluster-nats")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/gateway"
+	"github.com/swarmgate/swarmgate/internal/gatewaytest"
 	"github.com/swarmgate/swarmgate/live"
 )
 
@@ -102,10 +103,11 @@ type liveOptions struct {
 
 // liveStream is a real gateway that takes live streams, and one broadcast into it.
 type liveStream struct {
-	base string // the gateway's http:// URL
-	id   live.StreamID
-	page string             // base + "/live/" + id, the watch page
-	stop context.CancelFunc // stops the broadcast before the test's end
+	base   string              // the gateway's http:// URL
+	server *gatewaytest.Server // the gateway
+	id     live.StreamID
+	page   string             // base + "/live/" + id, the watch page
+	stop   context.CancelFunc // stops the broadcast before the test's end
 }
 
 // startLive starts a gateway that takes live streams (liveIngestToken), runs live.Broadcast of
@@ -122,12 +124,13 @@ func startLive(t testing.TB, o liveOptions) liveStream {
 	if o.segment == 0 {
 		o.segment = 1
 	}
-	base := startGateway(t, func(c *gateway.Config) {
+	server := startGateway(t, func(c *gateway.Config) {
 		c.IngestToken = liveIngestToken
 		if o.gateway != nil {
 			o.gateway(c)
 		}
-	}).URL
+	})
+	base := server.URL
 	priv, err := live.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +170,7 @@ func startLive(t testing.TB, o liveOptions) liveStream {
 		}
 		return st.Window.Media >= 3, fmt.Sprintf("%d media segments", st.Window.Media)
 	})
-	return liveStream{base: base, id: id, page: base + "/live/" + id.String(), stop: cancel}
+	return liveStream{base: base, server: server, id: id, page: base + "/live/" + id.String(), stop: cancel}
 }
 
 // getLiveStatus reads the gateway's GET /api/live/{stream}.

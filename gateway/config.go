@@ -179,8 +179,9 @@ type Config struct {
 	LiveWindow time.Duration
 	// MaxLiveStreams bounds the live streams held at once (ended ones make room).
 	MaxLiveStreams int
-	// LiveMaxBytes caps the segment bytes each live stream keeps in memory; the oldest lose
-	// theirs first, and the playlist (how far back viewers can seek) starts after them.
+	// LiveMaxBytes caps the segment bytes each live stream keeps, in memory and on disk (below
+	// DataDir, so that the window survives a restart); the oldest lose theirs first, and the
+	// playlist (how far back viewers can seek) starts after them.
 	LiveMaxBytes int64
 	// Relays are live streams this gateway follows from other gateways, by their URLs there
 	// (http(s)://host/live/<stream id>); several URLs of one stream are its sources, tried alike.

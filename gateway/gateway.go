@@ -303,7 +303,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 			return nil, fmt.Errorf("demo: %w", err)
 		}
 	}
-	if err := g.startRelays(); err != nil {
+	if err := g.startLive(); err != nil {
 		return nil, err
 	}
 	g.wg.Add(3)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,10 +14,16 @@ import (
 	"github.com/swarmgate/swarmgate/live"
 )
 
+// liveDir is the folder below --data-dir that keeps each live stream's window (one folder per
+// stream id), so that it survives a restart.
+const liveDir = "live"
+
 // The live origin (package live) is mounted here: uploads from broadcasters under
-// --ingest-token, and each stream's playlist, segments, manifest and state.
+// --ingest-token, and each stream's playlist, segments, manifest and state. Its windows are kept
+// in liveDir too; startLive brings them back.
 func (g *Gateway) newLiveOrigin() (*live.Origin, error) {
 	cfg := live.DefaultOriginConfig()
+	cfg.Dir = filepath.Join(g.cfg.DataDir, liveDir)
 	cfg.IngestToken = g.cfg.IngestToken
 	cfg.Window = g.cfg.LiveWindow
 	cfg.MaxStreams = g.cfg.MaxLiveStreams
@@ -31,9 +38,12 @@ func (g *Gateway) newLiveOrigin() (*live.Origin, error) {
 	return live.NewOrigin(cfg, g.rootLog)
 }
 
-// startRelays follows each stream named by --relay, grouping the URLs of one stream as its
-// sources; the segments come over BitTorrent through g.segments.
-func (g *Gateway) startRelays() error {
+// startLive brings back the live streams kept in the data folder and follows each stream named
+// by --relay, grouping the URLs of one stream as its sources; the segments come over BitTorrent
+// through g.segments. The relayed streams are made first, so that they get their kept windows
+// back (and their slots under --max-live-streams before the origin's own), and their relays start
+// once the windows are back, to go on after the newest segment kept.
+func (g *Gateway) startLive() error {
 	var order []live.StreamID
 	sources := map[live.StreamID][]string{}
 	for _, raw := range g.cfg.Relays {
@@ -46,11 +56,7 @@ func (g *Gateway) startRelays() error {
 		}
 		sources[id] = append(sources[id], raw)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-g.stop
-		cancel()
-	}()
+	var relays []*live.Relay
 	for _, id := range order {
 		rc := live.DefaultRelayConfig()
 		rc.Stream, rc.Sources, rc.Origin, rc.Fetcher = id, sources[id], g.live, g.segments
@@ -61,7 +67,18 @@ func (g *Gateway) startRelays() error {
 		if err := g.live.Follow(id, r.Status); err != nil {
 			return fmt.Errorf("relay: %w", err)
 		}
-		g.log.Info("relaying live stream", "stream", id, "sources", sources[id])
+		relays = append(relays, r)
+	}
+	if err := g.live.Restore(); err != nil {
+		return fmt.Errorf("restoring live streams from %s: %w", filepath.Join(g.cfg.DataDir, liveDir), err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-g.stop
+		cancel()
+	}()
+	for i, r := range relays {
+		g.log.Info("relaying live stream", "stream", order[i], "sources", sources[order[i]])
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()

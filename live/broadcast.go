@@ -152,7 +152,7 @@ func FFmpegArgs(cfg BroadcastConfig, dir string) []string {
 // with cfg.Key, until ffmpeg ends (then it uploads the rest and returns nil) or ctx does (then it
 // stops ffmpeg and returns ctx's error). Segments are numbered on from the gateway's next_seq
 // for the stream, so a restarted broadcast goes on where the last one stopped. A stream the
-// gateway does not know (new, or the gateway restarted and forgot it) starts at the current
+// gateway does not know (new, or the gateway lost it) starts at the current
 // Unix time in milliseconds, which no earlier segment of the stream can have reached (seq grows
 // by at most 2 a second): a seq never names two different segments, which caches rely on (the
 // gateway serves segments as immutable), and stays far below 2^53 for JavaScript. When it
@@ -282,7 +282,8 @@ func (w *watcher) upload(ctx context.Context, up *uploader) error {
 		}
 		err := up.send(ctx, KindMedia, seq, at, s.dur, filepath.Join(w.dir, filepath.Base(s.uri)))
 		if errors.Is(err, errNeedInit) && s.mapURI != "" {
-			// The gateway lost the stream (it restarted): the init segment again, then this one.
+			// The gateway lost the stream (it restarted without its window): the init segment
+			// again, then this one.
 			up.log.Info("the gateway has no init segment for the stream (restarted?); sending it again", "seq", seq)
 			if err = up.send(ctx, KindInit, seq, time.Now(), 0, filepath.Join(w.dir, filepath.Base(s.mapURI))); err == nil {
 				err = up.send(ctx, KindMedia, seq, at, s.dur, filepath.Join(w.dir, filepath.Base(s.uri)))

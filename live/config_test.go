@@ -38,7 +38,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"origin", OriginConfig{MaxBytes: -1}.Validate(), []string{"Window", "MaxStreams", "MaxSegmentSize", "MaxBytes", "PlaylistSegments"}},
 		{"window", WindowConfig{MaxBytes: -1}.Validate(), []string{"Stream", "Duration", "MaxSegmentSize", "MaxBytes", "FutureSkew"}},
-		{"relay", RelayConfig{}.Validate(), []string{"Stream", "Sources", "Origin", "Fetcher", "HTTP", "Poll", "FetchTimeout", "Parallel", "Backlog"}},
+		{"relay", RelayConfig{}.Validate(), []string{"Stream", "Sources", "Origin", "Fetcher", "HTTP", "Poll", "FetchTimeout", "Parallel", "Backlog", "CatchUp"}},
 		{"relay sources", badSources.Validate(), []string{"Sources ", "want http(s)", "is stream " + other.id.String()}},
 		{"broadcast", BroadcastConfig{SegmentSeconds: -1}.Validate(), []string{"Gateway", "Token", "Key", "Input", "SegmentSeconds", "FFmpeg", "Client", "Poll", "RetryFor"}},
 	} {

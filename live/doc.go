@@ -6,6 +6,9 @@
 // other gateways, its segments fetched through a SegmentFetcher) and Broadcast (ffmpeg's
 // segments, signed and uploaded to an origin).
 //
+// A window can be kept on disk (WindowConfig.Dir, OriginConfig.Dir: store.go), so that it survives
+// a restart of its gateway; what is read back is verified as an upload is.
+//
 // Each of Origin, Window, Relay and Broadcast takes a config that starts from its Default…Config
 // and is checked by Validate, which reports every unusable field by name under ErrInvalidConfig;
 // a nil logger discards. The package knows nothing of the gateway, BitTorrent clients or

@@ -98,6 +98,11 @@ func (w *Window) End(e End) error {
 	}
 	if w.end == nil {
 		w.end = &e
+		if w.store != nil {
+			if err := w.store.putEnd(e); err != nil {
+				w.log.Warn("keeping a live stream's end on disk failed: after a restart it will not show as ended", "stream", w.cfg.Stream, "err", err)
+			}
+		}
 	}
 	return nil
 }

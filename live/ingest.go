@@ -161,10 +161,11 @@ func (o *Origin) upload(r *http.Request, res *IngestResult) error {
 		return fail(http.StatusConflict, ResultRelayedStream, "this gateway relays stream %s from elsewhere: upload to its origin", id)
 	}
 	if kind == KindMedia {
-		// A media segment is only playable after its init segment. A gateway that restarted
-		// (the window is in memory) gets media first: it asks for the init again.
+		// A media segment is only playable after its init segment. A gateway that lost the
+		// stream (restarted without its data folder, or the init was dropped from it) gets media
+		// first: it asks for the init again.
 		if s := o.stream(id); s == nil || !s.hasInitFor(seq) {
-			return fail(http.StatusConflict, ResultMissingInit, "media segment %d has no init segment before it here (did the gateway restart?): upload its init segment first", seq)
+			return fail(http.StatusConflict, ResultMissingInit, "media segment %d has no init segment before it here (a new stream, or the gateway lost it): upload its init segment first", seq)
 		}
 	}
 	s, added, err := o.add(id, se, data)

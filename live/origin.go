@@ -43,6 +43,10 @@ type OriginConfig struct {
 	BrowserPeers func(StreamID) int
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Dir, if set, keeps each stream's window on disk in Dir/<stream id>/ (see WindowConfig.Dir),
+	// within MaxBytes per stream as in memory; Restore brings them back after a restart. Empty:
+	// memory only.
+	Dir string
 }
 
 // DefaultOriginConfig returns the defaults: ingest off, 10 streams of 30 minutes, segments of up

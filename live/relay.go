@@ -22,6 +22,9 @@ const (
 	DefaultRelayFetchTimeout = 8 * time.Second
 	DefaultRelayParallel     = 4
 	DefaultRelayBacklog      = 5
+	// DefaultRelayCatchUp matches the segments each gateway seeds over BitTorrent
+	// (segtorrent.DefaultKeep): older ones could not be fetched anyway.
+	DefaultRelayCatchUp = 30
 	// relayStatusEvery is how many polls pass between two reads of a source's state (where its
 	// BitTorrent client listens changes rarely).
 	relayStatusEvery = 20
@@ -63,11 +66,16 @@ type RelayConfig struct {
 	Parallel int
 	// Backlog is how many media segments behind the live edge a relay starts from.
 	Backlog int
+	// CatchUp is how many media segments a relay whose origin kept its window over a restart
+	// (Origin.Restore) fetches to go on from the newest one kept, filling what it missed while
+	// it was down. Missing more, it starts Backlog segments behind the edge as a new relay
+	// does, and its window shows a gap.
+	CatchUp int
 }
 
 // DefaultRelayConfig returns the defaults (Stream, Sources, Origin and Fetcher still to be
 // set): an HTTP client with a 5 s timeout, a poll every 500 ms, 8 s for a segment, 4 at once,
-// starting 5 segments behind the live edge.
+// starting 5 segments behind the live edge, catching up on at most 30 after a restart.
 func DefaultRelayConfig() RelayConfig {
 	return RelayConfig{
 		HTTP:         &http.Client{Timeout: 5 * time.Second},
@@ -75,6 +83,7 @@ func DefaultRelayConfig() RelayConfig {
 		FetchTimeout: DefaultRelayFetchTimeout,
 		Parallel:     DefaultRelayParallel,
 		Backlog:      DefaultRelayBacklog,
+		CatchUp:      DefaultRelayCatchUp,
 	}
 }
 
@@ -107,6 +116,7 @@ func (c RelayConfig) Validate() error {
 	errs.duration("FetchTimeout", c.FetchTimeout)
 	errs.positive("Parallel", int64(c.Parallel))
 	errs.positive("Backlog", int64(c.Backlog))
+	errs.positive("CatchUp", int64(c.CatchUp))
 	return errs.err()
 }
 
@@ -308,6 +318,10 @@ func (r *Relay) Run(ctx context.Context) {
 		endDone   [64]byte
 	)
 	defer tick.Stop()
+	if s := r.cfg.Origin.stream(r.cfg.Stream); s != nil {
+		// A window kept from before a restart: go on after its newest entry.
+		last, haveLast = s.w.lastEntry()
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	// One poll in flight per source: a source that hangs (up to the HTTP client's timeout) is
@@ -352,10 +366,13 @@ func (r *Relay) Run(ctx context.Context) {
 			}
 			if !joined && len(entries) > 0 {
 				joined = true
-				if floor, init, ok := startFrom(entries, r.cfg.Backlog); ok {
+				// Backlog segments behind the edge, or on from the window kept over a restart.
+				if floor, init, ok := startFrom(entries, r.cfg.Backlog); ok && !(haveLast && r.canCatchUp(entries, last)) {
 					last, haveLast = floor, true
 					if init != nil {
-						jobs[keyOf(init.Entry)] = &job{se: *init}
+						if _, have := r.cfg.Origin.segment(r.cfg.Stream, KindInit, init.Seq); !have {
+							jobs[keyOf(init.Entry)] = &job{se: *init}
+						}
 					}
 				}
 			}
@@ -445,6 +462,18 @@ func (r *Relay) skip(j *job, err error) {
 	r.skipped++
 	r.mu.Unlock()
 	r.log.Warn("relay skipped a segment", "kind", j.se.Kind, "seq", j.se.Seq, "err", err)
+}
+
+// canCatchUp says whether a relay whose window ends with last goes on from there: at most
+// CatchUp media segments listed come after it.
+func (r *Relay) canCatchUp(entries []SignedEntry, last Entry) bool {
+	n := 0
+	for _, se := range entries {
+		if se.Kind == KindMedia && before(last, se.Entry) {
+			n++
+		}
+	}
+	return n <= r.cfg.CatchUp
 }
 
 // startFrom is where a relay joining a stream starts: backlog media segments behind the newest
@@ -603,7 +632,8 @@ func (r *Relay) failed(s *relaySource, err error) {
 	if s.ok || s.err == "" {
 		r.log.Warn("relay source unreachable", "source", s.raw, "err", err)
 	}
-	s.ok, s.err = false, err.Error()
+	// A source back from a restart may listen on another BitTorrent port: read it again then.
+	s.ok, s.err, s.port = false, err.Error(), 0
 }
 
 func (r *Relay) getJSON(ctx context.Context, u string, v any) error {

@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -234,5 +235,87 @@ func TestRelayRunHungSource(t *testing.T) {
 	waitUntil(t, "20 polls of the healthy source", func() bool { return f.manifest.Load() >= 20 })
 	if n := most.Load(); n != 1 {
 		t.Errorf("%d polls of the hung source in flight at once, want 1", n)
+	}
+}
+
+// TestRelayRunAfterRestart: a relay whose origin kept its window over a restart goes on from the
+// newest segment kept, fetching what it missed while down and nothing it has, when that is at
+// most CatchUp media segments; missing more, it joins Backlog segments behind the edge as a new
+// relay does, and its window shows the gap.
+func TestRelayRunAfterRestart(t *testing.T) {
+	for _, tc := range []struct {
+		catchUp   int
+		wantFetch []uint64 // media fetched after the restart
+		wantGap   uint64   // media missing in the window
+	}{
+		{catchUp: 5, wantFetch: []uint64{10, 11, 12, 13, 14}},
+		{catchUp: 4, wantFetch: []uint64{12, 13, 14}, wantGap: 2},
+	} {
+		t.Run(fmt.Sprintf("CatchUp %d", tc.catchUp), func(t *testing.T) {
+			f := newRelayFixture(t)
+			dir := t.TempDir()
+			source := []string{f.source.URL + "/live/" + f.b.id.String()}
+			at := time.Now().Add(-time.Minute)
+			f.put(t, KindInit, 0, at)
+			for seq := range uint64(10) {
+				f.put(t, KindMedia, seq, at.Add(time.Duration(seq)*time.Second))
+			}
+			follow := func(catchUp int) (*Origin, func()) {
+				t.Helper()
+				o := newTestOrigin(t, func(c *OriginConfig) { c.Dir = dir })
+				cfg := DefaultRelayConfig()
+				client := &http.Client{Transport: &http.Transport{}}
+				cfg.Stream, cfg.Sources, cfg.Origin, cfg.Fetcher = f.b.id, source, o, f.fetcher
+				cfg.HTTP, cfg.Poll, cfg.Backlog, cfg.CatchUp = client, time.Millisecond, 3, catchUp
+				r, err := NewRelay(cfg, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := o.Follow(f.b.id, r.Status); err != nil {
+					t.Fatal(err)
+				}
+				if err := o.Restore(); err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					r.Run(ctx)
+				}()
+				stop := func() { cancel(); <-done; client.CloseIdleConnections() }
+				t.Cleanup(stop)
+				return o, stop
+			}
+			edge := func(o *Origin, seq uint64) func() bool {
+				return func() bool {
+					st, ok := o.Status(f.b.id, "")
+					return ok && st.EdgeSeq != nil && *st.EdgeSeq == seq
+				}
+			}
+			o, stop := follow(100) // joins at media 7, Backlog 3 behind the edge
+			waitUntil(t, "the relay to reach media 9", edge(o, 9))
+			stop()
+			for seq := uint64(10); seq < 15; seq++ {
+				f.put(t, KindMedia, seq, at.Add(time.Duration(seq)*time.Second))
+			}
+			f.fetcher.mu.Lock()
+			f.fetcher.served = nil
+			f.fetcher.mu.Unlock()
+
+			o, _ = follow(tc.catchUp)
+			waitUntil(t, "the restarted relay to reach media 14", edge(o, 14))
+			var fetched []uint64
+			f.fetcher.mu.Lock()
+			for _, k := range f.fetcher.served {
+				fetched = append(fetched, k.seq)
+			}
+			f.fetcher.mu.Unlock()
+			slices.Sort(fetched)
+			st, _ := o.Status(f.b.id, "")
+			if !slices.Equal(fetched, tc.wantFetch) || st.Missing != tc.wantGap || *st.Window.FirstSeq != 7 {
+				t.Errorf("fetched %v, window from %d missing %d; want %v fetched, from 7, %d missing", fetched, *st.Window.FirstSeq, st.Missing, tc.wantFetch, tc.wantGap)
+			}
+		})
 	}
 }

@@ -17,10 +17,13 @@ type stream struct {
 	// a stream takes no uploads and is never dropped to make room.
 	relay func() RelayStatus
 
-	mu         sync.Mutex
-	bytesIn    uint64
-	bytesOut   uint64    // segment bytes served over HTTP
-	lastAt     time.Time // when the last segment was accepted
+	mu       sync.Mutex
+	bytesIn  uint64
+	bytesOut uint64    // segment bytes served over HTTP
+	lastAt   time.Time // when the last segment was accepted
+	// restoredAt is when Restore brought the stream back: its broadcaster gets 3 target
+	// durations from then to come back before the stream counts as stalled.
+	restoredAt time.Time
 	rejections map[string]uint64
 	recent     []rate // the last media segments accepted, for the bitrate
 }
@@ -31,6 +34,30 @@ type rate struct {
 }
 
 const recentSegments = 10
+
+// restored sets the bookkeeping of a stream whose window Restore reloaded (segs, not empty) now:
+// it started with the oldest segment kept and last took one with the newest, by the broadcaster's
+// clock (never ahead of now), and its bitrate is that of the newest media segments.
+func (s *stream) restored(segs []Segment, now time.Time) {
+	last := segs[len(segs)-1]
+	s.created = segs[0].Start()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.restoredAt = now
+	s.lastAt = last.Start().Add(last.Duration())
+	if s.lastAt.After(now) {
+		s.lastAt = now
+	}
+	s.recent = s.recent[:0]
+	for _, seg := range segs {
+		if seg.Kind == KindMedia {
+			s.recent = append(s.recent, rate{size: seg.Size, dur: seg.Duration()})
+		}
+	}
+	if len(s.recent) > recentSegments {
+		s.recent = s.recent[len(s.recent)-recentSegments:]
+	}
+}
 
 func (s *stream) hasInitFor(seq uint64) bool {
 	_, ok := s.w.InitFor(seq)
@@ -46,7 +73,7 @@ const (
 
 func (s *stream) state(now time.Time) string {
 	s.mu.Lock()
-	last := s.lastAt
+	last, restored := s.lastAt, s.restoredAt
 	s.mu.Unlock()
 	if _, ok := s.w.Ended(); ok {
 		return StateEnded
@@ -56,6 +83,9 @@ func (s *stream) state(now time.Time) string {
 			return StateEnded
 		}
 		return StateStalled
+	}
+	if restored.After(last) {
+		last = restored // a restart is no news of the broadcaster: give it time to come back
 	}
 	if now.Sub(last) > 3*s.w.TargetDuration() {
 		return StateStalled
@@ -77,14 +107,16 @@ type StreamStatus struct {
 	BytesIn      uint64 `json:"bytes_in"`
 	BytesOutHTTP uint64 `json:"bytes_out_http"`
 	// BitrateBPS is the ingest rate in bits per second of media over the last media segments.
-	BitrateBPS    float64           `json:"bitrate_bps"`
-	Accepted      uint64            `json:"accepted"`
-	Rejected      uint64            `json:"rejected"`
-	Rejections    map[string]uint64 `json:"rejections"`
-	Gaps          uint64            `json:"gaps"`
-	Missing       uint64            `json:"missing"`
-	StartedAt     time.Time         `json:"started_at"` // when this gateway took the stream's first segment
-	LastSegmentAt *time.Time        `json:"last_segment_at,omitempty"`
+	BitrateBPS float64           `json:"bitrate_bps"`
+	Accepted   uint64            `json:"accepted"`
+	Rejected   uint64            `json:"rejected"`
+	Rejections map[string]uint64 `json:"rejections"`
+	Gaps       uint64            `json:"gaps"`
+	Missing    uint64            `json:"missing"`
+	// StartedAt is when this gateway took the stream's first segment (after a restart, the
+	// time of the oldest segment it kept).
+	StartedAt     time.Time  `json:"started_at"`
+	LastSegmentAt *time.Time `json:"last_segment_at,omitempty"`
 	// BitTorrentPort is where this gateway's BitTorrent client listens (0: not known); with the
 	// host of the URL this status was fetched from, it is where relays fetch segments.
 	BitTorrentPort int `json:"bittorrent_port,omitempty"`

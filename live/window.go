@@ -1,6 +1,7 @@
 package live
 
 import (
+	"log/slog"
 	"sort"
 	"sync"
 	"time"
@@ -32,6 +33,14 @@ type WindowConfig struct {
 	FutureSkew time.Duration
 	// Now is the clock (nil: time.Now); tests inject one.
 	Now func() time.Time
+	// Dir, if set, keeps the window on disk in this folder (made when first needed), so that it
+	// survives a restart: each segment whose bytes the window keeps, as its bytes and its record
+	// (the signed entry), and the broadcaster's end. Add writes a segment there before it is
+	// accepted; a segment leaves the disk when it leaves the window or loses its bytes under
+	// MaxBytes, so the disk holds what the memory holds. Load reads it back. See store.go.
+	Dir string
+	// Log gets what goes wrong with Dir (nil discards): the window then goes on from memory.
+	Log *slog.Logger
 }
 
 // DefaultWindowConfig returns the defaults (Stream still to be set): 30 minutes, segments of up
@@ -74,6 +83,8 @@ type Segment struct {
 	// Discontinuity marks a media segment after a gap or after a new init segment: the playlist
 	// puts #EXT-X-DISCONTINUITY before it.
 	Discontinuity bool
+	// discBefore is how many media segments before this one were discontinuities, ever.
+	discBefore uint64
 }
 
 // Added is what Window.Add reports about an accepted entry.
@@ -84,7 +95,8 @@ type Added struct {
 	Evicted int
 }
 
-// WindowStats counts what a window has seen.
+// WindowStats counts what a window has seen. "Ever" is since the window was made; a window
+// filled by Load counts the segments it reloaded as accepted, and their gaps.
 type WindowStats struct {
 	Media, Inits  int    // entries in the window now
 	Bytes         int64  // segment bytes kept now
@@ -96,8 +108,13 @@ type WindowStats struct {
 // Window is the rolling window of a stream's accepted entries: the last Duration of media
 // segments and the init segments they need. It is safe for concurrent use.
 type Window struct {
-	cfg WindowConfig
+	cfg   WindowConfig
+	log   *slog.Logger
+	store *windowStore // nil: memory only
 
+	// addMu makes Add and AttachData one at a time, so that a segment is written to disk (outside
+	// mu: readers do not wait for the disk) between the checks and the accepting of the same state.
+	addMu    sync.Mutex
 	mu       sync.Mutex
 	inits    []*Segment // by Seq
 	media    []*Segment // by Seq
@@ -108,9 +125,10 @@ type Window struct {
 	anyMedia bool // lastSeq is the last accepted media seq
 	newInit  bool // an init was accepted after the last media segment
 	target   int  // max rounded EXTINF seconds of any accepted media segment, ever
-	// evictedDisc counts discontinuities that left the window, for EXT-X-DISCONTINUITY-SEQUENCE.
-	evictedDisc uint64
-	stats       WindowStats
+	// evictedDisc counts discontinuities that left the window, for EXT-X-DISCONTINUITY-SEQUENCE;
+	// discTotal counts them all.
+	evictedDisc, discTotal uint64
+	stats                  WindowStats
 }
 
 // NewWindow makes an empty window for cfg.Stream.
@@ -121,7 +139,14 @@ func NewWindow(cfg WindowConfig) (*Window, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Window{cfg: cfg}, nil
+	w := &Window{cfg: cfg, log: cfg.Log}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Dir != "" {
+		w.store = &windowStore{dir: cfg.Dir, log: w.log}
+	}
+	return w, nil
 }
 
 // Stream is the stream the window holds.
@@ -137,45 +162,96 @@ func (w *Window) Stream() StreamID { return w.cfg.Stream }
 func (w *Window) Add(s SignedEntry, data []byte) (Added, error) {
 	// Everything that needs no window state, outside the lock: signatures and hashes take time.
 	err := w.check(s, data)
+	w.addMu.Lock()
+	defer w.addMu.Unlock()
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if err == nil {
 		err = w.checkOrder(s.Entry)
 	}
 	if err != nil {
 		w.stats.Rejected++
+		w.mu.Unlock()
 		return Added{}, err
 	}
-	seg := &Segment{SignedEntry: s}
-	if w.end != nil && s.Seq > w.end.LastSeq {
-		w.end = nil // the broadcaster started again
-	}
+	seg, target := w.next(s)
+	w.mu.Unlock()
+	// Only Add and AttachData (addMu) change what next read: seg and target still hold below.
 	if data != nil && w.cfg.MaxBytes > 0 {
 		seg.Data = data
-		w.bytes += int64(len(data))
+		w.persist(seg, target)
 	}
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.end != nil && s.Seq > w.end.LastSeq {
+		w.end = nil // the broadcaster started again
+		if w.store != nil {
+			w.store.removeEnd()
+		}
+	}
+	w.bytes += int64(len(seg.Data))
 	var added Added
 	switch s.Kind {
 	case KindInit:
 		w.inits = append(w.inits, seg)
 		w.newInit = true
 	case KindMedia:
-		if w.anyMedia && s.Seq > w.lastSeq+1 {
-			seg.Missing = s.Seq - w.lastSeq - 1
+		if seg.Missing > 0 {
 			w.stats.Gaps++
 			w.stats.Missing += seg.Missing
 		}
-		seg.Discontinuity = w.anyMedia && (seg.Missing > 0 || w.newInit)
+		if seg.Discontinuity {
+			w.discTotal++
+		}
 		w.media = append(w.media, seg)
 		w.lastSeq, w.anyMedia, w.newInit = s.Seq, true, false
-		w.target = max(w.target, roundedSeconds(s.DurationUS))
 		added.Missing = seg.Missing
 	}
+	w.target = target
 	w.last = s.Entry
 	w.stats.Accepted++
 	added.Evicted = w.evict()
 	w.trimBytes()
 	return added, nil
+}
+
+// next is the segment s makes in the window as it stands (without its bytes), and the window's
+// target duration once it is in.
+func (w *Window) next(s SignedEntry) (*Segment, int) {
+	seg := &Segment{SignedEntry: s}
+	target := w.target
+	if s.Kind == KindMedia {
+		if w.anyMedia && s.Seq > w.lastSeq+1 {
+			seg.Missing = s.Seq - w.lastSeq - 1
+		}
+		seg.Discontinuity = w.anyMedia && (seg.Missing > 0 || w.newInit)
+		seg.discBefore = w.discTotal
+		target = max(target, roundedSeconds(s.DurationUS))
+	}
+	return seg, target
+}
+
+// persist writes seg (with its bytes) to disk, if the window keeps it there. A failure is logged
+// and the window goes on from memory: the segment will not survive a restart.
+func (w *Window) persist(seg *Segment, target int) {
+	if w.store == nil {
+		return
+	}
+	rec := segmentRecord{
+		Version: recordVersion, Entry: seg.SignedEntry, Missing: seg.Missing,
+		Discontinuity: seg.Discontinuity, DiscBefore: seg.discBefore, Target: target,
+	}
+	if err := w.store.put(rec, seg.Data); err != nil {
+		w.log.Warn("keeping a live segment on disk failed: it is served from memory, but will not survive a restart",
+			"stream", w.cfg.Stream, "kind", seg.Kind, "seq", seg.Seq, "err", err)
+	}
+}
+
+// forget takes a segment leaving the window, or losing its bytes, off the disk.
+func (w *Window) forget(s *Segment) {
+	if w.store != nil && s.Data != nil {
+		w.store.remove(s.Kind, s.Seq)
+	}
 }
 
 func (w *Window) check(s SignedEntry, data []byte) error {
@@ -244,6 +320,7 @@ func (w *Window) evict() int {
 		if w.media[0].Discontinuity {
 			w.evictedDisc++
 		}
+		w.forget(w.media[0])
 		w.bytes -= int64(len(w.media[0].Data))
 		w.media[0] = nil
 		w.media = w.media[1:]
@@ -251,6 +328,7 @@ func (w *Window) evict() int {
 	}
 	// Keep the init heading the oldest media segment (or the newest init if there is no media).
 	for len(w.inits) > 1 && (len(w.media) == 0 || w.inits[1].Seq <= w.media[0].Seq) {
+		w.forget(w.inits[0])
 		w.bytes -= int64(len(w.inits[0].Data))
 		w.inits[0] = nil
 		w.inits = w.inits[1:]
@@ -280,10 +358,12 @@ func (w *Window) trimBytes() {
 		} else {
 			s, m = w.media[m], m+1
 		}
+		w.forget(s)
 		w.bytes -= int64(len(s.Data))
 		s.Data = nil
 	}
 	if w.bytes > w.cfg.MaxBytes && current != nil {
+		w.forget(current)
 		w.bytes -= int64(len(current.Data))
 		current.Data = nil
 	}
@@ -294,6 +374,8 @@ func (w *Window) trimBytes() {
 // SHA-256 and infohash, else ErrContentMismatch or ErrInfoHashMismatch. It reports false if the
 // entry is not (or no longer) in the window, or the window keeps no bytes (MaxBytes 0).
 func (w *Window) AttachData(kind Kind, seq uint64, data []byte) (bool, error) {
+	w.addMu.Lock()
+	defer w.addMu.Unlock()
 	w.mu.Lock()
 	s, ok := w.get(kind, seq)
 	var e Entry
@@ -308,18 +390,43 @@ func (w *Window) AttachData(kind Kind, seq uint64, data []byte) (bool, error) {
 		return false, err
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.evict()
 	s, ok = w.get(kind, seq)
 	if !ok || w.cfg.MaxBytes == 0 {
+		w.mu.Unlock()
 		return false, nil
 	}
-	if s.Data == nil {
-		s.Data = data
-		w.bytes += int64(len(data))
-		w.trimBytes()
+	if s.Data != nil {
+		w.mu.Unlock()
+		return true, nil
 	}
+	seg, target := *s, w.target
+	w.mu.Unlock()
+	seg.Data = data
+	w.persist(&seg, target)
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.evict()
+	s, ok = w.get(kind, seq)
+	if !ok {
+		// It left the window meanwhile (by time): off the disk again.
+		if w.store != nil {
+			w.store.remove(kind, seq)
+		}
+		return false, nil
+	}
+	s.Data = data
+	w.bytes += int64(len(data))
+	w.trimBytes()
 	return true, nil
+}
+
+// lastEntry is the last entry the window accepted (or reloaded), if any.
+func (w *Window) lastEntry() (Entry, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last, w.stats.Accepted > 0
 }
 
 func (w *Window) get(kind Kind, seq uint64) (*Segment, bool) {
