@@ -133,7 +133,7 @@ func firstFrameMilestones(b *testing.B, url string, handover bool) map[string]fl
 				return false, err.Error()
 			}
 			v, _ := br.view(0)
-			if v.SG == nil || v.SG.State == "error" || v.SG.Mode != "webtorrent" {
+			if v.SG != nil && (v.SG.State == "error" || v.SG.Mode != "webtorrent") {
 				b.Fatalf("the page left webtorrent: %v", v)
 			}
 			_, ok := ms["swarmgate:handover"]
