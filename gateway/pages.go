@@ -42,6 +42,39 @@ type pageData struct {
 	// that it starts without those round trips; empty when the torrent is unknown or has no
 	// metadata yet (the player then asks).
 	Boot template.JS
+	// Stream is the /stream URL of the file the page's <video> starts on before any script has
+	// run (quickStream), so that the first frame comes at plain-HTTP speed and the page plays
+	// without JavaScript; the player then decides how to go on. Empty for no such file.
+	Stream string
+}
+
+// quickStreamTypes are the types a browser plays as they are, commonly enough to start on before
+// the player has asked the browser (playplan.js decides, and stops the stream when it was wrong).
+var quickStreamTypes = map[string]bool{
+	"video/mp4": true, "video/webm": true, "video/ogg": true,
+	"audio/mp4": true, "audio/mpeg": true, "audio/ogg": true, "audio/flac": true, "audio/wav": true,
+}
+
+// quickStream is the /stream URL a page of the torrent starts its <video> on: the file ?file
+// names (file), or with file < 0 the largest video or audio file (the one the gateway warms),
+// when its type is one of quickStreamTypes. Empty when the page asks for a way of playing that
+// only the player knows (?audio, ?caps: HLS), or when there is no such file.
+func quickStream(e *registry.Entry, base string, file int, q url.Values) string {
+	if q.Has("audio") || q.Has("caps") {
+		return ""
+	}
+	files := e.Torrent().Files()
+	if file < 0 {
+		for i, f := range files {
+			if isMedia(f.DisplayPath()) && (file < 0 || f.Length() > files[file].Length()) {
+				file = i
+			}
+		}
+	}
+	if file < 0 || file >= len(files) || !quickStreamTypes[mimeType(files[file].DisplayPath())] {
+		return ""
+	}
+	return fmt.Sprintf("%s/stream/%s/%d", base, e.Torrent().InfoHash().HexString(), file)
 }
 
 // pageBoot is the player's start-up data, the same shapes as /api/config, /api/torrents/{ih} and
@@ -123,6 +156,9 @@ func (g *Gateway) torrentPage(name string) echo.HandlerFunc {
 			// only once the player reads.
 			if file, ok := pageFile(c.QueryParam("file")); ok {
 				e.PageView(file)
+				if d.Boot != "" {
+					d.Stream = quickStream(e, base, file, c.QueryParams())
+				}
 			}
 		}
 		q := ""

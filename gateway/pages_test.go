@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"html"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -371,5 +372,44 @@ func TestPagesCarryBootData(t *testing.T) {
 	res := r.get(t, "/watch/"+strings.Repeat("0", 40), nil)
 	if bootRE.Match(res.body) {
 		t.Errorf("the page of an unknown torrent carries boot data")
+	}
+}
+
+// TestPagesStartOnStream: the watch and embed pages of a torrent with metadata start their video
+// on the /stream of the file the page plays (the quick start), the one ?file names or else the
+// largest video; not where the player alone knows how it will play (?audio, ?caps: HLS), nor for
+// a file that is not one a browser plays as it is, nor for an unknown torrent.
+func TestPagesStartOnStream(t *testing.T) {
+	r := startGateway(t, func(c *Config) { c.Demo = true })
+	var views []torrentView
+	if err := json.Unmarshal(r.get(t, "/api/torrents", nil).body, &views); err != nil || len(views) != 1 || len(views[0].Files) != 1 {
+		t.Fatalf("list: %v %+v", err, views)
+	}
+	ih, want := views[0].InfoHash, views[0].Files[0].StreamURL
+	if views[0].Files[0].MIME != "video/mp4" {
+		t.Fatalf("the demo is %s, not an MP4", views[0].Files[0].MIME)
+	}
+	srcRE := regexp.MustCompile(`<video id="player"[^>]*?(?: src="([^"]*)")?>`)
+	src := func(page string) string {
+		m := srcRE.FindSubmatch(r.get(t, page, nil).body)
+		if m == nil {
+			t.Fatalf("%s: no <video id=\"player\">", page)
+		}
+		return html.UnescapeString(string(m[1]))
+	}
+	for _, page := range []string{"/watch/", "/embed/"} {
+		for _, q := range []string{"", "?file=0"} {
+			if got := src(page + ih + q); got != want {
+				t.Errorf("%s%s: video src %q, want the file's stream %q", page, q, got, want)
+			}
+		}
+		for _, q := range []string{"?file=0&audio=1", "?caps=no-mse", "?file=1"} {
+			if got := src(page + ih + q); got != "" {
+				t.Errorf("%s%s: video src %q, want none", page, q, got)
+			}
+		}
+	}
+	if body := r.get(t, "/watch/"+strings.Repeat("0", 40), nil).body; bytes.Contains(body, []byte("/stream/")) {
+		t.Errorf("the page of an unknown torrent names a stream:\n%s", body)
 	}
 }

@@ -5,6 +5,7 @@
 export const STALL_MS = 20_000
 
 // The MediaError codes the player tells apart (HTMLMediaElement's, which node does not have).
+export const MEDIA_ERR_NETWORK = 2
 export const MEDIA_ERR_DECODE = 3
 export const MEDIA_ERR_SRC_NOT_SUPPORTED = 4
 
@@ -101,8 +102,15 @@ export function mimeType (mime) {
 // videoErrorAction says what a <video> error means: 'stream' to play the gateway's /stream
 // instead (in webtorrent mode, the worker's stream may be what failed; /stream tells the two apart
 // unless the browser already said it cannot play the type), 'cannot-play' when the browser cannot
-// play the file at all, 'fail' for anything else.
-export function videoErrorAction ({ mode, canPlay, code }) {
+// play the file at all, 'fail' for anything else. source is what the video reads: in webtorrent
+// mode it starts on /stream (the quick start) until the hand-over; a network error there leaves
+// it to webtorrent ('webtorrent': hand over as soon as it can), and a decode error is the
+// stream's verdict already.
+export function videoErrorAction ({ mode, source = mode, canPlay, code }) {
+  if (mode === 'webtorrent' && source === 'stream') {
+    if (code === MEDIA_ERR_NETWORK) return 'webtorrent'
+    return code === MEDIA_ERR_SRC_NOT_SUPPORTED || code === MEDIA_ERR_DECODE ? 'cannot-play' : 'fail'
+  }
   if (mode === 'webtorrent' && canPlay !== '') return 'stream'
   if (code === MEDIA_ERR_SRC_NOT_SUPPORTED || code === MEDIA_ERR_DECODE) return 'cannot-play'
   return 'fail'
@@ -112,6 +120,51 @@ export function videoErrorAction ({ mode, canPlay, code }) {
 // to give up on it.
 export function isStalled (stats, elapsedMs) {
   return stats.fromGateway + stats.fromBrowsers + stats.fromWebseed === 0 && elapsedMs > STALL_MS
+}
+
+// sameURL says whether two URLs (absolute, or relative to base) name the same resource: the
+// video's src as the browser reports it against a stream_url as the gateway wrote it.
+export function sameURL (a, b, base) {
+  if (!a || !b) return false
+  try {
+    return new URL(a, base).href === new URL(b, base).href
+  } catch {
+    return false
+  }
+}
+
+// The hand-over from the quick start (the gateway's /stream, which the page's HTML starts the
+// video on) to webtorrent's stream of the same file: a second, hidden video waits on webtorrent's
+// stream at a moment just ahead of the playhead (HANDOVER_LEAD_S), and takes the picture when the
+// first reaches it. When the first passes the moment before the second is ready, the next try
+// waits further ahead (twice as far, up to HANDOVER_MAX_LEAD_S).
+export const HANDOVER_LEAD_S = 1
+export const HANDOVER_MAX_LEAD_S = 16
+
+// How far from the moment the first video may be when the picture moves: about a frame before
+// it (the poll's granularity), and a little after (a late poll) before it counts as missed.
+const SWITCH_EARLY_S = 0.03
+const SWITCH_LATE_S = 0.25
+// A jump of the first video's time this large between two polls is a seek, not playback.
+const JUMP_S = 1
+
+// handoverTarget is the moment, in seconds of the media, at which the second video waits: lead
+// seconds ahead of a playing video (within its duration), where it stands when paused or ended.
+export function handoverTarget ({ currentTime, paused, ended, duration }, lead) {
+  if (paused || ended) return currentTime
+  const end = Number.isFinite(duration) && duration > 0 ? duration : Infinity
+  return Math.min(currentTime + lead, Math.max(currentTime, end - SWITCH_LATE_S))
+}
+
+// handoverMoment says, at one poll of the first video (now: its currentTime, last: at the previous
+// poll, paused, seeking, ended), what to do with the second one waiting at target: 'switch' (show
+// it and play on), 'wait', 'missed' (the moment went by: wait further ahead) or 'moved' (the
+// viewer sought or paused elsewhere: wait where the first video is now).
+export function handoverMoment ({ now, last, target, paused, seeking, ended }) {
+  if (seeking || now < last - SWITCH_EARLY_S || now > last + JUMP_S) return 'moved'
+  if (paused || ended) return Math.abs(now - target) <= SWITCH_EARLY_S ? 'switch' : 'moved'
+  if (now < target - SWITCH_EARLY_S) return 'wait'
+  return now <= target + SWITCH_LATE_S ? 'switch' : 'missed'
 }
 
 // wireKind says who is at the other end of a webtorrent wire: the gateway when its peer id is the

@@ -4,8 +4,15 @@
 // own /stream URL where that cannot work. The decisions are pure functions in playback.js; this
 // module does the I/O around them, one named step at a time (see start).
 //
+// Quick start: the page's HTML starts the video on the file's /stream (the gateway serves it from
+// hash-checked pieces), so that the first frame comes as fast as from a plain web server, before
+// any script has run. The player then starts webtorrent and, once it holds what comes next,
+// hands the picture over to webtorrent's stream without a visible seam (handOver) and closes the
+// HTTP stream: from there the pieces come from peers, as without the quick start.
+//
 // window.swarmgate is the page's state, for people and tests alike, refreshed every 250 ms:
-//   { state: "loading"|"playing"|"error", mode: "webtorrent"|"stream", message, infohash, file,
+//   { state: "loading"|"playing"|"error", mode: "webtorrent"|"stream", source, message, infohash,
+//     file,
 //     stats: { gatewayPeers, browserPeers, webseedPeers, downloadSpeed, uploadSpeed,
 //              fromGateway, fromBrowsers, fromWebseed, uploaded, p2pShare } }
 // Speeds are bytes/s, the from* counters and uploaded are bytes, p2pShare = fromBrowsers / all
@@ -13,16 +20,19 @@
 // this browser plays the file (playplan.js): direct through webtorrent, or HLS from the gateway
 // (vod.js: mode "hls", or "hls-native" where the browser plays HLS itself), with
 // hls: { variant, stream, playlist, verified, rejected } and stats.verified/rejected counting
-// segments from peers that did and did not match the gateway's signed entries.
+// segments from peers that did and did not match the gateway's signed entries. source is what
+// the video reads now: "stream" (the gateway's /stream: the quick start, or mode "stream") or
+// "webtorrent" (webtorrent's stream, after the hand-over); stats count webtorrent's bytes only.
 //
 // The query may carry ?audio=N (the audio stream to play, through HLS unless it is the file's
 // first), ?p2p=0 (HLS from the gateway alone), and ?caps=... (what the browser is taken to
 // decode, for tests and debugging: playplan.js's browserCaps).
 
 import {
-  Failure, STALL_MS, infohashFromPath, isInfohash, isPlayable, isStalled, mimeType, parseBoot,
-  pickFile, playbackPath, srtToVtt, subtitleTrack, subtitlesFor, swarmStats, videoErrorAction,
-  waitingForMetadata, webseedURLs, wireKind
+  Failure, HANDOVER_LEAD_S, HANDOVER_MAX_LEAD_S, STALL_MS, handoverMoment, handoverTarget,
+  infohashFromPath, isInfohash, isPlayable, isStalled, mimeType, parseBoot, pickFile, playbackPath,
+  sameURL, srtToVtt, subtitleTrack, subtitlesFor, swarmStats, videoErrorAction, waitingForMetadata,
+  webseedURLs, wireKind
 } from './playback.js'
 
 // The watch page lists the playable files; other pages may want these too.
@@ -33,11 +43,19 @@ import { HLSRefused, playHLS } from './vod.js'
 const VENDOR = '/static/vendor/webtorrent.min.js'
 const WORKER = '/sw.min.js'
 const STATS_EVERY_MS = 250
+// With the quick start, webtorrent starts once the first frame is up (or this long after the
+// player's start, whichever comes first): until then the two cores are the video's.
+const QUICK_START_GRACE_MS = 3000
+// How often the hand-over looks at the playing video, and how long the waiting one may take to
+// be ready at its moment.
+const HANDOVER_POLL_MS = 15
+const HANDOVER_READY_MS = 20_000
 const NONE = { gateway: 0, browsers: 0, webseed: 0, other: 0 }
 
 export const sg = {
   state: 'loading',
   mode: 'webtorrent',
+  source: '',
   message: '',
   infohash: '',
   file: -1,
@@ -56,26 +74,32 @@ if (window.parent !== window) {
 export async function start ({ video, messageEl, hooks = {} }) {
   sg.infohash = infohashFromPath(location.pathname)
   const p = new Playback(video, messageEl)
-  p.listenToVideo()
+  // The stream the page's HTML started the video on (the quick start), if any.
+  const quick = video.getAttribute('src') || ''
+  p.listenTo(video)
 
   // Everything that does not depend on the torrent starts now, side by side: a first frame waits
   // for the slowest of them, not for their sum. Failures are settled here and reported where the
-  // result is used.
+  // result is used. With the quick start the first frame needs none of them: webtorrent waits
+  // for it.
   const boot = readBoot()
   const path = playbackPath({ secureContext: window.isSecureContext, hasServiceWorker: 'serviceWorker' in navigator, origin: location.origin })
-  const early = path.mode === 'webtorrent' ? startWorkerAndWebTorrent() : null
+  const early = path.mode !== 'webtorrent' ? null : quick ? startAfterFirstFrame(video) : startWorkerAndWebTorrent()
   try {
     const [config, torrent] = await Promise.all([readConfig(boot), marked('torrent', p.loadTorrent(boot))])
     const query = new URLSearchParams(location.search)
     p.chooseFile(torrent, query.get('file'))
     sg.plan = planFor(p.file, config, video, query)
+    // The quick start is kept only for the file the player chose, played as it is.
+    const quickHere = quick !== '' && sg.plan.how === 'direct' && sameURL(quick, p.file.stream_url, location.href)
+    if (quick && !quickHere) p.stopQuickStart()
     hooks.onTorrent?.(torrent, p.file, config)
-    loadSubtitles(torrent, p.file, video)
-    if (config.transcode && config.transcode !== 'off') addEmbeddedSubtitles(p.file, video)
+    loadSubtitles(torrent, p.file, () => p.video)
+    if (config.transcode && config.transcode !== 'off') addEmbeddedSubtitles(p.file, p.video)
     if (sg.plan.how !== 'direct' && await p.playHLS(sg.plan, config, query)) return
     p.warnIfTypeUnknown()
     if (path.mode === 'stream') return p.playStream(path.why)
-    await p.playThroughWebTorrent(config, torrent, early, boot)
+    await p.playThroughWebTorrent(config, torrent, early, boot, quickHere)
   } catch (err) {
     if (err instanceof Failure) p.fail(err.message, err.link)
     else p.fail(err.message || String(err))
@@ -90,6 +114,7 @@ class Playback {
     this.messageEl = messageEl
     this.file = null // the gateway's view of the file being played
     this.client = null // the webtorrent client, while in webtorrent mode
+    this.next = null // the video waiting to take the picture over (handOver), while it waits
     this.transient = false // the message is a hint that playing makes moot
     this.canPlay = 'maybe' // the video's canPlayType of the file's type
   }
@@ -142,42 +167,66 @@ class Playback {
     }
   }
 
-  // playStream falls back to the gateway's /stream of the file, saying why.
+  // playStream falls back to the gateway's /stream of the file, saying why. A video already
+  // playing it (the quick start) plays on.
   playStream (why) {
     if (this.client) {
       this.client.destroy()
       this.client = null
     }
+    this.next?.remove()
+    this.next = null
     sg.mode = 'stream'
+    sg.source = 'stream'
     this.say(`${why}: playing from the gateway's stream`, { link: this.file.stream_url, isNote: true })
-    this.video.src = this.file.stream_url
+    if (!sameURL(this.video.getAttribute('src'), this.file.stream_url, location.href) || this.video.error) {
+      this.video.src = this.file.stream_url
+    }
     this.video.play().catch(() => {})
   }
 
-  // listenToVideo turns the video's events into the page's state: playing, or an error that
-  // falls back to /stream or is reported.
-  listenToVideo () {
-    this.video.addEventListener('playing', () => {
-      if (sg.state === 'error') return
+  // stopQuickStart stops the stream the page's HTML started when the player plays otherwise
+  // (another file, or HLS).
+  stopQuickStart () {
+    this.video.removeAttribute('src')
+    this.video.load()
+    if (sg.state === 'playing') sg.state = 'loading'
+  }
+
+  // listenTo turns a video's events into the page's state: playing, or an error that falls back
+  // to /stream or is reported. Only the video that has the picture counts (this.video: a video
+  // handed over from keeps quiet).
+  listenTo (video) {
+    video.addEventListener('playing', () => {
+      if (video !== this.video || sg.state === 'error') return
       sg.state = 'playing'
       this.clearHint()
     })
-    this.video.addEventListener('error', () => {
-      const err = this.video.error
-      if (!err || !this.file || sg.state === 'error') return
-      const what = err.message || 'media error ' + err.code
-      if (sg.mode.startsWith('hls')) return this.fail(`Playback failed (${what}). The stream, for VLC or mpv:`, this.file.stream_url)
-      switch (videoErrorAction({ mode: sg.mode, canPlay: this.canPlay, code: err.code })) {
-        case 'stream':
-          this.playStream(`The in-browser torrent stream failed (${what})`)
-          break
-        case 'cannot-play':
-          this.cannotPlay()
-          break
-        default:
-          this.fail(`Playback failed (${what}). The stream, for VLC or mpv:`, this.file.stream_url)
-      }
+    video.addEventListener('error', () => {
+      if (video === this.video) this.videoFailed()
     })
+  }
+
+  videoFailed () {
+    const err = this.video.error
+    if (!err || !this.file || sg.state === 'error') return
+    const what = err.message || 'media error ' + err.code
+    if (sg.mode.startsWith('hls')) return this.fail(`Playback failed (${what}). The stream, for VLC or mpv:`, this.file.stream_url)
+    switch (videoErrorAction({ mode: sg.mode, source: sg.source, canPlay: this.canPlay, code: err.code })) {
+      case 'stream':
+        this.playStream(`The in-browser torrent stream failed (${what})`)
+        break
+      case 'webtorrent':
+        // The gateway's stream failed while webtorrent starts: the hand-over takes the
+        // picture as soon as webtorrent's stream is ready.
+        this.say(`The gateway's stream failed (${what}): waiting for the torrent stream`, { isTransient: true })
+        break
+      case 'cannot-play':
+        this.cannotPlay()
+        break
+      default:
+        this.fail(`Playback failed (${what}). The stream, for VLC or mpv:`, this.file.stream_url)
+    }
   }
 
   // loadTorrent is the gateway's view of the torrent: the page's start-up data when it has it,
@@ -218,29 +267,100 @@ class Playback {
   }
 
   // playThroughWebTorrent plays the file with webtorrent once the service worker and webtorrent
-  // (started early) are ready, falling back to /stream when either fails.
-  async playThroughWebTorrent (config, torrent, early, boot) {
+  // (started early) are ready, falling back to /stream when either fails. With the quick start
+  // (quick) the video plays the gateway's /stream meanwhile, and webtorrent's stream takes over
+  // once it is ready.
+  async playThroughWebTorrent (config, torrent, early, boot, quick) {
+    sg.source = quick ? 'stream' : 'webtorrent'
+    // An error of the quick start's stream before the player listened.
+    if (quick && this.video.error) this.videoFailed()
     const metainfoReady = settle(marked('metainfo', fetchMetainfo(boot)))
     const worker = await early.workerReady
+    if (sg.state === 'error') return
     if (worker.err) return this.playStream(`Service worker unavailable (${worker.err.message})`)
     if (typeof RTCPeerConnection === 'undefined') {
       this.say("WebRTC unavailable: playing from the gateway's webseed")
     }
+    let wf
     try {
-      this.client = await startWebTorrent({
+      ({ client: this.client, file: wf } = await startWebTorrent({
         config,
         numPieces: torrent.pieces,
         file: this.file,
         registration: worker.value,
-        video: this.video,
         vendorReady: early.vendorReady,
         metainfoReady
-      })
+      }))
     } catch (err) {
       return this.playStream(`The in-browser torrent client failed (${err.message})`)
     }
     this.fallBackOnClientError()
     this.fallBackWhenStalled()
+    if (quick) {
+      this.handOver(wf).catch(err => {
+        if (sg.mode === 'webtorrent' && sg.state !== 'error') this.playStream(`Handing over to the torrent stream failed (${err.message})`)
+      })
+      return
+    }
+    wf.streamTo(this.video)
+    mark('streaming')
+    this.video.play().catch(() => {})
+  }
+
+  // handOver moves the picture from the gateway's /stream (the quick start) to webtorrent's
+  // stream of the same file without a visible seam: a second video, invisible over the first,
+  // waits on webtorrent's stream at a moment just ahead of the playhead (handoverTarget); when
+  // the first reaches it (handoverMoment), the second is shown and plays on, and the first is
+  // stopped, which closes its HTTP stream. Seeking or pausing meanwhile moves the moment.
+  async handOver (wf) {
+    const a = this.video
+    const b = document.createElement('video')
+    b.className = 'handover'
+    b.controls = a.controls
+    b.playsInline = true
+    b.muted = true
+    b.preload = 'auto'
+    this.next = b
+    a.after(b)
+    wf.streamTo(b)
+    mark('handover-start')
+    let lead = HANDOVER_LEAD_S
+    for (;;) {
+      if (this.next !== b) return // the page went another way (playStream)
+      const target = handoverTarget(a, lead)
+      // Where the first video stands still, a frame to show is enough; where it plays, the
+      // second must be able to play on at once.
+      const still = a.paused || a.ended || a.error
+      await readyAt(b, target, still ? HTMLMediaElement.HAVE_CURRENT_DATA : HTMLMediaElement.HAVE_FUTURE_DATA, HANDOVER_READY_MS)
+      if (this.next !== b) return
+      const moment = a.error ? 'switch' : await momentReached(a, target)
+      if (this.next !== b) return
+      if (moment === 'switch') break
+      if (moment === 'missed') lead = Math.min(2 * lead, HANDOVER_MAX_LEAD_S)
+    }
+    const playing = a.error ? true : !a.paused && !a.ended
+    b.muted = a.muted
+    b.volume = a.volume
+    b.playbackRate = a.playbackRate
+    for (const t of [...a.querySelectorAll('track')]) {
+      const mode = t.track.mode
+      b.append(t)
+      t.track.mode = mode
+    }
+    this.next = null
+    this.video = b
+    this.listenTo(b)
+    b.classList.remove('handover')
+    b.id = a.id
+    a.removeAttribute('id')
+    if (playing) b.play().catch(() => {})
+    a.pause()
+    a.remove()
+    a.removeAttribute('src')
+    a.load()
+    sg.source = 'webtorrent'
+    mark('handover')
+    if (sg.state !== 'error') this.clearHint()
   }
 
   fallBackOnClientError () {
@@ -253,7 +373,7 @@ class Playback {
   fallBackWhenStalled () {
     const started = Date.now()
     const check = setInterval(() => {
-      if (sg.mode !== 'webtorrent' || sg.state !== 'loading') return clearInterval(check)
+      if (sg.mode !== 'webtorrent' || (sg.state !== 'loading' && sg.source !== 'stream')) return clearInterval(check)
       if (isStalled(sg.stats, Date.now() - started)) {
         clearInterval(check)
         this.playStream(`No data from peers or the webseed in ${STALL_MS / 1000} s`)
@@ -300,6 +420,23 @@ async function readConfig (boot) {
   return boot?.config ?? getJSON('/api/config')
 }
 
+// startAfterFirstFrame is startWorkerAndWebTorrent once the video shows its first frame (or
+// fails, or QUICK_START_GRACE_MS after now): the quick start's first frame does not share the
+// CPU with webtorrent's start.
+function startAfterFirstFrame (video) {
+  const go = new Promise(resolve => {
+    if (video.readyState >= HTMLMediaElement.HAVE_CURRENT_DATA || video.error) return resolve()
+    const timer = setTimeout(resolve, QUICK_START_GRACE_MS)
+    const done = () => {
+      clearTimeout(timer)
+      resolve()
+    }
+    for (const ev of ['loadeddata', 'error', 'emptied']) video.addEventListener(ev, done, { once: true })
+  })
+  const started = go.then(startWorkerAndWebTorrent)
+  return { workerReady: started.then(e => e.workerReady), vendorReady: started.then(e => e.vendorReady) }
+}
+
 // startWorkerAndWebTorrent registers the service worker and imports webtorrent, side by side;
 // each promise settles to {value} or {err}.
 function startWorkerAndWebTorrent () {
@@ -317,9 +454,9 @@ async function fetchMetainfo (boot) {
   return new Uint8Array(await res.arrayBuffer())
 }
 
-// startWebTorrent opens the torrent in a webtorrent client and streams the file into the video
-// through the service worker; it returns the client.
-async function startWebTorrent ({ config, numPieces, file, registration, video, vendorReady, metainfoReady }) {
+// startWebTorrent opens the torrent in a webtorrent client, selects the file and serves it
+// through the service worker; it returns the client and its file, ready to stream.
+async function startWebTorrent ({ config, numPieces, file, registration, vendorReady, metainfoReady }) {
   const [vendor, meta] = await Promise.all([vendorReady, metainfoReady])
   if (vendor.err) throw vendor.err
   if (meta.err) throw meta.err
@@ -354,11 +491,8 @@ async function startWebTorrent ({ config, numPieces, file, registration, video, 
     if (!wf || wf.length !== file.length) throw new Error(`file ${file.index} differs between the gateway and the metainfo`)
     wf.select()
     wt.createServer({ controller: registration })
-    wf.streamTo(video)
-    mark('streaming')
-    video.play().catch(() => {})
     window.addEventListener('pagehide', () => wt.destroy(), { once: true })
-    return wt
+    return { client: wt, file: wf }
   } catch (err) {
     wt.destroy()
     throw err
@@ -449,7 +583,8 @@ async function registerWorker () {
 }
 
 // loadSubtitles adds the torrent's .srt and .vtt files as text tracks (fetched from the gateway's
-// stream, converted to WebVTT when needed). Those named like the video come first.
+// stream, converted to WebVTT when needed) to the video that has the picture then (video()).
+// Those named like the video come first.
 async function loadSubtitles (torrent, file, video) {
   for (const s of subtitlesFor(torrent.files, file)) {
     try {
@@ -464,7 +599,7 @@ async function loadSubtitles (torrent, file, video) {
         src: URL.createObjectURL(new Blob([text], { type: 'text/vtt' }))
       })
       if (srclang) track.srclang = srclang
-      video.append(track)
+      video().append(track)
     } catch {}
   }
 }
@@ -493,6 +628,47 @@ const mark = name => performance.mark(`swarmgate:${name}`)
 const marked = (name, promise) => promise.finally(() => mark(name))
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
+
+// readyAt resolves once video (paused) stands at time t with readyState need (HAVE_CURRENT_DATA:
+// a frame to show; HAVE_FUTURE_DATA: data to play on); it rejects on the video's error or after
+// ms.
+function readyAt (video, t, need, ms) {
+  return withTimeout(new Promise((resolve, reject) => {
+    let sought = false
+    const check = () => {
+      if (video.error) return finish(reject, new Error(video.error.message || 'media error ' + video.error.code))
+      if (video.readyState < HTMLMediaElement.HAVE_METADATA) return
+      if (!sought) {
+        sought = true
+        if (Math.abs(video.currentTime - t) > 0.001) video.currentTime = t
+      }
+      if (!video.seeking && video.readyState >= need) finish(resolve)
+    }
+    const events = ['loadedmetadata', 'seeked', 'canplay', 'progress', 'error']
+    const finish = (settle, value) => {
+      for (const ev of events) video.removeEventListener(ev, check)
+      settle(value)
+    }
+    for (const ev of events) video.addEventListener(ev, check)
+    check()
+  }), ms, 'Getting the torrent stream ready')
+}
+
+// momentReached watches the playing video until handoverMoment says something other than
+// 'wait' about target, and resolves to that.
+function momentReached (video, target) {
+  return new Promise(resolve => {
+    let last = video.currentTime
+    const timer = setInterval(() => {
+      const now = video.currentTime
+      const m = video.error ? 'switch' : handoverMoment({ now, last, target, paused: video.paused, seeking: video.seeking, ended: video.ended })
+      last = now
+      if (m === 'wait') return
+      clearInterval(timer)
+      resolve(m)
+    }, HANDOVER_POLL_MS)
+  })
+}
 
 function withTimeout (promise, ms, what) {
   let timer

@@ -6,9 +6,8 @@ import { setupShare } from './share.js'
 import { startPlot } from './plot.js'
 
 const $ = id => document.getElementById(id)
-const video = $('player')
 
-start({ video, messageEl: $('message'), hooks: { onTorrent } })
+start({ video: $('player'), messageEl: $('message'), hooks: { onTorrent } })
 
 function onTorrent (torrent, file) {
   $('title').textContent = torrent.name || torrent.infohash
@@ -84,6 +83,8 @@ function renderStats () {
   $('s-from-browsers').textContent = b.fromBrowsers
   $('s-uploaded').textContent = b.uploaded
   $('s-peers').textContent = b.peers
+  // The video that has the picture now (the player hands it from one to another: see player.js).
+  const video = $('player')
   const ranges = []
   for (let i = 0; i < video.buffered.length; i++) ranges.push([video.buffered.start(i), video.buffered.end(i)])
   const ahead = bufferedAhead(ranges, video.currentTime)

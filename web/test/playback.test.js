@@ -3,9 +3,10 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  Failure, MEDIA_ERR_DECODE, MEDIA_ERR_SRC_NOT_SUPPORTED, STALL_MS, infohashFromPath, isInfohash,
-  isPlayable, isStalled, mimeType, parseBoot, pickFile, playbackPath, srtToVtt, subtitleTrack,
-  subtitlesFor, swarmStats, videoErrorAction, waitingForMetadata, webseedURLs, wireKind
+  Failure, HANDOVER_LEAD_S, MEDIA_ERR_DECODE, MEDIA_ERR_NETWORK, MEDIA_ERR_SRC_NOT_SUPPORTED, STALL_MS,
+  handoverMoment, handoverTarget, infohashFromPath, isInfohash, isPlayable, isStalled, mimeType,
+  parseBoot, pickFile, playbackPath, sameURL, srtToVtt, subtitleTrack, subtitlesFor, swarmStats,
+  videoErrorAction, waitingForMetadata, webseedURLs, wireKind
 } from '../static/playback.js'
 
 const IH = '0123456789abcdef0123456789abcdef01234567'
@@ -74,6 +75,57 @@ test('videoErrorAction: in webtorrent mode try /stream unless the type is known 
   assert.equal(videoErrorAction({ mode: 'webtorrent', canPlay: '', code: MEDIA_ERR_SRC_NOT_SUPPORTED }), 'cannot-play')
   assert.equal(videoErrorAction({ mode: 'stream', canPlay: 'maybe', code: MEDIA_ERR_DECODE }), 'cannot-play')
   assert.equal(videoErrorAction({ mode: 'stream', canPlay: 'maybe', code: 2 }), 'fail') // network
+})
+
+test('videoErrorAction: the quick start\'s stream failing leaves it to webtorrent, unless it cannot decode', () => {
+  const quick = { mode: 'webtorrent', source: 'stream', canPlay: 'maybe' }
+  assert.equal(videoErrorAction({ ...quick, code: MEDIA_ERR_NETWORK }), 'webtorrent')
+  assert.equal(videoErrorAction({ ...quick, code: MEDIA_ERR_DECODE }), 'cannot-play')
+  assert.equal(videoErrorAction({ ...quick, code: MEDIA_ERR_SRC_NOT_SUPPORTED }), 'cannot-play')
+  assert.equal(videoErrorAction({ ...quick, code: 1 }), 'fail') // aborted
+  // After the hand-over, webtorrent's stream failing falls back to /stream as before.
+  assert.equal(videoErrorAction({ mode: 'webtorrent', source: 'webtorrent', canPlay: 'maybe', code: MEDIA_ERR_DECODE }), 'stream')
+})
+
+test('sameURL compares a video\'s src with a stream_url, relative or absolute', () => {
+  const base = 'http://127.0.0.1:8080/watch/' + IH
+  assert.ok(sameURL(`http://127.0.0.1:8080/stream/${IH}/0`, `/stream/${IH}/0`, base))
+  assert.ok(sameURL(`/stream/${IH}/0`, `http://127.0.0.1:8080/stream/${IH}/0`, base))
+  assert.ok(!sameURL(`/stream/${IH}/1`, `/stream/${IH}/0`, base))
+  assert.ok(!sameURL(`http://other:8080/stream/${IH}/0`, `/stream/${IH}/0`, base))
+  for (const a of ['', null, undefined]) assert.ok(!sameURL(a, `/stream/${IH}/0`, base))
+  assert.ok(!sameURL('http://[', `/stream/${IH}/0`, base))
+})
+
+test('handoverTarget: ahead of a playing video, within its duration; where a still one stands', () => {
+  const v = { currentTime: 3, paused: false, ended: false, duration: 20 }
+  assert.equal(handoverTarget(v, HANDOVER_LEAD_S), 3 + HANDOVER_LEAD_S)
+  assert.equal(handoverTarget({ ...v, paused: true }, 4), 3)
+  assert.equal(handoverTarget({ ...v, currentTime: 20, ended: true }, 4), 20)
+  // Near the end the moment stays before it (a video that has ended is not played on).
+  assert.equal(handoverTarget({ ...v, currentTime: 19 }, 4), 19.75)
+  assert.equal(handoverTarget({ ...v, currentTime: 19.9 }, 4), 19.9)
+  // Duration unknown (NaN) or infinite: just ahead.
+  assert.equal(handoverTarget({ ...v, duration: NaN }, 2), 5)
+  assert.equal(handoverTarget({ ...v, duration: Infinity }, 2), 5)
+})
+
+test('handoverMoment: switch at the moment, wait before it, try further ahead past it, follow seeks', () => {
+  const at = (now, o = {}) => handoverMoment({ now, last: now - 0.015, target: 5, paused: false, seeking: false, ended: false, ...o })
+  assert.equal(at(4), 'wait')
+  assert.equal(at(4.96), 'wait')
+  assert.equal(at(4.98), 'switch') // within a frame before
+  assert.equal(at(5), 'switch')
+  assert.equal(at(5.2), 'switch') // a late poll
+  assert.equal(at(5.4), 'missed')
+  // The viewer sought: backwards, a jump forwards, or seeking now.
+  assert.equal(at(2, { last: 4 }), 'moved')
+  assert.equal(at(12, { last: 4.5 }), 'moved')
+  assert.equal(at(4.5, { seeking: true }), 'moved')
+  // Paused or ended: switch only where the waiting video stands.
+  assert.equal(at(5, { paused: true, last: 5 }), 'switch')
+  assert.equal(at(4.2, { paused: true, last: 4.2 }), 'moved')
+  assert.equal(at(20, { ended: true, last: 20, target: 20 }), 'switch')
 })
 
 test('isStalled: no byte from anyone for longer than STALL_MS', () => {
