@@ -341,3 +341,72 @@ func TestEveryFlagDocumented(t *testing.T) {
 		}
 	})
 }
+
+// composeSetting is one SWARMGATE_ variable a compose file sets.
+var composeSetting = regexp.MustCompile(`(?m)^\s+(SWARMGATE_[A-Z_]+):\s*(.+?)\s*(?:#.*)?$`)
+
+// TestComposeFilesSettings: every SWARMGATE_ variable the compose files set is a flag's twin and
+// holds a value serve accepts, service by service (the cluster file's nodes differ), so that
+// the files do not drift from the flags. ${VAR:?...} stands for a value the operator supplies.
+func TestComposeFilesSettings(t *testing.T) {
+	for _, file := range []string{"../docker-compose.yml", "../docker-compose.cluster.yml"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The shared blocks (x-...: &anchor) first, then each service's own lines over them.
+		shared := map[string]string{}
+		var services []map[string]string
+		var cur map[string]string
+		for _, line := range strings.Split(string(data), "\n") {
+			switch {
+			case strings.HasPrefix(line, "x-"):
+				cur = shared
+			case regexp.MustCompile(`^  [a-z0-9]+:$`).MatchString(line) && !strings.HasPrefix(line, "  <<"):
+				cur = map[string]string{}
+				services = append(services, cur)
+			case !strings.HasPrefix(line, " ") && line != "":
+				cur = nil
+			}
+			if m := composeSetting.FindStringSubmatch(line); m != nil && cur != nil {
+				v := strings.Trim(m[2], `"`)
+				if strings.HasPrefix(v, "${") {
+					v = "operator-supplied-secret-0123456789"
+				}
+				cur[m[1]] = v
+			}
+		}
+		twins := map[string]bool{}
+		o := options{cfg: gateway.DefaultConfig()}
+		newFlagSet("serve", &o, io.Discard).VisitAll(func(f *flag.Flag) { twins[envName(f.Name)] = true })
+		checked := 0
+		for _, own := range services {
+			if len(own) == 0 {
+				continue // nginx, caddy
+			}
+			env := map[string]string{}
+			for k, v := range shared {
+				env[k] = v
+			}
+			for k, v := range own {
+				env[k] = v
+			}
+			for k := range env {
+				if !twins[k] {
+					t.Errorf("%s sets %s, which no flag reads", file, k)
+				}
+			}
+			o, err := parse(t, nil, env)
+			if err == nil {
+				err = o.cfg.Validate()
+			}
+			if err != nil {
+				t.Errorf("%s, a service's settings %v: %v", file, env, err)
+			}
+			checked++
+		}
+		if checked == 0 {
+			t.Errorf("%s: no service with SWARMGATE_ settings found", file)
+		}
+	}
+}

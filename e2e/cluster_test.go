@@ -108,8 +108,8 @@ func freeLoopbackAddrs(t *testing.T, n int) []string {
 }
 
 // startNginx runs Debian's nginx as a round-robin load balancer in front of upstreams (HTTP and
-// websockets alike), as docs/cluster.md and docker-compose.cluster.yml set it up, and returns its
-// base URL.
+// websockets alike) with the proxy settings of docs/nginx/swarmgate-proxy.conf, as
+// docker-compose.cluster.yml does, and returns its base URL.
 func startNginx(t *testing.T, upstreams []string) string {
 	t.Helper()
 	bin, err := exec.LookPath("nginx")
@@ -121,6 +121,11 @@ func startNginx(t *testing.T, upstreams []string) string {
 	}
 	dir := t.TempDir()
 	listen := freeLoopbackAddrs(t, 1)[0]
+	// The proxy settings the docs ship (docker-compose.cluster.yml mounts the same file).
+	proxyConf, err := filepath.Abs("../docs/nginx/swarmgate-proxy.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var servers strings.Builder
 	for _, u := range upstreams {
 		fmt.Fprintf(&servers, "    server %s max_fails=1 fail_timeout=2s;\n", strings.TrimPrefix(u, "http://"))
@@ -145,19 +150,11 @@ http {
     listen %[3]s;
     client_max_body_size 16m;
     location / {
-      proxy_pass http://swarmgate;
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_buffering off;
-      proxy_read_timeout 1h;
-      proxy_next_upstream error timeout http_502;
+      include %[4]s;
     }
   }
 }
-`, dir, servers.String(), listen)
+`, dir, servers.String(), listen, proxyConf)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
