@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -109,6 +110,9 @@ func TestClusterOfThree(t *testing.T) {
 	}
 	for _, r := range nodes {
 		checkClusterServes(t, r, seeder)
+		if m := r.get(t, "/metrics", nil); !bytes.Contains(m.body, []byte("swarmgate_cluster_members 3\n")) || !bytes.Contains(m.body, []byte("swarmgate_cluster_torrents 1\n")) {
+			t.Errorf("%s's /metrics lacks the cluster's members and catalog", r.g.cluster.node.Self())
+		}
 	}
 	if h := holders(nodes, ih); len(h) != 1 {
 		t.Fatalf("%d nodes hold the torrent after streaming from each", len(h))

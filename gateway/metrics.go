@@ -120,6 +120,10 @@ var (
 	descTcSegments = prometheus.NewDesc(metricsNamespace+"_transcode_segments_total", "HLS segments made, by mode (remux, transcode).", []string{"mode"}, nil)
 	descTcMedia    = prometheus.NewDesc(metricsNamespace+"_transcode_media_seconds_total", "Media seconds made into HLS, by mode; ÷ work seconds = encode speed.", []string{"mode"}, nil)
 	descTcWork     = prometheus.NewDesc(metricsNamespace+"_transcode_work_seconds_total", "Seconds ffmpeg jobs ran making segments (pauses left out), by mode.", []string{"mode"}, nil)
+	descMembers    = prometheus.NewDesc(metricsNamespace+"_cluster_members", "Live nodes of the cluster, this one included (absent for a gateway on its own).", nil, nil)
+	descCatalog    = prometheus.NewDesc(metricsNamespace+"_cluster_torrents", "Torrents in the cluster's catalog (held here or on their home node).", nil, nil)
+	descForwarded  = prometheus.NewDesc(metricsNamespace+"_signaling_forwarded_total", "Tracker messages of this node's sockets sent to the node owning their swarm, and announces sent again when owners changed, by kind (forwarded, replayed).", []string{"kind"}, nil)
+	descRemote     = prometheus.NewDesc(metricsNamespace+"_signaling_remote_sockets", "Other nodes' sockets with peers or messages in this node's swarms.", nil, nil)
 	descTcCache    = prometheus.NewDesc(metricsNamespace+"_transcode_cache_bytes", "Bytes of HLS segments kept on disk (a quarter of --cache-size bounds them).", nil, nil)
 )
 
@@ -130,7 +134,8 @@ type gatewayCollector struct {
 
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTorrents, descPeers, descBytes, descPieces, descSockets, descSwarms, descSigPeers, descSigMsgs, descSigFails, descRTC, descRTCDisc, descCache, descCacheCap, descEvicted, descEvictedB, descIdle, descBanned, descRefusals, descDeclined,
-		descTcJobs, descTcStarted, descTcFailed, descTcRefused, descTcSegments, descTcMedia, descTcWork, descTcCache} {
+		descTcJobs, descTcStarted, descTcFailed, descTcRefused, descTcSegments, descTcMedia, descTcWork, descTcCache,
+		descMembers, descCatalog, descForwarded, descRemote} {
 		ch <- d
 	}
 }
@@ -182,6 +187,13 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSigMsgs, prometheus.CounterValue, float64(n), kind)
 	}
 	ch <- prometheus.MustNewConstMetric(descSigFails, prometheus.CounterValue, float64(st.Failures))
+	if cp := c.g.cluster; cp != nil {
+		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(len(cp.node.Members())))
+		ch <- prometheus.MustNewConstMetric(descCatalog, prometheus.GaugeValue, float64(len(cp.node.Torrents())))
+		ch <- prometheus.MustNewConstMetric(descForwarded, prometheus.CounterValue, float64(st.Forwarded), "forwarded")
+		ch <- prometheus.MustNewConstMetric(descForwarded, prometheus.CounterValue, float64(st.Replayed), "replayed")
+		ch <- prometheus.MustNewConstMetric(descRemote, prometheus.GaugeValue, float64(st.RemoteSockets))
+	}
 	bs := c.g.bridge.Stats()
 	ch <- prometheus.MustNewConstMetric(descRTC, prometheus.GaugeValue, float64(bs.PeerConnections))
 	ch <- prometheus.MustNewConstMetric(descRTCDisc, prometheus.GaugeValue, float64(bs.Disconnected))
