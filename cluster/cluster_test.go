@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/swarmgate/swarmgate/internal/peertest"
 	"github.com/swarmgate/swarmgate/internal/trackerclient"
 	"github.com/swarmgate/swarmgate/signaling"
 )
@@ -48,38 +48,23 @@ func testLog() *slog.Logger {
 	return nil
 }
 
-// freeAddrs returns n loopback addresses nothing listens on (the kernel's free ports).
-func freeAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	var addrs []string
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		addrs = append(addrs, l.Addr().String())
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return addrs
-}
-
 // startNodes starts one node per name with an embedded NATS, each given every address as its
 // seed routes (its own included, as an operator would).
 func startNodes(t *testing.T, secret string, names ...string) []*Node {
 	t.Helper()
-	addrs := freeAddrs(t, len(names))
+	addrs := peertest.FreeLoopbackAddrs(t, len(names))
 	var nodes []*Node
 	for i, name := range names {
 		nodes = append(nodes, startNode(t, name, addrs[i], addrs, secret))
 	}
+	joinAll(nodes...)
+	return nodes
+}
+
+func joinAll(nodes ...*Node) {
 	for _, n := range nodes {
 		n.Join()
 	}
-	return nodes
 }
 
 func startNode(t *testing.T, name, listen string, routes []string, secret string) *Node {
@@ -144,11 +129,10 @@ func TestMembership(t *testing.T) {
 
 // TestWrongSecretCannotJoin: a node with another secret never becomes a member.
 func TestWrongSecretCannotJoin(t *testing.T) {
-	addrs := freeAddrs(t, 2)
+	addrs := peertest.FreeLoopbackAddrs(t, 2)
 	a := startNode(t, "a", addrs[0], addrs, "right")
 	b := startNode(t, "b", addrs[1], addrs, "wrong")
-	a.Join()
-	b.Join()
+	joinAll(a, b)
 	time.Sleep(1500 * time.Millisecond) // routes retry every second
 	if got := memberNames(a); got != "a" {
 		t.Fatalf("a sees %s with a stranger around", got)
@@ -203,7 +187,7 @@ func key(i int) [20]byte {
 // peers whose websockets land on the two nodes that are not the swarm's home meet there and
 // trade an offer and its answer, through NATS.
 func TestTrackersAcrossNodes(t *testing.T) {
-	addrs := freeAddrs(t, 3)
+	addrs := peertest.FreeLoopbackAddrs(t, 3)
 	var nodes []*Node
 	for i, name := range []string{"a", "b", "c"} {
 		nodes = append(nodes, startNode(t, name, addrs[i], addrs, "s3cret"))
@@ -330,11 +314,10 @@ func TestBusFrames(t *testing.T) {
 // TestCatalog: a torrent put on one node reaches the others, a later change wins, a node that
 // joins later learns the catalog, and a pinned torrent's home is its node while that one lives.
 func TestCatalog(t *testing.T) {
-	addrs := freeAddrs(t, 3)
+	addrs := peertest.FreeLoopbackAddrs(t, 3)
 	a := startNode(t, "a", addrs[0], addrs, "s")
 	b := startNode(t, "b", addrs[1], addrs, "s")
-	a.Join()
-	b.Join()
+	joinAll(a, b)
 	waitMembers(t, "a,b", a, b)
 	ih := strings.Repeat("ab", 20)
 	a.PutTorrent(Torrent{InfoHash: ih, Magnet: "magnet:?xt=urn:btih:" + ih})

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -33,7 +32,7 @@ type clusterNode struct {
 // sees all of them.
 func startClusterNodes(t *testing.T, n int) []*clusterNode {
 	t.Helper()
-	routes := freeLoopbackAddrs(t, n)
+	routes := peertest.FreeLoopbackAddrs(t, n)
 	var nodes []*clusterNode
 	for i := range n {
 		node := &clusterNode{name: fmt.Sprintf("gw%d", i+1), dataDir: t.TempDir()}
@@ -93,20 +92,6 @@ func (n *clusterNode) waitMembers(t *testing.T, want int) {
 	})
 }
 
-func freeLoopbackAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	var addrs []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs = append(addrs, l.Addr().String())
-		l.Close()
-	}
-	return addrs
-}
-
 // startNginx runs Debian's nginx as a round-robin load balancer in front of upstreams (HTTP and
 // websockets alike) with the proxy settings of docs/nginx/swarmgate-proxy.conf, as
 // docker-compose.cluster.yml does, and returns its base URL.
@@ -120,7 +105,7 @@ func startNginx(t *testing.T, upstreams []string) string {
 		}
 	}
 	dir := t.TempDir()
-	listen := freeLoopbackAddrs(t, 1)[0]
+	listen := peertest.FreeLoopbackAddrs(t, 1)[0]
 	// The proxy settings the docs ship (docker-compose.cluster.yml mounts the same file).
 	proxyConf, err := filepath.Abs("../docs/nginx/swarmgate-proxy.conf")
 	if err != nil {

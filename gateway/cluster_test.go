@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -21,15 +20,7 @@ import (
 // and waits until each sees all.
 func startCluster(t *testing.T, names ...string) []*running {
 	t.Helper()
-	var routes []string
-	for range names {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		routes = append(routes, l.Addr().String())
-		l.Close()
-	}
+	routes := peertest.FreeLoopbackAddrs(t, len(names))
 	var nodes []*running
 	for i, name := range names {
 		nodes = append(nodes, startGateway(t, func(c *Config) {

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/swarmgate/swarmgate/internal/atomicfile"
 )
 
 // The disk copy of a window (WindowConfig.Dir), so that a stream's window survives a restart of
@@ -260,24 +262,7 @@ func readFileMax(path string, limit int64) ([]byte, error) {
 
 // writeFileSynced writes b to dir/name through a synced temporary file renamed into place.
 func writeFileSynced(dir, name string, b []byte) error {
-	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, name))
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+	return atomicfile.Write(filepath.Join(dir, name), b, tmpPrefix+"*")
 }
 
 // syncDir makes the renames in dir durable.

@@ -14,6 +14,8 @@ import (
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
+
+	"github.com/swarmgate/swarmgate/internal/atomicfile"
 )
 
 // StateDir keeps what the registry serves across restarts:
@@ -64,32 +66,11 @@ func (r *Registry) saveState() {
 	}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err == nil {
-		err = writeFileAtomic(filepath.Join(r.cfg.StateDir, stateFile), b)
+		err = atomicfile.Write(filepath.Join(r.cfg.StateDir, stateFile), b, stateFile+".tmp*")
 	}
 	if err != nil {
 		r.log.Error("saving state; torrents added since the last save will not survive a restart", "err", err)
 	}
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
 }
 
 func (r *Registry) metainfoPath(ih metainfo.Hash) string {
@@ -105,7 +86,7 @@ func (r *Registry) writeMetainfo(ih metainfo.Hash, mi *metainfo.MetaInfo) error 
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	return writeFileAtomic(p, b.Bytes())
+	return atomicfile.Write(p, b.Bytes(), filepath.Base(p)+".tmp*")
 }
 
 // saveMetainfo keeps a torrent's info dictionary once known.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"testing"
 	"time"
 
 	"github.com/anacrolix/torrent"
@@ -179,4 +180,25 @@ func Port(hostPort string) int {
 	_, p, _ := net.SplitHostPort(hostPort)
 	n, _ := strconv.Atoi(p)
 	return n
+}
+
+// FreeLoopbackAddrs returns n 127.0.0.1 addresses nothing listens on (ports the kernel gave and
+// took back), for servers a test starts that cannot listen on port 0 (cluster routes name each
+// other's addresses up front).
+func FreeLoopbackAddrs(tb testing.TB, n int) []string {
+	tb.Helper()
+	var addrs []string
+	var ls []net.Listener
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ls = append(ls, l)
+		addrs = append(addrs, l.Addr().String())
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return addrs
 }
