@@ -175,7 +175,7 @@ func (n *Node) Home(key [20]byte) string {
 	}
 	names := n.names
 	n.mu.Unlock()
-	return rendezvous(names, key)
+	return Rendezvous(names, key)
 }
 
 // OnChange registers f, called (on the node's own goroutine, never concurrently) after members

@@ -1,8 +1,9 @@
 package cluster
 
-// rendezvous returns the name with the highest score for key (highest random weight hashing):
-// adding or removing a name moves only the keys that name wins or held. "" for no names.
-func rendezvous(names []string, key [20]byte) string {
+// Rendezvous returns the name with the highest score for key (highest random weight hashing):
+// adding or removing a name moves only the keys that name wins or held. "" for no names. It is
+// Node.Home over a given set of members (pins aside).
+func Rendezvous(names []string, key [20]byte) string {
 	best, bestScore := "", uint64(0)
 	for _, name := range names {
 		if s := score(name, key); best == "" || s > bestScore || (s == bestScore && name < best) {

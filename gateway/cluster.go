@@ -297,6 +297,11 @@ func (cp *clusterPart) toHome(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return next(c) // the handler says what is wrong
 		}
+		if _, held := cp.g.torrents.Get(ih); held {
+			if _, shared := cp.node.Torrent(ih.HexString()); !shared {
+				return next(c) // this node's own (the demo): not in the catalog, served here
+			}
+		}
 		if m, ok := cp.homeElsewhere(c, ih); ok {
 			cp.proxy(c, m)
 			return nil

@@ -5,13 +5,20 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/swarmgate/swarmgate/cluster"
 
 	"github.com/swarmgate/swarmgate/internal/peertest"
 )
@@ -222,4 +229,63 @@ func TestClusterConfigErrors(t *testing.T) {
 			t.Errorf("%v, want %q", err, tc.want)
 		}
 	}
+}
+
+// TestClusterNodeOwnTorrent: a torrent only one node holds and the catalog does not (the demo)
+// is served by that node, whichever node rendezvous names for its infohash.
+func TestClusterNodeOwnTorrent(t *testing.T) {
+	// Names such that the demo's home by rendezvous is the node without it.
+	_, info, err := HashPath(writeTemp(t, demoName, demoVideo), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	demoIH := metainfo.HashBytes(mustBencode(t, info))
+	names := []string{"n1", "n2"}
+	for i := 0; cluster.Rendezvous(names, demoIH) != names[1]; i++ {
+		names[1] = fmt.Sprintf("n2-%d", i)
+	}
+	routes := peertest.FreeLoopbackAddrs(t, 2)
+	var nodes []*running
+	for i, name := range names {
+		nodes = append(nodes, startGateway(t, func(c *Config) {
+			c.NodeName, c.ClusterListen, c.ClusterRoutes, c.ClusterSecret = name, routes[i], routes, "test-secret"
+			c.Demo = i == 0
+			c.tuneTorrent = func(tc *torrent.ClientConfig) { tc.DisableUTP = true }
+		}))
+	}
+	for _, r := range nodes {
+		waitFor(t, 15*time.Second, "both nodes to see each other", func() bool { return len(clusterOf(t, r).Members) == 2 })
+	}
+	list := nodes[0].g.torrents.List()
+	if len(list) != 1 {
+		t.Fatalf("n1 holds %d torrents, want the demo", len(list))
+	}
+	ih := list[0].Torrent().InfoHash()
+	if ih != demoIH || nodes[0].g.cluster.node.Home(ih) != names[1] {
+		t.Fatalf("the demo %s is homed on %s; the test wants it on %s", ih, nodes[0].g.cluster.node.Home(ih), names[1])
+	}
+	if res := nodes[0].get(t, "/api/torrents/"+ih.HexString(), nil); res.status != http.StatusOK {
+		t.Fatalf("n1 (home by rendezvous: %s) does not serve its demo: %d %s", nodes[0].g.cluster.node.Home(ih), res.status, res.body)
+	}
+	if n := len(clusterOf(t, nodes[0]).Members); n != 2 || len(nodes[0].g.cluster.node.Torrents()) != 0 {
+		t.Fatalf("the demo went into the catalog: %d", len(nodes[0].g.cluster.node.Torrents()))
+	}
+}
+
+func writeTemp(t *testing.T, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func mustBencode(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := bencode.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
