@@ -324,7 +324,7 @@ func (g *Gateway) listTorrents(c echo.Context) error {
 		out = append(out, g.view(e, base))
 	}
 	if g.cluster != nil {
-		out = g.cluster.listAll(c, out)
+		out = gatherLists(g.cluster, c, "/api/torrents", out)
 	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/swarmgate/swarmgate/cluster"
+	"github.com/swarmgate/swarmgate/live"
 	"github.com/swarmgate/swarmgate/registry"
 	"github.com/swarmgate/swarmgate/signaling"
 )
@@ -55,6 +57,7 @@ type clusterPart struct {
 	handoffs map[metainfo.Hash]bool            // removed here because their home moved: no tombstone
 	wake     chan struct{}                     // a rehome is due
 	client   *http.Client                      // for GET /api/torrents across nodes
+	relayed  map[live.StreamID]bool            // live streams this node follows by --relay
 }
 
 // startCluster joins the cluster the config describes, if any, before the tracker exists (the
@@ -69,8 +72,15 @@ func (g *Gateway) startCluster() error {
 	if err != nil {
 		return &FieldError{Field: "Cluster", Err: err}
 	}
+	relayed := map[live.StreamID]bool{}
+	for _, raw := range g.cfg.Relays {
+		if _, id, err := live.ParseStreamURL(raw); err == nil {
+			relayed[id] = true
+		}
+	}
 	cp := &clusterPart{
 		g:        g,
+		relayed:  relayed,
 		node:     node,
 		members:  map[string]bool{},
 		proxies:  map[string]*httputil.ReverseProxy{},
@@ -310,6 +320,45 @@ func (cp *clusterPart) toHome(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// liveKey is a live stream's rendezvous key: its id hashed, apart from infohashes.
+func liveKey(id live.StreamID) [20]byte {
+	return sha1.Sum(append([]byte("swarmgate live stream "), id[:]...))
+}
+
+// toLiveHome is the middleware of the live routes: in a cluster, a live stream lives on one node,
+// its home by rendezvous over its id. The broadcaster's uploads, wherever they land, reach it
+// there, and so do players' reads, proxied like a torrent's; a stream this node relays by
+// --relay is served here. Alone, none.
+func (g *Gateway) toLiveHome() []echo.MiddlewareFunc {
+	if g.cluster == nil {
+		return nil
+	}
+	return []echo.MiddlewareFunc{g.cluster.toLiveHome}
+}
+
+func (cp *clusterPart) toLiveHome(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		raw := c.Param("stream")
+		if raw == "" {
+			raw, _, _ = strings.Cut(c.Param("*"), "/")
+		}
+		id, err := live.ParseStreamID(raw)
+		if err != nil || cp.relayed[id] || c.Request().Header.Get(forwardedHeader) != "" {
+			return next(c)
+		}
+		home := cp.node.Home(liveKey(id))
+		if home == cp.node.Self() {
+			return next(c)
+		}
+		m, ok := cp.node.Member(home)
+		if !ok || m.HTTPURL == "" {
+			return next(c)
+		}
+		cp.proxy(c, m)
+		return nil
+	}
+}
+
 // proxy sends c's request to member m and streams the answer back.
 func (cp *clusterPart) proxy(c echo.Context, m cluster.Member) {
 	cp.mu.Lock()
@@ -364,14 +413,15 @@ func (cp *clusterPart) proxyAdd(c echo.Context, ih metainfo.Hash, body []byte) b
 	return true
 }
 
-// listAll gathers GET /api/torrents from every member: each lists the torrents it holds.
-func (cp *clusterPart) listAll(c echo.Context, local []torrentView) []torrentView {
+// gatherLists adds to local what every other member answers to GET path (a JSON array of what
+// it holds itself: the forwarded header keeps it from gathering in turn). A member that does not
+// answer within 3 s is left out, with a warning.
+func gatherLists[T any](cp *clusterPart, c echo.Context, path string, local []T) []T {
 	if c.Request().Header.Get(forwardedHeader) != "" {
 		return local
 	}
-	type result struct{ views []torrentView }
 	var wg sync.WaitGroup
-	results := make(chan result, 8)
+	results := make(chan []T, 8)
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
 	defer cancel()
 	for _, m := range cp.node.Members() {
@@ -381,39 +431,45 @@ func (cp *clusterPart) listAll(c echo.Context, local []torrentView) []torrentVie
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			views, err := cp.fetchList(ctx, c, m)
-			if err != nil {
-				cp.g.log.Warn("cluster: a node's torrents are missing from the list", "member", m.Name, "err", err)
+			var list []T
+			if err := cp.fetchJSON(ctx, c, m, path, &list); err != nil {
+				cp.g.log.Warn("cluster: a node's part is missing from a list", "member", m.Name, "path", path, "err", err)
 				return
 			}
-			results <- result{views}
+			results <- list
 		}()
 	}
 	go func() { wg.Wait(); close(results) }()
 	out := local
-	for r := range results {
-		out = append(out, r.views...)
+	for list := range results {
+		out = append(out, list...)
 	}
 	return out
 }
 
-func (cp *clusterPart) fetchList(ctx context.Context, c echo.Context, m cluster.Member) ([]torrentView, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.HTTPURL+"/api/torrents", nil)
+// fetchJSON gets path from member m as c's viewer would (same host), marked as forwarded.
+func (cp *clusterPart) fetchJSON(ctx context.Context, c echo.Context, m cluster.Member, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.HTTPURL+path, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	req.Host = c.Request().Host
 	req.Header.Set(forwardedHeader, cp.node.Self())
 	resp, err := cp.client.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("status %s", resp.Status)
+		return fmt.Errorf("status %s", resp.Status)
 	}
-	var views []torrentView
-	return views, json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&views)
+	return json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(v)
+}
+
+// listLive answers GET /api/live in a cluster: every node's streams (each held by its home).
+func (g *Gateway) listLive(c echo.Context) error {
+	base := g.baseURL(c)
+	return c.JSON(http.StatusOK, gatherLists(g.cluster, c, "/api/live", g.live.Statuses(base)))
 }
 
 // clusterView is GET /api/cluster.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/swarmgate/swarmgate/cluster"
+	"github.com/swarmgate/swarmgate/live"
 
 	"github.com/swarmgate/swarmgate/internal/peertest"
 )
@@ -27,6 +29,12 @@ import (
 // and waits until each sees all.
 func startCluster(t *testing.T, names ...string) []*running {
 	t.Helper()
+	return startClusterWith(t, nil, names...)
+}
+
+// startClusterWith is startCluster with each node's config changed by change (nil: none).
+func startClusterWith(t *testing.T, change func(*Config), names ...string) []*running {
+	t.Helper()
 	routes := peertest.FreeLoopbackAddrs(t, len(names))
 	var nodes []*running
 	for i, name := range names {
@@ -34,6 +42,9 @@ func startCluster(t *testing.T, names ...string) []*running {
 			c.NodeName, c.ClusterListen, c.ClusterRoutes, c.ClusterSecret = name, routes[i], routes, "test-secret"
 			// uTP dials outlive Client.Close, and a node that stops leaves dials to it behind.
 			c.tuneTorrent = func(tc *torrent.ClientConfig) { tc.DisableUTP = true }
+			if change != nil {
+				change(c)
+			}
 		}))
 	}
 	for _, r := range nodes {
@@ -288,4 +299,49 @@ func mustBencode(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestClusterLiveStream: a live stream lives on its home node. The broadcaster's uploads, made
+// to the other node, reach it there; the other node plays it (playlist and segments, proxied)
+// and lists it once.
+func TestClusterLiveStream(t *testing.T) {
+	nodes := startClusterWith(t, func(c *Config) { c.IngestToken = testIngestToken }, "n1", "n2")
+	// A stream whose home is n2; the broadcaster talks to n1.
+	var priv ed25519.PrivateKey
+	var id live.StreamID
+	for {
+		priv = mustKey(t)
+		if id = live.StreamIDOfKey(priv); nodes[0].g.cluster.node.Home(liveKey(id)) == "n2" {
+			break
+		}
+	}
+	t0 := time.Now().Add(-time.Minute)
+	init := []byte("init segment")
+	if res := putSegment(t, nodes[0], id, signSeg(t, priv, live.KindInit, 0, t0, init), init, nil); res.status != http.StatusCreated {
+		t.Fatalf("init through n1: %d %s", res.status, res.body)
+	}
+	media := []byte("media segment 0")
+	if res := putSegment(t, nodes[0], id, signSeg(t, priv, live.KindMedia, 0, t0, media), media, nil); res.status != http.StatusCreated {
+		t.Fatalf("media through n1: %d %s", res.status, res.body)
+	}
+	if _, ok := nodes[1].g.live.Status(id, ""); !ok {
+		t.Fatal("the stream is not on its home n2")
+	}
+	if _, ok := nodes[0].g.live.Status(id, ""); ok {
+		t.Fatal("n1 took the stream in itself")
+	}
+	pl := nodes[0].get(t, "/live/"+id.String()+"/index.m3u8", nil)
+	if pl.status != http.StatusOK || !strings.Contains(string(pl.body), "\n0.m4s") {
+		t.Fatalf("playlist through n1: %d\n%s", pl.status, pl.body)
+	}
+	if seg := nodes[0].get(t, "/live/"+id.String()+"/0.m4s", nil); seg.status != http.StatusOK || !bytes.Equal(seg.body, media) {
+		t.Fatalf("segment through n1: %d %q", seg.status, seg.body)
+	}
+	for _, r := range nodes {
+		var list []live.StreamStatus
+		res := r.get(t, "/api/live", nil)
+		if err := json.Unmarshal(res.body, &list); err != nil || len(list) != 1 || list[0].Stream != id {
+			t.Errorf("%s lists %s (%v)", r.g.cluster.node.Self(), res.body, err)
+		}
+	}
 }

@@ -119,12 +119,18 @@ func (g *Gateway) liveRoutes(e *echo.Echo) {
 		}
 	}
 	read := []string{http.MethodGet, http.MethodHead}
-	e.Match(read, "/live/:stream", page("live.html"))
-	e.Match(read, "/live/:stream/", page("live.html"))
-	e.Match(read, "/live/:stream/"+liveEmbedPath, page("live-embed.html"))
-	e.Match([]string{http.MethodGet, http.MethodHead, http.MethodPut}, "/live/*", origin)
-	e.Match(read, "/api/live", origin)
-	e.Match(read, "/api/live/:stream", origin)
+	// In a cluster, a stream's home serves it (uploads and reads alike).
+	toHome := g.toLiveHome()
+	e.Match(read, "/live/:stream", page("live.html"), toHome...)
+	e.Match(read, "/live/:stream/", page("live.html"), toHome...)
+	e.Match(read, "/live/:stream/"+liveEmbedPath, page("live-embed.html"), toHome...)
+	e.Match([]string{http.MethodGet, http.MethodHead, http.MethodPut}, "/live/*", origin, toHome...)
+	if g.cluster != nil {
+		e.Match(read, "/api/live", g.listLive)
+	} else {
+		e.Match(read, "/api/live", origin)
+	}
+	e.Match(read, "/api/live/:stream", origin, toHome...)
 }
 
 var (
