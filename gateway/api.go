@@ -595,6 +595,9 @@ func (g *Gateway) browserMetainfo(e *registry.Entry, base string) metainfo.MetaI
 	}
 	mi.Announce = ws
 	mi.AnnounceList = list
+	// anacrolix stamps the time of the call: the torrent's own add time keeps the file the same
+	// from one request to the next (the pages' boot data and /metainfo match, caches work).
+	mi.CreationDate = e.Added().Unix()
 	mi.UrlList = []string{base + "/webseed/" + ih + "/"}
 	return mi
 }
