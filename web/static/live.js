@@ -93,8 +93,12 @@ async function watchStatus () {
   if (st.state === 'ended') {
     // The broadcaster ended it (the playlist has EXT-X-ENDLIST: the player plays to the end and
     // stops), or it sent nothing for the whole window.
-    if (sg.state !== 'ended') say('The broadcast has ended.')
+    if (sg.state !== 'ended') {
+      say('The broadcast has ended.')
+      finishFromGateway()
+    }
     sg.state = 'ended'
+    unstickAtEnd()
   } else if (st.state === 'stalled') {
     sg.state = 'stalled'
     say('Stream stalled: no new segment from the broadcaster for a while. Waiting for it to come back…')
@@ -106,6 +110,32 @@ async function watchStatus () {
     sg.state = 'loading'
     say('The stream is back.')
   }
+}
+
+// After the end no segment is new: what is left to play is on the gateway, and waiting for
+// peers to offer it only risks a stall before the last segment. P2P stops; the segments that are
+// left come over HTTP.
+function finishFromGateway () {
+  const e = window.swarmgateHls && window.swarmgateHls.p2pEngine
+  if (e && e.applyDynamicConfig) e.applyDynamicConfig({ core: { isP2PDisabled: true } })
+}
+
+// unstickAtEnd restarts loading when an ended broadcast's video has stood still short of its end
+// for two status polls: seen under load, hls.js waiting for a fragment that never came.
+let endWatch = { at: -1, polls: 0 }
+function unstickAtEnd () {
+  const video = $('player')
+  const hls = window.swarmgateHls
+  if (!video || !hls || video.ended || video.paused) return
+  if (video.currentTime !== endWatch.at) {
+    endWatch = { at: video.currentTime, polls: 0 }
+    return
+  }
+  if (++endWatch.polls < 2) return
+  console.warn('live: playback stood still at ' + video.currentTime.toFixed(2) + ' s after the end; loading again')
+  endWatch.polls = 0
+  hls.stopLoad()
+  hls.startLoad(video.currentTime)
 }
 
 async function start () {
