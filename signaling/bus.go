@@ -66,7 +66,7 @@ type remoteKey struct {
 }
 
 // forward hands a client message for a swarm owned by node to that node, and remembers the node
-// so that it hears when the socket closes. Only the socket's reader calls it.
+// so that it hears when the socket closes. The socket's reader calls it, and OwnersChanged.
 func (s *Server) forward(c *conn, node string, data []byte) {
 	c.mu.Lock()
 	if !slices.Contains(c.forwardedTo, node) {
@@ -134,12 +134,21 @@ func (s *Server) NodeGone(node string) {
 // dropRemote forgets a socket of another node and every peer it announced here. Caller holds s.mu.
 func (s *Server) dropRemote(c *conn) {
 	delete(s.remotes, c.origin)
-	c.closed = true
+	c.mu.Lock()
+	c.closed = true // what an offer handler still sends it goes nowhere
+	c.mu.Unlock()
 	s.unbindAll(c)
 }
 
 // sendRemote sends msg to a socket of another node through the bus and recycles it.
 func (c *conn) sendRemote(msg []byte) bool {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		recycleMsg(msg)
+		return false
+	}
 	c.s.cfg.Bus.Send(c.origin.node, BusMessage{Kind: BusToSocket, From: c.s.cfg.Bus.Self(), Socket: c.origin.socket, Data: msg})
 	recycleMsg(msg)
 	return true

@@ -2,6 +2,7 @@ package signaling
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -31,10 +32,13 @@ type Server struct {
 	wg        sync.WaitGroup // socket readers and writers, janitor, pinger, local offer handlers
 	closeOnce sync.Once
 
-	mu          sync.Mutex
-	closed      bool
-	conns       map[uint64]*conn    // this node's sockets, by id
-	nextConn    uint64              // the last socket id given
+	mu     sync.Mutex
+	closed bool
+	conns  map[uint64]*conn // this node's sockets, by id
+	// nextConn is the last socket id given. It starts at random: another node's tracker keeps
+	// this node's sockets by id, and ids that start over after a quick restart would name sockets
+	// it still remembers.
+	nextConn    uint64
 	remotes     map[remoteKey]*conn // sockets of other nodes that sent messages here (Bus)
 	perIP       map[string]int      // open sockets by client IP, for MaxSocketsPerIP
 	swarms      map[ID]*swarm
@@ -83,6 +87,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		swarms:      make(map[ID]*swarm),
 		localOffers: make(map[localOfferKey]*localOffer),
 	}
+	first := randomID()
+	s.nextConn = binary.BigEndian.Uint64(first[:8]) >> 1 // room for 2^63 sockets before wrapping
 	checkOrigin := cfg.CheckOrigin
 	if checkOrigin == nil {
 		// Browsers on any page may use a public tracker; gorilla's default would demand same origin.
