@@ -18,6 +18,11 @@
 // makes its own (SendOffer) to peers it picks from SwarmPeers or hears of
 // through PeerWatcher, by what they announced (left, uploaded, downloaded).
 // Which peers are worth an offer is the LocalPeer's business, not the room's.
+// Several gateways' trackers act as one through a Bus (bus.go): each swarm lives on one node,
+// its owner, and a socket's messages for a swarm owned elsewhere are served there, with the
+// replies carried back to the socket. The server knows nothing of how the bus carries them
+// (package cluster does it over NATS); without a Bus every swarm is local.
+//
 // The peer's side of the protocol lives elsewhere (internal/trackerclient,
 // for tests): the gateway never dials a tracker.
 package signaling
