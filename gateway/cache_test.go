@@ -89,8 +89,12 @@ func checkUnderCap(t *testing.T, r *running, when string) {
 	t.Helper()
 	dir := filepath.Join(r.g.cfg.DataDir, torrentsDir)
 	st := r.g.cache.Stats()
-	if got := disktest.Allocated(t, dir); got > st.Capacity {
-		t.Fatalf("%s: %s holds %d bytes on disk, cap %d", when, dir, got, st.Capacity)
+	// The file system's own blocks count too: a file whose data lies in more pieces (extents)
+	// than its inode holds gets an extent tree block (ext4: past 4 extents), which pieces
+	// written out of order cause. One such block per file is the file system's, not the cache's.
+	slack := 4096 * int64(disktest.Files(t, dir))
+	if got := disktest.Allocated(t, dir); got > st.Capacity+slack {
+		t.Fatalf("%s: %s holds %d bytes on disk, cap %d (+%d for the file system's extent blocks)", when, dir, got, st.Capacity, slack)
 	}
 	if st.Used > st.Capacity {
 		t.Fatalf("%s: cache counts %d bytes, cap %d", when, st.Used, st.Capacity)

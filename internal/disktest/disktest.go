@@ -33,3 +33,19 @@ func Allocated(tb testing.TB, dir string) int64 {
 	}
 	return n
 }
+
+// Files counts the regular files under dir.
+func Files(tb testing.TB, dir string) int {
+	tb.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			n++
+		}
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
