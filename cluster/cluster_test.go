@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/goleak"
 
 	"github.com/swarmgate/swarmgate/internal/peertest"
@@ -360,4 +361,44 @@ func mustHex(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestExistingNATS: nodes join through an existing NATS server (--cluster-nats) with its user
+// and password in the URL, and a wrong password is refused with an error naming the server
+// without the password.
+func TestExistingNATS(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, Username: "sg", Password: "pw", NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("test NATS not ready")
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	addr := srv.Addr().String()
+	start := func(name, url string) (*Node, error) {
+		cfg := DefaultConfig()
+		cfg.Name, cfg.NATSURL, cfg.Log = name, url, testLog()
+		cfg.Heartbeat, cfg.Timeout = 100*time.Millisecond, 500*time.Millisecond
+		n, err := Start(cfg)
+		if err == nil {
+			t.Cleanup(func() { _ = n.Close() })
+			n.Join()
+		}
+		return n, err
+	}
+	a, err := start("a", "nats://sg:pw@"+addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := start("b", "nats://sg:pw@"+addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitMembers(t, "a,b", a, b)
+	_, err = start("c", "nats://sg:wrong@"+addr)
+	if err == nil || strings.Contains(err.Error(), "wrong") || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("wrong password: %v (want an error naming the server, not the password)", err)
+	}
 }
