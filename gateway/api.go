@@ -55,7 +55,7 @@ func (g *Gateway) routes() *echo.Echo {
 	e.HEAD("/stream/:ih/:file", g.stream, toHome...)
 	e.GET("/webseed/:ih/*", g.webseed, toHome...)
 	e.HEAD("/webseed/:ih/*", g.webseed, toHome...)
-	e.GET("/playlist/:name", g.playlist)
+	e.GET("/playlist/:name", g.playlist, g.toPlaylistHome()...)
 	e.GET("/hls/:ih/:file/:variant/:name", g.hls, toHome...)
 	g.liveRoutes(e)
 	g.pageRoutes(e)

@@ -300,6 +300,44 @@ func (g *Gateway) toHome() []echo.MiddlewareFunc {
 	return []echo.MiddlewareFunc{g.cluster.toHome}
 }
 
+// toPlaylistHome is toHome for /playlist/<infohash>.m3u.
+func (g *Gateway) toPlaylistHome() []echo.MiddlewareFunc {
+	if g.cluster == nil {
+		return nil
+	}
+	return []echo.MiddlewareFunc{func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			name, _ := strings.CutSuffix(c.Param("name"), ".m3u")
+			ih, err := parseInfoHash(name)
+			if err != nil {
+				return next(c) // all.m3u (gathered by the handler), or the handler's error
+			}
+			return g.cluster.serveAtHome(c, ih, next)
+		}
+	}}
+}
+
+// otherPlaylists appends the other members' all-torrents playlists (their entries, without the
+// #EXTM3U header) to b; a member that does not answer is left out, with a warning.
+func (cp *clusterPart) otherPlaylists(c echo.Context, b *strings.Builder) {
+	if c.Request().Header.Get(forwardedHeader) != "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
+	defer cancel()
+	for _, m := range cp.node.Members() {
+		if m.Name == cp.node.Self() || m.HTTPURL == "" {
+			continue
+		}
+		body, err := cp.fetch(ctx, c, m, "/playlist/"+allPlaylist+".m3u")
+		if err != nil {
+			cp.g.log.Warn("cluster: a node's part is missing from a list", "member", m.Name, "path", "/playlist", "err", err)
+			continue
+		}
+		b.WriteString(strings.TrimPrefix(string(body), "#EXTM3U\n"))
+	}
+}
+
 // toHome proxies a request for a torrent (:ih) homed on another node there.
 func (cp *clusterPart) toHome(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -307,17 +345,23 @@ func (cp *clusterPart) toHome(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return next(c) // the handler says what is wrong
 		}
-		if _, held := cp.g.torrents.Get(ih); held {
-			if _, shared := cp.node.Torrent(ih.HexString()); !shared {
-				return next(c) // this node's own (the demo): not in the catalog, served here
-			}
-		}
-		if m, ok := cp.homeElsewhere(c, ih); ok {
-			cp.proxy(c, m)
-			return nil
-		}
-		return next(c)
+		return cp.serveAtHome(c, ih, next)
 	}
+}
+
+// serveAtHome serves c with next when this node is ih's home (or holds it outside the catalog),
+// and proxies it to the home otherwise.
+func (cp *clusterPart) serveAtHome(c echo.Context, ih metainfo.Hash, next echo.HandlerFunc) error {
+	if _, held := cp.g.torrents.Get(ih); held {
+		if _, shared := cp.node.Torrent(ih.HexString()); !shared {
+			return next(c) // this node's own (the demo): not in the catalog, served here
+		}
+	}
+	if m, ok := cp.homeElsewhere(c, ih); ok {
+		cp.proxy(c, m)
+		return nil
+	}
+	return next(c)
 }
 
 // liveKey is a live stream's rendezvous key: its id hashed, apart from infohashes.
@@ -447,23 +491,32 @@ func gatherLists[T any](cp *clusterPart, c echo.Context, path string, local []T)
 	return out
 }
 
-// fetchJSON gets path from member m as c's viewer would (same host), marked as forwarded.
-func (cp *clusterPart) fetchJSON(ctx context.Context, c echo.Context, m cluster.Member, path string, v any) error {
+// fetch gets path from member m as c's viewer would (same host), marked as forwarded.
+func (cp *clusterPart) fetch(ctx context.Context, c echo.Context, m cluster.Member, path string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.HTTPURL+path, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Host = c.Request().Host
 	req.Header.Set(forwardedHeader, cp.node.Self())
 	resp, err := cp.client.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %s", resp.Status)
+		return nil, fmt.Errorf("status %s", resp.Status)
 	}
-	return json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(v)
+	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+}
+
+// fetchJSON is fetch of a JSON answer into v.
+func (cp *clusterPart) fetchJSON(ctx context.Context, c echo.Context, m cluster.Member, path string, v any) error {
+	body, err := cp.fetch(ctx, c, m, path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(body, v)
 }
 
 // listLive answers GET /api/live in a cluster: every node's streams (each held by its home).

@@ -82,7 +82,7 @@ func holders(nodes []*running, ih torrent.InfoHash) (out []*running) {
 // becomes home, fetches it from the seeder, and every node streams it again.
 func TestClusterOfThree(t *testing.T) {
 	nodes := startCluster(t, "n1", "n2", "n3")
-	seeder, err := peertest.NewSeeder(t.TempDir(), "film.bin", 3<<20, 64<<10, testLogger(t))
+	seeder, err := peertest.NewSeeder(t.TempDir(), "film.mp4", 3<<20, 64<<10, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,14 @@ func checkClusterServes(t *testing.T, r *running, seeder *peertest.Seeder) {
 	if n != 1 {
 		t.Errorf("%s lists the torrent %d times: %s", name, n, res.body)
 	}
-	res = r.get(t, "/stream/"+seeder.Torrent.InfoHash().HexString()+"/0", nil)
+	ih := seeder.Torrent.InfoHash().HexString()
+	for _, pl := range []string{"/playlist/" + ih + ".m3u", "/playlist/all.m3u"} {
+		res := r.get(t, pl, nil)
+		if n := strings.Count(string(res.body), "/stream/"+ih+"/0\n"); res.status != http.StatusOK || n != 1 || !strings.HasPrefix(string(res.body), "#EXTM3U\n") {
+			t.Errorf("%s: %s lists the file %d times (%d):\n%s", name, pl, n, res.status, res.body)
+		}
+	}
+	res = r.get(t, "/stream/"+ih+"/0", nil)
 	if res.status != http.StatusOK || sha256.Sum256(res.body) != seeder.SHA256 {
 		t.Fatalf("%s: stream %d, %d bytes, digest right %v", name, res.status, len(res.body), sha256.Sum256(res.body) == seeder.SHA256)
 	}

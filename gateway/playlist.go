@@ -41,6 +41,9 @@ func (g *Gateway) playlist(c echo.Context) error {
 				writeM3UEntries(&b, base, e.Torrent(), true)
 			}
 		}
+		if g.cluster != nil {
+			g.cluster.otherPlaylists(c, &b)
+		}
 	} else {
 		e, err := g.lookup(name)
 		if err != nil {
