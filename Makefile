@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/swarmgate/swarmgate/cli.Version=$(VERSION)
 
-.PHONY: web build run test fuzz bench bench-tracker demo-media clean
+.PHONY: web build run test fuzz bench bench-tracker bench-cluster demo-media clean
 
 # The browser pages' dependencies, at the versions package-lock.json pins: webtorrent's prebuilt
 # browser files are copied into web/static/vendor, and the live page's bundle of hls.js and
@@ -49,6 +49,11 @@ bench:
 # web/node_modules: run `make web` once first.
 bench-tracker:
 	$(GO) run ./bench/tracker
+
+# What the cluster costs the tracker: alone, three nodes with the sockets on their swarms' home,
+# and across nodes (each node a child process with its embedded NATS), side by side.
+bench-cluster:
+	$(GO) run ./bench/tracker -cluster -rounds 3
 
 demo-media:
 	scripts/make-demo-media.sh

@@ -68,7 +68,7 @@ func joinAll(nodes ...*Node) {
 	}
 }
 
-func startNode(t *testing.T, name, listen string, routes []string, secret string) *Node {
+func startNode(t testing.TB, name, listen string, routes []string, secret string) *Node {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Name, cfg.Listen, cfg.Routes, cfg.Secret = name, listen, routes, secret
@@ -300,13 +300,14 @@ func TestConfigValidate(t *testing.T) {
 
 func TestBusFrames(t *testing.T) {
 	m := signaling.BusMessage{Kind: signaling.BusToSocket, From: "node-1", Socket: 1 << 40, IP: "::1", Data: []byte(`{"x":1}`)}
-	got, err := decodeBusMessage(encodeBusMessage(m))
+	str := func(b []byte) string { return string(b) }
+	got, err := decodeBusMessage(appendBusMessage(nil, m), str)
 	if err != nil || got.Kind != m.Kind || got.From != m.From || got.Socket != m.Socket || got.IP != m.IP || string(got.Data) != string(m.Data) {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
-	frame := encodeBusMessage(m)
+	frame := appendBusMessage([]byte("prefix"), m)[len("prefix"):]
 	for i := range len(frame) - 1 {
-		if _, err := decodeBusMessage(frame[:i]); err == nil {
+		if _, err := decodeBusMessage(frame[:i], str); err == nil {
 			t.Fatalf("a frame cut at %d decoded", i)
 		}
 	}

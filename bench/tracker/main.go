@@ -16,6 +16,13 @@
 // started with -serve; bittorrent-tracker's is bench/tracker/bittorrent-tracker.mjs (embedded).
 // -baseline runs another build of this command's tracker as well, for a before/after in one run.
 // Figures and how to read them: docs/bench.md, "Benchmark: tracker capacity".
+//
+// With -cluster it measures instead what a cluster costs (issue 13): one tracker alone, three
+// nodes with the sockets on their swarms' home, and three nodes with the sockets away from it,
+// side by side: announces/s and offer→answer latency (cluster.go; docs/bench.md, "Benchmark:
+// cluster cost").
+//
+//	go run ./bench/tracker -cluster [-sockets 2000] [-announcers 100] [-offers 2] [-duration 10s] [-paced-rate 200] [-paced-duration 5s] [-rounds 1]
 package main
 
 import (
@@ -62,7 +69,7 @@ func main() {
 	flag.IntVar(&st.sockets, "sockets", 5000, "websockets open to the tracker, each a peer of one swarm")
 	flag.IntVar(&st.announcers, "announcers", 200, "of them, how many announce again and again during the load")
 	flag.IntVar(&st.offers, "offers", 2, "offers in each of those announces")
-	flag.IntVar(&st.swarms, "swarms", 50, "swarms the sockets are spread over (bittorrent-tracker keeps at most 1000 peers per swarm)")
+	flag.IntVar(&st.swarms, "swarms", 50, "swarms the sockets are spread over (bittorrent-tracker keeps at most 1000 peers per swarm; with -cluster, one per announcer)")
 	flag.DurationVar(&st.duration, "duration", 10*time.Second, "how long the announcers announce")
 	flag.IntVar(&st.sdpBytes, "sdp-bytes", 600, "size of each offer's SDP")
 	rounds := flag.Int("rounds", 1, "rounds of every tracker, the order reversed every other round; the report gives the median")
@@ -72,18 +79,30 @@ func main() {
 	nodePkg := flag.String("node-pkg", "web/node_modules/bittorrent-tracker", "bittorrent-tracker package directory (`make web` installs it)")
 	out := flag.String("out", "", "write the report here (default stdout)")
 	serve := flag.Bool("serve", false, "internal: be the child process that runs swarmgate's tracker")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of swarmgate's tracker process (whole run) here")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of swarmgate's tracker process (whole run) here; with -cluster one per tracker process, here.<scenario>.<node>")
 	memprofile := flag.String("memprofile", "", "write a heap profile of swarmgate's tracker process, taken with every socket open, here")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up (exit 1) after this long")
 	clientProfile := flag.String("client-cpuprofile", "", "write a CPU profile of this process (the clients) here")
+	clusterMode := flag.Bool("cluster", false, "measure what the cluster costs instead: one tracker alone, a 3-node cluster with sockets on their swarms' home, and across nodes (see cluster.go)")
+	var cs clusterSettings
+	flag.Float64Var(&cs.pacedRate, "paced-rate", 200, "-cluster: announces per second (all offerers together) of the paced phase, which measures latency without queueing")
+	flag.DurationVar(&cs.pacedDuration, "paced-duration", 5*time.Second, "-cluster: how long the paced phase lasts")
+	flag.StringVar(&cs.scenarios, "scenarios", "alone,same-node,across-nodes", "-cluster: scenarios to run")
+	var nf nodeFlags
+	flag.StringVar(&nf.name, "node-name", "", "internal, with -serve: be this node of a cluster")
+	flag.StringVar(&nf.listen, "cluster-listen", "", "internal, with -serve: the embedded NATS's route address")
+	flag.StringVar(&nf.routes, "cluster-routes", "", "internal, with -serve: every node's route address, comma-separated")
 	flag.Parse()
 
 	if *serve {
-		if err := serveOurs(*cpuprofile, *memprofile); err != nil {
+		if err := serveOurs(*cpuprofile, *memprofile, nf); err != nil {
 			fmt.Fprintln(os.Stderr, "bench/tracker -serve:", err)
 			os.Exit(1)
 		}
 		return
+	}
+	if *clusterMode {
+		clusterDefaults(&st)
 	}
 	if st.sockets < 10 || st.announcers < 1 || st.announcers > st.sockets || st.swarms < 1 || st.offers < 0 || *rounds < 1 {
 		fmt.Fprintln(os.Stderr, "bench/tracker: need -sockets ≥ 10, 1 ≤ -announcers ≤ -sockets, -swarms ≥ 1, -offers ≥ 0, -rounds ≥ 1")
@@ -122,6 +141,15 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench/tracker:", err)
 		os.Exit(1)
+	}
+	if *clusterMode {
+		cs.cpuprofile = *cpuprofile
+		if err := runCluster(self, st, cs, *rounds, nofile, *out); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/tracker -cluster:", err)
+			pprof.StopCPUProfile()
+			os.Exit(1)
+		}
+		return
 	}
 	var kinds []trackerKind
 	if *baseline != "" {
@@ -228,7 +256,8 @@ func raiseFileLimit() (uint64, error) {
 
 // serveOurs is the child: signaling.DefaultConfig (no per-IP or offer-rate limit, as
 // bittorrent-tracker has none) on a loopback port, answering "mem" on stdin like the node runner.
-func serveOurs(cpuprofile, memprofile string) error {
+// With nf.name it is a node of a cluster (see serveNode) and answers more commands.
+func serveOurs(cpuprofile, memprofile string, nf nodeFlags) error {
 	if cpuprofile != "" {
 		f, err := os.Create(cpuprofile)
 		if err != nil {
@@ -241,9 +270,22 @@ func serveOurs(cpuprofile, memprofile string) error {
 		defer pprof.StopCPUProfile()
 	}
 	mems := 0
-	s, err := signaling.New(signaling.DefaultConfig(), nil)
+	cfg := signaling.DefaultConfig()
+	var nd *benchNode
+	if nf.name != "" {
+		var err error
+		if nd, err = startBenchNode(nf); err != nil {
+			return err
+		}
+		defer nd.close()
+		cfg.Bus = nd.bus
+	}
+	s, err := signaling.New(cfg, nil)
 	if err != nil {
 		return err
+	}
+	if nd != nil {
+		nd.join(s)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -267,7 +309,13 @@ func serveOurs(cpuprofile, memprofile string) error {
 				}
 			}
 			fmt.Printf(`{"heap":%d,"other":%d,"goroutines":%d}`+"\n", m.HeapAlloc, m.StackInuse, runtime.NumGoroutine())
+		case "stats":
+			b, _ := json.Marshal(s.Stats())
+			fmt.Printf("%s\n", b)
 		default:
+			if nd != nil && nd.command(in.Text()) {
+				continue
+			}
 			fmt.Printf(`{"error":"unknown command"}` + "\n")
 		}
 	}
