@@ -94,6 +94,13 @@ func (n *Node) mergeTorrents(ts []Torrent) bool {
 			continue
 		}
 		n.catalog[t.InfoHash] = t
+		var key [20]byte
+		_, _ = hex.Decode(key[:], []byte(t.InfoHash))
+		if t.Pinned != "" && !t.Removed {
+			n.pins[key] = t.Pinned
+		} else {
+			delete(n.pins, key)
+		}
 		changed = append(changed, t)
 	}
 	watchers := slices.Clone(n.torrentWatchers)
@@ -144,20 +151,22 @@ func (n *Node) pruneTombstones(now time.Time) {
 	defer n.mu.Unlock()
 	for ih, t := range n.catalog {
 		if t.Removed && now.Sub(time.Unix(0, t.Version)) > tombstoneTTL {
-			delete(n.catalog, ih)
+			delete(n.catalog, ih) // a removal left no pin behind (mergeTorrents)
 		}
 	}
 }
 
-// pinnedHome is the live node a pinned torrent's data is on, if any. Caller holds n.mu.
+// pinnedHomeLocked is the live node a pinned torrent's data is on, if any. It is on the path of
+// every tracker message (Home), so pins have a map of their own, by binary infohash. Caller
+// holds n.mu.
 func (n *Node) pinnedHomeLocked(key [20]byte) (string, bool) {
-	t, ok := n.catalog[hex.EncodeToString(key[:])]
-	if !ok || t.Removed || t.Pinned == "" {
+	pinned, ok := n.pins[key]
+	if !ok {
 		return "", false
 	}
-	if t.Pinned == n.cfg.Name {
-		return t.Pinned, true
+	if pinned == n.cfg.Name {
+		return pinned, true
 	}
-	_, live := n.members[t.Pinned]
-	return t.Pinned, live
+	_, live := n.members[pinned]
+	return pinned, live
 }

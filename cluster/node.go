@@ -62,7 +62,8 @@ type Node struct {
 	watchers     []func()
 	socketsPerIP func() map[string]int
 
-	catalog         map[string]Torrent // by hex infohash; see catalog.go
+	catalog         map[string]Torrent  // by hex infohash; see catalog.go
+	pins            map[[20]byte]string // the catalog's pinned torrents' nodes
 	torrentWatchers []func(Torrent)
 
 	joinOnce sync.Once
@@ -89,6 +90,7 @@ func Start(cfg Config) (*Node, error) {
 		started:  time.Now(),
 		members:  make(map[string]*member),
 		catalog:  make(map[string]Torrent),
+		pins:     make(map[[20]byte]string),
 		names:    []string{cfg.Name},
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),

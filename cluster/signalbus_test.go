@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmgate/swarmgate/signaling"
-
 	"github.com/swarmgate/swarmgate/internal/peertest"
+	"github.com/swarmgate/swarmgate/signaling"
 )
 
 // startBusPair starts two routed nodes, a and b, and a bus on each; b's hands what it gets to
