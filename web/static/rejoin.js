@@ -6,9 +6,12 @@
 // lone gateway restarts, a page so keeps its WebRTC wires but meets no new peer, and the gateway
 // cannot offer to it, for minutes; after a restart it has no wire at all (its webseed closed once
 // the gateway's wire was up). Here a tracker reopens its socket after rejoinDelay instead: 1–3 s
-// after a drop, doubling with each failure in a row up to 15–30 s, at a random point of each window
-// so that an audience dropped at once comes back spread over it rather than in lockstep. The URL
-// stays the same: behind a load balancer, that reaches a live node.
+// after a drop, the window growing by half with each failure in a row up to 15–30 s, at a random
+// point of each window so that an audience dropped at once comes back spread over it rather than
+// in lockstep. The URL stays the same: behind a load balancer, that reaches a live node. The
+// growth is gentle because a gateway restarting gracefully is away for its drain (up to 10 s):
+// its pages then try at about 2, 5, 9 and 15 s, and none waits more than one window (at most
+// ~15 s, usually a few) after it is back; doubling would leave some waiting 24 s.
 //
 // The hook is the library's own decision point. Every drop (the socket's close or error) calls
 // the tracker's _startReconnectTimer, whose timer reopens the socket (_openSocket, through the
@@ -18,17 +21,19 @@
 // (webtorrent.min.js, live.min.js, web/node_modules for node's tests) have the same code there.
 // Pure enough for node's test runner: nothing here touches the DOM.
 
-// The first window after a drop, the cap of the windows, and how long after a drop the next one
-// counts as a new incident (backoff starts over) rather than one more failure in a row.
+// The first window after a drop, how much each failure in a row widens it, the cap of the
+// windows, and how long after a drop the next one counts as a new incident (backoff starts over)
+// rather than one more failure in a row.
 export const REJOIN_FIRST_MS = [1000, 3000]
+export const REJOIN_GROWTH = 1.5
 export const REJOIN_CAP_MS = [15_000, 30_000]
 export const REJOIN_STABLE_MS = 60_000
 
 // rejoinDelay is how long to wait before reopening the socket after the attempt-th drop in a row
-// (0: the first): a random point (random() in [0, 1)) of the window [1 s, 3 s]·2^attempt, the
+// (0: the first): a random point (random() in [0, 1)) of the window [1 s, 3 s]·1.5^attempt, the
 // window's ends capped at 15 s and 30 s.
 export function rejoinDelay (attempt, random = Math.random) {
-  const grow = 2 ** Math.min(Math.max(0, Math.floor(attempt) || 0), 16)
+  const grow = REJOIN_GROWTH ** Math.min(Math.max(0, Math.floor(attempt) || 0), 32)
   const lo = Math.min(REJOIN_FIRST_MS[0] * grow, REJOIN_CAP_MS[0])
   const hi = Math.min(REJOIN_FIRST_MS[1] * grow, REJOIN_CAP_MS[1])
   return Math.round(lo + Math.min(Math.max(random(), 0), 1) * (hi - lo))

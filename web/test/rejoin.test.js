@@ -11,14 +11,15 @@ import {
   rejoinDelay, rejoinSoon, torrentTrackers
 } from '../static/rejoin.js'
 
-test('rejoinDelay: 1–3 s after a first drop, the window doubling per failure in a row, capped at 15–30 s', () => {
-  const window = attempt => [rejoinDelay(attempt, () => 0), rejoinDelay(attempt, () => 0.999999)]
+test('rejoinDelay: 1–3 s after a first drop, the window growing by half per failure in a row, capped at 15–30 s', () => {
+  const window = attempt => [rejoinDelay(attempt, () => 0), rejoinDelay(attempt, () => 0.9999999)]
   assert.deepEqual(window(0), [1000, 3000])
-  assert.deepEqual(window(1), [2000, 6000])
-  assert.deepEqual(window(2), [4000, 12000])
-  assert.deepEqual(window(3), [8000, 24000])
-  assert.deepEqual(window(4), [15000, 30000])
-  assert.deepEqual(window(50), [REJOIN_CAP_MS[0], REJOIN_CAP_MS[1]])
+  assert.deepEqual(window(1), [1500, 4500])
+  assert.deepEqual(window(2), [2250, 6750])
+  assert.deepEqual(window(3), [3375, 10125])
+  assert.deepEqual(window(6), [11391, 30000]) // the upper end capped first
+  assert.deepEqual(window(7), [15000, 30000])
+  assert.deepEqual(window(1000), [REJOIN_CAP_MS[0], REJOIN_CAP_MS[1]])
   assert.equal(rejoinDelay(0, () => 0.5), 2000)
   // Nonsense attempts count as a first drop.
   assert.deepEqual(window(-3), REJOIN_FIRST_MS)
@@ -26,6 +27,23 @@ test('rejoinDelay: 1–3 s after a first drop, the window doubling per failure i
   for (let a = 1; a < 20; a++) {
     assert.ok(rejoinDelay(a, () => 0) >= rejoinDelay(a - 1, () => 0), `the window never shrinks (attempt ${a})`)
   }
+})
+
+test('rejoinDelay: a page that keeps failing while a gateway is away for its 10 s drain tries again soon after it is back', () => {
+  // Whatever the draws, the attempt that comes after the gateway is back was scheduled before,
+  // so the page waits at most that attempt's window.
+  for (const draw of [0, 0.5, 0.9999999]) {
+    let t = 0
+    let attempt = 0
+    while (t + rejoinDelay(attempt, () => draw) < 10_000) t += rejoinDelay(attempt++, () => draw)
+    const back = t + rejoinDelay(attempt, () => draw) - 10_000
+    assert.ok(back <= 15_200, `draw ${draw}: back ${back} ms after the gateway`)
+  }
+  // The worst case: every failure at the low end, then the high end once the gateway is back.
+  let t = 0
+  let attempt = 0
+  while (t + rejoinDelay(attempt, () => 0) < 10_000) t += rejoinDelay(attempt++, () => 0)
+  assert.ok(rejoinDelay(attempt, () => 0.9999999) - (10_000 - t) <= 15_200)
 })
 
 test('rejoinDelay spreads an audience dropped at once over the whole window', () => {
@@ -60,9 +78,9 @@ test('an unreachable tracker is tried a bounded number of times, never in a tigh
     t += rejoinDelay(last.attempt, () => 0)
     tries++
   }
-  // 1, 2, 4, 8 s, then every 15 s at the fastest: about 40 tries in 10 minutes.
-  assert.ok(tries <= 45, `${tries} tries in 10 minutes`)
-  assert.ok(last.attempt >= 4, 'the backoff held at its cap')
+  // 1, 1.5, 2.3, 3.4, 5.1, 7.6, 11.4 s, then every 15 s at the fastest: under 50 tries in 10 minutes.
+  assert.ok(tries <= 50, `${tries} tries in 10 minutes`)
+  assert.ok(last.attempt >= 7, 'the backoff held at its cap')
 })
 
 // A stand-in for bittorrent-tracker's WebSocketTracker: what rejoinSoon touches.
@@ -237,7 +255,7 @@ test('real client: a tracker down for a while (restart on the same port) is retr
   t.after(() => c.destroy())
   await until('the first announce', 3000, () => announcesOf(tr, IH1).length === 1)
   const schedule = []
-  // rejoinDelay scaled down 20×: 50–150 ms first, 100–300 ms, 200–600 ms…
+  // rejoinDelay scaled down 20×: 50–150 ms first, 75–225 ms, 113–338 ms…
   rejoinSoon(c._trackers[0], { delay: a => rejoinDelay(a) / 20, onSchedule: (ms, a) => schedule.push(a) })
   await tr.close()
   await sleep(700) // connection refused meanwhile, attempt after attempt
