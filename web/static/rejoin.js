@@ -4,8 +4,8 @@
 // p2p-media-loader's bundle) reopen a dropped socket only after 10 s plus a random 0–5 min,
 // doubling with each failure, and announce nothing meanwhile. When a node of a cluster dies, or a
 // lone gateway restarts, a page so keeps its WebRTC wires but meets no new peer, and the gateway
-// cannot offer to it, for minutes; after a restart it has no wire at all (its webseed closed once
-// the gateway's wire was up). Here a tracker reopens its socket after rejoinDelay instead: 1–3 s
+// cannot offer to it, for minutes; after a restart its wire to the gateway is gone too, and its
+// webseed was closed once that wire was up. Here a tracker reopens its socket after rejoinDelay instead: 1–3 s
 // after a drop, the window growing by half with each failure in a row up to 15–30 s, at a random
 // point of each window so that an audience dropped at once comes back spread over it rather than
 // in lockstep. The URL stays the same: behind a load balancer, that reaches a live node. The
