@@ -3,6 +3,7 @@
 // admin token when the gateway wants one: asked for on its first 401, kept in this browser.
 import { formatBytes, formatRate } from './format.js'
 import { addRequestFor, liveLine } from './add.js'
+import { rejoinTorrent } from './rejoin.js'
 
 const $ = id => document.getElementById(id)
 const list = $('torrents')
@@ -179,6 +180,9 @@ async function shareFile (file) {
     client.on('error', reject)
     client.seed(file, { announce: [config.tracker_url] }, resolve)
   })
+  // The gateway finds this page in its tracker's swarm: a dropped socket is reopened within
+  // seconds (rejoin.js), not webtorrent's 10 s to 5 min.
+  rejoinTorrent(torrent)
   $('share-status').textContent = `Seeding ${file.name} (${formatBytes(file.size)}); the gateway is fetching it…`
   const res = await authorized('/api/torrents', {
     method: 'POST',

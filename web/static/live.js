@@ -21,6 +21,7 @@ import { formatBytes } from './format.js'
 import { setupShare } from './share.js'
 import { startPlot } from './plot.js'
 import { createVerifier, signingBytes, streamKey } from './verify.js'
+import { rejoinHls } from './rejoin.js'
 
 const STATS_EVERY_MS = 250
 const STATUS_EVERY_MS = 3000
@@ -206,6 +207,9 @@ async function start () {
     }
   })
   window.swarmgateHls = hls
+  // A dropped tracker socket (its node died, the gateway restarted) is reopened within seconds,
+  // not after p2p-media-loader's 10 s to 5 min: meanwhile the viewer meets no new peer.
+  if (sg.p2p) rejoinHls(hls)
   if (!sg.p2p) hls.on(Hls.Events.FRAG_LOADED, (_, d) => { sg.stats.fromGateway += d.frag.stats.loaded })
   const video = $('player')
   hls.on(Hls.Events.ERROR, (_, d) => {

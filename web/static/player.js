@@ -39,6 +39,7 @@ import {
 export { isPlayable, isSubtitle, srtToVtt } from './playback.js'
 import { browserCaps, embeddedSubtitles, playPlan } from './playplan.js'
 import { HLSRefused, playHLS } from './vod.js'
+import { rejoinTorrent } from './rejoin.js'
 
 const VENDOR = '/static/vendor/webtorrent.min.js'
 const WORKER = '/sw.min.js'
@@ -479,6 +480,9 @@ async function startWebTorrent ({ config, numPieces, file, registration, vendorR
       const urls = webseedURLs(torrent.urlList, torrent.name, torrent.files?.length)
       if (urls !== torrent.urlList) torrent.urlList = urls
     })
+    // A dropped tracker socket (its node died, the gateway restarted) is reopened within
+    // seconds, not webtorrent's 10 s to 5 min: meanwhile the page meets no new peer.
+    rejoinTorrent(torrent)
     watchStats(torrent, (config.peer_id || '').toLowerCase())
     dropWebseedOnceGatewayWire(torrent, (config.peer_id || '').toLowerCase())
     await withTimeout(new Promise((resolve, reject) => {

@@ -9,6 +9,7 @@
 
 import { createVerifier } from './verify.js'
 import { swarmStats } from './playback.js'
+import { rejoinHls } from './rejoin.js'
 
 const VENDOR = '/static/vendor/live.min.js'
 const STATS_EVERY_MS = 250
@@ -85,6 +86,7 @@ export async function playHLS ({ sg, video, infohash, file, plan, config, p2p = 
   })
   window.swarmgateHls = hls
   window.swarmgateVerifier = verifier
+  if (p2p) rejoinHls(hls) // a dropped tracker socket is reopened within seconds
   if (!p2p) hls.on(Hls.Events.FRAG_LOADED, (_, d) => { from.gateway += d.frag.stats.loaded })
   let recoveries = 0
   hls.on(Hls.Events.ERROR, (_, d) => {
