@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -170,7 +171,10 @@ type clientConfig struct {
 	TrackerURL string      `json:"tracker_url"`
 	ICEServers []ICEServer `json:"ice_servers"`
 	// PeerID is the gateway's BitTorrent peer id (hex), so pages can tell its wire from browsers'.
-	PeerID string `json:"peer_id"`
+	// PeerIDPrefix (hex) starts every swarmgate gateway's peer id: a restarted gateway, or
+	// another node of a cluster, has another id but the same prefix.
+	PeerID       string `json:"peer_id"`
+	PeerIDPrefix string `json:"peer_id_prefix"`
 	// Transcode is what HLS the gateway makes for browsers that cannot play a file as it is:
 	// "on" (remux and transcode), "remux" or "off".
 	Transcode string `json:"transcode"`
@@ -185,7 +189,8 @@ func (g *Gateway) clientConfig(base string) clientConfig {
 	if ice == nil {
 		ice = []ICEServer{}
 	}
-	return clientConfig{TrackerURL: TrackerURL(base), ICEServers: ice, PeerID: g.peerID.String(), Transcode: g.transcodePolicy()}
+	return clientConfig{TrackerURL: TrackerURL(base), ICEServers: ice, PeerID: g.peerID.String(),
+		PeerIDPrefix: hex.EncodeToString([]byte(peerIDPrefix)), Transcode: g.transcodePolicy()}
 }
 
 type swarmView struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -1239,6 +1240,16 @@ func TestPlaylistConfigHealth(t *testing.T) {
 	}
 	if fmt.Sprint(cfg2.ICEServers) != fmt.Sprint(ice) {
 		t.Errorf("ice_servers %+v, want %+v", cfg2.ICEServers, ice)
+	}
+	// Two gateways: two peer ids, one prefix, by which pages tell any gateway's wire.
+	var cfg1 clientConfig
+	if err := json.Unmarshal(r.get(t, "/api/config", nil).body, &cfg1); err != nil {
+		t.Fatal(err)
+	}
+	prefix, _ := hex.DecodeString(cfg2.PeerIDPrefix)
+	if string(prefix) != "-SG0001-" || cfg1.PeerIDPrefix != cfg2.PeerIDPrefix || cfg1.PeerID == cfg2.PeerID ||
+		!strings.HasPrefix(cfg1.PeerID, cfg1.PeerIDPrefix) || !strings.HasPrefix(cfg2.PeerID, cfg2.PeerIDPrefix) {
+		t.Errorf("peer ids %s and %s, prefixes %s and %s", cfg1.PeerID, cfg2.PeerID, cfg1.PeerIDPrefix, cfg2.PeerIDPrefix)
 	}
 }
 

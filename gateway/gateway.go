@@ -36,6 +36,10 @@ const uploadBurst = 256 << 10
 // torrentsDir is where, below the data dir, the piece cache keeps downloaded torrents' files.
 const torrentsDir = "torrents"
 
+// peerIDPrefix starts the gateway's BitTorrent peer id (BEP 20, Azureus style: client SG):
+// pages tell any gateway's wire from browsers' by it, across restarts and cluster nodes.
+const peerIDPrefix = "-SG0001-"
+
 // webrtcNetwork is the network name bridge conns report; anacrolix copies it into PeerConn.Network.
 const webrtcNetwork = "webrtc"
 
@@ -163,6 +167,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 			tcfg.DisableIPv6 = true
 		}
 	}
+	tcfg.Bep20 = peerIDPrefix
 	tcfg.NoDHT = cfg.NoDHT
 	tcfg.NoDefaultPortForwarding = cfg.NoUPnP
 	// A torrent nobody watches yet wants no pieces, and anacrolix would then turn away the very

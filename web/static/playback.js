@@ -168,11 +168,13 @@ export function handoverMoment ({ now, last, target, paused, seeking, ended }) {
 }
 
 // wireKind says who is at the other end of a webtorrent wire: the gateway when its peer id is the
-// gateway's (gatewayId, lowercase hex), a webseed when webtorrent made it for a url-list entry,
-// another browser over WebRTC, or 'other'.
-export function wireKind (wire, gatewayId) {
+// gateway's (gatewayId, lowercase hex) or starts with every gateway's prefix (gatewayPrefix, hex:
+// a restarted gateway, another node of a cluster), a webseed when webtorrent made it for a
+// url-list entry, another browser over WebRTC, or 'other'.
+export function wireKind (wire, gatewayId, gatewayPrefix) {
   if (wire.type === 'webSeed') return 'webseed'
-  if ((wire.peerId || '').toLowerCase() === gatewayId) return 'gateway'
+  const id = (wire.peerId || '').toLowerCase()
+  if (id === gatewayId || (gatewayPrefix && id.startsWith(gatewayPrefix))) return 'gateway'
   return wire.type === 'webrtc' ? 'browsers' : 'other'
 }
 

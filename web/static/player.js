@@ -483,8 +483,9 @@ async function startWebTorrent ({ config, numPieces, file, registration, vendorR
     // A dropped tracker socket (its node died, the gateway restarted) is reopened within
     // seconds, not webtorrent's 10 s to 5 min: meanwhile the page meets no new peer.
     rejoinTorrent(torrent)
-    watchStats(torrent, (config.peer_id || '').toLowerCase())
-    dropWebseedOnceGatewayWire(torrent, (config.peer_id || '').toLowerCase())
+    const gateway = { id: (config.peer_id || '').toLowerCase(), prefix: (config.peer_id_prefix || '').toLowerCase() }
+    watchStats(torrent, gateway)
+    dropWebseedOnceGatewayWire(torrent, gateway)
     await withTimeout(new Promise((resolve, reject) => {
       if (torrent.ready) return resolve()
       torrent.once('ready', resolve)
@@ -509,9 +510,9 @@ async function startWebTorrent ({ config, numPieces, file, registration, vendorR
 // uplink is capped can turn down a piece another browser has (--upload-sharing), which plain
 // HTTP cannot: with the webseed open, five watch pages under a cap took 3.7 copies of the file,
 // all over HTTP, and stalled (docs/bench.md, Offload).
-function dropWebseedOnceGatewayWire (torrent, gatewayId) {
+function dropWebseedOnceGatewayWire (torrent, gateway) {
   const check = w => {
-    if (wireKind(w, gatewayId) !== 'gateway') return
+    if (wireKind(w, gateway.id, gateway.prefix) !== 'gateway') return
     torrent.removeListener('wire', check)
     torrent.urlList = []
     for (const x of torrent.wires) if (x.type === 'webSeed') x.destroy()
@@ -522,16 +523,17 @@ function dropWebseedOnceGatewayWire (torrent, gatewayId) {
 
 // watchStats keeps sg.stats up to date with the torrent's wires, by kind (wireKind). Bytes are
 // counted as they arrive, so wires that close keep their share.
-function watchStats (torrent, gatewayId) {
+function watchStats (torrent, gateway) {
+  const kind = w => wireKind(w, gateway.id, gateway.prefix)
   const from = { gateway: 0, browsers: 0, webseed: 0, other: 0 }
   let uploaded = 0
   const seen = new WeakSet()
   const attach = w => {
     if (seen.has(w)) return
     seen.add(w)
-    from[wireKind(w, gatewayId)] += w.downloaded
+    from[kind(w)] += w.downloaded
     if (w.type !== 'webSeed') uploaded += w.uploaded
-    w.on('download', n => { from[wireKind(w, gatewayId)] += n })
+    w.on('download', n => { from[kind(w)] += n })
     w.on('upload', n => { if (w.type !== 'webSeed') uploaded += n })
   }
   torrent.on('wire', attach)
@@ -543,7 +545,7 @@ function watchStats (torrent, gatewayId) {
     const peers = { gateway: 0, browsers: 0, webseed: 0, other: 0 }
     for (const w of torrent.wires) {
       attach(w)
-      peers[wireKind(w, gatewayId)]++
+      peers[kind(w)]++
     }
     sg.stats = swarmStats({ peers, from, uploaded, downloadSpeed: torrent.downloadSpeed, uploadSpeed: torrent.uploadSpeed })
   }, STATS_EVERY_MS)

@@ -141,6 +141,10 @@ test('wireKind tells the gateway, webseeds and browsers apart', () => {
   assert.equal(wireKind({ type: 'webrtc', peerId: 'ABCD' }, gw), 'gateway')
   assert.equal(wireKind({ type: 'webrtc', peerId: 'ef01' }, gw), 'browsers')
   assert.equal(wireKind({ type: 'tcpOutgoing', peerId: 'ef01' }, gw), 'other')
+  // Another gateway (restarted, or another node of a cluster): another id, the same prefix.
+  assert.equal(wireKind({ type: 'webrtc', peerId: '2d5347303030312dffff' }, gw, '2d5347303030312d'), 'gateway')
+  assert.equal(wireKind({ type: 'webrtc', peerId: '2d5757303330302dffff' }, gw, '2d5347303030312d'), 'browsers')
+  assert.equal(wireKind({ type: 'webrtc', peerId: 'ef01' }, gw, ''), 'browsers')
 })
 
 test('swarmStats counts bytes by source and the share from browsers', () => {
