@@ -383,9 +383,9 @@ func TestClusterBehindNginx(t *testing.T) {
 			alive = append(alive, n)
 		}
 	}
-	// webtorrent reconnects its tracker socket after 10 s to 5 min (bittorrent-tracker's random
-	// backoff), through nginx to a live node; playback does not wait for it: the page's WebRTC
-	// wires (to the home's bridge) and its webseed (through nginx) stay up.
+	// Playback does not wait for the tracker socket to come back (the page reopens it within
+	// seconds, TestClusterBrowserRejoinsTracker): its WebRTC wires (to the home's bridge) and its
+	// webseed (through nginx) stay up.
 	pv = b.waitView(30*time.Second, nil, "the video plays on after its socket's node went", advancedCond(t, pv.Video.CurrentTime+2))
 
 	// The home goes: the last node takes the torrent on.
