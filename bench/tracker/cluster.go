@@ -744,47 +744,26 @@ func answerTemplate(ih, pid, sdp string) ([]byte, [2]int) {
 // time, each waiting for its reply.
 func openSocks(socks []*benchSock) error {
 	dialer := websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 2048, WriteBufferSize: 2048}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, 32)
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(socks) {
-					return
-				}
-				s := socks[i]
-				ws, resp, err := dialer.Dial(s.url, nil)
-				if err != nil {
-					errs <- fmt.Errorf("dial %s: %w", s.url, err)
-					return
-				}
-				_ = resp.Body.Close()
-				s.ws = ws
-				go s.readLoop()
-				left := 0 // answerers are seeders
-				if s.offerTmpl != nil {
-					left = 1 << 20
-				}
-				msg := fmt.Appendf(nil, `{"action":"announce","info_hash":%s,"peer_id":%s,"event":"started","left":%d,"uploaded":0,"downloaded":0,"numwant":0}`,
-					jsonString(s.ih), jsonString(s.pid), left)
-				if err := s.write(msg); err != nil {
-					errs <- err
-					return
-				}
-				if err := s.waitReply(); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+	return inParallel(0, len(socks), func(i int) error {
+		s := socks[i]
+		ws, resp, err := dialer.Dial(s.url, nil)
+		if err != nil {
+			return fmt.Errorf("dial %s: %w", s.url, err)
+		}
+		_ = resp.Body.Close()
+		s.ws = ws
+		go s.readLoop()
+		left := 0 // answerers are seeders
+		if s.offerTmpl != nil {
+			left = 1 << 20
+		}
+		msg := fmt.Appendf(nil, `{"action":"announce","info_hash":%s,"peer_id":%s,"event":"started","left":%d,"uploaded":0,"downloaded":0,"numwant":0}`,
+			jsonString(s.ih), jsonString(s.pid), left)
+		if err := s.write(msg); err != nil {
+			return err
+		}
+		return s.waitReply()
+	})
 }
 
 func (s *benchSock) waitReply() error {

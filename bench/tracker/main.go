@@ -606,43 +606,24 @@ func measure(k trackerKind, st settings) (result, error) {
 
 	// open dials and announces socks[from:to], 32 at a time, each waiting for its reply.
 	open := func(from, to int) error {
-		next := atomic.Int64{}
-		next.Store(int64(from))
-		var wg sync.WaitGroup
-		errs := make(chan error, 32)
-		for range 32 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := int(next.Add(1) - 1)
-					if i >= to {
-						return
-					}
-					s := socks[i]
-					ws, resp, err := dialer.Dial(c.url, nil)
-					if err != nil {
-						errs <- fmt.Errorf("socket %d: dial: %w", i, err)
-						return
-					}
-					_ = resp.Body.Close()
-					s.ws = ws
-					go s.readLoop(&stats)
-					msg, _ := json.Marshal(announceJSON{Action: "announce", InfoHash: infoHashes[s.swarm], PeerID: s.peerID, Event: "started", Left: 1 << 20})
-					if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
-						errs <- fmt.Errorf("socket %d: %w", i, err)
-						return
-					}
-					if err := s.waitReply(30 * time.Second); err != nil {
-						errs <- fmt.Errorf("socket %d: %w", i, err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		return <-errs
+		return inParallel(from, to, func(i int) error {
+			s := socks[i]
+			ws, resp, err := dialer.Dial(c.url, nil)
+			if err != nil {
+				return fmt.Errorf("socket %d: dial: %w", i, err)
+			}
+			_ = resp.Body.Close()
+			s.ws = ws
+			go s.readLoop(&stats)
+			msg, _ := json.Marshal(announceJSON{Action: "announce", InfoHash: infoHashes[s.swarm], PeerID: s.peerID, Event: "started", Left: 1 << 20})
+			if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+				return fmt.Errorf("socket %d: %w", i, err)
+			}
+			if err := s.waitReply(30 * time.Second); err != nil {
+				return fmt.Errorf("socket %d: %w", i, err)
+			}
+			return nil
+		})
 	}
 
 	start := time.Now()
@@ -749,4 +730,32 @@ func measure(k trackerKind, st settings) (result, error) {
 	}
 	res.rssLoaded = m3.RSS
 	return res, nil
+}
+
+// inParallel runs job(i) for i in [from, to), 32 at a time; the first error stops the workers
+// that see it and is returned.
+func inParallel(from, to int, job func(i int) error) error {
+	var next atomic.Int64
+	next.Store(int64(from))
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= to {
+					return
+				}
+				if err := job(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
 }
