@@ -172,6 +172,21 @@ http {
 	return base
 }
 
+// startClusterBehindNginx starts three gateways as a cluster and nginx round-robin in front of
+// them, for tests with browsers (which need a default route to connect to each other).
+func startClusterBehindNginx(t *testing.T) ([]*clusterNode, string) {
+	t.Helper()
+	needDefaultRoute(t)
+	// Runs last: nginx keeps the idle keep-alive connections of http.Get open.
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	nodes := startClusterNodes(t, 3)
+	var upstreams []string
+	for _, n := range nodes {
+		upstreams = append(upstreams, n.srv.URL)
+	}
+	return nodes, startNginx(t, upstreams)
+}
+
 // homeOf is the node that holds (is home of) the test's only torrent.
 func homeOf(t *testing.T, within time.Duration, nodes []*clusterNode) *clusterNode {
 	t.Helper()
@@ -225,15 +240,7 @@ func fileSum(t *testing.T, path string) [32]byte {
 //   - The first home restarts with its data dir: it rejoins and holds the torrent again without
 //     fetching it anew.
 func TestClusterBehindNginx(t *testing.T) {
-	needDefaultRoute(t)
-	// Runs last: nginx keeps the idle keep-alive connections of http.Get open.
-	t.Cleanup(http.DefaultClient.CloseIdleConnections)
-	nodes := startClusterNodes(t, 3)
-	var upstreams []string
-	for _, n := range nodes {
-		upstreams = append(upstreams, n.srv.URL)
-	}
-	lb := startNginx(t, upstreams)
+	nodes, lb := startClusterBehindNginx(t)
 	path := testMedia(t, "test-h264.mp4")
 	seeder := seedFile(t, path, 64<<10)
 	want := fileSum(t, path)
