@@ -122,6 +122,20 @@ export function isStalled (stats, elapsedMs) {
   return stats.fromGateway + stats.fromBrowsers + stats.fromWebseed === 0 && elapsedMs > STALL_MS
 }
 
+// ALONE_MS is how long a page whose webseed was closed may go without a single wire, its torrent
+// not done, before the webseed comes back: the tracker usually brings a peer sooner, but a page
+// must never sit with nobody to fetch from (every peer left, its gateway restarted).
+export const ALONE_MS = 15_000
+
+// aloneTooLong tracks how long a page has had no wire: it returns when that began (0: it has
+// wires, or is done) and whether the webseed should come back now.
+export function aloneTooLong (aloneSince, now, wires, done) {
+  if (done || wires > 0) return { aloneSince: 0, restore: false }
+  if (!aloneSince) return { aloneSince: now, restore: false }
+  if (now - aloneSince < ALONE_MS) return { aloneSince, restore: false }
+  return { aloneSince: 0, restore: true }
+}
+
 // sameURL says whether two URLs (absolute, or relative to base) name the same resource: the
 // video's src as the browser reports it against a stream_url as the gateway wrote it.
 export function sameURL (a, b, base) {

@@ -29,10 +29,10 @@
 // decode, for tests and debugging: playplan.js's browserCaps).
 
 import {
-  Failure, HANDOVER_LEAD_S, HANDOVER_MAX_LEAD_S, STALL_MS, handoverMoment, handoverTarget,
+  ALONE_MS, Failure, HANDOVER_LEAD_S, HANDOVER_MAX_LEAD_S, STALL_MS, handoverMoment, handoverTarget,
   infohashFromPath, isInfohash, isPlayable, isStalled, mimeType, parseBoot, pickFile, playbackPath,
   sameURL, srtToVtt, subtitleTrack, subtitlesFor, swarmStats, videoErrorAction, waitingForMetadata,
-  webseedURLs, wireKind
+  webseedURLs, wireKind, aloneTooLong
 } from './playback.js'
 
 // The watch page lists the playable files; other pages may want these too.
@@ -514,11 +514,30 @@ function dropWebseedOnceGatewayWire (torrent, gateway) {
   const check = w => {
     if (wireKind(w, gateway.id, gateway.prefix) !== 'gateway') return
     torrent.removeListener('wire', check)
+    const urls = torrent.urlList.slice()
     torrent.urlList = []
     for (const x of torrent.wires) if (x.type === 'webSeed') x.destroy()
     mark('webseed-closed')
+    restoreWebseedWhenAlone(torrent, urls, () => dropWebseedOnceGatewayWire(torrent, gateway))
   }
   torrent.on('wire', check)
+}
+
+// restoreWebseedWhenAlone brings the webseed back when the page has had no wire for ALONE_MS
+// and the torrent is not done, then calls rearm (the next gateway wire closes it again).
+function restoreWebseedWhenAlone (torrent, urls, rearm) {
+  let aloneSince = 0
+  const tick = setInterval(() => {
+    if (torrent.destroyed) return clearInterval(tick)
+    const r = aloneTooLong(aloneSince, Date.now(), torrent.wires.length, torrent.done)
+    aloneSince = r.aloneSince
+    if (!r.restore) return
+    clearInterval(tick)
+    for (const u of urls) torrent.addWebSeed(u)
+    mark('webseed-restored')
+    console.warn('swarmgate: no peer for ' + ALONE_MS / 1000 + ' s: fetching from the gateway over HTTP again')
+    rearm()
+  }, 1000)
 }
 
 // watchStats keeps sg.stats up to date with the torrent's wires, by kind (wireKind). Bytes are

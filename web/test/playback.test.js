@@ -6,7 +6,7 @@ import {
   Failure, HANDOVER_LEAD_S, MEDIA_ERR_DECODE, MEDIA_ERR_NETWORK, MEDIA_ERR_SRC_NOT_SUPPORTED, STALL_MS,
   handoverMoment, handoverTarget, infohashFromPath, isInfohash, isPlayable, isStalled, mimeType,
   parseBoot, pickFile, playbackPath, sameURL, srtToVtt, subtitleTrack, subtitlesFor, swarmStats,
-  videoErrorAction, waitingForMetadata, webseedURLs, wireKind
+  videoErrorAction, waitingForMetadata, webseedURLs, wireKind, aloneTooLong, ALONE_MS
 } from '../static/playback.js'
 
 const IH = '0123456789abcdef0123456789abcdef01234567'
@@ -212,4 +212,16 @@ test('waitingForMetadata says how the peer search goes, and what to try once nob
   assert.match(w.hint, /none answers yet/)
   assert.equal(waitingForMetadata({ ...base, seconds: 30, connected: 1 }).hint, '', 'a peer is connected: the metadata is coming')
   assert.equal(waitingForMetadata(undefined).hint, '')
+})
+
+test('aloneTooLong: the webseed comes back after ALONE_MS without a wire, not before, not once done', () => {
+  let r = aloneTooLong(0, 1000, 0, false)
+  assert.deepEqual(r, { aloneSince: 1000, restore: false })
+  r = aloneTooLong(r.aloneSince, 1000 + ALONE_MS - 1, 0, false)
+  assert.equal(r.restore, false)
+  r = aloneTooLong(r.aloneSince, 1000 + ALONE_MS, 0, false)
+  assert.deepEqual(r, { aloneSince: 0, restore: true })
+  // A wire meanwhile starts the count over; a done torrent needs nothing.
+  assert.deepEqual(aloneTooLong(1000, 1000 + ALONE_MS, 1, false), { aloneSince: 0, restore: false })
+  assert.deepEqual(aloneTooLong(1000, 1000 + ALONE_MS, 0, true), { aloneSince: 0, restore: false })
 })
