@@ -113,6 +113,8 @@ type viewerState struct {
 	Webseed  float64 `json:"webseed"`
 	Stalls   int     `json:"stalls"`
 	Stalled  float64 `json:"stalled"` // seconds
+	// FirstFrame is when the watch page first played, ms since it started.
+	FirstFrame float64 `json:"firstFrame"`
 }
 
 func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
@@ -156,7 +158,7 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 			if c.watch {
 				expr = `(() => { const s = window.swarmgate?.stats || {}; const v = document.getElementById("player"); const st = window.__stalls || {n: 0, ms: 0};
 				  return {done: v.ended || v.currentTime >= v.duration - 0.5, doneAt: performance.now(), gateway: s.fromGateway || 0, browsers: s.fromBrowsers || 0, webseed: s.fromWebseed || 0,
-				          stalls: st.n, stalled: st.ms / 1000} })()`
+				          stalls: st.n, stalled: st.ms / 1000, firstFrame: st.first} })()`
 			}
 			var s viewerState
 			if err := br.eval(0, expr, &s); err == nil {
@@ -209,17 +211,38 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 	if fastest > 0 {
 		res.spread = slowest / fastest
 	}
+	if c.watch {
+		// How each page played: a page that fell back to the gateway's /stream, or never handed
+		// over from the quick start, fetched the film over HTTP.
+		for i, br := range browsers {
+			var ps struct {
+				Mode, Source, Message string
+				Marks                 map[string]float64
+			}
+			if err := br.eval(0, watchPageStateJS, &ps); err == nil {
+				b.Logf("viewer%d: first frame %.0f ms, mode %s, source %s, marks %v; %q", i, states[i].FirstFrame, ps.Mode, ps.Source, ps.Marks, ps.Message)
+			}
+		}
+	}
 	for _, br := range browsers {
 		br.stop()
 	}
 	return res
 }
 
+// watchPageStateJS is the watch page's mode, source and message, and its swarmgate:* marks (ms
+// since navigation).
+const watchPageStateJS = `(() => {
+  const s = window.swarmgate || {}; const marks = {};
+  for (const m of performance.getEntriesByType("mark")) if (m.name.startsWith("swarmgate:")) marks[m.name.slice(10)] = Math.round(m.startTime);
+  return {mode: s.mode || "", source: s.source || "", message: s.message || "", marks};
+})()`
+
 // watchStallsJS counts our watch page's stalls: "waiting" after it first played, and for how long.
 const watchStallsJS = `(() => {
   const v = document.getElementById("player"); let played = false, since = 0;
-  window.__stalls = {n: 0, ms: 0};
-  v.addEventListener("playing", () => { played = true; if (since) { window.__stalls.ms += performance.now() - since; since = 0 } });
+  window.__stalls = {n: 0, ms: 0, first: 0};
+  v.addEventListener("playing", () => { if (!played) window.__stalls.first = performance.now(); played = true; if (since) { window.__stalls.ms += performance.now() - since; since = 0 } });
   v.addEventListener("waiting", () => { if (played && !since) { window.__stalls.n++; since = performance.now() } });
 })()`
 

@@ -6,11 +6,14 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/swarmgate/swarmgate/registry"
 )
 
 // Wire message ids (BEP 3, BEP 6).
@@ -145,4 +148,66 @@ func TestUploadSharing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUploadCapTakesTurns: under the upload cap, HTTP answers and peer conns take turns for its
+// tokens. An HTTP stream of the demo runs again and again while a browser (a real WebRTC peer)
+// fetches the demo: the browser must complete before the HTTP stream has taken four times its
+// share. (Before: the HTTP writer waited in the limiter's queue while the conn gave its place up
+// and tried later, and the browser got nothing while any HTTP stream ran.)
+func TestUploadCapTakesTurns(t *testing.T) {
+	r := startGateway(t, func(c *Config) { c.Demo = true; c.UploadRate = 256 << 10; c.UploadSharing = true })
+	demo := demoInfoHash(t, r)
+	res := r.get(t, "/api/torrents/"+demo+"/metainfo", nil)
+	mi, err := metainfo.Load(bytes.NewReader(res.body))
+	if err != nil {
+		t.Fatalf("metainfo: %v (%d)", err, res.status)
+	}
+	info, _ := mi.UnmarshalInfo()
+	size := info.TotalLength()
+	e, _ := r.g.torrents.Get(mustHash(t, demo))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	// The HTTP stream, over and over, from before the browser comes until it is done.
+	streamCtx, stopStream := context.WithCancel(ctx)
+	streamDone := make(chan error, 1)
+	go func() {
+		for streamCtx.Err() == nil {
+			req, _ := http.NewRequestWithContext(streamCtx, http.MethodGet, r.base+"/stream/"+demo+"/0", nil)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				streamDone <- err
+				return
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+		streamDone <- nil
+	}()
+	defer func() {
+		stopStream()
+		<-streamDone
+	}()
+	waitFor(t, 30*time.Second, "the HTTP stream under way", func() bool { return httpSent(e) > 0 })
+
+	p := newWebRTCPeer(ctx, t, r, false)
+	tp, err := p.Join(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpBefore := httpSent(e)
+	waitFor(t, 4*time.Minute, "the browser complete, or the HTTP stream taking four times its share", func() bool {
+		return tp.BytesCompleted() == size || httpSent(e)-httpBefore > 4*size
+	})
+	got, sent := tp.BytesCompleted(), httpSent(e)-httpBefore
+	t.Logf("while the browser fetched %d of %d bytes, the HTTP stream took %d", got, size, sent)
+	if got != size {
+		t.Fatalf("the browser got %d of %d bytes while the HTTP stream took %d: the cap's turns went to HTTP", got, size, sent)
+	}
+}
+
+func httpSent(e *registry.Entry) int64 {
+	b, _ := e.Counts()
+	return b.ToHTTP
 }

@@ -96,7 +96,10 @@ type PeerConn struct {
 	PeerExtensionIDs map[pp.ExtensionName]pp.ExtensionNumber
 	PeerClientName   atomic.Value
 	uploadTimer      *time.Timer
-	pex              pexConnState
+	// swarmgate patch: the upload cap's tokens held for the next chunk (upload-queue.go).
+	uploadReservation *rate.Reservation
+	uploadReserved    int
+	pex               pexConnState
 
 	// The pieces the peer has claimed to have.
 	_peerPieces roaring.Bitmap
@@ -266,6 +269,7 @@ func (cn *PeerConn) onClose() {
 	if cn.rejectRetryTimer != nil { // swarmgate patch
 		cn.rejectRetryTimer.Stop()
 	}
+	cn.cancelUploadReservation() // swarmgate patch: upload-queue.go
 	if cn.pex.IsEnabled() {
 		cn.pex.Close()
 	}
@@ -1210,13 +1214,8 @@ another:
 		}
 		// swarmgate patch: in the order they came, not map order.
 		if r, ok := c.oldestReadyPeerRequest(); ok {
-			res := c.t.cl.config.UploadRateLimiter.ReserveN(time.Now(), int(r.Length))
-			if !res.OK() {
-				panic(fmt.Sprintf("upload rate limiter burst size < %d", r.Length))
-			}
-			delay := res.Delay()
-			if delay > 0 {
-				res.Cancel()
+			// swarmgate patch: keep the reservation while waiting (upload-queue.go).
+			if delay := c.uploadDelay(int(r.Length)); delay > 0 {
 				c.setRetryUploadTimer(delay)
 				// Hard to say what to return here.
 				return true
@@ -1227,8 +1226,10 @@ another:
 			}
 			goto another
 		}
+		c.cancelUploadReservation() // swarmgate patch: nothing left to send
 		return true
 	}
+	c.cancelUploadReservation() // swarmgate patch
 	return c.choke(msg)
 }
 
