@@ -19,6 +19,10 @@ import (
 // Wire message ids (BEP 3, BEP 6).
 const (
 	msgUnchoke    = 1
+	msgHave       = 4
+	msgBitfield   = 5
+	msgHaveAll    = 14
+	msgHaveNone   = 15
 	msgInterested = 2
 	msgRequest    = 6
 	msgPiece      = 7
@@ -62,9 +66,12 @@ func readUntil(t *testing.T, c net.Conn, within time.Duration, ids ...byte) (byt
 	}
 }
 
-// TestUploadSharing: with the upload cap reached, a browser's request for a piece another
-// browser holds is turned down once (a BEP 6 reject) and served when asked again; a piece no
-// other browser has is served at once; with --upload-sharing off nothing is turned down.
+// TestUploadSharing: with upload sharing, a browser hears that the gateway has nothing
+// (HaveNone) and then only the pieces the gateway offers it: while the cap is reached, pieces
+// nobody else has first; a piece another browser holds only once the browser has gone without it
+// for UploadSharingStuckAfter (it may not be connected to that browser). A request for a piece
+// not offered is rejected (BEP 6). With --upload-sharing off the browser hears HaveAll and is
+// served anything.
 func TestUploadSharing(t *testing.T) {
 	for _, sharing := range []bool{true, false} {
 		name := map[bool]string{true: "on", false: "off"}[sharing]
@@ -77,7 +84,7 @@ func TestUploadSharing(t *testing.T) {
 				t.Fatalf("metainfo: %v (%d)", err, res.status)
 			}
 			info, _ := mi.UnmarshalInfo()
-			if info.NumPieces() < 4 {
+			if info.NumPieces() < 8 {
 				t.Fatalf("the demo has %d pieces", info.NumPieces())
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -91,6 +98,11 @@ func TestUploadSharing(t *testing.T) {
 			}
 			ta.CancelPieces(1, info.NumPieces())
 			waitFor(t, 60*time.Second, "browser a holding piece 0", func() bool { return ta.Piece(0).State().Complete })
+
+			// The cap is reached from here on: 4 MiB owed at 256 KiB/s.
+			for range 16 {
+				r.g.uploadLimit.ReserveN(time.Now(), uploadBurst)
+			}
 
 			// Browser b: a raw wire, fast extension on.
 			b := newWebRTCPeer(ctx, t, r, true)
@@ -112,39 +124,70 @@ func TestUploadSharing(t *testing.T) {
 			if theirs[27]&0x04 == 0 {
 				t.Fatal("the gateway's handshake has no fast extension")
 			}
-			writeMsg(t, conn, msgInterested)
-			readUntil(t, conn, 30*time.Second, msgUnchoke)
-
-			// The cap is reached: 2 MiB owed at 256 KiB/s.
-			for range 8 {
-				r.g.uploadLimit.ReserveN(time.Now(), uploadBurst)
-			}
-			writeMsg(t, conn, msgRequest, 0, 0, 16<<10)
-			id, _ := readUntil(t, conn, 30*time.Second, msgPiece, msgReject)
-			if sharing && id != msgReject {
-				t.Fatalf("piece 0, which browser a holds, while the cap is reached: message %d, want a reject (%d)", id, msgReject)
-			}
-			if !sharing && id != msgPiece {
-				t.Fatalf("sharing off: message %d, want the piece", id)
-			}
-			if sharing {
-				// Asked again later, it is served.
-				time.Sleep(torrent.UploadSharingDeclineWindow + 50*time.Millisecond)
+			connected := time.Now()
+			id, _ := readUntil(t, conn, 30*time.Second, msgHaveAll, msgHaveNone, msgBitfield)
+			if !sharing {
+				if id != msgHaveAll {
+					t.Fatalf("sharing off: message %d, want HaveAll (%d)", id, msgHaveAll)
+				}
+				writeMsg(t, conn, msgInterested)
+				readUntil(t, conn, 30*time.Second, msgUnchoke)
 				writeMsg(t, conn, msgRequest, 0, 0, 16<<10)
 				if id, _ := readUntil(t, conn, 60*time.Second, msgPiece, msgReject); id != msgPiece {
-					t.Fatalf("piece 0 asked again: message %d, want the piece", id)
+					t.Fatalf("sharing off: message %d, want the piece", id)
 				}
-				if n := r.g.client.DeclinedRequests(); n != 1 {
-					t.Errorf("%d requests declined, want 1", n)
+				return
+			}
+			if id != msgHaveNone {
+				t.Fatalf("sharing on: message %d, want HaveNone (%d)", id, msgHaveNone)
+			}
+			// Every offer, and when it came; read reads on until one of ids comes.
+			offered := map[uint32]time.Time{}
+			read := func(within time.Duration, ids ...byte) (byte, []byte) {
+				deadline := time.Now().Add(within)
+				for {
+					id, p := readUntil(t, conn, time.Until(deadline), append(ids, msgHave)...)
+					if id != msgHave || bytes.IndexByte(ids, msgHave) >= 0 {
+						return id, p
+					}
+					offered[binary.BigEndian.Uint32(p)] = time.Now()
 				}
 			}
-			// A piece no other browser has is served even while the cap is reached.
-			for range 8 {
-				r.g.uploadLimit.ReserveN(time.Now(), uploadBurst)
+			// The first offers: fresh pieces, not piece 0 (browser a holds it).
+			_, p := read(30*time.Second, msgHave)
+			first := binary.BigEndian.Uint32(p)
+			offered[first] = time.Now()
+			if first == 0 {
+				t.Fatal("piece 0, which browser a holds, offered first while the cap is reached")
 			}
-			writeMsg(t, conn, msgRequest, 3, 0, 16<<10)
-			if id, p := readUntil(t, conn, 60*time.Second, msgPiece, msgReject); id != msgPiece || binary.BigEndian.Uint32(p) != 3 {
-				t.Fatalf("piece 3, which nobody else has: message %d, want the piece", id)
+			writeMsg(t, conn, msgInterested)
+			// Not offered: rejected.
+			if _, ok := offered[0]; !ok {
+				writeMsg(t, conn, msgRequest, 0, 0, 16<<10)
+				if id, p := read(30*time.Second, msgReject, msgPiece); id != msgReject || binary.BigEndian.Uint32(p) != 0 {
+					t.Fatalf("piece 0, not offered: message %d, want a reject", id)
+				}
+			}
+			// Offered: served, cap or not.
+			writeMsg(t, conn, msgRequest, first, 0, 16<<10)
+			if id, p := read(60*time.Second, msgPiece, msgReject); id != msgPiece || binary.BigEndian.Uint32(p) != first {
+				t.Fatalf("piece %d, offered: message %d, want the piece", first, id)
+			}
+			// b goes without piece 0: offered after UploadSharingStuckAfter, not before.
+			for {
+				if _, ok := offered[0]; ok {
+					break
+				}
+				_, p := read(30*time.Second, msgHave)
+				offered[binary.BigEndian.Uint32(p)] = time.Now()
+			}
+			if waited := offered[0].Sub(connected); waited < torrent.UploadSharingStuckAfter {
+				t.Fatalf("piece 0 offered %v after b came, before UploadSharingStuckAfter (%v)", waited, torrent.UploadSharingStuckAfter)
+			}
+			st := r.g.client.UploadSharingStats()
+			t.Logf("upload sharing: %+v", st)
+			if st.Declined != 1 || st.Escalated < 1 || st.Withheld != 2 {
+				t.Errorf("stats %+v: want 1 declined, 2 withheld, some escalated", st)
 			}
 		})
 	}

@@ -58,8 +58,9 @@ type PeerConn struct {
 	// swarmgate patch: re-arms request updates after a reject left the conn without requests.
 	// Only touched with the Client lock held. See retryAfterReject in requesting.go.
 	rejectRetryTimer *time.Timer
-	// swarmgate patch: when each piece was first turned down for UploadSharing (upload-sharing.go).
-	declinedPieces map[pieceIndex]time.Time
+	// swarmgate patch: set when UploadSharing decides which pieces the peer hears we have
+	// (upload-sharing.go).
+	sharing *sharingConn
 
 	// Move to PeerConn?
 	protocolLogger log.Logger
@@ -270,6 +271,9 @@ func (cn *PeerConn) onClose() {
 		cn.rejectRetryTimer.Stop()
 	}
 	cn.cancelUploadReservation() // swarmgate patch: upload-queue.go
+	if cn.t != nil {
+		cn.t.sharingSoon() // swarmgate patch: what it was offered is nobody's now
+	}
 	if cn.pex.IsEnabled() {
 		cn.pex.Close()
 	}
@@ -437,6 +441,10 @@ func (cn *PeerConn) fillWriteBuffer() {
 }
 
 func (cn *PeerConn) have(piece pieceIndex) {
+	if cn.sharing != nil { // swarmgate patch: UploadSharing offers it when it sees fit
+		cn.t.sharingSoon()
+		return
+	}
 	if cn.sentHaves.Get(bitmap.BitIndex(piece)) {
 		return
 	}
@@ -487,6 +495,7 @@ func (cn *PeerConn) peerSentHave(piece pieceIndex) error {
 	if cn.t.wantPieceIndex(piece) {
 		cn.onNeedUpdateRequests("have")
 	}
+	cn.sharingPeerGot(piece) // swarmgate patch: upload-sharing.go
 	cn.peerPiecesChanged()
 	return nil
 }
@@ -1347,6 +1356,7 @@ func (pc *PeerConn) bitExtensionEnabled(bit pp.ExtensionBit) bool {
 
 func (cn *PeerConn) peerPiecesChanged() {
 	cn.t.maybeDropMutuallyCompletePeer(cn)
+	cn.t.sharingSoon() // swarmgate patch: upload-sharing.go
 }
 
 // Returns whether the connection could be useful to us. We're seeding and
