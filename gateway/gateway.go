@@ -183,8 +183,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		tcfg.UploadRateLimiter = g.uploadLimit
 		if cfg.UploadSharing {
 			tcfg.UploadSharing = &torrent.UploadSharing{
-				// Busy: the bucket is below half its burst, so sends are waiting on the cap.
-				Busy:   func() bool { return g.uploadLimit.Tokens() < uploadBurst/2 },
+				Busy:   g.uplinkBusy,
 				Trades: func(network string) bool { return network == webrtcNetwork },
 			}
 		}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -253,4 +255,32 @@ func TestUploadCapTakesTurns(t *testing.T) {
 func httpSent(e *registry.Entry) int64 {
 	b, _ := e.Counts()
 	return b.ToHTTP
+}
+
+// TestNoQuickStartWhileUplinkBusy: the watch and embed pages start their video on the file's
+// /stream (the quick start) while the upload cap has room, and not while it is reached.
+func TestNoQuickStartWhileUplinkBusy(t *testing.T) {
+	r := startGateway(t, func(c *Config) { c.Demo = true; c.UploadRate = 256 << 10 })
+	demo := demoInfoHash(t, r)
+	srcRE := regexp.MustCompile(`<video id="player"[^>]*?(?: src="([^"]*)")?>`)
+	src := func(page string) string {
+		m := srcRE.FindSubmatch(r.get(t, page, nil).body)
+		if m == nil {
+			t.Fatalf("%s: no <video id=\"player\">", page)
+		}
+		return string(m[1])
+	}
+	for _, page := range []string{"/watch/", "/embed/"} {
+		if got := src(page + demo); !strings.Contains(got, "/stream/"+demo+"/0") {
+			t.Errorf("%s with room on the uplink: video src %q, want the file's stream", page, got)
+		}
+	}
+	for range 8 { // 2 MiB owed at 256 KiB/s
+		r.g.uploadLimit.ReserveN(time.Now(), uploadBurst)
+	}
+	for _, page := range []string{"/watch/", "/embed/"} {
+		if got := src(page + demo); got != "" {
+			t.Errorf("%s while the cap is reached: video src %q, want none", page, got)
+		}
+	}
 }

@@ -215,28 +215,35 @@ func (t *Torrent) sharingUpdate() (again bool) {
 	busy := us.Busy()
 	span := max(2, (UploadSharingFresh+int(t.info.PieceLength)-1)/int(t.info.PieceLength))
 	rand.Shuffle(len(conns), func(i, j int) { conns[i], conns[j] = conns[j], conns[i] })
-	for _, c := range conns {
-		if t.sharingOffer(c, held, sent, span, busy, now) {
-			again = true
-		}
+	// Fronts first, so that a fresh piece at a peer's front goes to that peer and not, as a
+	// fresh piece, to another.
+	outstanding := make([]int, len(conns))
+	for i, c := range conns {
+		var lacks bool
+		outstanding[i], lacks = t.sharingFront(c, held, sent, span, busy, now)
+		again = again || lacks
+	}
+	for i, c := range conns {
+		t.sharingFresh(c, held, sent, span, outstanding[i], now)
 	}
 	return again
 }
 
-// sharingOffer offers c what it should hear we have now (see the top of this file), and reports
-// whether c still lacks pieces.
-func (t *Torrent) sharingOffer(c *PeerConn, held, sent []int32, span int, busy bool, now time.Time) (lacks bool) {
-	n := t.numPieces()
-	offer := func(p pieceIndex) {
-		c.write(pp.Message{Type: pp.Have, Index: pp.Integer(p)})
-		c.sentHaves.Add(bitmap.BitIndex(p))
-		sent[p]++
-		if t.sharing.sentSince[p].IsZero() {
-			t.sharing.sentSince[p] = now
-		}
+// sharingOfferPiece tells c we have piece p.
+func (t *Torrent) sharingOfferPiece(c *PeerConn, p pieceIndex, sent []int32, now time.Time) {
+	c.write(pp.Message{Type: pp.Have, Index: pp.Integer(p)})
+	c.sentHaves.Add(bitmap.BitIndex(p))
+	sent[p]++
+	if t.sharing.sentSince[p].IsZero() {
+		t.sharing.sentSince[p] = now
 	}
+}
+
+// sharingFront offers c the pieces at its front that it should hear we have now (see the top of
+// this file). It returns how many pieces c has been offered and lacks, and whether it lacks any.
+func (t *Torrent) sharingFront(c *PeerConn, held, sent []int32, span int, busy bool, now time.Time) (outstanding int, lacks bool) {
+	n := t.numPieces()
 	wanted := func(p pieceIndex) bool { return !c.peerHasPiece(p) }
-	outstanding := 0
 	c.sentHaves.IterTyped(func(p int) bool {
 		if p < n && wanted(p) {
 			outstanding++
@@ -258,7 +265,7 @@ func (t *Torrent) sharingOffer(c *PeerConn, held, sent []int32, span int, busy b
 	}
 	collect(0)
 	if len(front) == 0 {
-		return false // it has everything
+		return 0, false // it has everything
 	}
 	if c.sharing.lastGot >= 0 {
 		collect(c.sharing.lastGot + 1)
@@ -295,19 +302,21 @@ func (t *Torrent) sharingOffer(c *PeerConn, held, sent []int32, span int, busy b
 		default:
 			continue
 		}
-		offer(p)
+		t.sharingOfferPiece(c, p, sent, now)
 		outstanding++
 	}
+	return outstanding, true
+}
 
-	// Fresh pieces, lowest first, up to span outstanding.
-	for p := pieceIndex(0); p < n && outstanding < span; p++ {
-		if held[p] == 0 && sent[p] == 0 && wanted(p) && t.havePiece(p) {
+// sharingFresh offers c fresh pieces, lowest first, until it has span outstanding.
+func (t *Torrent) sharingFresh(c *PeerConn, held, sent []int32, span, outstanding int, now time.Time) {
+	for p := pieceIndex(0); p < t.numPieces() && outstanding < span; p++ {
+		if held[p] == 0 && sent[p] == 0 && !c.peerHasPiece(p) && t.havePiece(p) {
 			t.cl.sharingStats.Fresh++
-			offer(p)
+			t.sharingOfferPiece(c, p, sent, now)
 			outstanding++
 		}
 	}
-	return true
 }
 
 func containsPiece(ps []pieceIndex, p pieceIndex) bool {
