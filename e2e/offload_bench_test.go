@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anacrolix/torrent"
+
 	"github.com/swarmgate/swarmgate/gateway"
 )
 
@@ -203,6 +205,10 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 	res.egressBytes = res.toWebRTC + res.toHTTP
 	res.egress = res.egressBytes / float64(c.length)
 	res.declined = srv.Gateway.DeclinedRequests()
+	if st := srv.Gateway.UploadSharingStats(); st != (torrent.UploadSharingStats{}) {
+		b.Logf("upload sharing: pieces offered fresh %d, at a front %d (%d of them while busy: stuck or slow), requests rejected %d",
+			st.Fresh, st.Front, st.Escalated, st.Declined)
+	}
 	var got float64
 	fastest, slowest := 0.0, 0.0
 	for _, s := range states {
