@@ -514,6 +514,6 @@ func (g *Gateway) onPeerConnClosed(pc *torrent.PeerConn) {
 	}
 }
 
-// DeclinedRequests counts browsers' requests turned down once while the upload cap was reached
-// because another browser had the piece (Config.UploadSharing).
+// DeclinedRequests counts browsers' requests rejected for pieces the gateway had not offered them
+// (Config.UploadSharing).
 func (g *Gateway) DeclinedRequests() int64 { return g.client.DeclinedRequests() }

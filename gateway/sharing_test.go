@@ -15,6 +15,7 @@ import (
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 
+	"github.com/swarmgate/swarmgate/internal/peertest"
 	"github.com/swarmgate/swarmgate/registry"
 )
 
@@ -282,5 +283,87 @@ func TestNoQuickStartWhileUplinkBusy(t *testing.T) {
 		if got := src(page + demo); got != "" {
 			t.Errorf("%s while the cap is reached: video src %q, want none", page, got)
 		}
+	}
+}
+
+// TestUploadSharingFrontFirst: the pieces at a browser's front (the first it lacks: where a
+// player reads) go before other uploads. A native peer fetches the whole demo all along under the
+// cap; while the raw browser b fetches its front, the native peer gets little.
+func TestUploadSharingFrontFirst(t *testing.T) {
+	r := startGateway(t, func(c *Config) { c.Demo = true; c.UploadRate = 128 << 10; c.UploadSharing = true })
+	demo := demoInfoHash(t, r)
+	res := r.get(t, "/api/torrents/"+demo+"/metainfo", nil)
+	mi, err := metainfo.Load(bytes.NewReader(res.body))
+	if err != nil {
+		t.Fatalf("metainfo: %v (%d)", err, res.status)
+	}
+	info, _ := mi.UnmarshalInfo()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+
+	// The native peer, over TCP.
+	cl, err := torrent.NewClient(peertest.LoopbackClientConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ta, err := cl.AddTorrent(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.AddPeers([]torrent.PeerInfo{{Addr: r.g.BTAddr()}})
+	ta.DownloadAll()
+	waitFor(t, 60*time.Second, "the native peer fetching", func() bool { return ta.BytesCompleted() > 0 })
+
+	b := newWebRTCPeer(ctx, t, r, true)
+	conn, err := b.Connect(ctx, mi.HashInfoBytes(), info.TotalLength())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ih, pid := mi.HashInfoBytes(), b.PeerID()
+	hs := append([]byte("\x13BitTorrent protocol\x00\x00\x00\x00\x00\x00\x00\x04"), ih[:]...)
+	if _, err := conn.Write(append(hs, pid[:]...)); err != nil {
+		t.Fatal(err)
+	}
+	var theirs [68]byte
+	if _, err := io.ReadFull(conn, theirs[:]); err != nil {
+		t.Fatal(err)
+	}
+	writeMsg(t, conn, msgInterested)
+	// b's front: the first pieces, offered at once (no other browser holds them).
+	front := int(max(2, (torrent.UploadSharingFront+info.PieceLength-1)/info.PieceLength))
+	offered := map[uint32]bool{}
+	for len(offered) < front {
+		_, p := readUntil(t, conn, 30*time.Second, msgHave)
+		offered[binary.BigEndian.Uint32(p)] = true
+	}
+	for i := range front {
+		if !offered[uint32(i)] {
+			t.Fatalf("offered %v, want b's front, pieces 0 to %d", offered, front-1)
+		}
+	}
+	if ta.BytesCompleted() == ta.Length() {
+		t.Fatal("the native peer is done already: nothing to compete with")
+	}
+	chunk := uint32(16 << 10)
+	before := ta.Stats().BytesReadData
+	want := 0
+	for i := range front {
+		for off := uint32(0); off < uint32(info.PieceLength); off += chunk {
+			writeMsg(t, conn, msgRequest, uint32(i), off, chunk)
+			want++
+		}
+	}
+	for range want {
+		if id, _ := readUntil(t, conn, 60*time.Second, msgPiece, msgReject); id != msgPiece {
+			t.Fatalf("b's front: message %d, want its chunks", id)
+		}
+	}
+	after := ta.Stats().BytesReadData
+	got, bGot := after.Int64()-before.Int64(), int64(want)*int64(chunk)
+	t.Logf("while b got %d bytes of its front, the native peer got %d bytes", bGot, got)
+	if got > bGot/3 {
+		t.Errorf("the native peer got %d bytes while b got %d of its front: the cap's turns were not left to b", got, bGot)
 	}
 }

@@ -66,6 +66,9 @@ type Client struct {
 	counters  TorrentStatCounters
 	// swarmgate patch: what UploadSharing did (upload-sharing.go). Under the client lock.
 	sharingStats UploadSharingStats
+	// swarmgate patch: until when conns leave the upload cap's turns to urgent sends
+	// (upload-sharing.go, sharingYield). Under the client lock.
+	sharingUrgentUntil time.Time
 
 	_mu            lockWithDeferreds
 	unlockHandlers clientUnlockHandlers

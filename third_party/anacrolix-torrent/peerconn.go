@@ -1223,6 +1223,11 @@ another:
 		}
 		// swarmgate patch: in the order they came, not map order.
 		if r, ok := c.oldestReadyPeerRequest(); ok {
+			// swarmgate patch: a piece at another peer's front goes first (upload-sharing.go).
+			if yield, delay := c.sharingYield(r); yield {
+				c.setRetryUploadTimer(delay)
+				return true
+			}
 			// swarmgate patch: keep the reservation while waiting (upload-queue.go).
 			if delay := c.uploadDelay(int(r.Length)); delay > 0 {
 				c.setRetryUploadTimer(delay)

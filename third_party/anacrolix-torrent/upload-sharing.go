@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/anacrolix/missinggo/v2/bitmap"
+	"golang.org/x/time/rate"
 
 	pp "github.com/anacrolix/torrent/peer_protocol"
 )
@@ -46,15 +47,21 @@ const (
 	// trading peer, held by none yet, before we offer it to this one too.
 	UploadSharingSlowAfter = 6 * time.Second
 	// UploadSharingFresh is how many bytes of fresh pieces a conn may have been offered and not
-	// yet got (at least two pieces), and the span of its front.
+	// yet got (at least two pieces).
 	UploadSharingFresh = 1 << 20
+	// UploadSharingFront is the span of a peer's front, in bytes (at least two pieces): about a
+	// second of a video's bitrate.
+	UploadSharingFront = 512 << 10
 	// sharingTick is how often the offers are looked at again while a conn lacks pieces, and
 	// sharingSoon how soon after something changed.
 	sharingTick = 250 * time.Millisecond
+	sharingSoon = 20 * time.Millisecond
 	// sharingRoomWait: while the uplink has room, a piece at a peer's front that other trading
 	// peers hold is offered this soon (they get the first chance).
 	sharingRoomWait = 500 * time.Millisecond
-	sharingSoon     = 20 * time.Millisecond
+	// sharingUrgentHold: after a chunk of a piece at a peer's front is queued for the uplink,
+	// other conns leave the cap's next turns to it for this long (sharingYield).
+	sharingUrgentHold = 100 * time.Millisecond
 )
 
 // UploadSharingStats counts what upload sharing did.
@@ -71,6 +78,7 @@ type sharingConn struct {
 	since      time.Time                // when it started
 	lastGot    pieceIndex               // the last piece it said it got, -1 before any
 	frontSince map[pieceIndex]time.Time // when each piece now at its front got there
+	urgent     map[pieceIndex]struct{}  // pieces offered at its front that it lacks still
 }
 
 // torrentSharing is upload sharing's state for one torrent.
@@ -213,18 +221,19 @@ func (t *Torrent) sharingUpdate() (again bool) {
 		}
 	}
 	busy := us.Busy()
-	span := max(2, (UploadSharingFresh+int(t.info.PieceLength)-1)/int(t.info.PieceLength))
+	pieces := func(bytes int) int { return max(2, (bytes+int(t.info.PieceLength)-1)/int(t.info.PieceLength)) }
+	frontSpan, freshSpan := pieces(UploadSharingFront), pieces(UploadSharingFresh)
 	rand.Shuffle(len(conns), func(i, j int) { conns[i], conns[j] = conns[j], conns[i] })
 	// Fronts first, so that a fresh piece at a peer's front goes to that peer and not, as a
 	// fresh piece, to another.
 	outstanding := make([]int, len(conns))
 	for i, c := range conns {
 		var lacks bool
-		outstanding[i], lacks = t.sharingFront(c, held, sent, span, busy, now)
+		outstanding[i], lacks = t.sharingFront(c, held, sent, frontSpan, busy, now)
 		again = again || lacks
 	}
 	for i, c := range conns {
-		t.sharingFresh(c, held, sent, span, outstanding[i], now)
+		t.sharingFresh(c, held, sent, freshSpan, outstanding[i], now)
 	}
 	return again
 }
@@ -270,6 +279,11 @@ func (t *Torrent) sharingFront(c *PeerConn, held, sent []int32, span int, busy b
 	if c.sharing.lastGot >= 0 {
 		collect(c.sharing.lastGot + 1)
 	}
+	for p := range c.sharing.urgent {
+		if !wanted(p) {
+			delete(c.sharing.urgent, p)
+		}
+	}
 	since := c.sharing.frontSince
 	for p := range since {
 		if !containsPiece(front, p) {
@@ -303,6 +317,10 @@ func (t *Torrent) sharingFront(c *PeerConn, held, sent []int32, span int, busy b
 			continue
 		}
 		t.sharingOfferPiece(c, p, sent, now)
+		if c.sharing.urgent == nil {
+			c.sharing.urgent = make(map[pieceIndex]struct{})
+		}
+		c.sharing.urgent[p] = struct{}{}
 		outstanding++
 	}
 	return outstanding, true
@@ -317,6 +335,32 @@ func (t *Torrent) sharingFresh(c *PeerConn, held, sent []int32, span, outstandin
 			outstanding++
 		}
 	}
+}
+
+// sharingYield says whether the conn, about to send a chunk for r, should leave the upload cap's
+// next turns to another: a conn sending a piece at its peer's front (a player's next piece, or one
+// it has gone without) goes first; the others yield while such sends keep coming, for up to
+// sharingUrgentHold (or three chunks' time at the cap's rate) after the last. A conn already holding its turn (a reservation) keeps it.
+// Called with the client lock held; the delay is how long to wait before looking again.
+func (c *PeerConn) sharingYield(r Request) (yield bool, delay time.Duration) {
+	cl := c.t.cl
+	now := time.Now()
+	if c.sharing != nil {
+		if _, ok := c.sharing.urgent[pieceIndex(r.Index)]; ok {
+			// At least a few chunks' time at the cap's rate, or the hold would lapse before the
+			// conn's next turn.
+			hold := sharingUrgentHold
+			if l := cl.config.UploadRateLimiter.Limit(); l != rate.Inf && l > 0 {
+				hold = max(hold, time.Duration(3*float64(r.Length)/float64(l)*float64(time.Second)))
+			}
+			cl.sharingUrgentUntil = now.Add(hold)
+			return false, 0
+		}
+	}
+	if c.uploadReservation != nil || !now.Before(cl.sharingUrgentUntil) {
+		return false, 0
+	}
+	return true, cl.sharingUrgentUntil.Sub(now)
 }
 
 func containsPiece(ps []pieceIndex, p pieceIndex) bool {
