@@ -16,18 +16,20 @@ import (
 // A trading conn that speaks the fast extension hears HaveNone instead of our bitfield, and then
 // a Have for each piece we choose to let it ask for:
 //
-//   - fresh pieces, that no trading peer holds or has been offered yet, lowest index first, a
-//     few at a time (UploadSharingFresh pieces' worth outstanding per conn): each piece enters the
-//     swarm once, and the peers pass it on;
-//   - the pieces at the peer's front (the first it lacks, and the first it lacks after the last
-//     it got: where a sequential or streaming client reads): when fresh, soon while the uplink has
-//     room (Busy false), or when the peer has gone without one for
-//     UploadSharingStuckAfter although other trading peers hold it (it is not connected to them,
-//     or they are slow), or UploadSharingSlowAfter when it was offered to another who has not
-//     got it yet. So a peer whose player needs a piece never waits long for it, whoever holds it.
+//   - fresh pieces, that no trading peer holds or has been offered yet, lowest index first,
+//     UploadSharingFresh bytes of them outstanding per conn: each piece enters the swarm once,
+//     and the peers pass it on;
+//   - the pieces at the peer's front (UploadSharingFront bytes from the first piece it lacks, and
+//     from the one after the last it got: where a sequential or streaming client reads): a fresh
+//     one goes to that peer first; while the uplink has room (Busy false) any after
+//     sharingRoomWait; while busy one that other trading peers hold once the peer has gone
+//     without it for UploadSharingStuckAfter (it is not connected to them, or they are slow), or
+//     UploadSharingSlowAfter when it is on its way to another who has not got it yet. So a peer
+//     whose player needs a piece never waits long for it, whoever holds it.
 //
-// A Have cannot be taken back, so what a conn was offered it may always have. A request for a
-// piece we have not offered (the peer cannot know we hold it) is rejected (BEP 6).
+// Sends of pieces at a peer's front go first: other conns leave the cap's turns to them
+// (sharingYield). A Have cannot be taken back, so what a conn was offered it may always have. A
+// request for a piece we have not offered (the peer cannot know we hold it) is rejected (BEP 6).
 
 // UploadSharing is ClientConfig.UploadSharing.
 type UploadSharing struct {
