@@ -241,7 +241,8 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 				Marks                 map[string]float64
 			}
 			if err := br.eval(0, watchPageStateJS, &ps); err == nil {
-				b.Logf("viewer%d: first frame %.0f ms, mode %s, source %s, marks %v; %q", i, states[i].FirstFrame, ps.Mode, ps.Source, ps.Marks, ps.Message)
+				b.Logf("viewer%d: first frame %.0f ms, stalls %d (%.1f s), mode %s, source %s, marks %v; %q", i, states[i].FirstFrame,
+					states[i].Stalls, states[i].Stalled, ps.Mode, ps.Source, ps.Marks, ps.Message)
 			}
 		}
 	}
