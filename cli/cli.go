@@ -328,7 +328,7 @@ func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.WebRTCUDPPort, "webrtc-udp-port", c.WebRTCUDPPort, "one UDP `port` for all WebRTC peers (0 = an ephemeral port per peer)")
 	fs.Var((*ipList)(&c.PublicIPs), "public-ip", "public `IP` to advertise to WebRTC peers behind NAT 1:1 (repeatable)")
 	fs.Var((*iceList)(&c.ICEServers), "ice-server", "STUN/TURN `URL` for WebRTC, e.g. stun:stun.example.org:3478 or turn:user:pass@turn.example.org:3478 (repeatable; default none)")
-	fs.BoolVar(&c.UploadSharing, "upload-sharing", c.UploadSharing, "with --upload-rate: while the cap is reached, turn down (once) a browser's request for a piece another browser has or is being sent, so browsers trade it instead")
+	fs.BoolVar(&c.UploadSharing, "upload-sharing", c.UploadSharing, "with --upload-rate: send each piece to as few browsers as possible (super-seeding): browsers hear of the pieces no other browser holds, and pass them on")
 	fs.Var((*byteRate)(&c.UploadRate), "upload-rate", "cap on all torrent data sent, to peers and over HTTP, in `bytes/s` (k, M, G suffixes; 0 = no cap)")
 	fs.Var((*sizeFlag)(&c.CacheSize), "cache-size", "bound on downloaded data in `bytes` (k, M, G suffixes; 0 = unlimited): pieces of torrents nobody watches are evicted least recently used first")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "drop a downloaded torrent and its data when nobody watched it for this `duration` (0 = never; seeded files stay)")

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anacrolix/torrent"
+
 	"github.com/swarmgate/swarmgate/gateway"
 )
 
@@ -37,7 +39,8 @@ import (
 // Knobs: SWARMGATE_OFFLOAD_CASES, comma-separated viewers:cap:sharing:page, cap "capped" (1.5× the
 // bitrate) or "none", sharing "on" or "off", page "plain" or "watch" (default
 // "5:capped:on:plain,5:capped:off:plain,10:capped:on:plain,10:capped:off:plain,5:none:on:plain,5:capped:on:watch");
-// SWARMGATE_OFFLOAD_SECONDS, the video's length (60); SWARMGATE_OFFLOAD_MBPS, its bitrate (4).
+// SWARMGATE_OFFLOAD_SECONDS, the video's length (60); SWARMGATE_OFFLOAD_MBPS, its bitrate (4);
+// SWARMGATE_OFFLOAD_TRACE=1 logs each viewer every 10 s.
 func BenchmarkOffload(b *testing.B) {
 	seconds := envInt(b, "SWARMGATE_OFFLOAD_SECONDS", 60)
 	mbps := envFloat(b, "SWARMGATE_OFFLOAD_MBPS", 4)
@@ -113,6 +116,12 @@ type viewerState struct {
 	Webseed  float64 `json:"webseed"`
 	Stalls   int     `json:"stalls"`
 	Stalled  float64 `json:"stalled"` // seconds
+	// FirstFrame is when the watch page first played, ms since it started; Time, Paused and
+	// ReadyState are its video's.
+	FirstFrame float64 `json:"firstFrame"`
+	Time       float64 `json:"time"`
+	Paused     bool    `json:"paused"`
+	ReadyState int     `json:"readyState"`
 }
 
 func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
@@ -131,13 +140,14 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 	browsers := make([]*browser, c.viewers)
 	started := make([]time.Time, c.viewers)
 	for i := range browsers {
-		browsers[i] = startBrowser(b, browserOptions{name: fmt.Sprintf("viewer%d", i)})
+		opts := browserOptions{name: fmt.Sprintf("viewer%d", i)}
+		if c.watch {
+			opts.initScripts = []string{watchStallsJS}
+		}
+		browsers[i] = startBrowser(b, opts)
 		started[i] = time.Now()
 		if c.watch {
 			browsers[i].navigate(base + "/watch/" + v.InfoHash + "?file=0")
-			if err := browsers[i].eval(0, watchStallsJS, nil); err != nil {
-				b.Fatal(err)
-			}
 		} else {
 			browsers[i].navigate(c.pages.url(base, cfg.PeerID, mi))
 		}
@@ -149,17 +159,23 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 	}
 	deadline := time.Now().Add(bound)
 	states := make([]viewerState, c.viewers)
+	trace, lastTrace := os.Getenv("SWARMGATE_OFFLOAD_TRACE") != "", time.Time{}
 	for time.Now().Before(deadline) {
 		all := true
 		for i, br := range browsers {
 			expr := `window.__s`
 			if c.watch {
-				expr = `(() => { const s = window.swarmgate?.stats || {}; const v = document.getElementById("player"); const st = window.__stalls || {n: 0, ms: 0};
+				expr = `(() => { const s = window.swarmgate?.stats || {}; const v = document.getElementById("player"); const st = window.__stalls || {n: 0, ms: 0, since: 0};
 				  return {done: v.ended || v.currentTime >= v.duration - 0.5, doneAt: performance.now(), gateway: s.fromGateway || 0, browsers: s.fromBrowsers || 0, webseed: s.fromWebseed || 0,
-				          stalls: st.n, stalled: st.ms / 1000} })()`
+				          stalls: st.n, stalled: (st.ms + (st.since ? performance.now() - st.since : 0)) / 1000, firstFrame: st.first,
+				          time: v.currentTime, paused: v.paused, readyState: v.readyState} })()`
 			}
 			var s viewerState
 			if err := br.eval(0, expr, &s); err == nil {
+				if trace && time.Since(lastTrace) >= 10*time.Second {
+					b.Logf("%4.0f s viewer%d: done %v, video at %.1f s (paused %v, ready %d), stalls %d (%.1f s), from gateway %.1f MiB, browsers %.1f MiB, webseed %.1f MiB",
+						time.Since(started[0]).Seconds(), i, s.Done, s.Time, s.Paused, s.ReadyState, s.Stalls, s.Stalled, s.Gateway/(1<<20), s.Browsers/(1<<20), s.Webseed/(1<<20))
+				}
 				if !states[i].Done {
 					states[i] = s
 				} else {
@@ -167,6 +183,9 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 				}
 			}
 			all = all && states[i].Done
+		}
+		if trace && time.Since(lastTrace) >= 10*time.Second {
+			lastTrace = time.Now()
 		}
 		if all {
 			break
@@ -186,6 +205,10 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 	res.egressBytes = res.toWebRTC + res.toHTTP
 	res.egress = res.egressBytes / float64(c.length)
 	res.declined = srv.Gateway.DeclinedRequests()
+	if st := srv.Gateway.UploadSharingStats(); st != (torrent.UploadSharingStats{}) {
+		b.Logf("upload sharing: pieces offered fresh %d, at a front %d (%d of them while busy: stuck or slow), requests rejected %d",
+			st.Fresh, st.Front, st.Escalated, st.Declined)
+	}
 	var got float64
 	fastest, slowest := 0.0, 0.0
 	for _, s := range states {
@@ -209,18 +232,47 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 	if fastest > 0 {
 		res.spread = slowest / fastest
 	}
+	if c.watch {
+		// How each page played: a page that fell back to the gateway's /stream, or never handed
+		// over from the quick start, fetched the film over HTTP.
+		for i, br := range browsers {
+			var ps struct {
+				Mode, Source, Message string
+				Marks                 map[string]float64
+			}
+			if err := br.eval(0, watchPageStateJS, &ps); err == nil {
+				b.Logf("viewer%d: first frame %.0f ms, stalls %d (%.1f s), mode %s, source %s, marks %v; %q", i, states[i].FirstFrame,
+					states[i].Stalls, states[i].Stalled, ps.Mode, ps.Source, ps.Marks, ps.Message)
+			}
+		}
+	}
 	for _, br := range browsers {
 		br.stop()
 	}
 	return res
 }
 
-// watchStallsJS counts our watch page's stalls: "waiting" after it first played, and for how long.
+// watchPageStateJS is the watch page's mode, source and message, and its swarmgate:* marks (ms
+// since navigation).
+const watchPageStateJS = `(() => {
+  const s = window.swarmgate || {}; const marks = {};
+  for (const m of performance.getEntriesByType("mark")) if (m.name.startsWith("swarmgate:")) marks[m.name.slice(10)] = Math.round(m.startTime);
+  return {mode: s.mode || "", source: s.source || "", message: s.message || "", marks};
+})()`
+
+// watchStallsJS, run before the watch page's own scripts, counts its stalls: "waiting" of the
+// video that has the picture (id "player": the quick start's, then the one it hands over to)
+// after it first played, and for how long; and when it first played.
 const watchStallsJS = `(() => {
-  const v = document.getElementById("player"); let played = false, since = 0;
-  window.__stalls = {n: 0, ms: 0};
-  v.addEventListener("playing", () => { played = true; if (since) { window.__stalls.ms += performance.now() - since; since = 0 } });
-  v.addEventListener("waiting", () => { if (played && !since) { window.__stalls.n++; since = performance.now() } });
+  const st = window.__stalls = {n: 0, ms: 0, first: 0, since: 0};
+  const isPlayer = e => e.target instanceof HTMLMediaElement && e.target.id === "player";
+  document.addEventListener("playing", e => {
+    if (!isPlayer(e)) return;
+    const now = performance.now();
+    if (!st.first) st.first = now;
+    if (st.since) { st.ms += now - st.since; st.since = 0 }
+  }, true);
+  document.addEventListener("waiting", e => { if (isPlayer(e) && st.first && !st.since) { st.n++; st.since = performance.now() } }, true);
 })()`
 
 func fmtTimes(ts []float64) string {

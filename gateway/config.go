@@ -121,9 +121,9 @@ type Config struct {
 	// HTTP, in bytes per second; 0 means no cap.
 	UploadRate int64
 	// UploadSharing, with an UploadRate, makes the gateway send each piece to as few browsers as
-	// it can while the cap is reached: a browser's request for a piece another browser has, or
-	// is being sent, is turned down once (BEP 6 reject), so it asks that browser, or asks again
-	// and is served.
+	// it can (super-seeding): a browser hears of the pieces no other browser holds, a few at a
+	// time, and while the cap is reached of a piece others hold only when it has gone without it
+	// for a while; browsers pass pieces on to each other (third_party/README.md, "Upload sharing").
 	UploadSharing bool
 	// EmbedOrigins are the origins (https://example.org, http://127.0.0.1:9000) whose pages may
 	// frame the watch and embed pages; empty means any site may.

@@ -188,8 +188,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		tcfg.UploadRateLimiter = g.uploadLimit
 		if cfg.UploadSharing {
 			tcfg.UploadSharing = &torrent.UploadSharing{
-				// Busy: the bucket is below half its burst, so sends are waiting on the cap.
-				Busy:   func() bool { return g.uploadLimit.Tokens() < uploadBurst/2 },
+				Busy:   g.uplinkBusy,
 				Trades: func(network string) bool { return network == webrtcNetwork },
 			}
 		}
@@ -520,6 +519,6 @@ func (g *Gateway) onPeerConnClosed(pc *torrent.PeerConn) {
 	}
 }
 
-// DeclinedRequests counts browsers' requests turned down once while the upload cap was reached
-// because another browser had the piece (Config.UploadSharing).
+// DeclinedRequests counts browsers' requests rejected for pieces the gateway had not offered them
+// (Config.UploadSharing).
 func (g *Gateway) DeclinedRequests() int64 { return g.client.DeclinedRequests() }

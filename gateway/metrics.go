@@ -112,7 +112,7 @@ var (
 	descIdle     = prometheus.NewDesc(metricsNamespace+"_torrents_dropped_idle_total", "Torrents dropped by --idle-timeout.", nil, nil)
 	descBanned   = prometheus.NewDesc(metricsNamespace+"_peers_banned", "Peer IPs banned for sending data that failed its piece hash.", nil, nil)
 
-	descDeclined   = prometheus.NewDesc(metricsNamespace+"_upload_declined_requests_total", "Browsers' requests turned down once while the upload cap was reached, because another browser had the piece (--upload-sharing).", nil, nil)
+	descDeclined   = prometheus.NewDesc(metricsNamespace+"_upload_declined_requests_total", "Browsers' requests rejected for pieces the gateway had not offered them (--upload-sharing).", nil, nil)
 	descTcJobs     = prometheus.NewDesc(metricsNamespace+"_transcode_jobs", "ffmpeg jobs making HLS segments, by state (running, paused ahead of their viewers).", []string{"state"}, nil)
 	descTcStarted  = prometheus.NewDesc(metricsNamespace+"_transcode_jobs_started_total", "ffmpeg jobs started.", nil, nil)
 	descTcFailed   = prometheus.NewDesc(metricsNamespace+"_transcode_jobs_failed_total", "ffmpeg jobs that failed.", nil, nil)

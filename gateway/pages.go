@@ -156,7 +156,9 @@ func (g *Gateway) torrentPage(name string) echo.HandlerFunc {
 			// only once the player reads.
 			if file, ok := pageFile(c.QueryParam("file")); ok {
 				e.PageView(file)
-				if d.Boot != "" {
+				// Not while the upload cap is reached: what the quick start sends comes again over
+				// webtorrent, and it would get only a share of the cap (uplinkBusy).
+				if d.Boot != "" && !g.uplinkBusy() {
 					d.Stream = quickStream(e, base, file, c.QueryParams())
 				}
 			}

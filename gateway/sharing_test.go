@@ -6,16 +6,26 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"net/http"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/swarmgate/swarmgate/internal/peertest"
+	"github.com/swarmgate/swarmgate/registry"
 )
 
 // Wire message ids (BEP 3, BEP 6).
 const (
 	msgUnchoke    = 1
+	msgHave       = 4
+	msgBitfield   = 5
+	msgHaveAll    = 14
+	msgHaveNone   = 15
 	msgInterested = 2
 	msgRequest    = 6
 	msgPiece      = 7
@@ -59,9 +69,12 @@ func readUntil(t *testing.T, c net.Conn, within time.Duration, ids ...byte) (byt
 	}
 }
 
-// TestUploadSharing: with the upload cap reached, a browser's request for a piece another
-// browser holds is turned down once (a BEP 6 reject) and served when asked again; a piece no
-// other browser has is served at once; with --upload-sharing off nothing is turned down.
+// TestUploadSharing: with upload sharing, a browser hears that the gateway has nothing
+// (HaveNone) and then only the pieces the gateway offers it: while the cap is reached, pieces
+// nobody else has first; a piece another browser holds only once the browser has gone without it
+// for UploadSharingStuckAfter (it may not be connected to that browser). A request for a piece
+// not offered is rejected (BEP 6). With --upload-sharing off the browser hears HaveAll and is
+// served anything.
 func TestUploadSharing(t *testing.T) {
 	for _, sharing := range []bool{true, false} {
 		name := map[bool]string{true: "on", false: "off"}[sharing]
@@ -74,7 +87,7 @@ func TestUploadSharing(t *testing.T) {
 				t.Fatalf("metainfo: %v (%d)", err, res.status)
 			}
 			info, _ := mi.UnmarshalInfo()
-			if info.NumPieces() < 4 {
+			if info.NumPieces() < 8 {
 				t.Fatalf("the demo has %d pieces", info.NumPieces())
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -88,6 +101,11 @@ func TestUploadSharing(t *testing.T) {
 			}
 			ta.CancelPieces(1, info.NumPieces())
 			waitFor(t, 60*time.Second, "browser a holding piece 0", func() bool { return ta.Piece(0).State().Complete })
+
+			// The cap is reached from here on: 4 MiB owed at 256 KiB/s.
+			for range 16 {
+				r.g.uploadLimit.ReserveN(time.Now(), uploadBurst)
+			}
 
 			// Browser b: a raw wire, fast extension on.
 			b := newWebRTCPeer(ctx, t, r, true)
@@ -109,40 +127,243 @@ func TestUploadSharing(t *testing.T) {
 			if theirs[27]&0x04 == 0 {
 				t.Fatal("the gateway's handshake has no fast extension")
 			}
-			writeMsg(t, conn, msgInterested)
-			readUntil(t, conn, 30*time.Second, msgUnchoke)
-
-			// The cap is reached: 2 MiB owed at 256 KiB/s.
-			for range 8 {
-				r.g.uploadLimit.ReserveN(time.Now(), uploadBurst)
-			}
-			writeMsg(t, conn, msgRequest, 0, 0, 16<<10)
-			id, _ := readUntil(t, conn, 30*time.Second, msgPiece, msgReject)
-			if sharing && id != msgReject {
-				t.Fatalf("piece 0, which browser a holds, while the cap is reached: message %d, want a reject (%d)", id, msgReject)
-			}
-			if !sharing && id != msgPiece {
-				t.Fatalf("sharing off: message %d, want the piece", id)
-			}
-			if sharing {
-				// Asked again later, it is served.
-				time.Sleep(torrent.UploadSharingDeclineWindow + 50*time.Millisecond)
+			connected := time.Now()
+			id, _ := readUntil(t, conn, 30*time.Second, msgHaveAll, msgHaveNone, msgBitfield)
+			if !sharing {
+				if id != msgHaveAll {
+					t.Fatalf("sharing off: message %d, want HaveAll (%d)", id, msgHaveAll)
+				}
+				writeMsg(t, conn, msgInterested)
+				readUntil(t, conn, 30*time.Second, msgUnchoke)
 				writeMsg(t, conn, msgRequest, 0, 0, 16<<10)
 				if id, _ := readUntil(t, conn, 60*time.Second, msgPiece, msgReject); id != msgPiece {
-					t.Fatalf("piece 0 asked again: message %d, want the piece", id)
+					t.Fatalf("sharing off: message %d, want the piece", id)
 				}
-				if n := r.g.client.DeclinedRequests(); n != 1 {
-					t.Errorf("%d requests declined, want 1", n)
+				return
+			}
+			if id != msgHaveNone {
+				t.Fatalf("sharing on: message %d, want HaveNone (%d)", id, msgHaveNone)
+			}
+			// Every offer, and when it came; read reads on until one of ids comes.
+			offered := map[uint32]time.Time{}
+			read := func(within time.Duration, ids ...byte) (byte, []byte) {
+				deadline := time.Now().Add(within)
+				for {
+					id, p := readUntil(t, conn, time.Until(deadline), append(ids, msgHave)...)
+					if id != msgHave || bytes.IndexByte(ids, msgHave) >= 0 {
+						return id, p
+					}
+					offered[binary.BigEndian.Uint32(p)] = time.Now()
 				}
 			}
-			// A piece no other browser has is served even while the cap is reached.
-			for range 8 {
-				r.g.uploadLimit.ReserveN(time.Now(), uploadBurst)
+			// The first offers: fresh pieces, not piece 0 (browser a holds it).
+			_, p := read(30*time.Second, msgHave)
+			first := binary.BigEndian.Uint32(p)
+			offered[first] = time.Now()
+			if first == 0 {
+				t.Fatal("piece 0, which browser a holds, offered first while the cap is reached")
 			}
-			writeMsg(t, conn, msgRequest, 3, 0, 16<<10)
-			if id, p := readUntil(t, conn, 60*time.Second, msgPiece, msgReject); id != msgPiece || binary.BigEndian.Uint32(p) != 3 {
-				t.Fatalf("piece 3, which nobody else has: message %d, want the piece", id)
+			writeMsg(t, conn, msgInterested)
+			// Not offered: rejected.
+			if _, ok := offered[0]; !ok {
+				writeMsg(t, conn, msgRequest, 0, 0, 16<<10)
+				if id, p := read(30*time.Second, msgReject, msgPiece); id != msgReject || binary.BigEndian.Uint32(p) != 0 {
+					t.Fatalf("piece 0, not offered: message %d, want a reject", id)
+				}
+			}
+			// Offered: served, cap or not.
+			writeMsg(t, conn, msgRequest, first, 0, 16<<10)
+			if id, p := read(60*time.Second, msgPiece, msgReject); id != msgPiece || binary.BigEndian.Uint32(p) != first {
+				t.Fatalf("piece %d, offered: message %d, want the piece", first, id)
+			}
+			// b goes without piece 0: offered after UploadSharingStuckAfter, not before.
+			for {
+				if _, ok := offered[0]; ok {
+					break
+				}
+				_, p := read(30*time.Second, msgHave)
+				offered[binary.BigEndian.Uint32(p)] = time.Now()
+			}
+			if waited := offered[0].Sub(connected); waited < torrent.UploadSharingStuckAfter {
+				t.Fatalf("piece 0 offered %v after b came, before UploadSharingStuckAfter (%v)", waited, torrent.UploadSharingStuckAfter)
+			}
+			st := r.g.client.UploadSharingStats()
+			t.Logf("upload sharing: %+v", st)
+			if st.Declined != 1 || st.Escalated < 1 || st.Withheld != 2 {
+				t.Errorf("stats %+v: want 1 declined, 2 withheld, some escalated", st)
 			}
 		})
+	}
+}
+
+// TestUploadCapTakesTurns: under the upload cap, HTTP answers and peer conns take turns for its
+// tokens. An HTTP stream of the demo runs again and again while a browser (a real WebRTC peer)
+// fetches the demo: the browser must complete before the HTTP stream has taken four times its
+// share. (Before: the HTTP writer waited in the limiter's queue while the conn gave its place up
+// and tried later, and the browser got nothing while any HTTP stream ran.)
+func TestUploadCapTakesTurns(t *testing.T) {
+	r := startGateway(t, func(c *Config) { c.Demo = true; c.UploadRate = 256 << 10; c.UploadSharing = true })
+	demo := demoInfoHash(t, r)
+	res := r.get(t, "/api/torrents/"+demo+"/metainfo", nil)
+	mi, err := metainfo.Load(bytes.NewReader(res.body))
+	if err != nil {
+		t.Fatalf("metainfo: %v (%d)", err, res.status)
+	}
+	info, _ := mi.UnmarshalInfo()
+	size := info.TotalLength()
+	e, _ := r.g.torrents.Get(mustHash(t, demo))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	// The HTTP stream, over and over, from before the browser comes until it is done.
+	streamCtx, stopStream := context.WithCancel(ctx)
+	streamDone := make(chan error, 1)
+	go func() {
+		for streamCtx.Err() == nil {
+			req, _ := http.NewRequestWithContext(streamCtx, http.MethodGet, r.base+"/stream/"+demo+"/0", nil)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				streamDone <- err
+				return
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+		streamDone <- nil
+	}()
+	defer func() {
+		stopStream()
+		<-streamDone
+	}()
+	waitFor(t, 30*time.Second, "the HTTP stream under way", func() bool { return httpSent(e) > 0 })
+
+	p := newWebRTCPeer(ctx, t, r, false)
+	tp, err := p.Join(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpBefore := httpSent(e)
+	waitFor(t, 4*time.Minute, "the browser complete, or the HTTP stream taking four times its share", func() bool {
+		return tp.BytesCompleted() == size || httpSent(e)-httpBefore > 4*size
+	})
+	got, sent := tp.BytesCompleted(), httpSent(e)-httpBefore
+	t.Logf("while the browser fetched %d of %d bytes, the HTTP stream took %d", got, size, sent)
+	if got != size {
+		t.Fatalf("the browser got %d of %d bytes while the HTTP stream took %d: the cap's turns went to HTTP", got, size, sent)
+	}
+}
+
+func httpSent(e *registry.Entry) int64 {
+	b, _ := e.Counts()
+	return b.ToHTTP
+}
+
+// TestNoQuickStartWhileUplinkBusy: the watch and embed pages start their video on the file's
+// /stream (the quick start) while the upload cap has room, and not while it is reached.
+func TestNoQuickStartWhileUplinkBusy(t *testing.T) {
+	r := startGateway(t, func(c *Config) { c.Demo = true; c.UploadRate = 256 << 10 })
+	demo := demoInfoHash(t, r)
+	srcRE := regexp.MustCompile(`<video id="player"[^>]*?(?: src="([^"]*)")?>`)
+	src := func(page string) string {
+		m := srcRE.FindSubmatch(r.get(t, page, nil).body)
+		if m == nil {
+			t.Fatalf("%s: no <video id=\"player\">", page)
+		}
+		return string(m[1])
+	}
+	for _, page := range []string{"/watch/", "/embed/"} {
+		if got := src(page + demo); !strings.Contains(got, "/stream/"+demo+"/0") {
+			t.Errorf("%s with room on the uplink: video src %q, want the file's stream", page, got)
+		}
+	}
+	for range 8 { // 2 MiB owed at 256 KiB/s
+		r.g.uploadLimit.ReserveN(time.Now(), uploadBurst)
+	}
+	for _, page := range []string{"/watch/", "/embed/"} {
+		if got := src(page + demo); got != "" {
+			t.Errorf("%s while the cap is reached: video src %q, want none", page, got)
+		}
+	}
+}
+
+// TestUploadSharingFrontFirst: the pieces at a browser's front (the first it lacks: where a
+// player reads) go before other uploads. A native peer fetches the whole demo all along under the
+// cap; while the raw browser b fetches its front, the native peer gets little.
+func TestUploadSharingFrontFirst(t *testing.T) {
+	r := startGateway(t, func(c *Config) { c.Demo = true; c.UploadRate = 128 << 10; c.UploadSharing = true })
+	demo := demoInfoHash(t, r)
+	res := r.get(t, "/api/torrents/"+demo+"/metainfo", nil)
+	mi, err := metainfo.Load(bytes.NewReader(res.body))
+	if err != nil {
+		t.Fatalf("metainfo: %v (%d)", err, res.status)
+	}
+	info, _ := mi.UnmarshalInfo()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+
+	// The native peer, over TCP.
+	cl, err := torrent.NewClient(peertest.LoopbackClientConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ta, err := cl.AddTorrent(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.AddPeers([]torrent.PeerInfo{{Addr: r.g.BTAddr()}})
+	ta.DownloadAll()
+	waitFor(t, 60*time.Second, "the native peer fetching", func() bool { return ta.BytesCompleted() > 0 })
+
+	b := newWebRTCPeer(ctx, t, r, true)
+	conn, err := b.Connect(ctx, mi.HashInfoBytes(), info.TotalLength())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ih, pid := mi.HashInfoBytes(), b.PeerID()
+	hs := append([]byte("\x13BitTorrent protocol\x00\x00\x00\x00\x00\x00\x00\x04"), ih[:]...)
+	if _, err := conn.Write(append(hs, pid[:]...)); err != nil {
+		t.Fatal(err)
+	}
+	var theirs [68]byte
+	if _, err := io.ReadFull(conn, theirs[:]); err != nil {
+		t.Fatal(err)
+	}
+	writeMsg(t, conn, msgInterested)
+	// b's front: the first pieces, offered at once (no other browser holds them).
+	front := int(max(2, (torrent.UploadSharingFront+info.PieceLength-1)/info.PieceLength))
+	offered := map[uint32]bool{}
+	for len(offered) < front {
+		_, p := readUntil(t, conn, 30*time.Second, msgHave)
+		offered[binary.BigEndian.Uint32(p)] = true
+	}
+	for i := range front {
+		if !offered[uint32(i)] {
+			t.Fatalf("offered %v, want b's front, pieces 0 to %d", offered, front-1)
+		}
+	}
+	if ta.BytesCompleted() == ta.Length() {
+		t.Fatal("the native peer is done already: nothing to compete with")
+	}
+	chunk := uint32(16 << 10)
+	before := ta.Stats().BytesReadData
+	want := 0
+	for i := range front {
+		for off := uint32(0); off < uint32(info.PieceLength); off += chunk {
+			writeMsg(t, conn, msgRequest, uint32(i), off, chunk)
+			want++
+		}
+	}
+	for range want {
+		if id, _ := readUntil(t, conn, 60*time.Second, msgPiece, msgReject); id != msgPiece {
+			t.Fatalf("b's front: message %d, want its chunks", id)
+		}
+	}
+	after := ta.Stats().BytesReadData
+	got, bGot := after.Int64()-before.Int64(), int64(want)*int64(chunk)
+	t.Logf("while b got %d bytes of its front, the native peer got %d bytes", bGot, got)
+	if got > bGot/3 {
+		t.Errorf("the native peer got %d bytes while b got %d of its front: the cap's turns were not left to b", got, bGot)
 	}
 }

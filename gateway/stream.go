@@ -215,8 +215,9 @@ func (w *servedWriter) Write(p []byte) (int, error) {
 	w.sendHeader()
 	written := 0
 	for len(p) > 0 {
-		chunk := p[:min(len(p), uploadBurst)]
+		chunk := p
 		if w.limit != nil {
+			chunk = p[:min(len(p), capChunk)]
 			if err := w.limit.WaitN(w.ctx, len(chunk)); err != nil {
 				return written, err
 			}
@@ -232,6 +233,12 @@ func (w *servedWriter) Write(p []byte) (int, error) {
 	}
 	return written, nil
 }
+
+// capChunk is how much of an answer goes at a time under the upload cap: a peer's block (16 KiB).
+// Writers and peer conns wait their turns for the cap's tokens in the order they asked; a
+// bigger chunk would take a bigger turn (with 256 KiB, HTTP answers took nearly all of a saturated
+// cap from the browsers' WebRTC conns).
+const capChunk = 16 << 10
 
 // finish sends what is still held: the header of an empty or HEAD answer, or the error.
 func (w *servedWriter) finish(readErr error, name string) error {

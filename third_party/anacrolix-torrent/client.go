@@ -19,7 +19,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/RoaringBitmap/roaring"
@@ -65,8 +64,11 @@ type Client struct {
 	// fields. See #262.
 	connStats AllConnStats
 	counters  TorrentStatCounters
-	// swarmgate patch: requests turned down for UploadSharing (upload-sharing.go).
-	declinedRequests atomic.Int64
+	// swarmgate patch: what UploadSharing did (upload-sharing.go). Under the client lock.
+	sharingStats UploadSharingStats
+	// swarmgate patch: until when conns leave the upload cap's turns to urgent sends
+	// (upload-sharing.go, sharingYield). Under the client lock.
+	sharingUrgentUntil time.Time
 
 	_mu            lockWithDeferreds
 	unlockHandlers clientUnlockHandlers
@@ -1287,6 +1289,9 @@ func (pc *PeerConn) sendInitialMessages() {
 		})
 	}
 	func() {
+		if pc.sharingStart() { // swarmgate patch: upload-sharing.go
+			return
+		}
 		if pc.fastEnabled() {
 			if t.haveAllPieces() {
 				pc.write(pp.Message{Type: pp.HaveAll})

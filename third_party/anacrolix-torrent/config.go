@@ -82,8 +82,8 @@ type ClientConfig struct {
 	// large enough to fit a whole chunk, which is usually 16 KiB (see TorrentSpec.ChunkSize). If
 	// limit is not Inf, and burst is left at 0, the implementation will choose a suitable burst.
 	UploadRateLimiter *rate.Limiter
-	// swarmgate patch: turn down requests other trading peers can serve while the uplink is busy
-	// (upload-sharing.go). nil: never.
+	// swarmgate patch: super-seed to peers that trade with each other: offer each piece to as few
+	// of them as will do (upload-sharing.go). nil: never.
 	UploadSharing *UploadSharing
 	// Rate limits all reads from connections to peers. Each limiter token represents one byte. The
 	// Limiter's burst must be bigger than the largest Read performed on the underlying

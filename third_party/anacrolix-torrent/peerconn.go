@@ -58,8 +58,9 @@ type PeerConn struct {
 	// swarmgate patch: re-arms request updates after a reject left the conn without requests.
 	// Only touched with the Client lock held. See retryAfterReject in requesting.go.
 	rejectRetryTimer *time.Timer
-	// swarmgate patch: when each piece was first turned down for UploadSharing (upload-sharing.go).
-	declinedPieces map[pieceIndex]time.Time
+	// swarmgate patch: set when UploadSharing decides which pieces the peer hears we have
+	// (upload-sharing.go).
+	sharing *sharingConn
 
 	// Move to PeerConn?
 	protocolLogger log.Logger
@@ -96,7 +97,10 @@ type PeerConn struct {
 	PeerExtensionIDs map[pp.ExtensionName]pp.ExtensionNumber
 	PeerClientName   atomic.Value
 	uploadTimer      *time.Timer
-	pex              pexConnState
+	// swarmgate patch: the upload cap's tokens held for the next chunk (upload-queue.go).
+	uploadReservation *rate.Reservation
+	uploadReserved    int
+	pex               pexConnState
 
 	// The pieces the peer has claimed to have.
 	_peerPieces roaring.Bitmap
@@ -266,6 +270,10 @@ func (cn *PeerConn) onClose() {
 	if cn.rejectRetryTimer != nil { // swarmgate patch
 		cn.rejectRetryTimer.Stop()
 	}
+	cn.cancelUploadReservation() // swarmgate patch: upload-queue.go
+	if cn.t != nil {
+		cn.t.sharingSoon() // swarmgate patch: what it was offered is nobody's now
+	}
 	if cn.pex.IsEnabled() {
 		cn.pex.Close()
 	}
@@ -433,6 +441,10 @@ func (cn *PeerConn) fillWriteBuffer() {
 }
 
 func (cn *PeerConn) have(piece pieceIndex) {
+	if cn.sharing != nil { // swarmgate patch: UploadSharing offers it when it sees fit
+		cn.t.sharingSoon()
+		return
+	}
 	if cn.sentHaves.Get(bitmap.BitIndex(piece)) {
 		return
 	}
@@ -483,6 +495,7 @@ func (cn *PeerConn) peerSentHave(piece pieceIndex) error {
 	if cn.t.wantPieceIndex(piece) {
 		cn.onNeedUpdateRequests("have")
 	}
+	cn.sharingPeerGot(piece) // swarmgate patch: upload-sharing.go
 	cn.peerPiecesChanged()
 	return nil
 }
@@ -1210,13 +1223,13 @@ another:
 		}
 		// swarmgate patch: in the order they came, not map order.
 		if r, ok := c.oldestReadyPeerRequest(); ok {
-			res := c.t.cl.config.UploadRateLimiter.ReserveN(time.Now(), int(r.Length))
-			if !res.OK() {
-				panic(fmt.Sprintf("upload rate limiter burst size < %d", r.Length))
+			// swarmgate patch: a piece at another peer's front goes first (upload-sharing.go).
+			if yield, delay := c.sharingYield(r); yield {
+				c.setRetryUploadTimer(delay)
+				return true
 			}
-			delay := res.Delay()
-			if delay > 0 {
-				res.Cancel()
+			// swarmgate patch: keep the reservation while waiting (upload-queue.go).
+			if delay := c.uploadDelay(int(r.Length)); delay > 0 {
 				c.setRetryUploadTimer(delay)
 				// Hard to say what to return here.
 				return true
@@ -1227,8 +1240,10 @@ another:
 			}
 			goto another
 		}
+		c.cancelUploadReservation() // swarmgate patch: nothing left to send
 		return true
 	}
+	c.cancelUploadReservation() // swarmgate patch
 	return c.choke(msg)
 }
 
@@ -1346,6 +1361,7 @@ func (pc *PeerConn) bitExtensionEnabled(bit pp.ExtensionBit) bool {
 
 func (cn *PeerConn) peerPiecesChanged() {
 	cn.t.maybeDropMutuallyCompletePeer(cn)
+	cn.t.sharingSoon() // swarmgate patch: upload-sharing.go
 }
 
 // Returns whether the connection could be useful to us. We're seeding and

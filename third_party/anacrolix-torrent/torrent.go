@@ -185,6 +185,8 @@ type Torrent struct {
 	piecesQueuedForHash typedRoaring.Bitmap[pieceIndex]
 	activePieceHashes   int
 
+	// swarmgate patch: UploadSharing's state (upload-sharing.go).
+	sharing            *torrentSharing
 	connsWithAllPieces map[*Peer]struct{}
 
 	// Last active PeerConn request for each chunk.
@@ -1107,6 +1109,7 @@ func (t *Torrent) close(wg *sync.WaitGroup) {
 	t.deferUpdateRegularTrackerAnnouncing()
 	t.closedCtxCancel(errTorrentClosed)
 	t.getInfoCtxCancel(errTorrentClosed)
+	t.sharingStop() // swarmgate patch: upload-sharing.go
 	for _, f := range t.onClose {
 		f()
 	}

@@ -1,13 +1,35 @@
 package torrent
 
-import "time"
+import (
+	"math/rand"
+	"time"
+
+	"github.com/anacrolix/missinggo/v2/bitmap"
+	"golang.org/x/time/rate"
+
+	pp "github.com/anacrolix/torrent/peer_protocol"
+)
 
 // swarmgate patch: a seed among peers that trade with each other (browsers) sends each piece to
-// as few of them as it can while its uplink is busy (super-seeding's aim, BEP 16, by other
-// means). A request for a piece that another such peer of the torrent already has, or is being
-// sent, is turned down once with a BEP 6 reject: the requester asks a peer that has it
-// (webtorrent picks among the wires that have the piece), or asks again and is served, so
-// nobody waits on it for more than one round trip.
+// as few of them as it can: super-seeding (BEP 16) by what it advertises.
+//
+// A trading conn that speaks the fast extension hears HaveNone instead of our bitfield, and then
+// a Have for each piece we choose to let it ask for:
+//
+//   - fresh pieces, that no trading peer holds or has been offered yet, lowest index first,
+//     UploadSharingFresh bytes of them outstanding per conn: each piece enters the swarm once,
+//     and the peers pass it on;
+//   - the pieces at the peer's front (UploadSharingFront bytes from the first piece it lacks, and
+//     from the one after the last it got: where a sequential or streaming client reads): a fresh
+//     one goes to that peer first; while the uplink has room (Busy false) any after
+//     sharingRoomWait; while busy one that other trading peers hold once the peer has gone
+//     without it for UploadSharingStuckAfter (it is not connected to them, or they are slow), or
+//     UploadSharingSlowAfter when it is on its way to another who has not got it yet. So a peer
+//     whose player needs a piece never waits long for it, whoever holds it.
+//
+// Sends of pieces at a peer's front go first: other conns leave the cap's turns to them
+// (sharingYield). A Have cannot be taken back, so what a conn was offered it may always have. A
+// request for a piece we have not offered (the peer cannot know we hold it) is rejected (BEP 6).
 
 // UploadSharing is ClientConfig.UploadSharing.
 type UploadSharing struct {
@@ -19,52 +41,342 @@ type UploadSharing struct {
 	Trades func(network string) bool
 }
 
-// UploadSharingDeclineWindow is how long after turning a conn's request for a piece down the conn's other
-// requests for it (sent in the same burst, one per chunk) are turned down too; after it, the
-// piece is served to that conn whatever else holds it.
-const UploadSharingDeclineWindow = 200 * time.Millisecond
+const (
+	// UploadSharingStuckAfter is how long a peer may lack a piece at its front that other
+	// trading peers hold before we offer it ourselves.
+	UploadSharingStuckAfter = 2 * time.Second
+	// UploadSharingSlowAfter is how long a piece at a peer's front may be on its way to another
+	// trading peer, held by none yet, before we offer it to this one too.
+	UploadSharingSlowAfter = 6 * time.Second
+	// UploadSharingFresh is how many bytes of fresh pieces a conn may have been offered and not
+	// yet got (at least two pieces).
+	UploadSharingFresh = 1 << 20
+	// UploadSharingFront is the span of a peer's front, in bytes (at least two pieces): about a
+	// second of a video's bitrate.
+	UploadSharingFront = 512 << 10
+	// sharingTick is how often the offers are looked at again while a conn lacks pieces, and
+	// sharingSoon how soon after something changed.
+	sharingTick = 250 * time.Millisecond
+	sharingSoon = 20 * time.Millisecond
+	// sharingRoomWait: while the uplink has room, a piece at a peer's front that other trading
+	// peers hold is offered this soon (they get the first chance).
+	sharingRoomWait = 500 * time.Millisecond
+	// sharingUrgentHold: after a chunk of a piece at a peer's front is queued for the uplink,
+	// other conns leave the cap's next turns to it for this long (sharingYield).
+	sharingUrgentHold = 100 * time.Millisecond
+)
 
-// declineRequest says whether to reject r because another trading peer has its piece. Called
-// with the client lock held, once r is known to be valid and ours to serve.
+// UploadSharingStats counts what upload sharing did.
+type UploadSharingStats struct {
+	Fresh     int64 // pieces offered first to one trading peer
+	Front     int64 // pieces offered to a peer whose front they were (Busy false, stuck or slow)
+	Withheld  int64 // times a trading conn was sent HaveNone instead of what we hold
+	Declined  int64 // requests rejected for pieces we had not offered
+	Escalated int64 // of Front, those offered while Busy (stuck or slow)
+}
+
+// sharingConn is upload sharing's view of one trading conn whose offers it decides.
+type sharingConn struct {
+	since      time.Time                // when it started
+	lastGot    pieceIndex               // the last piece it said it got, -1 before any
+	frontSince map[pieceIndex]time.Time // when each piece now at its front got there
+	urgent     map[pieceIndex]struct{}  // pieces offered at its front that it lacks still
+}
+
+// torrentSharing is upload sharing's state for one torrent.
+type torrentSharing struct {
+	timer     *time.Timer
+	heldSince []time.Time // per piece: since when some trading peer holds it (zero: none does)
+	sentSince []time.Time // per piece: since when it is on its way to one (zero: to none)
+}
+
+// sharingStart decides, in sendInitialMessages, whether we choose what the conn hears we have;
+// if so it tells the peer HaveNone.
+func (pc *PeerConn) sharingStart() bool {
+	us := pc.t.cl.config.UploadSharing
+	if us == nil || !pc.fastEnabled() || !us.Trades(pc.Network) {
+		return false
+	}
+	pc.write(pp.Message{Type: pp.HaveNone})
+	pc.sentHaves.Clear()
+	pc.sharing = &sharingConn{since: time.Now(), lastGot: -1}
+	pc.t.cl.sharingStats.Withheld++
+	pc.t.sharingSoon()
+	return true
+}
+
+// declineRequest says whether to reject r: a piece we have not offered the conn. Called with the
+// client lock held, once r is known to be valid and ours to serve.
 func (c *PeerConn) declineRequest(r Request) bool {
-	us := c.t.cl.config.UploadSharing
-	if us == nil || !c.fastEnabled() || !us.Trades(c.Network) {
+	if c.sharing == nil || c.sentHaves.Get(bitmap.BitIndex(r.Index)) {
 		return false
 	}
-	piece := pieceIndex(r.Index)
-	if at, ok := c.declinedPieces[piece]; ok {
-		return time.Since(at) < UploadSharingDeclineWindow
+	c.t.cl.sharingStats.Declined++
+	return true
+}
+
+// sharingPeerGot notes a piece the peer says it got (a Have).
+func (c *PeerConn) sharingPeerGot(piece pieceIndex) {
+	if c.sharing != nil {
+		c.sharing.lastGot = piece
 	}
-	if !us.Busy() {
-		return false
+	c.t.sharingSoon()
+}
+
+// UploadSharingStats returns what upload sharing has done so far.
+func (cl *Client) UploadSharingStats() UploadSharingStats {
+	cl.rLock()
+	defer cl.rUnlock()
+	return cl.sharingStats
+}
+
+// DeclinedRequests counts the requests turned down for UploadSharing.
+func (cl *Client) DeclinedRequests() int64 { return cl.UploadSharingStats().Declined }
+
+// sharingSoon has the offers looked at shortly (coalescing bursts of changes).
+func (t *Torrent) sharingSoon() {
+	t.sharingAfter(sharingSoon)
+}
+
+func (t *Torrent) sharingAfter(d time.Duration) {
+	if t.cl.config.UploadSharing == nil || t.closed.IsSet() {
+		return
 	}
-	for other := range c.t.conns {
-		if other != c && !other.closed.IsSet() && us.Trades(other.Network) && (other.peerHasPiece(piece) || other.servingPiece(piece)) {
-			if c.declinedPieces == nil {
-				c.declinedPieces = make(map[pieceIndex]time.Time)
+	if t.sharing == nil {
+		t.sharing = &torrentSharing{}
+	}
+	s := t.sharing
+	if s.timer != nil {
+		return
+	}
+	s.timer = time.AfterFunc(d, func() {
+		t.cl.lock()
+		defer t.cl.unlock()
+		s.timer = nil
+		if t.closed.IsSet() {
+			return
+		}
+		if t.sharingUpdate() {
+			t.sharingAfter(sharingTick)
+		}
+	})
+}
+
+// sharingStop ends the torrent's timer (the torrent closes).
+func (t *Torrent) sharingStop() {
+	if t.sharing != nil && t.sharing.timer != nil {
+		t.sharing.timer.Stop()
+		t.sharing.timer = nil
+	}
+}
+
+// sharingUpdate offers pieces to the conns whose offers we decide. It reports whether one of
+// them still lacks pieces (so it is worth looking again).
+func (t *Torrent) sharingUpdate() (again bool) {
+	us := t.cl.config.UploadSharing
+	if !t.haveInfo() {
+		return true
+	}
+	n := t.numPieces()
+	s := t.sharing
+	if len(s.heldSince) != n {
+		s.heldSince, s.sentSince = make([]time.Time, n), make([]time.Time, n)
+	}
+	now := time.Now()
+	held := make([]int32, n) // trading peers holding each piece
+	sent := make([]int32, n) // conns offered each piece and not holding it
+	var conns []*PeerConn
+	for c := range t.conns {
+		if c.closed.IsSet() || !us.Trades(c.Network) {
+			continue
+		}
+		if all, known := c.peerHasAllPieces(); all && known {
+			for i := range held {
+				held[i]++
 			}
-			c.declinedPieces[piece] = time.Now()
-			c.t.cl.declinedRequests.Add(1)
+			continue
+		}
+		c.peerPieces().Iterate(func(x uint32) bool {
+			if int(x) < n {
+				held[x]++
+			}
+			return true
+		})
+		if c.sharing != nil {
+			conns = append(conns, c)
+			c.sentHaves.IterTyped(func(p int) bool {
+				if p < n && !c.peerHasPiece(p) {
+					sent[p]++
+				}
+				return true
+			})
+		}
+	}
+	for p := range n {
+		if held[p] == 0 {
+			s.heldSince[p] = time.Time{}
+		} else if s.heldSince[p].IsZero() {
+			s.heldSince[p] = now
+		}
+		if sent[p] == 0 {
+			s.sentSince[p] = time.Time{}
+		}
+	}
+	busy := us.Busy()
+	pieces := func(bytes int) int { return max(2, (bytes+int(t.info.PieceLength)-1)/int(t.info.PieceLength)) }
+	frontSpan, freshSpan := pieces(UploadSharingFront), pieces(UploadSharingFresh)
+	rand.Shuffle(len(conns), func(i, j int) { conns[i], conns[j] = conns[j], conns[i] })
+	// Fronts first, so that a fresh piece at a peer's front goes to that peer and not, as a
+	// fresh piece, to another.
+	outstanding := make([]int, len(conns))
+	for i, c := range conns {
+		var lacks bool
+		outstanding[i], lacks = t.sharingFront(c, held, sent, frontSpan, busy, now)
+		again = again || lacks
+	}
+	for i, c := range conns {
+		t.sharingFresh(c, held, sent, freshSpan, outstanding[i], now)
+	}
+	return again
+}
+
+// sharingOfferPiece tells c we have piece p.
+func (t *Torrent) sharingOfferPiece(c *PeerConn, p pieceIndex, sent []int32, now time.Time) {
+	c.write(pp.Message{Type: pp.Have, Index: pp.Integer(p)})
+	c.sentHaves.Add(bitmap.BitIndex(p))
+	sent[p]++
+	if t.sharing.sentSince[p].IsZero() {
+		t.sharing.sentSince[p] = now
+	}
+}
+
+// sharingFront offers c the pieces at its front that it should hear we have now (see the top of
+// this file). It returns how many pieces c has been offered and lacks, and whether it lacks any.
+func (t *Torrent) sharingFront(c *PeerConn, held, sent []int32, span int, busy bool, now time.Time) (outstanding int, lacks bool) {
+	n := t.numPieces()
+	wanted := func(p pieceIndex) bool { return !c.peerHasPiece(p) }
+	c.sentHaves.IterTyped(func(p int) bool {
+		if p < n && wanted(p) {
+			outstanding++
+		}
+		return true
+	})
+
+	// The front: the first pieces it lacks, and the first it lacks after the last it got.
+	front := make([]pieceIndex, 0, 2*span)
+	collect := func(from pieceIndex) {
+		for p, k := from, 0; p < n && k < span; p++ {
+			if wanted(p) {
+				k++
+				if !containsPiece(front, p) {
+					front = append(front, p)
+				}
+			}
+		}
+	}
+	collect(0)
+	if len(front) == 0 {
+		return 0, false // it has everything
+	}
+	if c.sharing.lastGot >= 0 {
+		collect(c.sharing.lastGot + 1)
+	}
+	for p := range c.sharing.urgent {
+		if !wanted(p) {
+			delete(c.sharing.urgent, p)
+		}
+	}
+	since := c.sharing.frontSince
+	for p := range since {
+		if !containsPiece(front, p) {
+			delete(since, p)
+		}
+	}
+	if since == nil {
+		since = make(map[pieceIndex]time.Time)
+		c.sharing.frontSince = since
+	}
+	for _, p := range front {
+		at, ok := since[p]
+		if !ok {
+			at = now
+			since[p] = at
+		}
+		if c.sentHaves.Get(bitmap.BitIndex(p)) || !t.havePiece(p) {
+			continue
+		}
+		waited := now.Sub(latest(at, c.sharing.since))
+		switch {
+		case held[p] == 0 && sent[p] == 0:
+			t.cl.sharingStats.Fresh++
+		case !busy && (held[p] == 0 || waited >= sharingRoomWait):
+			t.cl.sharingStats.Front++
+		case held[p] > 0 && waited >= UploadSharingStuckAfter && now.Sub(t.sharing.heldSince[p]) >= UploadSharingStuckAfter,
+			held[p] == 0 && waited >= UploadSharingSlowAfter && now.Sub(t.sharing.sentSince[p]) >= UploadSharingSlowAfter:
+			t.cl.sharingStats.Front++
+			t.cl.sharingStats.Escalated++
+		default:
+			continue
+		}
+		t.sharingOfferPiece(c, p, sent, now)
+		if c.sharing.urgent == nil {
+			c.sharing.urgent = make(map[pieceIndex]struct{})
+		}
+		c.sharing.urgent[p] = struct{}{}
+		outstanding++
+	}
+	return outstanding, true
+}
+
+// sharingFresh offers c fresh pieces, lowest first, until it has span outstanding.
+func (t *Torrent) sharingFresh(c *PeerConn, held, sent []int32, span, outstanding int, now time.Time) {
+	for p := pieceIndex(0); p < t.numPieces() && outstanding < span; p++ {
+		if held[p] == 0 && sent[p] == 0 && !c.peerHasPiece(p) && t.havePiece(p) {
+			t.cl.sharingStats.Fresh++
+			t.sharingOfferPiece(c, p, sent, now)
+			outstanding++
+		}
+	}
+}
+
+// sharingYield says whether the conn, about to send a chunk for r, should leave the upload cap's
+// next turns to another: a conn sending a piece at its peer's front (a player's next piece, or one
+// it has gone without) goes first; the others yield while such sends keep coming, for up to
+// sharingUrgentHold (or three chunks' time at the cap's rate) after the last. A conn already holding its turn (a reservation) keeps it.
+// Called with the client lock held; the delay is how long to wait before looking again.
+func (c *PeerConn) sharingYield(r Request) (yield bool, delay time.Duration) {
+	cl := c.t.cl
+	now := time.Now()
+	if c.sharing != nil {
+		if _, ok := c.sharing.urgent[pieceIndex(r.Index)]; ok {
+			// At least a few chunks' time at the cap's rate, or the hold would lapse before the
+			// conn's next turn.
+			hold := sharingUrgentHold
+			if l := cl.config.UploadRateLimiter.Limit(); l != rate.Inf && l > 0 {
+				hold = max(hold, time.Duration(3*float64(r.Length)/float64(l)*float64(time.Second)))
+			}
+			cl.sharingUrgentUntil = now.Add(hold)
+			return false, 0
+		}
+	}
+	if c.uploadReservation != nil || !now.Before(cl.sharingUrgentUntil) {
+		return false, 0
+	}
+	return true, cl.sharingUrgentUntil.Sub(now)
+}
+
+func containsPiece(ps []pieceIndex, p pieceIndex) bool {
+	for _, q := range ps {
+		if q == p {
 			return true
 		}
 	}
 	return false
 }
 
-// DeclinedRequests counts the requests turned down for UploadSharing.
-func (cl *Client) DeclinedRequests() int64 { return cl.declinedRequests.Load() }
-
-// servingPiece says whether the conn has requests for piece queued with us.
-func (c *PeerConn) servingPiece(piece pieceIndex) bool {
-	for r := range c.unreadPeerRequests {
-		if pieceIndex(r.Index) == piece {
-			return true
-		}
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
 	}
-	for r := range c.readyPeerRequests {
-		if pieceIndex(r.Index) == piece {
-			return true
-		}
-	}
-	return false
+	return b
 }

@@ -339,7 +339,10 @@ class Playback {
       if (moment === 'switch') break
       if (moment === 'missed') lead = Math.min(2 * lead, HANDOVER_MAX_LEAD_S)
     }
-    const playing = a.error ? true : !a.paused && !a.ended
+    // A video that autoplays and has not started yet (its first bytes came slowly: a busy
+    // uplink) is about to play: the one handed over to plays.
+    const autoplayPending = a.autoplay && a.paused && a.played.length === 0
+    const playing = a.error ? true : (!a.paused || autoplayPending) && !a.ended
     b.muted = a.muted
     b.volume = a.volume
     b.playbackRate = a.playbackRate
