@@ -66,46 +66,7 @@ func TestClusterBrowserRejoinsTracker(t *testing.T) {
 	home := homeOf(t, 20*time.Second, nodes)
 	t.Logf("home of %s: %s", v.InfoHash, home.name)
 
-	sockets := func(ns []*clusterNode) map[string]int {
-		m := map[string]int{}
-		for _, n := range ns {
-			m[n.name] = n.srv.Gateway.TrackerStats().Sockets
-		}
-		return m
-	}
-	var b *browser
-	var sockNode *clusterNode
-	for attempt := 0; sockNode == nil; attempt++ {
-		if attempt == 6 {
-			t.Fatal("the browser's websocket never landed on a node other than the home")
-		}
-		before := sockets(nodes)
-		b = startBrowser(t, browserOptions{name: "viewer"})
-		b.navigate(lb + "/watch/" + v.InfoHash + "?file=0")
-		b.waitView(45*time.Second, nil, "the page plays through nginx", playingCond(t))
-		var holder *clusterNode
-		waitUntil(t, 20*time.Second, "the browser's socket to show on a node", func() (bool, string) {
-			now := sockets(nodes)
-			for _, n := range nodes {
-				if now[n.name] > before[n.name] {
-					holder = n
-					return true, ""
-				}
-			}
-			return false, fmt.Sprintf("sockets %v, before %v", now, before)
-		})
-		if holder != home {
-			sockNode = holder
-			break
-		}
-		// The browser goes, and its socket with it: try again with another. (Leaving the page
-		// for about:blank was not enough under load: its socket outlived 10 s.)
-		b.stop()
-		waitUntil(t, 10*time.Second, "the browser's socket to close", func() (bool, string) {
-			n := home.srv.Gateway.TrackerStats().Sockets
-			return n <= before[home.name], fmt.Sprintf("%d sockets on the home, %d before", n, before[home.name])
-		})
-	}
+	b, sockNode := watchAwayFrom(t, nodes, home, lb+"/watch/"+v.InfoHash+"?file=0")
 	waitUntil(t, 10*time.Second, "the home's swarm to hold the browser", func() (bool, string) {
 		p := swarmPeers(t, home.srv.URL, v.InfoHash)
 		return p == 1, fmt.Sprintf("%d peers", p)
@@ -118,14 +79,14 @@ func TestClusterBrowserRejoinsTracker(t *testing.T) {
 			alive = append(alive, n)
 		}
 	}
-	before := sockets(alive)
+	before := trackerSockets(alive)
 	t.Logf("browser socket on %s; killing it at %.1f s of video", sockNode.name, pv.Video.CurrentTime)
 	killed := time.Now()
 	sockNode.kill(t)
 	// Back means: one more socket on a live node, and the home's swarm holding the page once the
 	// home has dropped the dead node's peers (until then its old entry would count).
 	waitUntil(t, rejoinWithin, "the page to rejoin the tracker on a live node", func() (bool, string) {
-		now := sockets(alive)
+		now := trackerSockets(alive)
 		more := 0
 		for _, n := range alive {
 			more += now[n.name] - before[n.name]
@@ -135,7 +96,7 @@ func TestClusterBrowserRejoinsTracker(t *testing.T) {
 		return more == 1 && members == 2 && peers == 1,
 			fmt.Sprintf("sockets on live nodes %v (before %v), home sees %d members and %d peers in the swarm", now, before, members, peers)
 	})
-	t.Logf("rejoined %v after the kill (sockets %v); the page said:\n%s", time.Since(killed).Round(time.Millisecond), sockets(alive), rejoinLines(b))
+	t.Logf("rejoined %v after the kill (sockets %v); the page said:\n%s", time.Since(killed).Round(time.Millisecond), trackerSockets(alive), rejoinLines(b))
 	b.waitView(30*time.Second, nil, "the video plays on", advancedCond(t, pv.Video.CurrentTime+2))
 }
 

@@ -228,6 +228,51 @@ func fileSum(t *testing.T, path string) [32]byte {
 	return sha256.Sum256(b)
 }
 
+// trackerSockets is each node's count of open tracker websockets.
+func trackerSockets(nodes []*clusterNode) map[string]int {
+	m := map[string]int{}
+	for _, n := range nodes {
+		m[n.name] = n.srv.Gateway.TrackerStats().Sockets
+	}
+	return m
+}
+
+// watchAwayFrom opens the watch page at url in a fresh browser until its tracker websocket lands
+// on a node other than avoid (nginx picks round-robin), and returns that browser and node. A
+// browser whose socket landed on avoid is closed, and its socket waited out, before the next:
+// a page reload or about:blank left the old socket open past 10 s under load, which hid where
+// the new one went.
+func watchAwayFrom(t *testing.T, nodes []*clusterNode, avoid *clusterNode, url string) (*browser, *clusterNode) {
+	t.Helper()
+	for attempt := 0; attempt < 6; attempt++ {
+		before := trackerSockets(nodes)
+		b := startBrowser(t, browserOptions{name: "viewer"})
+		b.navigate(url)
+		b.waitView(45*time.Second, nil, "the page plays through nginx", playingCond(t))
+		var holder *clusterNode
+		waitUntil(t, 20*time.Second, "the browser's socket to show on a node", func() (bool, string) {
+			now := trackerSockets(nodes)
+			for _, n := range nodes {
+				if now[n.name] > before[n.name] {
+					holder = n
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("sockets %v, before %v", now, before)
+		})
+		if holder != avoid {
+			return b, holder
+		}
+		b.stop()
+		waitUntil(t, 10*time.Second, "the browser's socket to close", func() (bool, string) {
+			n := avoid.srv.Gateway.TrackerStats().Sockets
+			return n <= before[avoid.name], fmt.Sprintf("%d sockets on %s, %d before", n, avoid.name, before[avoid.name])
+		})
+	}
+	t.Fatalf("the browser's websocket never landed on a node other than %s", avoid.name)
+	return nil, nil
+}
+
 // TestClusterBehindNginx is issue 13's run-for-real: three gateways as one behind Debian's nginx
 // (round-robin), a native seeder, and peers whose tracker websockets land on different nodes.
 //
@@ -284,13 +329,7 @@ func TestClusterBehindNginx(t *testing.T) {
 		}
 		return ""
 	}
-	socketsNow := func() map[string]int {
-		m := map[string]int{}
-		for _, n := range nodes {
-			m[n.name] = n.srv.Gateway.TrackerStats().Sockets
-		}
-		return m
-	}
+	socketsNow := func() map[string]int { return trackerSockets(nodes) }
 	var peers []*peertest.WebRTCPeer
 	var onNode []string
 	for len(peers) < 2 {
@@ -361,26 +400,7 @@ func TestClusterBehindNginx(t *testing.T) {
 	seenMu.Unlock()
 
 	// A browser through nginx; the node holding its websocket goes.
-	b := startBrowser(t, browserOptions{name: "viewer"})
-	var sockNode *clusterNode
-	for attempt := 0; sockNode == nil; attempt++ {
-		if attempt == 6 {
-			t.Fatal("the browser's websocket never landed on a node other than the home")
-		}
-		before := socketsNow()
-		b.navigate(lb + "/watch/" + v.InfoHash + "?file=0")
-		b.waitView(45*time.Second, nil, "the page plays through nginx", playingCond(t))
-		name := ""
-		waitUntil(t, 20*time.Second, "the browser's socket to show on a node", func() (bool, string) {
-			name = peerNode(before)
-			return name != "", fmt.Sprintf("sockets %v, before %v", socketsNow(), before)
-		})
-		for _, n := range nodes {
-			if n.name == name && n != home {
-				sockNode = n
-			}
-		}
-	}
+	b, sockNode := watchAwayFrom(t, nodes, home, lb+"/watch/"+v.InfoHash+"?file=0")
 	pv := b.waitView(30*time.Second, nil, "the video passes 1 s", advancedCond(t, 1))
 	t.Logf("browser socket on %s; killing it at %.1f s of video", sockNode.name, pv.Video.CurrentTime)
 	sockNode.kill(t)
