@@ -237,6 +237,16 @@ func trackerSockets(nodes []*clusterNode) map[string]int {
 	return m
 }
 
+// socketGainedOn is the first node holding more tracker websockets than before, or nil.
+func socketGainedOn(nodes []*clusterNode, before map[string]int) *clusterNode {
+	for _, n := range nodes {
+		if n.srv.Gateway.TrackerStats().Sockets > before[n.name] {
+			return n
+		}
+	}
+	return nil
+}
+
 // watchAwayFrom opens the watch page at url in a fresh browser until its tracker websocket lands
 // on a node other than avoid (nginx picks round-robin), and returns that browser and node. A
 // browser whose socket landed on avoid is closed, and its socket waited out, before the next:
@@ -251,14 +261,8 @@ func watchAwayFrom(t *testing.T, nodes []*clusterNode, avoid *clusterNode, url s
 		b.waitView(45*time.Second, nil, "the page plays through nginx", playingCond(t))
 		var holder *clusterNode
 		waitUntil(t, 20*time.Second, "the browser's socket to show on a node", func() (bool, string) {
-			now := trackerSockets(nodes)
-			for _, n := range nodes {
-				if now[n.name] > before[n.name] {
-					holder = n
-					return true, ""
-				}
-			}
-			return false, fmt.Sprintf("sockets %v, before %v", now, before)
+			holder = socketGainedOn(nodes, before)
+			return holder != nil, fmt.Sprintf("sockets %v, before %v", trackerSockets(nodes), before)
 		})
 		if holder != avoid {
 			return b, holder
@@ -322,21 +326,18 @@ func TestClusterBehindNginx(t *testing.T) {
 
 	// Two peers on different nodes trade with each other.
 	peerNode := func(before map[string]int) string {
-		for _, n := range nodes {
-			if n.srv.Gateway.TrackerStats().Sockets > before[n.name] {
-				return n.name
-			}
+		if n := socketGainedOn(nodes, before); n != nil {
+			return n.name
 		}
 		return ""
 	}
-	socketsNow := func() map[string]int { return trackerSockets(nodes) }
 	var peers []*peertest.WebRTCPeer
 	var onNode []string
 	for len(peers) < 2 {
 		if len(onNode) > 8 {
 			t.Fatalf("nginx sent every peer socket to the same node: %v", onNode)
 		}
-		before := socketsNow()
+		before := trackerSockets(nodes)
 		p, err := peertest.NewWebRTCPeer(t.Context(), peertest.PeerOptions{Dir: t.TempDir(), TrackerURL: gateway.TrackerURL(lb), Log: testLogger(t)})
 		if err != nil {
 			t.Fatal(err)
@@ -387,7 +388,7 @@ func TestClusterBehindNginx(t *testing.T) {
 		p.Close()
 	}
 	waitUntil(t, 10*time.Second, "the peers' sockets to close", func() (bool, string) {
-		m := socketsNow()
+		m := trackerSockets(nodes)
 		return m["gw1"]+m["gw2"]+m["gw3"] == 0, fmt.Sprint(m)
 	})
 	homeID := home.srv.Gateway.Client().PeerID()
