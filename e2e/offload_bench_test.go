@@ -53,7 +53,7 @@ func BenchmarkOffload(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("film: %d s at %.1f Mbit/s, %.1f MiB; cap %.0f KB/s (one copy in %.0f s)", seconds, mbps, float64(fi.Size())/(1<<20),
+	reportf("film: %d s at %.1f Mbit/s, %.1f MiB; cap %.0f KB/s (one copy in %.0f s)", seconds, mbps, float64(fi.Size())/(1<<20),
 		float64(capRate)/1e3, float64(fi.Size())/float64(capRate))
 	seeder := seedFile(b, film, 256<<10)
 	pages := newPlainPages(b)
@@ -72,10 +72,10 @@ func BenchmarkOffload(b *testing.B) {
 			}
 			res := runOffloadCase(b, offloadCase{viewers: n, rate: rate, sharing: f[2] == "on", watch: f[3] == "watch",
 				seeder: seeder, pages: pages, length: fi.Size(), seconds: seconds})
-			b.Logf("%-22s egress %.2f× the file (%.1f MiB: WebRTC %.1f, HTTP %.1f), from browsers %.1f MiB (%.0f %% of what viewers got); "+
-				"done %d of %d, finish %s s (slowest ÷ fastest %.2f); stalls %d, %.1f s stalled; declined requests %d",
+			reportf("%-22s egress %.2f× the file (%.1f MiB: WebRTC %.1f, HTTP %.1f), from browsers %.1f MiB (%.0f %% of what viewers got); "+
+				"opened at %s s; done %d of %d, finish %s s (slowest ÷ fastest %.2f; since the first viewer opened: %s s); stalls %d, %.1f s stalled; declined requests %d",
 				c, res.egress, res.egressBytes/(1<<20), res.toWebRTC/(1<<20), res.toHTTP/(1<<20), res.fromBrowsers/(1<<20), 100*res.browserShare,
-				res.done, n, fmtTimes(res.finish), res.spread, res.stalls, res.stalledSeconds, res.declined)
+				fmtTimes(res.opened), res.done, n, fmtTimes(res.finish), res.spread, fmtTimes(res.sinceFirst), res.stalls, res.stalledSeconds, res.declined)
 			name := strings.ReplaceAll(c, ":", "-")
 			b.ReportMetric(res.egress, name+"-egress")
 		}
@@ -99,7 +99,9 @@ type offloadResult struct {
 	egress, egressBytes, toWebRTC, toHTTP float64
 	fromBrowsers, browserShare            float64
 	done                                  int
-	finish                                []float64
+	finish                                []float64 // s since each viewer opened
+	sinceFirst                            []float64 // s since the first viewer opened
+	opened                                []float64 // when each viewer opened, s since the first
 	spread                                float64
 	stalls                                int
 	stalledSeconds                        float64
@@ -173,7 +175,7 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 			var s viewerState
 			if err := br.eval(0, expr, &s); err == nil {
 				if trace && time.Since(lastTrace) >= 10*time.Second {
-					b.Logf("%4.0f s viewer%d: done %v, video at %.1f s (paused %v, ready %d), stalls %d (%.1f s), from gateway %.1f MiB, browsers %.1f MiB, webseed %.1f MiB",
+					reportf("%4.0f s viewer%d: done %v, video at %.1f s (paused %v, ready %d), stalls %d (%.1f s), from gateway %.1f MiB, browsers %.1f MiB, webseed %.1f MiB",
 						time.Since(started[0]).Seconds(), i, s.Done, s.Time, s.Paused, s.ReadyState, s.Stalls, s.Stalled, s.Gateway/(1<<20), s.Browsers/(1<<20), s.Webseed/(1<<20))
 				}
 				if !states[i].Done {
@@ -206,12 +208,13 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 	res.egress = res.egressBytes / float64(c.length)
 	res.declined = srv.Gateway.DeclinedRequests()
 	if st := srv.Gateway.UploadSharingStats(); st != (torrent.UploadSharingStats{}) {
-		b.Logf("upload sharing: pieces offered fresh %d, at a front %d (%d of them while busy: stuck or slow), requests rejected %d",
+		reportf("upload sharing: pieces offered fresh %d, at a front %d (%d of them while busy: stuck or slow), requests rejected %d",
 			st.Fresh, st.Front, st.Escalated, st.Declined)
 	}
 	var got float64
 	fastest, slowest := 0.0, 0.0
-	for _, s := range states {
+	for i, s := range states {
+		res.opened = append(res.opened, started[i].Sub(started[0]).Seconds())
 		res.fromBrowsers += s.Browsers
 		got += s.Browsers + s.Gateway + s.Webseed
 		res.stalls += s.Stalls
@@ -220,6 +223,7 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 			res.done++
 			t := s.DoneAt / 1000
 			res.finish = append(res.finish, t)
+			res.sinceFirst = append(res.sinceFirst, started[i].Sub(started[0]).Seconds()+t)
 			if fastest == 0 || t < fastest {
 				fastest = t
 			}
@@ -241,7 +245,7 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 				Marks                 map[string]float64
 			}
 			if err := br.eval(0, watchPageStateJS, &ps); err == nil {
-				b.Logf("viewer%d: first frame %.0f ms, stalls %d (%.1f s), mode %s, source %s, marks %v; %q", i, states[i].FirstFrame,
+				reportf("viewer%d: first frame %.0f ms, stalls %d (%.1f s), mode %s, source %s, marks %v; %q", i, states[i].FirstFrame,
 					states[i].Stalls, states[i].Stalled, ps.Mode, ps.Source, ps.Marks, ps.Message)
 			}
 		}
@@ -250,6 +254,12 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 		br.stop()
 	}
 	return res
+}
+
+// reportf prints a line of the offload report at once, on stderr: testing keeps only the first ten
+// lines a benchmark logs, and a run of every case takes half an hour.
+func reportf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "offload: "+format+"\n", args...)
 }
 
 // watchPageStateJS is the watch page's mode, source and message, and its swarmgate:* marks (ms
