@@ -74,7 +74,7 @@ func quickStream(e *registry.Entry, base string, file int, q url.Values) string 
 	if file < 0 || file >= len(files) || !quickStreamTypes[mimeType(files[file].DisplayPath())] {
 		return ""
 	}
-	return fmt.Sprintf("%s/stream/%s/%d", base, e.Torrent().InfoHash().HexString(), file)
+	return fmt.Sprintf("%s/stream/%s/%d?%s=1", base, e.Torrent().InfoHash().HexString(), file, quickParam)
 }
 
 // pageBoot is the player's start-up data, the same shapes as /api/config, /api/torrents/{ih} and

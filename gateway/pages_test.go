@@ -399,8 +399,8 @@ func TestPagesStartOnStream(t *testing.T) {
 	}
 	for _, page := range []string{"/watch/", "/embed/"} {
 		for _, q := range []string{"", "?file=0"} {
-			if got := src(page + ih + q); got != want {
-				t.Errorf("%s%s: video src %q, want the file's stream %q", page, q, got, want)
+			if got := src(page + ih + q); got != want+"?quick=1" {
+				t.Errorf("%s%s: video src %q, want the file's stream, paced %q", page, q, got, want+"?quick=1")
 			}
 		}
 		for _, q := range []string{"?file=0&audio=1", "?caps=no-mse", "?file=1"} {

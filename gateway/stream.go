@@ -40,7 +40,12 @@ func (g *Gateway) stream(c echo.Context) error {
 	// The file's own name for "Save as" and for players that show it; inline, so browsers play it.
 	f := files[idx]
 	c.Response().Header().Set("Content-Disposition", contentDispositionOf(path.Base(f.DisplayPath())))
-	return g.serveFile(c, e, f, streamReadahead)
+	var pace *streamPace
+	if c.QueryParam(quickParam) == "1" {
+		ih, length := e.Torrent().InfoHash(), f.Length()
+		pace = newStreamPace(func() float64 { return g.fileBitrate(ih, idx, length) })
+	}
+	return g.serveFile(c, e, f, streamReadahead, pace)
 }
 
 // webseed answers BEP 19 requests: <base>/webseed/<ih>/<name> for a single-file torrent and
@@ -65,7 +70,7 @@ func (g *Gateway) webseed(c echo.Context) error {
 		}
 		if rest == want {
 			// A webseed request covers a few pieces: read just that, no further.
-			return g.serveFile(c, e, f, 0)
+			return g.serveFile(c, e, f, 0, nil)
 		}
 	}
 	return fmt.Errorf("%w: no file %q in torrent %s", ErrNotFound, rest, e.Torrent().InfoHash().HexString())
@@ -95,8 +100,8 @@ func (g *Gateway) watch(e *registry.Entry) {
 // pieces are fetched first, then verified, then sent. The reader is not responsive: anacrolix's
 // responsive mode hands out chunks before their piece's hash is checked, and a lying peer's bytes
 // would then reach the viewer. A read waits for the whole piece instead: the first byte comes one
-// piece's transfer later than it did.
-func (g *Gateway) serveFile(c echo.Context, e *registry.Entry, f *torrent.File, readahead int64) error {
+// piece's transfer later than it did. pace, if not nil, paces the answer (the quick start).
+func (g *Gateway) serveFile(c echo.Context, e *registry.Entry, f *torrent.File, readahead int64, pace *streamPace) error {
 	e.ReaderOpened()
 	defer e.ReaderClosed()
 	r := f.NewReader()
@@ -108,7 +113,7 @@ func (g *Gateway) serveFile(c echo.Context, e *registry.Entry, f *torrent.File, 
 	r.SetContext(req.Context())
 	// Through echo's Response, not its Writer, so that the status (206, 304) is the one the
 	// metrics middleware counts.
-	w := &servedWriter{ResponseWriter: c.Response(), e: e, limit: g.uploadLimit, ctx: req.Context()}
+	w := &servedWriter{ResponseWriter: c.Response(), e: e, limit: g.uploadLimit, pace: pace, ctx: req.Context()}
 	w.Header().Set(echo.HeaderContentType, mimeType(f.DisplayPath()))
 	w.Header().Set("Cache-Control", "public, max-age=86400, immutable")
 	return serveRanges(w, req, f.DisplayPath(), r, f.Length())
@@ -183,6 +188,7 @@ type servedWriter struct {
 	http.ResponseWriter
 	e       *registry.Entry
 	limit   *rate.Limiter
+	pace    *streamPace
 	ctx     context.Context
 	code    int // held success status, 0 once sent
 	sent    bool
@@ -216,6 +222,12 @@ func (w *servedWriter) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		chunk := p
+		if w.pace != nil {
+			chunk = p[:min(len(p), capChunk)]
+			if err := w.pace.wait(w.ctx, len(chunk)); err != nil {
+				return written, err
+			}
+		}
 		if w.limit != nil {
 			chunk = p[:min(len(p), capChunk)]
 			if err := w.limit.WaitN(w.ctx, len(chunk)); err != nil {

@@ -137,11 +137,17 @@ export function aloneTooLong (aloneSince, now, wires, done) {
 }
 
 // sameURL says whether two URLs (absolute, or relative to base) name the same resource: the
-// video's src as the browser reports it against a stream_url as the gateway wrote it.
+// video's src as the browser reports it against a stream_url as the gateway wrote it. The quick
+// start's mark (?quick=1: the gateway paces that answer) does not make another resource.
 export function sameURL (a, b, base) {
   if (!a || !b) return false
+  const resource = u => {
+    const url = new URL(u, base)
+    url.searchParams.delete('quick')
+    return url.href
+  }
   try {
-    return new URL(a, base).href === new URL(b, base).href
+    return resource(a) === resource(b)
   } catch {
     return false
   }

@@ -92,6 +92,9 @@ test('sameURL compares a video\'s src with a stream_url, relative or absolute', 
   assert.ok(sameURL(`http://127.0.0.1:8080/stream/${IH}/0`, `/stream/${IH}/0`, base))
   assert.ok(sameURL(`/stream/${IH}/0`, `http://127.0.0.1:8080/stream/${IH}/0`, base))
   assert.ok(!sameURL(`/stream/${IH}/1`, `/stream/${IH}/0`, base))
+  // The quick start's stream is the file's stream, paced.
+  assert.ok(sameURL(`http://127.0.0.1:8080/stream/${IH}/0?quick=1`, `/stream/${IH}/0`, base))
+  assert.ok(!sameURL(`http://127.0.0.1:8080/stream/${IH}/1?quick=1`, `/stream/${IH}/0`, base))
   assert.ok(!sameURL(`http://other:8080/stream/${IH}/0`, `/stream/${IH}/0`, base))
   for (const a of ['', null, undefined]) assert.ok(!sameURL(a, `/stream/${IH}/0`, base))
   assert.ok(!sameURL('http://[', `/stream/${IH}/0`, base))

@@ -1,0 +1,85 @@
+package gateway
+
+import (
+	"context"
+	"time"
+
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+// The quick start (pages.go, quickStream) starts a page's <video> on the gateway's /stream, and
+// the player hands the picture over to webtorrent once it holds what comes next. Until then the
+// browser reads the stream as far ahead as it likes: with a fast uplink, a whole film, every byte
+// of which webtorrent fetches again (five watch pages on a busy machine took 132 MiB of a 29 MiB
+// film over HTTP, BenchmarkOffload). So the quick start's stream (?quick=1) is paced: a head
+// start of a few seconds of the film at full speed for the first frame, then a little faster than
+// the film plays. That keeps the video playing, and a hand-over that comes late costs what was
+// played, not the file. A page that falls back to the stream plays on from it.
+
+// quickParam is the query parameter that marks a /stream request as a page's quick start.
+const quickParam = "quick"
+
+const (
+	// quickHeadStart is how much of the film is sent at once: the first frame and what the
+	// browser wants buffered before it plays.
+	quickHeadStart = 4 * time.Second
+	// quickMinHeadStart is the least head start in bytes (a low-bitrate file's moov and first
+	// frames).
+	quickMinHeadStart = 1 << 20
+	// quickPace is how much faster than the film plays the rest is sent: the buffer grows by
+	// half a second a second, for the bitrate's peaks.
+	quickPace = 1.5
+)
+
+// streamPace paces one quick-start answer by the file's bitrate, which the probe learns (often
+// while the first bytes go out: until then nothing waits). Bitrate 0 means unknown.
+type streamPace struct {
+	bitrate func() float64 // bytes per second of the film, 0 while unknown
+	start   time.Time
+	sent    int64
+	rate    float64
+}
+
+func newStreamPace(bitrate func() float64) *streamPace {
+	return &streamPace{bitrate: bitrate, start: time.Now()}
+}
+
+// wait blocks until n more bytes may go, or ctx ends.
+func (p *streamPace) wait(ctx context.Context, n int) error {
+	if p.rate == 0 {
+		p.rate = p.bitrate()
+	}
+	p.sent += int64(n)
+	if p.rate <= 0 {
+		return nil
+	}
+	head := max(float64(quickMinHeadStart), p.rate*quickHeadStart.Seconds())
+	due := time.Duration((float64(p.sent) - head) / (quickPace * p.rate) * float64(time.Second))
+	d := time.Until(p.start.Add(due))
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// fileBitrate is a file's bitrate in bytes per second from its probe, 0 while it is not known.
+func (g *Gateway) fileBitrate(ih metainfo.Hash, file int, length int64) float64 {
+	v := g.probes.view(ih, file)
+	if v == nil || v.Info == nil {
+		return 0
+	}
+	if v.Info.Bitrate > 0 {
+		return float64(v.Info.Bitrate) / 8
+	}
+	if v.Info.Duration > 0 {
+		return float64(length) / v.Info.Duration
+	}
+	return 0
+}

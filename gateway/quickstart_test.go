@@ -1,0 +1,80 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// TestQuickStartPaced: the quick start's stream (?quick=1, what the watch page's <video> starts
+// on) sends a head start of the film at once, then no faster than quickPace × its bitrate (the
+// probe's), so that a late hand-over to webtorrent does not cost the whole file; the same file
+// without the mark comes whole, unpaced. Bounds are upper bounds only: a slow machine sends less.
+func TestQuickStartPaced(t *testing.T) {
+	needTools(t, "ffmpeg", "ffprobe")
+	r := startGateway(t, func(c *Config) { c.Demo, c.FFprobe = true, "ffprobe" })
+	var views []torrentView
+	if err := json.Unmarshal(r.get(t, "/api/torrents", nil).body, &views); err != nil || len(views) != 1 {
+		t.Fatalf("list: %v %+v", err, views)
+	}
+	ih := views[0].InfoHash
+	var bitrate float64 // bytes per second
+	waitFor(t, 60*time.Second, "the demo's probe", func() bool {
+		var v torrentView
+		if json.Unmarshal(r.get(t, "/api/torrents/"+ih, nil).body, &v) != nil || len(v.Files) != 1 {
+			return false
+		}
+		if m := v.Files[0].Media; m != nil && m.State == "done" && m.Info.Bitrate > 0 {
+			bitrate = float64(m.Info.Bitrate) / 8
+			return true
+		}
+		return false
+	})
+	head := int(max(float64(quickMinHeadStart), bitrate*quickHeadStart.Seconds()))
+	if len(demoVideo) < head+256<<10 {
+		t.Fatalf("the demo (%d bytes at %.0f B/s) is too short to see the pace after a head start of %d bytes", len(demoVideo), bitrate, head)
+	}
+
+	start := time.Now()
+	res, err := r.client.Get(r.base + "/stream/" + ih + "/0?quick=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("quick start: %d", res.StatusCode)
+	}
+	got := make([]byte, head)
+	if _, err := io.ReadFull(res.Body, got); err != nil {
+		t.Fatalf("the head start: %v", err)
+	}
+	if !bytes.Equal(got, demoVideo[:head]) {
+		t.Fatal("the head start differs from the file")
+	}
+	// Read on for a second: no more than the pace allows since the request (the server began
+	// later, so its allowance was smaller still), give or take a chunk.
+	more := make(chan int, 1)
+	go func() {
+		n, _ := io.Copy(io.Discard, res.Body)
+		more <- int(n)
+	}()
+	time.Sleep(time.Second)
+	res.Body.Close()
+	n := <-more
+	elapsed := time.Since(start).Seconds()
+	limit := float64(head) + elapsed*quickPace*bitrate + 2*capChunk
+	if total := float64(head + n); total > limit {
+		t.Errorf("quick start sent %.0f bytes in %.2f s, more than the pace allows (%.0f: head start %d, then %.0f B/s)", total, elapsed, limit, head, quickPace*bitrate)
+	}
+	if head+n >= len(demoVideo) {
+		t.Errorf("quick start sent the whole file (%d bytes) in %.2f s", len(demoVideo), elapsed)
+	}
+
+	// Without the mark: the whole file, as fast as it goes.
+	if res := r.get(t, "/stream/"+ih+"/0", nil); res.status != http.StatusOK || !bytes.Equal(res.body, demoVideo) {
+		t.Errorf("plain stream: %d, %d bytes, want the whole file (%d)", res.status, len(res.body), len(demoVideo))
+	}
+}
