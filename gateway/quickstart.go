@@ -29,32 +29,44 @@ const (
 	// quickPace is how much faster than the film plays the rest is sent: the buffer grows by
 	// half a second a second, for the bitrate's peaks.
 	quickPace = 1.5
+	// quickProbingBitrate (bytes/s: 8 Mbit/s, more than most web video) stands in for the
+	// bitrate while the probe runs: on a cold gateway that takes a second or more, in which a
+	// browser reading as fast as it can took 14 MiB.
+	quickProbingBitrate = 1e6
 )
 
-// streamPace paces one quick-start answer by the file's bitrate, which the probe learns (often
-// while the first bytes go out: until then nothing waits). Bitrate 0 means unknown.
+// streamPace paces one quick-start answer by the file's bitrate.
 type streamPace struct {
-	bitrate func() float64 // bytes per second of the film, 0 while unknown
+	// bitrate is the film's in bytes per second; probing says it may yet be known. Neither:
+	// nothing will say (probing is off, or failed), and the answer is not paced.
+	bitrate func() (rate float64, probing bool)
 	start   time.Time
 	sent    int64
-	rate    float64
+	rate    float64 // 0 until known
 }
 
-func newStreamPace(bitrate func() float64) *streamPace {
+func newStreamPace(bitrate func() (float64, bool)) *streamPace {
 	return &streamPace{bitrate: bitrate, start: time.Now()}
 }
 
 // wait blocks until n more bytes may go, or ctx ends.
 func (p *streamPace) wait(ctx context.Context, n int) error {
-	if p.rate == 0 {
-		p.rate = p.bitrate()
+	rate := p.rate
+	if rate == 0 {
+		known, probing := p.bitrate()
+		switch {
+		case known > 0:
+			p.rate, rate = known, known
+		case probing:
+			rate = quickProbingBitrate
+		}
 	}
 	p.sent += int64(n)
-	if p.rate <= 0 {
+	if rate <= 0 {
 		return nil
 	}
-	head := max(float64(quickMinHeadStart), p.rate*quickHeadStart.Seconds())
-	due := time.Duration((float64(p.sent) - head) / (quickPace * p.rate) * float64(time.Second))
+	head := max(float64(quickMinHeadStart), rate*quickHeadStart.Seconds())
+	due := time.Duration((float64(p.sent) - head) / (quickPace * rate) * float64(time.Second))
 	d := time.Until(p.start.Add(due))
 	if d <= 0 {
 		return nil
@@ -69,17 +81,21 @@ func (p *streamPace) wait(ctx context.Context, n int) error {
 	}
 }
 
-// fileBitrate is a file's bitrate in bytes per second from its probe, 0 while it is not known.
-func (g *Gateway) fileBitrate(ih metainfo.Hash, file int, length int64) float64 {
+// fileBitrate is a file's bitrate in bytes per second from its probe, 0 when it is not known;
+// probing says the probe runs.
+func (g *Gateway) fileBitrate(ih metainfo.Hash, file int, length int64) (rate float64, probing bool) {
 	v := g.probes.view(ih, file)
-	if v == nil || v.Info == nil {
-		return 0
+	switch {
+	case v == nil:
+		return 0, false
+	case v.State == "probing":
+		return 0, true
+	case v.Info == nil:
+		return 0, false
+	case v.Info.Bitrate > 0:
+		return float64(v.Info.Bitrate) / 8, false
+	case v.Info.Duration > 0:
+		return float64(length) / v.Info.Duration, false
 	}
-	if v.Info.Bitrate > 0 {
-		return float64(v.Info.Bitrate) / 8
-	}
-	if v.Info.Duration > 0 {
-		return float64(length) / v.Info.Duration
-	}
-	return 0
+	return 0, false
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -76,5 +77,37 @@ func TestQuickStartPaced(t *testing.T) {
 	// Without the mark: the whole file, as fast as it goes.
 	if res := r.get(t, "/stream/"+ih+"/0", nil); res.status != http.StatusOK || !bytes.Equal(res.body, demoVideo) {
 		t.Errorf("plain stream: %d, %d bytes, want the whole file (%d)", res.status, len(res.body), len(demoVideo))
+	}
+}
+
+// TestStreamPaceHeadStart: up to the head start nothing waits; well past it a send waits (with
+// its context done, wait says so), by the probe's bitrate, or while the probe runs by
+// quickProbingBitrate; with no probe to come, nothing is paced.
+func TestStreamPaceHeadStart(t *testing.T) {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, c := range []struct {
+		name    string
+		rate    float64
+		probing bool
+		head    int // bytes sent at once
+	}{
+		{"known bitrate", 100e3, false, quickMinHeadStart},
+		{"known high bitrate", 2e6, false, 8e6},
+		{"probing", 0, true, 4e6},
+	} {
+		p := newStreamPace(func() (float64, bool) { return c.rate, c.probing })
+		for sent := 0; sent+capChunk <= c.head-4*capChunk; sent += capChunk {
+			if err := p.wait(done, capChunk); err != nil {
+				t.Fatalf("%s: the head start waited at %d bytes (of %d): %v", c.name, sent, c.head, err)
+			}
+		}
+		if err := p.wait(done, 4<<20); err == nil {
+			t.Errorf("%s: 4 MiB past the head start went at once", c.name)
+		}
+	}
+	p := newStreamPace(func() (float64, bool) { return 0, false })
+	if err := p.wait(done, 64<<20); err != nil {
+		t.Errorf("no probe to come: paced anyway: %v", err)
 	}
 }
