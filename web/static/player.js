@@ -48,7 +48,7 @@ const STATS_EVERY_MS = 250
 // player's start, whichever comes first): until then the two cores are the video's.
 const QUICK_START_GRACE_MS = 3000
 // How often the hand-over looks at the playing video, and how long the waiting one may take to
-// be ready at its moment.
+// be ready at its moment before it waits further ahead.
 const HANDOVER_POLL_MS = 15
 const HANDOVER_READY_MS = 20_000
 const NONE = { gateway: 0, browsers: 0, webseed: 0, other: 0 }
@@ -332,7 +332,16 @@ class Playback {
       // Where the first video stands still, a frame to show is enough; where it plays, the
       // second must be able to play on at once.
       const still = a.paused || a.ended || a.error
-      await readyAt(b, target, still ? HTMLMediaElement.HAVE_CURRENT_DATA : HTMLMediaElement.HAVE_FUTURE_DATA, HANDOVER_READY_MS)
+      try {
+        await readyAt(b, target, still ? HTMLMediaElement.HAVE_CURRENT_DATA : HTMLMediaElement.HAVE_FUTURE_DATA, HANDOVER_READY_MS)
+      } catch (err) {
+        if (!(err instanceof Timeout)) throw err
+        // Webtorrent has not got there yet (a busy uplink, a busy machine): the quick start plays
+        // on meanwhile, and giving up would leave the viewer on HTTP to the end. Wait further on.
+        if (this.next !== b) return
+        lead = Math.min(2 * lead, HANDOVER_MAX_LEAD_S)
+        continue
+      }
       if (this.next !== b) return
       const moment = a.error ? 'switch' : await momentReached(a, target)
       if (this.next !== b) return
@@ -658,10 +667,10 @@ const marked = (name, promise) => promise.finally(() => mark(name))
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
 // readyAt resolves once video (paused) stands at time t with readyState need (HAVE_CURRENT_DATA:
-// a frame to show; HAVE_FUTURE_DATA: data to play on); it rejects on the video's error or after
-// ms.
+// a frame to show; HAVE_FUTURE_DATA: data to play on); it rejects on the video's error, or with
+// a Timeout after ms.
 function readyAt (video, t, need, ms) {
-  return withTimeout(new Promise((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     let sought = false
     const check = () => {
       if (video.error) return finish(reject, new Error(video.error.message || 'media error ' + video.error.code))
@@ -673,13 +682,15 @@ function readyAt (video, t, need, ms) {
       if (!video.seeking && video.readyState >= need) finish(resolve)
     }
     const events = ['loadedmetadata', 'seeked', 'canplay', 'progress', 'error']
+    const timer = setTimeout(() => finish(reject, new Timeout(`Getting the torrent stream ready took longer than ${ms / 1000} s`)), ms)
     const finish = (settle, value) => {
+      clearTimeout(timer)
       for (const ev of events) video.removeEventListener(ev, check)
       settle(value)
     }
     for (const ev of events) video.addEventListener(ev, check)
     check()
-  }), ms, 'Getting the torrent stream ready')
+  })
 }
 
 // momentReached watches the playing video until handoverMoment says something other than
@@ -698,12 +709,15 @@ function momentReached (video, target) {
   })
 }
 
+// Timeout is withTimeout's rejection.
+class Timeout extends Error {}
+
 function withTimeout (promise, ms, what) {
   let timer
   return Promise.race([
     promise,
     new Promise((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms / 1000} s`)), ms)
+      timer = setTimeout(() => reject(new Timeout(`${what} took longer than ${ms / 1000} s`)), ms)
     })
   ]).finally(() => clearTimeout(timer))
 }
