@@ -243,10 +243,11 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 			var ps struct {
 				Mode, Source, Message string
 				Marks                 map[string]float64
+				Handover              []map[string]any
 			}
 			if err := br.eval(0, watchPageStateJS, &ps); err == nil {
-				reportf("viewer%d: first frame %.0f ms, stalls %d (%.1f s), mode %s, source %s, marks %v; %q", i, states[i].FirstFrame,
-					states[i].Stalls, states[i].Stalled, ps.Mode, ps.Source, ps.Marks, ps.Message)
+				reportf("viewer%d: first frame %.0f ms, stalls %d (%.1f s), mode %s, source %s, marks %v; %q; hand-over tries %v", i, states[i].FirstFrame,
+					states[i].Stalls, states[i].Stalled, ps.Mode, ps.Source, ps.Marks, ps.Message, ps.Handover)
 			}
 		}
 	}
@@ -267,7 +268,7 @@ func reportf(format string, args ...any) {
 const watchPageStateJS = `(() => {
   const s = window.swarmgate || {}; const marks = {};
   for (const m of performance.getEntriesByType("mark")) if (m.name.startsWith("swarmgate:")) marks[m.name.slice(10)] = Math.round(m.startTime);
-  return {mode: s.mode || "", source: s.source || "", message: s.message || "", marks};
+  return {mode: s.mode || "", source: s.source || "", message: s.message || "", marks, handover: s.handover || []};
 })()`
 
 // watchStallsJS, run before the watch page's own scripts, counts its stalls: "waiting" of the

@@ -157,9 +157,17 @@ export function sameURL (a, b, base) {
 // video on) to webtorrent's stream of the same file: a second, hidden video waits on webtorrent's
 // stream at a moment just ahead of the playhead (HANDOVER_LEAD_S), and takes the picture when the
 // first reaches it. When the first passes the moment before the second is ready, the next try
-// waits further ahead (twice as far, up to HANDOVER_MAX_LEAD_S).
+// waits further ahead (nextLead).
 export const HANDOVER_LEAD_S = 1
-export const HANDOVER_MAX_LEAD_S = 16
+export const HANDOVER_MAX_LEAD_S = 30
+
+// nextLead is how far ahead the next try waits after a miss: twice as far, and at least twice as
+// long as the second video took to be ready this time (readyS, seconds; on a busy machine that
+// was 4 to 16 s a try, and doubling from 1 s missed three times running), up to
+// HANDOVER_MAX_LEAD_S.
+export function nextLead (lead, readyS) {
+  return Math.min(Math.max(2 * lead, 2 * readyS), HANDOVER_MAX_LEAD_S)
+}
 
 // How far from the moment the first video may be when the picture moves: about a frame before
 // it (the poll's granularity), and a little after (a late poll) before it counts as missed.

@@ -29,7 +29,7 @@
 // decode, for tests and debugging: playplan.js's browserCaps).
 
 import {
-  ALONE_MS, Failure, HANDOVER_LEAD_S, HANDOVER_MAX_LEAD_S, STALL_MS, handoverMoment, handoverTarget,
+  ALONE_MS, Failure, HANDOVER_LEAD_S, STALL_MS, handoverMoment, handoverTarget, nextLead,
   infohashFromPath, isInfohash, isPlayable, isStalled, mimeType, parseBoot, pickFile, playbackPath,
   sameURL, srtToVtt, subtitleTrack, subtitlesFor, swarmStats, videoErrorAction, waitingForMetadata,
   webseedURLs, wireKind, aloneTooLong
@@ -57,6 +57,9 @@ export const sg = {
   state: 'loading',
   mode: 'webtorrent',
   source: '',
+  // The hand-over's tries, for diagnosis: {lead, target, readyMs, moment, at} (moment 'timeout'
+  // when the waiting video was not ready in time; at: the playing video's time then).
+  handover: [],
   message: '',
   infohash: '',
   file: -1,
@@ -332,21 +335,29 @@ class Playback {
       // Where the first video stands still, a frame to show is enough; where it plays, the
       // second must be able to play on at once.
       const still = a.paused || a.ended || a.error
+      const t0 = performance.now()
+      const tried = { lead, target, readyMs: 0, moment: '', at: 0 }
+      sg.handover.push(tried)
       try {
         await readyAt(b, target, still ? HTMLMediaElement.HAVE_CURRENT_DATA : HTMLMediaElement.HAVE_FUTURE_DATA, HANDOVER_READY_MS)
+        tried.readyMs = Math.round(performance.now() - t0)
       } catch (err) {
         if (!(err instanceof Timeout)) throw err
+        tried.moment = 'timeout'
+        tried.at = a.currentTime
         // Webtorrent has not got there yet (a busy uplink, a busy machine): the quick start plays
         // on meanwhile, and giving up would leave the viewer on HTTP to the end. Wait further on.
         if (this.next !== b) return
-        lead = Math.min(2 * lead, HANDOVER_MAX_LEAD_S)
+        lead = nextLead(lead, HANDOVER_READY_MS / 1000)
         continue
       }
       if (this.next !== b) return
       const moment = a.error ? 'switch' : await momentReached(a, target)
+      tried.moment = moment
+      tried.at = a.currentTime
       if (this.next !== b) return
       if (moment === 'switch') break
-      if (moment === 'missed') lead = Math.min(2 * lead, HANDOVER_MAX_LEAD_S)
+      if (moment === 'missed') lead = nextLead(lead, tried.readyMs / 1000)
     }
     // A video that autoplays and has not started yet (its first bytes came slowly: a busy
     // uplink) is about to play: the one handed over to plays.

@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
   Failure, HANDOVER_LEAD_S, MEDIA_ERR_DECODE, MEDIA_ERR_NETWORK, MEDIA_ERR_SRC_NOT_SUPPORTED, STALL_MS,
-  handoverMoment, handoverTarget, infohashFromPath, isInfohash, isPlayable, isStalled, mimeType,
+  handoverMoment, handoverTarget, nextLead, HANDOVER_MAX_LEAD_S, infohashFromPath, isInfohash, isPlayable, isStalled, mimeType,
   parseBoot, pickFile, playbackPath, sameURL, srtToVtt, subtitleTrack, subtitlesFor, swarmStats,
   videoErrorAction, waitingForMetadata, webseedURLs, wireKind, aloneTooLong, ALONE_MS
 } from '../static/playback.js'
@@ -98,6 +98,13 @@ test('sameURL compares a video\'s src with a stream_url, relative or absolute', 
   assert.ok(!sameURL(`http://other:8080/stream/${IH}/0`, `/stream/${IH}/0`, base))
   for (const a of ['', null, undefined]) assert.ok(!sameURL(a, `/stream/${IH}/0`, base))
   assert.ok(!sameURL('http://[', `/stream/${IH}/0`, base))
+})
+
+test('nextLead: twice as far after a miss, and at least twice as long as readiness took, within the maximum', () => {
+  assert.equal(nextLead(1, 0.5), 2)
+  assert.equal(nextLead(1, 3.7), 7.4) // a busy machine: the next try must not miss for the same reason
+  assert.equal(nextLead(8, 16), HANDOVER_MAX_LEAD_S)
+  assert.equal(nextLead(HANDOVER_MAX_LEAD_S, 0), HANDOVER_MAX_LEAD_S)
 })
 
 test('handoverTarget: ahead of a playing video, within its duration; where a still one stands', () => {
