@@ -66,15 +66,16 @@ type Gateway struct {
 	metricsLn     net.Listener
 	metricsServer *http.Server
 
-	torrents    *registry.Registry
-	access      access
-	refused     refusals
-	addMu       sync.Mutex // serialises API adds, so that MaxTorrents holds
-	metrics     *metrics
-	live        *live.Origin
-	segments    *segtorrent.Torrents // live segments over BitTorrent
-	draining    atomic.Bool          // /readyz answers 503 once shutdown began
-	uploadLimit *rate.Limiter        // nil without a cap
+	torrents     *registry.Registry
+	access       access
+	refused      refusals
+	addMu        sync.Mutex // serialises API adds, so that MaxTorrents holds
+	metrics      *metrics
+	live         *live.Origin
+	segments     *segtorrent.Torrents // live segments over BitTorrent
+	draining     atomic.Bool          // /readyz answers 503 once shutdown began
+	uploadLimit  *rate.Limiter        // nil without a cap
+	uplinkBusyAt atomic.Int64         // when uplinkBusy last said yes, Unix ns
 	// torrentFetcher fetches .torrent files by URL for the API, public addresses only.
 	torrentFetcher *http.Client
 	probes         *probes            // what media files hold

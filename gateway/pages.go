@@ -156,9 +156,9 @@ func (g *Gateway) torrentPage(name string) echo.HandlerFunc {
 			// only once the player reads.
 			if file, ok := pageFile(c.QueryParam("file")); ok {
 				e.PageView(file)
-				// Not while the upload cap is reached: what the quick start sends comes again over
-				// webtorrent, and it would get only a share of the cap (uplinkBusy).
-				if d.Boot != "" && !g.uplinkBusy() {
+				// Not while the upload cap is reached, or was lately: what the quick start sends
+				// comes again over webtorrent, and it would get only a share of the cap.
+				if d.Boot != "" && !g.uplinkBusyLately() {
 					d.Stream = quickStream(e, base, file, c.QueryParams())
 				}
 			}

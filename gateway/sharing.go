@@ -1,6 +1,10 @@
 package gateway
 
-import "github.com/anacrolix/torrent"
+import (
+	"time"
+
+	"github.com/anacrolix/torrent"
+)
 
 // uplinkBusy says whether the upload cap is reached now: its bucket is below half its burst, so
 // sends wait their turns. False without a cap. It must not block (upload sharing calls it with
@@ -11,7 +15,21 @@ import "github.com/anacrolix/torrent"
 // the quick start: its bytes come again over webtorrent, and under a saturated cap an HTTP stream
 // gets one turn among all the peer conns, slower than the video (BenchmarkOffload).
 func (g *Gateway) uplinkBusy() bool {
-	return g.uploadLimit != nil && g.uploadLimit.Tokens() < uploadBurst/2
+	busy := g.uploadLimit != nil && g.uploadLimit.Tokens() < uploadBurst/2
+	if busy {
+		g.uplinkBusyAt.Store(time.Now().UnixNano())
+	}
+	return busy
+}
+
+// uplinkCalmFor is how long the cap must have had room before pages start with the quick start
+// again: a swarm under the cap fills it in bursts, and a page rendered in a lull got the quick
+// start and then shared the cap with every peer conn (three of ten watch pages, BenchmarkOffload).
+const uplinkCalmFor = 10 * time.Second
+
+// uplinkBusyLately says whether the upload cap is reached now or was within uplinkCalmFor.
+func (g *Gateway) uplinkBusyLately() bool {
+	return g.uplinkBusy() || time.Since(time.Unix(0, g.uplinkBusyAt.Load())) < uplinkCalmFor
 }
 
 // UploadSharingStats is what upload sharing has done so far (Config.UploadSharing): pieces

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"golang.org/x/time/rate"
 	"io"
 	"net"
 	"net/http"
@@ -259,7 +260,8 @@ func httpSent(e *registry.Entry) int64 {
 }
 
 // TestNoQuickStartWhileUplinkBusy: the watch and embed pages start their video on the file's
-// /stream (the quick start) while the upload cap has room, and not while it is reached.
+// /stream (the quick start) while the upload cap has room, and not while it is reached or was
+// within uplinkCalmFor.
 func TestNoQuickStartWhileUplinkBusy(t *testing.T) {
 	r := startGateway(t, func(c *Config) { c.Demo = true; c.UploadRate = 256 << 10 })
 	demo := demoInfoHash(t, r)
@@ -283,6 +285,23 @@ func TestNoQuickStartWhileUplinkBusy(t *testing.T) {
 		if got := src(page + demo); got != "" {
 			t.Errorf("%s while the cap is reached: video src %q, want none", page, got)
 		}
+	}
+	// The cap has room again (its debt paid back at once: a moment at a far higher rate), but
+	// was reached a moment ago: still none; once it has had room for uplinkCalmFor, the quick
+	// start again.
+	limit := r.g.uploadLimit.Limit()
+	r.g.uploadLimit.SetLimit(rate.Limit(1 << 40))
+	time.Sleep(10 * time.Millisecond)
+	r.g.uploadLimit.SetLimit(limit)
+	if r.g.uplinkBusy() {
+		t.Fatalf("the cap is still reached with its reservations given back (%.0f tokens)", r.g.uploadLimit.Tokens())
+	}
+	if got := src("/watch/" + demo); got != "" {
+		t.Errorf("with room, the cap reached a moment ago: video src %q, want none", got)
+	}
+	r.g.uplinkBusyAt.Store(time.Now().Add(-uplinkCalmFor - time.Second).UnixNano())
+	if got := src("/watch/" + demo); !strings.Contains(got, "/stream/"+demo+"/0") {
+		t.Errorf("with room for %v: video src %q, want the file's stream", uplinkCalmFor, got)
 	}
 }
 
