@@ -74,6 +74,7 @@ type Gateway struct {
 	live         *live.Origin
 	segments     *segtorrent.Torrents // live segments over BitTorrent
 	draining     atomic.Bool          // /readyz answers 503 once shutdown began
+	drainc       chan struct{}        // closed once shutdown began: paced answers go at full speed
 	uploadLimit  *rate.Limiter        // nil without a cap
 	uplinkBusyAt atomic.Int64         // when uplinkBusy last said yes, Unix ns
 	// torrentFetcher fetches .torrent files by URL for the API, public addresses only.
@@ -110,6 +111,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		log:     log.With("component", "gateway"),
 		rootLog: log,
 		stop:    make(chan struct{}),
+		drainc:  make(chan struct{}),
 	}
 	if g.access, err = newAccess(cfg); err != nil {
 		return nil, err
@@ -362,7 +364,9 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 	}
-	g.draining.Store(true)
+	if !g.draining.Swap(true) {
+		close(g.drainc)
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
 	defer cancel()
 	// Websockets are hijacked and ignored by Shutdown: the tracker closes them itself.

@@ -35,23 +35,28 @@ const (
 	quickProbingBitrate = 1e6
 )
 
-// streamPace paces one quick-start answer by the file's bitrate.
+// streamPace paces one quick-start answer by the file's bitrate, until done is closed (the
+// gateway's shutdown: the drain waits for answers to end, so the rest goes at full speed).
 type streamPace struct {
+	done <-chan struct{}
 	// bitrate is the film's in bytes per second; probing says it may yet be known. Neither:
 	// nothing will say (probing is off, or failed), and the answer is not paced.
 	bitrate func() (rate float64, probing bool)
 	start   time.Time
 	sent    int64
-	rate    float64 // 0 until known
+	rate    float64 // 0 until known; -1 once pacing has stopped
 }
 
-func newStreamPace(bitrate func() (float64, bool)) *streamPace {
-	return &streamPace{bitrate: bitrate, start: time.Now()}
+func newStreamPace(bitrate func() (float64, bool), done <-chan struct{}) *streamPace {
+	return &streamPace{bitrate: bitrate, done: done, start: time.Now()}
 }
 
 // wait blocks until n more bytes may go, or ctx ends.
 func (p *streamPace) wait(ctx context.Context, n int) error {
 	rate := p.rate
+	if rate < 0 {
+		return nil
+	}
 	if rate == 0 {
 		known, probing := p.bitrate()
 		switch {
@@ -75,6 +80,9 @@ func (p *streamPace) wait(ctx context.Context, n int) error {
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return nil
+	case <-p.done:
+		p.rate = -1 // no more pacing
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -78,6 +78,24 @@ func TestQuickStartPaced(t *testing.T) {
 	if res := r.get(t, "/stream/"+ih+"/0", nil); res.status != http.StatusOK || !bytes.Equal(res.body, demoVideo) {
 		t.Errorf("plain stream: %d, %d bytes, want the whole file (%d)", res.status, len(res.body), len(demoVideo))
 	}
+
+	// A shutdown drains open answers (within ShutdownTimeout, 3 s here): a paced one goes on at
+	// full speed and ends whole, where its pace would take ten more seconds.
+	res, err = r.client.Get(r.base + "/stream/" + ih + "/0?quick=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if _, err := io.ReadFull(res.Body, got); err != nil {
+		t.Fatalf("the head start: %v", err)
+	}
+	stopped := make(chan struct{})
+	go func() { r.stop(); close(stopped) }() // r.stop fails the test when the drain cut answers off
+	rest, err := io.ReadAll(res.Body)
+	if err != nil || !bytes.Equal(append(got, rest...), demoVideo) {
+		t.Errorf("quick start through a shutdown: %d bytes (%v), want the whole file (%d)", head+len(rest), err, len(demoVideo))
+	}
+	<-stopped
 }
 
 // TestStreamPaceHeadStart: up to the head start nothing waits; well past it a send waits (with
@@ -96,7 +114,7 @@ func TestStreamPaceHeadStart(t *testing.T) {
 		{"known high bitrate", 2e6, false, 8e6},
 		{"probing", 0, true, 4e6},
 	} {
-		p := newStreamPace(func() (float64, bool) { return c.rate, c.probing })
+		p := newStreamPace(func() (float64, bool) { return c.rate, c.probing }, nil)
 		for sent := 0; sent+capChunk <= c.head-4*capChunk; sent += capChunk {
 			if err := p.wait(done, capChunk); err != nil {
 				t.Fatalf("%s: the head start waited at %d bytes (of %d): %v", c.name, sent, c.head, err)
@@ -106,7 +124,7 @@ func TestStreamPaceHeadStart(t *testing.T) {
 			t.Errorf("%s: 4 MiB past the head start went at once", c.name)
 		}
 	}
-	p := newStreamPace(func() (float64, bool) { return 0, false })
+	p := newStreamPace(func() (float64, bool) { return 0, false }, nil)
 	if err := p.wait(done, 64<<20); err != nil {
 		t.Errorf("no probe to come: paced anyway: %v", err)
 	}

@@ -43,7 +43,7 @@ func (g *Gateway) stream(c echo.Context) error {
 	var pace *streamPace
 	if c.QueryParam(quickParam) == "1" {
 		ih, length := e.Torrent().InfoHash(), f.Length()
-		pace = newStreamPace(func() (float64, bool) { return g.fileBitrate(ih, idx, length) })
+		pace = newStreamPace(func() (float64, bool) { return g.fileBitrate(ih, idx, length) }, g.drainc)
 	}
 	return g.serveFile(c, e, f, streamReadahead, pace)
 }
