@@ -169,6 +169,15 @@ export function nextLead (lead, readyS) {
   return Math.min(Math.max(2 * lead, 2 * readyS), HANDOVER_MAX_LEAD_S)
 }
 
+// leadAfter is the lead of the hand-over's next try after one that ended with moment ('missed',
+// 'moved', or 'timeout': not ready within the try's time, readyS): further ahead after a miss
+// or a timeout, the same after a move. A miss of a moment taken where the first video stood
+// still (still: paused, its autoplay not begun) is a move: it started playing, nothing was late.
+export function leadAfter (moment, lead, readyS, still) {
+  if (moment === 'timeout' || (moment === 'missed' && !still)) return nextLead(lead, readyS)
+  return lead
+}
+
 // How far from the moment the first video may be when the picture moves: about a frame before
 // it (the poll's granularity), and a little after (a late poll) before it counts as missed.
 const SWITCH_EARLY_S = 0.03

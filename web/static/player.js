@@ -29,7 +29,7 @@
 // decode, for tests and debugging: playplan.js's browserCaps).
 
 import {
-  ALONE_MS, Failure, HANDOVER_LEAD_S, STALL_MS, handoverMoment, handoverTarget, nextLead,
+  ALONE_MS, Failure, HANDOVER_LEAD_S, STALL_MS, handoverMoment, handoverTarget, leadAfter,
   infohashFromPath, isInfohash, isPlayable, isStalled, mimeType, parseBoot, pickFile, playbackPath,
   sameURL, srtToVtt, subtitleTrack, subtitlesFor, swarmStats, videoErrorAction, waitingForMetadata,
   webseedURLs, wireKind, aloneTooLong
@@ -348,7 +348,7 @@ class Playback {
         // Webtorrent has not got there yet (a busy uplink, a busy machine): the quick start plays
         // on meanwhile, and giving up would leave the viewer on HTTP to the end. Wait further on.
         if (this.next !== b) return
-        lead = nextLead(lead, HANDOVER_READY_MS / 1000)
+        lead = leadAfter('timeout', lead, HANDOVER_READY_MS / 1000, still)
         continue
       }
       if (this.next !== b) return
@@ -357,7 +357,7 @@ class Playback {
       tried.at = a.currentTime
       if (this.next !== b) return
       if (moment === 'switch') break
-      if (moment === 'missed') lead = nextLead(lead, tried.readyMs / 1000)
+      lead = leadAfter(moment, lead, tried.readyMs / 1000, still)
     }
     // A video that autoplays and has not started yet (its first bytes came slowly: a busy
     // uplink) is about to play: the one handed over to plays.

@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
   Failure, HANDOVER_LEAD_S, MEDIA_ERR_DECODE, MEDIA_ERR_NETWORK, MEDIA_ERR_SRC_NOT_SUPPORTED, STALL_MS,
-  handoverMoment, handoverTarget, nextLead, HANDOVER_MAX_LEAD_S, infohashFromPath, isInfohash, isPlayable, isStalled, mimeType,
+  handoverMoment, handoverTarget, leadAfter, nextLead, HANDOVER_MAX_LEAD_S, infohashFromPath, isInfohash, isPlayable, isStalled, mimeType,
   parseBoot, pickFile, playbackPath, sameURL, srtToVtt, subtitleTrack, subtitlesFor, swarmStats,
   videoErrorAction, waitingForMetadata, webseedURLs, wireKind, aloneTooLong, ALONE_MS
 } from '../static/playback.js'
@@ -105,6 +105,15 @@ test('nextLead: twice as far after a miss, and at least twice as long as readine
   assert.equal(nextLead(1, 3.7), 7.4) // a busy machine: the next try must not miss for the same reason
   assert.equal(nextLead(8, 16), HANDOVER_MAX_LEAD_S)
   assert.equal(nextLead(HANDOVER_MAX_LEAD_S, 0), HANDOVER_MAX_LEAD_S)
+})
+
+test('leadAfter: further ahead after a miss or a timeout; the same after a move, or when a still video began to play', () => {
+  assert.equal(leadAfter('missed', 1, 3.7, false), 7.4)
+  assert.equal(leadAfter('timeout', 2, 20, false), HANDOVER_MAX_LEAD_S)
+  assert.equal(leadAfter('timeout', 2, 20, true), HANDOVER_MAX_LEAD_S)
+  assert.equal(leadAfter('moved', 4, 3, false), 4)
+  // Waiting where a paused video stood (autoplay not begun), which then played on: not late.
+  assert.equal(leadAfter('missed', 1, 1.3, true), 1)
 })
 
 test('handoverTarget: ahead of a playing video, within its duration; where a still one stands', () => {
