@@ -76,7 +76,7 @@ type Gateway struct {
 	draining     atomic.Bool          // /readyz answers 503 once shutdown began
 	drainc       chan struct{}        // closed once shutdown began: paced answers go at full speed
 	uploadLimit  *rate.Limiter        // nil without a cap
-	uplinkBusyAt atomic.Int64         // when uplinkBusy last said yes, Unix ns
+	uplinkBusyAt atomic.Int64         // when the cap was last seen reached (noteUplink), Unix ns
 	// torrentFetcher fetches .torrent files by URL for the API, public addresses only.
 	torrentFetcher *http.Client
 	probes         *probes            // what media files hold
@@ -317,6 +317,10 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	go g.trimCache()
 	go g.resyncEvicted()
 	go g.offers.run()
+	if g.uploadLimit != nil {
+		g.wg.Add(1)
+		go g.watchUplink()
+	}
 	if g.cluster != nil {
 		g.cluster.join()
 	}

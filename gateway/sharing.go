@@ -11,15 +11,11 @@ import (
 // the torrent client's lock held).
 //
 // While it is busy, upload sharing offers browsers the pieces no other browser holds first
-// (third_party/README.md, "Upload sharing"), and the watch and embed pages are rendered without
-// the quick start: its bytes come again over webtorrent, and under a saturated cap an HTTP stream
+// (third_party/README.md, "Upload sharing"), and, for uplinkCalmFor after too (uplinkBusyLately),
+// the watch and embed pages are rendered without the quick start: its bytes come again over webtorrent, and under a saturated cap an HTTP stream
 // gets one turn among all the peer conns, slower than the video (BenchmarkOffload).
 func (g *Gateway) uplinkBusy() bool {
-	busy := g.uploadLimit != nil && g.uploadLimit.Tokens() < uploadBurst/2
-	if busy {
-		g.uplinkBusyAt.Store(time.Now().UnixNano())
-	}
-	return busy
+	return g.uploadLimit != nil && g.uploadLimit.Tokens() < uploadBurst/2
 }
 
 // uplinkCalmFor is how long the cap must have had room before pages start with the quick start
@@ -27,9 +23,38 @@ func (g *Gateway) uplinkBusy() bool {
 // start and then shared the cap with every peer conn (three of ten watch pages, BenchmarkOffload).
 const uplinkCalmFor = 10 * time.Second
 
+// uplinkLookEvery is how often watchUplink looks at the cap.
+const uplinkLookEvery = 250 * time.Millisecond
+
+// noteUplink is uplinkBusy, remembering when it last said yes.
+func (g *Gateway) noteUplink() bool {
+	busy := g.uplinkBusy()
+	if busy {
+		g.uplinkBusyAt.Store(time.Now().UnixNano())
+	}
+	return busy
+}
+
+// watchUplink looks at the upload cap every uplinkLookEvery, so that uplinkBusyLately knows
+// when it was last reached whether or not a page or upload sharing asked meanwhile. Only with a
+// cap.
+func (g *Gateway) watchUplink() {
+	defer g.wg.Done()
+	tick := time.NewTicker(uplinkLookEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-tick.C:
+			g.noteUplink()
+		}
+	}
+}
+
 // uplinkBusyLately says whether the upload cap is reached now or was within uplinkCalmFor.
 func (g *Gateway) uplinkBusyLately() bool {
-	return g.uplinkBusy() || time.Since(time.Unix(0, g.uplinkBusyAt.Load())) < uplinkCalmFor
+	return g.noteUplink() || time.Since(time.Unix(0, g.uplinkBusyAt.Load())) < uplinkCalmFor
 }
 
 // UploadSharingStats is what upload sharing has done so far (Config.UploadSharing): pieces

@@ -261,9 +261,9 @@ func httpSent(e *registry.Entry) int64 {
 
 // TestNoQuickStartWhileUplinkBusy: the watch and embed pages start their video on the file's
 // /stream (the quick start) while the upload cap has room, and not while it is reached or was
-// within uplinkCalmFor.
+// within uplinkCalmFor (the gateway notes it by itself, upload sharing off).
 func TestNoQuickStartWhileUplinkBusy(t *testing.T) {
-	r := startGateway(t, func(c *Config) { c.Demo = true; c.UploadRate = 256 << 10 })
+	r := startGateway(t, func(c *Config) { c.Demo = true; c.UploadRate = 256 << 10; c.UploadSharing = false })
 	demo := demoInfoHash(t, r)
 	srcRE := regexp.MustCompile(`<video id="player"[^>]*?(?: src="([^"]*)")?>`)
 	src := func(page string) string {
@@ -281,6 +281,8 @@ func TestNoQuickStartWhileUplinkBusy(t *testing.T) {
 	for range 8 { // 2 MiB owed at 256 KiB/s
 		r.g.uploadLimit.ReserveN(time.Now(), uploadBurst)
 	}
+	// Noticed with no page asking and no upload sharing (no peer conns here): watchUplink.
+	waitFor(t, 5*time.Second, "the gateway to note the cap reached", func() bool { return r.g.uplinkBusyAt.Load() != 0 })
 	for _, page := range []string{"/watch/", "/embed/"} {
 		if got := src(page + demo); got != "" {
 			t.Errorf("%s while the cap is reached: video src %q, want none", page, got)
