@@ -64,19 +64,17 @@ func (g *Gateway) resyncEvicted() {
 	}
 }
 
-// trimCache brings the cache under its capacity every second, as the registry's maintenance did
-// when the two were one loop (after a restart with a smaller capacity, or pieces a write could
-// not evict for, such as watched torrents', that became evictable since).
-func (g *Gateway) trimCache() {
+// every runs fn every d until the gateway stops: its background loops (g.wg counts them).
+func (g *Gateway) every(d time.Duration, fn func()) {
 	defer g.wg.Done()
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(d)
 	defer tick.Stop()
 	for {
 		select {
 		case <-g.stop:
 			return
 		case <-tick.C:
-			g.cache.Trim()
+			fn()
 		}
 	}
 }

@@ -314,12 +314,15 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		return nil, err
 	}
 	g.wg.Add(3)
-	go g.trimCache()
+	// Every second the cache is brought under its capacity, as the registry's maintenance did
+	// when the two were one loop (after a restart with a smaller capacity, or pieces a write
+	// could not evict for, such as watched torrents', that became evictable since).
+	go g.every(time.Second, g.cache.Trim)
 	go g.resyncEvicted()
 	go g.offers.run()
 	if g.uploadLimit != nil {
 		g.wg.Add(1)
-		go g.watchUplink()
+		go g.every(uplinkLookEvery, func() { g.noteUplink() })
 	}
 	if g.cluster != nil {
 		g.cluster.join()

@@ -23,7 +23,9 @@ func (g *Gateway) uplinkBusy() bool {
 // start and then shared the cap with every peer conn (three of ten watch pages, BenchmarkOffload).
 const uplinkCalmFor = 10 * time.Second
 
-// uplinkLookEvery is how often watchUplink looks at the cap.
+// uplinkLookEvery is how often the gateway looks at the cap (noteUplink), so that
+// uplinkBusyLately knows when it was last reached whether or not a page or upload sharing asked
+// meanwhile.
 const uplinkLookEvery = 250 * time.Millisecond
 
 // noteUplink is uplinkBusy, remembering when it last said yes.
@@ -33,23 +35,6 @@ func (g *Gateway) noteUplink() bool {
 		g.uplinkBusyAt.Store(time.Now().UnixNano())
 	}
 	return busy
-}
-
-// watchUplink looks at the upload cap every uplinkLookEvery, so that uplinkBusyLately knows
-// when it was last reached whether or not a page or upload sharing asked meanwhile. Only with a
-// cap.
-func (g *Gateway) watchUplink() {
-	defer g.wg.Done()
-	tick := time.NewTicker(uplinkLookEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-g.stop:
-			return
-		case <-tick.C:
-			g.noteUplink()
-		}
-	}
 }
 
 // uplinkBusyLately says whether the upload cap is reached now or was within uplinkCalmFor.

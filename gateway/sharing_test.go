@@ -281,7 +281,7 @@ func TestNoQuickStartWhileUplinkBusy(t *testing.T) {
 	for range 8 { // 2 MiB owed at 256 KiB/s
 		r.g.uploadLimit.ReserveN(time.Now(), uploadBurst)
 	}
-	// Noticed with no page asking and no upload sharing (no peer conns here): watchUplink.
+	// Noticed with no page asking and no upload sharing (no peer conns here): the gateway looks every uplinkLookEvery.
 	waitFor(t, 5*time.Second, "the gateway to note the cap reached", func() bool { return r.g.uplinkBusyAt.Load() != 0 })
 	for _, page := range []string{"/watch/", "/embed/"} {
 		if got := src(page + demo); got != "" {
