@@ -208,8 +208,8 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 	res.egress = res.egressBytes / float64(c.length)
 	res.declined = srv.Gateway.DeclinedRequests()
 	if st := srv.Gateway.UploadSharingStats(); st != (torrent.UploadSharingStats{}) {
-		reportf("upload sharing: pieces offered fresh %d, at a front %d (%d of them while busy: stuck or slow), requests rejected %d",
-			st.Fresh, st.Front, st.Escalated, st.Declined)
+		reportf("upload sharing: pieces offered fresh %d, at a front %d (%d of them while busy: stuck or slow), requests rejected %d, pages' sg_needs messages %d",
+			st.Fresh, st.Front, st.Escalated, st.Declined, st.Told)
 	}
 	var got float64
 	fastest, slowest := 0.0, 0.0

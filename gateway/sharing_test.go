@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/swarmgate/swarmgate/internal/peertest"
@@ -31,6 +32,7 @@ const (
 	msgRequest    = 6
 	msgPiece      = 7
 	msgReject     = 16
+	msgExtended   = 20
 )
 
 func writeMsg(t *testing.T, c net.Conn, id byte, payload ...uint32) {
@@ -194,6 +196,136 @@ func TestUploadSharing(t *testing.T) {
 				t.Errorf("stats %+v: want 1 declined, 2 withheld, some escalated", st)
 			}
 		})
+	}
+}
+
+// TestUploadSharingNeeds: a browser that says where its player reads (the sg_needs extension,
+// web/static/needs.js) gets the pieces from there at its front, not the file's first: with the
+// cap reached and another browser holding all but the last piece, the gateway offers the piece it said
+// once it has gone UploadSharingStuckAfter without it, and not the file's first pieces, which
+// it would have offered instead without the message.
+func TestUploadSharingNeeds(t *testing.T) {
+	r := startGateway(t, func(c *Config) { c.Demo = true; c.UploadRate = 256 << 10; c.UploadSharing = true })
+	demo := demoInfoHash(t, r)
+	res := r.get(t, "/api/torrents/"+demo+"/metainfo", nil)
+	mi, err := metainfo.Load(bytes.NewReader(res.body))
+	if err != nil {
+		t.Fatalf("metainfo: %v (%d)", err, res.status)
+	}
+	info, _ := mi.UnmarshalInfo()
+	n := info.NumPieces()
+	front := max(2, (torrent.UploadSharingFront+int(info.PieceLength)-1)/int(info.PieceLength))
+	if n < 2*front+2 {
+		t.Fatalf("the demo has %d pieces, fronts span %d", n, front)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+
+	// Browser a holds every piece but the last (a seed would leave the seeding gateway), and
+	// stays.
+	a := newWebRTCPeer(ctx, t, r, false)
+	ta, err := a.Join(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.CancelPieces(n-1, n)
+	ta.DownloadPieces(0, n-1)
+	waitFor(t, 60*time.Second, "browser a holding all pieces but the last", func() bool {
+		for i := range n - 1 {
+			if !ta.Piece(i).State().Complete {
+				return false
+			}
+		}
+		return true
+	})
+
+	// The cap is reached from here on: 4 MiB owed at 256 KiB/s.
+	for range 16 {
+		r.g.uploadLimit.ReserveN(time.Now(), uploadBurst)
+	}
+
+	// Browser b: a raw wire speaking the fast and extension protocols.
+	b := newWebRTCPeer(ctx, t, r, true)
+	conn, err := b.Connect(ctx, mi.HashInfoBytes(), info.TotalLength())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ih := mi.HashInfoBytes()
+	pid := b.PeerID()
+	hs := append([]byte("\x13BitTorrent protocol\x00\x00\x00\x00\x00\x10\x00\x04"), ih[:]...)
+	if _, err := conn.Write(append(hs, pid[:]...)); err != nil {
+		t.Fatal(err)
+	}
+	var theirs [68]byte
+	if _, err := io.ReadFull(conn, theirs[:]); err != nil {
+		t.Fatal(err)
+	}
+	// The gateway's extended handshake names its id for sg_needs; HaveNone comes too.
+	var needsID byte
+	sawHaveNone := false
+	for needsID == 0 || !sawHaveNone {
+		id, p := readUntil(t, conn, 30*time.Second, msgExtended, msgHaveNone, msgHaveAll, msgBitfield)
+		switch {
+		case id == msgHaveNone:
+			sawHaveNone = true
+		case id == msgExtended && len(p) > 0 && p[0] == 0:
+			var h struct {
+				M map[string]int `bencode:"m"`
+			}
+			if err := bencode.Unmarshal(p[1:], &h); err != nil {
+				t.Fatalf("the gateway's extended handshake: %v", err)
+			}
+			if h.M[string(torrent.UploadSharingNeedsExtension)] <= 0 {
+				t.Fatalf("the gateway's extended handshake has no %s: %v", torrent.UploadSharingNeedsExtension, h.M)
+			}
+			needsID = byte(h.M[string(torrent.UploadSharingNeedsExtension)])
+		case id != msgExtended:
+			t.Fatalf("message %d, want HaveNone (%d)", id, msgHaveNone)
+		}
+	}
+	// b's player waits on a piece near the end, which a holds.
+	want := uint32(n - 3)
+	msg := append([]byte{msgExtended, needsID}, bencode.MustMarshal(map[string]int{"piece": int(want)})...)
+	frame := binary.BigEndian.AppendUint32(nil, uint32(len(msg)))
+	if _, err := conn.Write(append(frame, msg...)); err != nil {
+		t.Fatal(err)
+	}
+	told := time.Now()
+	offered := map[uint32]time.Time{}
+	for {
+		_, p := readUntil(t, conn, 30*time.Second, msgHave)
+		offered[binary.BigEndian.Uint32(p)] = time.Now()
+		if _, ok := offered[want]; ok {
+			break
+		}
+	}
+	if waited := offered[want].Sub(told); waited < torrent.UploadSharingStuckAfter {
+		t.Errorf("piece %d offered %v after b said it needs it, before UploadSharingStuckAfter (%v): another browser holds it", want, waited, torrent.UploadSharingStuckAfter)
+	}
+	// The file's first pieces are not where b reads: not offered meanwhile, nor a while after.
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		conn.SetReadDeadline(deadline)
+		var hdr [4]byte
+		if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+			break
+		}
+		body := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+		if _, err := io.ReadFull(conn, body); err != nil {
+			break
+		}
+		if len(body) == 5 && body[0] == msgHave {
+			offered[binary.BigEndian.Uint32(body[1:])] = time.Now()
+		}
+	}
+	for p := range uint32(front) {
+		if _, ok := offered[p]; ok {
+			t.Errorf("piece %d, at the file's start, offered though b said its player reads at %d (offers: %v)", p, want, offered)
+		}
+	}
+	if st := r.g.client.UploadSharingStats(); st.Told != 1 {
+		t.Errorf("stats %+v: want 1 told", st)
 	}
 }
 

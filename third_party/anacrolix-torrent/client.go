@@ -300,6 +300,9 @@ func (cl *Client) init(cfg *ClientConfig) {
 	}
 	cfg.MetainfoSourcesClient = cmp.Or(cfg.MetainfoSourcesClient, cl.httpClient)
 	cl.defaultLocalLtepProtocolMap = makeBuiltinLtepProtocols(!cfg.DisablePEX)
+	if cfg.UploadSharing != nil { // swarmgate patch: peers may tell where they read (upload-sharing.go)
+		cl.defaultLocalLtepProtocolMap.AddUserProtocol(UploadSharingNeedsExtension)
+	}
 	g.MakeMap(&cl.numWebSeedRequests)
 
 	go cl.acceptLimitClearer()

@@ -1136,6 +1136,9 @@ func (c *PeerConn) onReadExtendedMsg(id pp.ExtensionNumber, payload []byte) (err
 		return
 	}
 	if !builtin {
+		if extensionName == UploadSharingNeedsExtension { // swarmgate patch: upload-sharing.go
+			c.sharingPeerNeeds(payload)
+		}
 		// User should have taken care of this in PeerConnReadExtensionMessage callback.
 		return nil
 	}

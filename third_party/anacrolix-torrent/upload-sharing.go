@@ -4,9 +4,11 @@ import (
 	"math/rand"
 	"time"
 
+	"github.com/anacrolix/log"
 	"github.com/anacrolix/missinggo/v2/bitmap"
 	"golang.org/x/time/rate"
 
+	"github.com/anacrolix/torrent/bencode"
 	pp "github.com/anacrolix/torrent/peer_protocol"
 )
 
@@ -20,7 +22,8 @@ import (
 //     UploadSharingFresh bytes of them outstanding per conn: each piece enters the swarm once,
 //     and the peers pass it on;
 //   - the pieces at the peer's front (UploadSharingFront bytes from the first piece it lacks, and
-//     from the one after the last it got: where a sequential or streaming client reads): a fresh
+//     from the one after the last it got: where a sequential or streaming client reads; or, for a
+//     peer that says where its player reads (UploadSharingNeedsExtension), from there): a fresh
 //     one goes to that peer first; while the uplink has room (Busy false) any after
 //     sharingRoomWait; while busy one that other trading peers hold once the peer has gone
 //     without it for UploadSharingStuckAfter (it is not connected to them, or they are slow), or
@@ -30,6 +33,14 @@ import (
 // Sends of pieces at a peer's front go first: other conns leave the cap's turns to them
 // (sharingYield). A Have cannot be taken back, so what a conn was offered it may always have. A
 // request for a piece we have not offered (the peer cannot know we hold it) is rejected (BEP 6).
+
+// UploadSharingNeedsExtension is the BEP 10 extension by which a peer tells us the piece its
+// player waits on: a bencoded dictionary {"piece": index}, sent again when that changes. Its
+// front is then the pieces from there, not from the first it lacks (a page that began on HTTP
+// and hands over to its torrent stream half a minute in needs those, not the film's start). We
+// advertise it in the extended handshake when UploadSharing is on; a peer that never sends it
+// has the guessed fronts.
+const UploadSharingNeedsExtension pp.ExtensionName = "sg_needs"
 
 // UploadSharing is ClientConfig.UploadSharing.
 type UploadSharing struct {
@@ -73,12 +84,14 @@ type UploadSharingStats struct {
 	Withheld  int64 // times a trading conn was sent HaveNone instead of what we hold
 	Declined  int64 // requests rejected for pieces we had not offered
 	Escalated int64 // of Front, those offered while Busy (stuck or slow)
+	Told      int64 // UploadSharingNeedsExtension messages: where a peer's player reads
 }
 
 // sharingConn is upload sharing's view of one trading conn whose offers it decides.
 type sharingConn struct {
 	since      time.Time                // when it started
 	lastGot    pieceIndex               // the last piece it said it got, -1 before any
+	needs      pieceIndex               // the piece its player waits on, -1 until it says (UploadSharingNeedsExtension)
 	frontSince map[pieceIndex]time.Time // when each piece now at its front got there
 	urgent     map[pieceIndex]struct{}  // pieces offered at its front that it lacks still
 }
@@ -99,7 +112,7 @@ func (pc *PeerConn) sharingStart() bool {
 	}
 	pc.write(pp.Message{Type: pp.HaveNone})
 	pc.sentHaves.Clear()
-	pc.sharing = &sharingConn{since: time.Now(), lastGot: -1}
+	pc.sharing = &sharingConn{since: time.Now(), lastGot: -1, needs: -1}
 	pc.t.cl.sharingStats.Withheld++
 	pc.t.sharingSoon()
 	return true
@@ -120,6 +133,26 @@ func (c *PeerConn) sharingPeerGot(piece pieceIndex) {
 	if c.sharing != nil {
 		c.sharing.lastGot = piece
 	}
+	c.t.sharingSoon()
+}
+
+// sharingPeerNeeds takes an UploadSharingNeedsExtension message: the piece the peer's player
+// waits on becomes its front. A malformed one is ignored (it costs the peer its hint, nothing
+// else).
+func (c *PeerConn) sharingPeerNeeds(payload []byte) {
+	if c.sharing == nil {
+		return
+	}
+	var m struct {
+		Piece *int64 `bencode:"piece"`
+	}
+	if err := bencode.Unmarshal(payload, &m); err != nil || m.Piece == nil || *m.Piece < 0 ||
+		(c.t.haveInfo() && *m.Piece >= int64(c.t.numPieces())) {
+		c.protocolLogger.Levelf(log.Debug, "ignoring %s message %q", UploadSharingNeedsExtension, payload)
+		return
+	}
+	c.sharing.needs = pieceIndex(*m.Piece)
+	c.t.cl.sharingStats.Told++
 	c.t.sharingSoon()
 }
 
@@ -262,7 +295,9 @@ func (t *Torrent) sharingFront(c *PeerConn, held, sent []int32, span int, busy b
 		return true
 	})
 
-	// The front: the first pieces it lacks, and the first it lacks after the last it got.
+	// The front: the first pieces it lacks from where its player reads, if it said; else (or
+	// when it holds all from there) the first it lacks, and the first it lacks after the last it
+	// got.
 	front := make([]pieceIndex, 0, 2*span)
 	collect := func(from pieceIndex) {
 		for p, k := from, 0; p < n && k < span; p++ {
@@ -274,12 +309,17 @@ func (t *Torrent) sharingFront(c *PeerConn, held, sent []int32, span int, busy b
 			}
 		}
 	}
-	collect(0)
-	if len(front) == 0 {
-		return 0, false // it has everything
+	if c.sharing.needs >= 0 {
+		collect(c.sharing.needs)
 	}
-	if c.sharing.lastGot >= 0 {
-		collect(c.sharing.lastGot + 1)
+	if len(front) == 0 {
+		collect(0)
+		if len(front) == 0 {
+			return 0, false // it has everything
+		}
+		if c.sharing.lastGot >= 0 {
+			collect(c.sharing.lastGot + 1)
+		}
 	}
 	for p := range c.sharing.urgent {
 		if !wanted(p) {

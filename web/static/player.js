@@ -40,6 +40,7 @@ export { isPlayable, isSubtitle, srtToVtt } from './playback.js'
 import { browserCaps, embeddedSubtitles, playPlan } from './playplan.js'
 import { HLSRefused, playHLS } from './vod.js'
 import { rejoinTorrent } from './rejoin.js'
+import { tellNeeds } from './needs.js'
 
 const VENDOR = '/static/vendor/webtorrent.min.js'
 const WORKER = '/sw.min.js'
@@ -506,6 +507,8 @@ async function startWebTorrent ({ config, numPieces, file, registration, vendorR
     // A dropped tracker socket (its node died, the gateway restarted) is reopened within
     // seconds, not webtorrent's 10 s to 5 min: meanwhile the page meets no new peer.
     rejoinTorrent(torrent)
+    // The gateway offers this page the pieces its player waits on, not the film's start.
+    tellNeeds(torrent)
     const gateway = { id: (config.peer_id || '').toLowerCase(), prefix: (config.peer_id_prefix || '').toLowerCase() }
     watchStats(torrent, gateway)
     dropWebseedOnceGatewayWire(torrent, gateway)
