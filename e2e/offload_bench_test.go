@@ -111,13 +111,14 @@ type offloadResult struct {
 // viewerState is what a page reports: the plain page's window.__s, or our watch page's state
 // with its stalls.
 type viewerState struct {
-	Done     bool    `json:"done"`
-	DoneAt   float64 `json:"doneAt"` // ms since the page started
-	Gateway  float64 `json:"gateway"`
-	Browsers float64 `json:"browsers"`
-	Webseed  float64 `json:"webseed"`
-	Stalls   int     `json:"stalls"`
-	Stalled  float64 `json:"stalled"` // seconds
+	Done     bool         `json:"done"`
+	DoneAt   float64      `json:"doneAt"` // ms since the page started
+	Gateway  float64      `json:"gateway"`
+	Browsers float64      `json:"browsers"`
+	Webseed  float64      `json:"webseed"`
+	Stalls   int          `json:"stalls"`
+	Stalled  float64      `json:"stalled"`  // seconds
+	StallLog [][3]float64 `json:"stallLog"` // per stall: film time, seconds buffered ahead, ms (watchStallsJS)
 	// FirstFrame is when the watch page first played, ms since it started; Time, Paused and
 	// ReadyState are its video's.
 	FirstFrame float64 `json:"firstFrame"`
@@ -169,7 +170,7 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 			if c.watch {
 				expr = `(() => { const s = window.swarmgate?.stats || {}; const v = document.getElementById("player"); const st = window.__stalls || {n: 0, ms: 0, since: 0};
 				  return {done: v.ended || v.currentTime >= v.duration - 0.5, doneAt: performance.now(), gateway: s.fromGateway || 0, browsers: s.fromBrowsers || 0, webseed: s.fromWebseed || 0,
-				          stalls: st.n, stalled: (st.ms + (st.since ? performance.now() - st.since : 0)) / 1000, firstFrame: st.first,
+				          stalls: st.n, stalled: (st.ms + (st.since ? performance.now() - st.since : 0)) / 1000, firstFrame: st.first, stallLog: st.log || [],
 				          time: v.currentTime, paused: v.paused, readyState: v.readyState} })()`
 			}
 			var s viewerState
@@ -246,8 +247,8 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 				Handover              []map[string]any
 			}
 			if err := br.eval(0, watchPageStateJS, &ps); err == nil {
-				reportf("viewer%d: first frame %.0f ms, stalls %d (%.1f s), mode %s, source %s, marks %v; %q; hand-over tries %v", i, states[i].FirstFrame,
-					states[i].Stalls, states[i].Stalled, ps.Mode, ps.Source, ps.Marks, ps.Message, ps.Handover)
+				reportf("viewer%d: first frame %.0f ms, stalls %d (%.1f s; film s/buffered ahead s/ms: %v), mode %s, source %s, marks %v; %q; hand-over tries %v", i, states[i].FirstFrame,
+					states[i].Stalls, states[i].Stalled, states[i].StallLog, ps.Mode, ps.Source, ps.Marks, ps.Message, ps.Handover)
 			}
 		}
 	}
@@ -273,17 +274,30 @@ const watchPageStateJS = `(() => {
 
 // watchStallsJS, run before the watch page's own scripts, counts its stalls: "waiting" of the
 // video that has the picture (id "player": the quick start's, then the one it hands over to)
-// after it first played, and for how long; and when it first played.
+// after it first played, and for how long; and when it first played. Each stall is logged as
+// [film time, seconds the video held buffered ahead of it, ms it lasted]: a stall with nothing
+// buffered ahead waited for data; one with seconds ahead waited for the decoder (the machine).
 const watchStallsJS = `(() => {
-  const st = window.__stalls = {n: 0, ms: 0, first: 0, since: 0};
+  const st = window.__stalls = {n: 0, ms: 0, first: 0, since: 0, log: []};
   const isPlayer = e => e.target instanceof HTMLMediaElement && e.target.id === "player";
+  const ahead = v => {
+    for (let i = 0; i < v.buffered.length; i++) {
+      if (v.buffered.start(i) <= v.currentTime + 0.1 && v.currentTime <= v.buffered.end(i)) return v.buffered.end(i) - v.currentTime;
+    }
+    return 0;
+  };
   document.addEventListener("playing", e => {
     if (!isPlayer(e)) return;
     const now = performance.now();
     if (!st.first) st.first = now;
-    if (st.since) { st.ms += now - st.since; st.since = 0 }
+    if (st.since) { st.ms += now - st.since; st.log.at(-1)[2] = Math.round(now - st.since); st.since = 0 }
   }, true);
-  document.addEventListener("waiting", e => { if (isPlayer(e) && st.first && !st.since) { st.n++; st.since = performance.now() } }, true);
+  document.addEventListener("waiting", e => {
+    if (!isPlayer(e) || !st.first || st.since) return;
+    st.n++;
+    st.since = performance.now();
+    st.log.push([Math.round(e.target.currentTime * 10) / 10, Math.round(ahead(e.target) * 10) / 10, 0]);
+  }, true);
 })()`
 
 func fmtTimes(ts []float64) string {
