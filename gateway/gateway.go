@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -77,6 +78,7 @@ type Gateway struct {
 	drainc       chan struct{}        // closed once shutdown began: paced answers go at full speed
 	uploadLimit  *rate.Limiter        // nil without a cap
 	uplinkBusyAt atomic.Int64         // when the cap was last seen reached (noteUplink), Unix ns
+	ownToken     string               // marks the gateway's own reads of its /stream (ownStreamURL)
 	// torrentFetcher fetches .torrent files by URL for the API, public addresses only.
 	torrentFetcher *http.Client
 	probes         *probes            // what media files hold
@@ -113,6 +115,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		stop:    make(chan struct{}),
 		drainc:  make(chan struct{}),
 	}
+	g.ownToken = rand.Text()
 	if g.access, err = newAccess(cfg); err != nil {
 		return nil, err
 	}

@@ -130,7 +130,7 @@ func (g *Gateway) hls(c echo.Context) error {
 	case view.State != "done" || view.Info == nil:
 		return fmt.Errorf("%w: the file could not be probed: %s", ErrConflict, view.Error)
 	}
-	src := transcode.Source{URL: fmt.Sprintf("%s/stream/%s/%d", g.loopbackBase(), ih.HexString(), idx), Info: view.Info}
+	src := transcode.Source{URL: g.ownStreamURL(ih, idx), Info: view.Info}
 	name := c.Param("name")
 
 	if c.Param("variant") == "subtitles" {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/anacrolix/torrent/metainfo"
 	"html/template"
 	"io/fs"
 	"mime"
@@ -58,8 +59,9 @@ var quickStreamTypes = map[string]bool{
 // quickStream is the /stream URL a page of the torrent starts its <video> on: the file ?file
 // names (file), or with file < 0 the largest video or audio file (the one the gateway warms),
 // when its type is one of quickStreamTypes. Empty when the page asks for a way of playing that
-// only the player knows (?audio, ?caps: HLS), or when there is no such file.
-func quickStream(e *registry.Entry, base string, file int, q url.Values) string {
+// only the player knows (?audio, ?caps: HLS), when there is no such file, or when room says the
+// uplink has no room for its quick start.
+func quickStream(e *registry.Entry, base string, file int, q url.Values, room func(ih metainfo.Hash, file int, length int64) bool) string {
 	if q.Has("audio") || q.Has("caps") {
 		return ""
 	}
@@ -72,6 +74,9 @@ func quickStream(e *registry.Entry, base string, file int, q url.Values) string 
 		}
 	}
 	if file < 0 || file >= len(files) || !quickStreamTypes[mimeType(files[file].DisplayPath())] {
+		return ""
+	}
+	if !room(e.Torrent().InfoHash(), file, files[file].Length()) {
 		return ""
 	}
 	return fmt.Sprintf("%s/stream/%s/%d?%s=1", base, e.Torrent().InfoHash().HexString(), file, quickParam)
@@ -157,9 +162,10 @@ func (g *Gateway) torrentPage(name string) echo.HandlerFunc {
 			if file, ok := pageFile(c.QueryParam("file")); ok {
 				e.PageView(file)
 				// Not while the upload cap is reached, or was lately: what the quick start sends
-				// comes again over webtorrent, and it would get only a share of the cap.
+				// comes again over webtorrent, and it would get only a share of the cap. Nor
+				// under a cap too tight for it (quickCapRoom).
 				if d.Boot != "" && !g.uplinkBusyLately() {
-					d.Stream = quickStream(e, base, file, c.QueryParams())
+					d.Stream = quickStream(e, base, file, c.QueryParams(), g.capRoomForQuickStart)
 				}
 			}
 		}

@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -149,7 +151,7 @@ func (p *probes) run(k probeKey) {
 		p.finish(k, nil, nil, ctx.Err())
 		return
 	}
-	url := fmt.Sprintf("%s/stream/%s/%d", p.g.loopbackBase(), k.ih.HexString(), k.file)
+	url := p.g.ownStreamURL(k.ih, k.file)
 	info, err := media.Probe(ctx, p.g.cfg.FFprobe, url)
 	var kf []float64
 	if err == nil && len(info.Video) > 0 {
@@ -194,6 +196,25 @@ func (p *probes) forget(ih metainfo.Hash) {
 			p.g.log.Warn("removing a probe", "err", err)
 		}
 	}
+}
+
+// ownParam marks a /stream request as the gateway's own (ownStreamURL): its value is the
+// gateway's ownToken, random per process.
+const ownParam = "own"
+
+// ownStreamURL is the gateway's own /stream of a file, for its tools on this machine (ffprobe,
+// ffmpeg, the keyframe reader). Those reads never leave the machine, so they are neither held to
+// the upload cap nor counted as HTTP egress (ownRead): the demo's probe alone used to take half
+// the cap's burst, and a fresh gateway under a cap then rendered its first viewer's page as if
+// the uplink were busy.
+func (g *Gateway) ownStreamURL(ih metainfo.Hash, file int) string {
+	return fmt.Sprintf("%s/stream/%s/%d?%s=%s", g.loopbackBase(), ih.HexString(), file, ownParam, g.ownToken)
+}
+
+// ownRead says whether the request is the gateway's own (ownStreamURL).
+func (g *Gateway) ownRead(req *http.Request) bool {
+	got := req.URL.Query().Get(ownParam)
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(g.ownToken)) == 1
 }
 
 // loopbackBase is the gateway's own HTTP address for tools on this machine (ffprobe): its

@@ -35,6 +35,29 @@ const (
 	quickProbingBitrate = 1e6
 )
 
+// quickCapRoom: under an upload cap, a page starts on the quick start only if the cap is at
+// least this many times the file's bitrate: the quick start's pace, and as much again for the
+// swarm. Its bytes do not enter the swarm (the page's webtorrent fetches them again), so under a
+// cap of 1.5× the bitrate a first viewer's quick start left the swarm half the film's bitrate
+// of fresh pieces, and every viewer after it stalled at the same moments of the film
+// (BenchmarkOffload). Under such a cap the first frame comes from webtorrent, as it does for
+// every viewer while the cap is reached.
+const quickCapRoom = 2 * quickPace
+
+// capRoomForQuickStart says whether the upload cap, if any, has room for a quick start of the
+// file (quickCapRoom), taking the bitrate from its probe, or quickProbingBitrate while that
+// runs or says nothing.
+func (g *Gateway) capRoomForQuickStart(ih metainfo.Hash, file int, length int64) bool {
+	if g.uploadLimit == nil {
+		return true
+	}
+	rate, _ := g.fileBitrate(ih, file, length)
+	if rate <= 0 {
+		rate = quickProbingBitrate
+	}
+	return float64(g.uploadLimit.Limit()) >= quickCapRoom*rate
+}
+
 // streamPace paces one quick-start answer by the file's bitrate, until done is closed (the
 // gateway's shutdown: the drain waits for answers to end, so the rest goes at full speed).
 type streamPace struct {

@@ -22,18 +22,7 @@ func TestQuickStartPaced(t *testing.T) {
 		t.Fatalf("list: %v %+v", err, views)
 	}
 	ih := views[0].InfoHash
-	var bitrate float64 // bytes per second
-	waitFor(t, 60*time.Second, "the demo's probe", func() bool {
-		var v torrentView
-		if json.Unmarshal(r.get(t, "/api/torrents/"+ih, nil).body, &v) != nil || len(v.Files) != 1 {
-			return false
-		}
-		if m := v.Files[0].Media; m != nil && m.State == "done" && m.Info.Bitrate > 0 {
-			bitrate = float64(m.Info.Bitrate) / 8
-			return true
-		}
-		return false
-	})
+	bitrate := waitBitrate(t, r, ih)
 	head := int(max(float64(quickMinHeadStart), bitrate*quickHeadStart.Seconds()))
 	if len(demoVideo) < head+256<<10 {
 		t.Fatalf("the demo (%d bytes at %.0f B/s) is too short to see the pace after a head start of %d bytes", len(demoVideo), bitrate, head)
@@ -127,5 +116,51 @@ func TestStreamPaceHeadStart(t *testing.T) {
 	p := newStreamPace(func() (float64, bool) { return 0, false }, nil)
 	if err := p.wait(done, 64<<20); err != nil {
 		t.Errorf("no probe to come: paced anyway: %v", err)
+	}
+}
+
+// waitBitrate waits for the probe of the torrent ih's only file and returns its bitrate in bytes
+// per second.
+func waitBitrate(t *testing.T, r *running, ih string) float64 {
+	t.Helper()
+	var bitrate float64
+	waitFor(t, 60*time.Second, "the probe of "+ih, func() bool {
+		var v torrentView
+		if json.Unmarshal(r.get(t, "/api/torrents/"+ih, nil).body, &v) != nil || len(v.Files) != 1 {
+			return false
+		}
+		if m := v.Files[0].Media; m != nil && m.State == "done" && m.Info.Bitrate > 0 {
+			bitrate = float64(m.Info.Bitrate) / 8
+			return true
+		}
+		return false
+	})
+	return bitrate
+}
+
+// TestOwnReadsNotEgress: the gateway's own reads of its /stream (ffprobe's probe and the keyframe
+// index, through ownStreamURL) are neither held to the upload cap nor counted as HTTP egress;
+// a read that only claims to be its own (a wrong token) is a viewer's, capped and counted.
+func TestOwnReadsNotEgress(t *testing.T) {
+	needTools(t, "ffmpeg", "ffprobe")
+	r := startGateway(t, func(c *Config) { c.Demo, c.FFprobe, c.UploadRate = true, "ffprobe", 64<<10 })
+	demo := demoInfoHash(t, r)
+	waitBitrate(t, r, demo)
+	e, _ := r.g.torrents.Get(mustHash(t, demo))
+	if sent := httpSent(e); sent != 0 {
+		t.Errorf("after the probe: %d bytes counted as HTTP egress, want 0", sent)
+	}
+	if tokens := r.g.uploadLimit.Tokens(); tokens < 0.99*uploadBurst {
+		t.Errorf("after the probe: %.0f of the cap's %d tokens left, want them all", tokens, uploadBurst)
+	}
+	res := r.get(t, "/stream/"+demo+"/0?"+ownParam+"=not-the-token", map[string]string{"Range": "bytes=0-65535"})
+	if res.status != http.StatusPartialContent || len(res.body) != 65536 {
+		t.Fatalf("a viewer's range: %d, %d bytes", res.status, len(res.body))
+	}
+	if sent := httpSent(e); sent != 65536 {
+		t.Errorf("a viewer's 64 KiB with a wrong token: %d bytes counted, want 65536", sent)
+	}
+	if tokens := r.g.uploadLimit.Tokens(); tokens > uploadBurst-60000 {
+		t.Errorf("a viewer's 64 KiB with a wrong token: %.0f tokens left, want them taken", tokens)
 	}
 }

@@ -395,7 +395,10 @@ func httpSent(e *registry.Entry) int64 {
 // /stream (the quick start) while the upload cap has room, and not while it is reached or was
 // within uplinkCalmFor (the gateway notes it by itself, upload sharing off).
 func TestNoQuickStartWhileUplinkBusy(t *testing.T) {
-	r := startGateway(t, func(c *Config) { c.Demo = true; c.UploadRate = 256 << 10; c.UploadSharing = false })
+	needTools(t, "ffmpeg", "ffprobe")
+	r := startGateway(t, func(c *Config) {
+		c.Demo, c.FFprobe, c.UploadRate, c.UploadSharing = true, "ffprobe", 256<<10, false
+	})
 	demo := demoInfoHash(t, r)
 	srcRE := regexp.MustCompile(`<video id="player"[^>]*?(?: src="([^"]*)")?>`)
 	src := func(page string) string {
@@ -405,11 +408,29 @@ func TestNoQuickStartWhileUplinkBusy(t *testing.T) {
 		}
 		return string(m[1])
 	}
+	// Before the probe says the bitrate, 8 Mbit/s is assumed: more than a 256 KiB/s cap has
+	// room for. (The probe may be done already when the demo is in the cache.)
+	if got := src("/watch/" + demo); got != "" {
+		if _, probing := r.g.fileBitrate(mustHash(t, demo), 0, int64(len(demoVideo))); probing {
+			t.Errorf("while probing, under a cap of 256 KiB/s: video src %q, want none", got)
+		}
+	}
+	bitrate := waitBitrate(t, r, demo)
+	if float64(r.g.uploadLimit.Limit()) < quickCapRoom*bitrate {
+		t.Fatalf("the demo's bitrate (%.0f B/s) is too high for this test's cap", bitrate)
+	}
 	for _, page := range []string{"/watch/", "/embed/"} {
 		if got := src(page + demo); !strings.Contains(got, "/stream/"+demo+"/0") {
 			t.Errorf("%s with room on the uplink: video src %q, want the file's stream", page, got)
 		}
 	}
+	// A cap of 1.5× the bitrate has room only for the swarm: no quick start.
+	limit := r.g.uploadLimit.Limit()
+	r.g.uploadLimit.SetLimit(rate.Limit(1.5 * bitrate))
+	if got := src("/watch/" + demo); got != "" {
+		t.Errorf("under a cap of 1.5× the file's bitrate: video src %q, want none", got)
+	}
+	r.g.uploadLimit.SetLimit(limit)
 	for range 8 { // 2 MiB owed at 256 KiB/s
 		r.g.uploadLimit.ReserveN(time.Now(), uploadBurst)
 	}
@@ -423,7 +444,6 @@ func TestNoQuickStartWhileUplinkBusy(t *testing.T) {
 	// The cap has room again (its debt paid back at once: a moment at a far higher rate), but
 	// was reached a moment ago: still none; once it has had room for uplinkCalmFor, the quick
 	// start again.
-	limit := r.g.uploadLimit.Limit()
 	r.g.uploadLimit.SetLimit(rate.Limit(1 << 40))
 	time.Sleep(10 * time.Millisecond)
 	r.g.uploadLimit.SetLimit(limit)

@@ -114,6 +114,9 @@ func (g *Gateway) serveFile(c echo.Context, e *registry.Entry, f *torrent.File, 
 	// Through echo's Response, not its Writer, so that the status (206, 304) is the one the
 	// metrics middleware counts.
 	w := &servedWriter{ResponseWriter: c.Response(), e: e, limit: g.uploadLimit, pace: pace, ctx: req.Context()}
+	if g.ownRead(req) {
+		w.limit, w.own = nil, true
+	}
 	w.Header().Set(echo.HeaderContentType, mimeType(f.DisplayPath()))
 	w.Header().Set("Cache-Control", "public, max-age=86400, immutable")
 	return serveRanges(w, req, f.DisplayPath(), r, f.Length())
@@ -189,6 +192,7 @@ type servedWriter struct {
 	e       *registry.Entry
 	limit   *rate.Limiter
 	pace    *streamPace
+	own     bool // the gateway's own read (ownRead): not egress
 	ctx     context.Context
 	code    int // held success status, 0 once sent
 	sent    bool
@@ -236,7 +240,9 @@ func (w *servedWriter) Write(p []byte) (int, error) {
 		}
 		n, err := w.ResponseWriter.Write(chunk)
 		written += n
-		w.e.CountHTTP(n)
+		if !w.own {
+			w.e.CountHTTP(n)
+		}
 		w.e.Touch()
 		if err != nil {
 			return written, err
