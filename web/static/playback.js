@@ -182,7 +182,8 @@ export function leadAfter (moment, lead, readyS, still) {
 // it (the poll's granularity), and a little after (a late poll) before it counts as missed.
 const SWITCH_EARLY_S = 0.03
 const SWITCH_LATE_S = 0.25
-// A jump of the first video's time this large between two polls is a seek, not playback.
+// A jump of the first video's time this much beyond what the clock allows between two polls is a
+// seek, not playback.
 const JUMP_S = 1
 
 // handoverTarget is the moment, in seconds of the media, at which the second video waits: lead
@@ -194,11 +195,13 @@ export function handoverTarget ({ currentTime, paused, ended, duration }, lead) 
 }
 
 // handoverMoment says, at one poll of the first video (now: its currentTime, last: at the previous
-// poll, paused, seeking, ended), what to do with the second one waiting at target: 'switch' (show
-// it and play on), 'wait', 'missed' (the moment went by: wait further ahead) or 'moved' (the
-// viewer sought or paused elsewhere: wait where the first video is now).
-export function handoverMoment ({ now, last, target, paused, seeking, ended }) {
-  if (seeking || now < last - SWITCH_EARLY_S || now > last + JUMP_S) return 'moved'
+// poll, elapsed: seconds of the clock between the two, rate: its playbackRate; paused, seeking,
+// ended), what to do with the second one waiting at target: 'switch' (show it and play on),
+// 'wait', 'missed' (the moment went by: wait further ahead) or 'moved' (the viewer sought or
+// paused elsewhere: wait where the first video is now). A poll that comes late (a main thread
+// busy for seconds: five players on two cores) sees the video played on, not sought.
+export function handoverMoment ({ now, last, elapsed = 0, rate = 1, target, paused, seeking, ended }) {
+  if (seeking || now < last - SWITCH_EARLY_S || now > last + Math.max(elapsed, 0) * (rate || 1) + JUMP_S) return 'moved'
   if (paused || ended) return Math.abs(now - target) <= SWITCH_EARLY_S ? 'switch' : 'moved'
   if (now < target - SWITCH_EARLY_S) return 'wait'
   return now <= target + SWITCH_LATE_S ? 'switch' : 'missed'

@@ -712,10 +712,15 @@ function readyAt (video, t, need, ms) {
 function momentReached (video, target) {
   return new Promise(resolve => {
     let last = video.currentTime
+    let lastAt = performance.now()
     const timer = setInterval(() => {
       const now = video.currentTime
-      const m = video.error ? 'switch' : handoverMoment({ now, last, target, paused: video.paused, seeking: video.seeking, ended: video.ended })
+      const at = performance.now()
+      const m = video.error
+        ? 'switch'
+        : handoverMoment({ now, last, elapsed: (at - lastAt) / 1000, rate: video.playbackRate, target, paused: video.paused, seeking: video.seeking, ended: video.ended })
       last = now
+      lastAt = at
       if (m === 'wait') return
       clearInterval(timer)
       resolve(m)

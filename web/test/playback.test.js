@@ -140,6 +140,11 @@ test('handoverMoment: switch at the moment, wait before it, try further ahead pa
   // The viewer sought: backwards, a jump forwards, or seeking now.
   assert.equal(at(2, { last: 4 }), 'moved')
   assert.equal(at(12, { last: 4.5 }), 'moved')
+  assert.equal(at(4.9, { last: 2.4, elapsed: 0.5 }), 'moved') // 2.5 s of film in half a second
+  // A poll 3 s late (a busy main thread) sees playback, not a seek: wait, or missed past it.
+  assert.equal(at(4.5, { last: 1.5, elapsed: 3 }), 'wait')
+  assert.equal(at(7, { last: 4, elapsed: 3 }), 'missed')
+  assert.equal(at(4.5, { last: 1.5, elapsed: 1.5, rate: 2 }), 'wait')
   assert.equal(at(4.5, { seeking: true }), 'moved')
   // Paused or ended: switch only where the waiting video stands.
   assert.equal(at(5, { paused: true, last: 5 }), 'switch')
