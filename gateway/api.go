@@ -147,7 +147,7 @@ func (g *Gateway) errorHandler(err error, c echo.Context) {
 		c.NoContent(code)
 		return
 	}
-	c.JSON(code, apiError{Error: msg})
+	c.JSON(code, apiError{Error: g.redactOwn(msg)})
 }
 
 // baseURL is where viewers reach this gateway: the configured public URL, or the request's own.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -164,7 +165,7 @@ func (p *probes) run(k probeKey) {
 func (p *probes) finish(k probeKey, info *media.Info, kf *keyframeIndex, err error) {
 	r := &probeResult{view: mediaView{State: "done", Info: info, Keyframes: kf}}
 	if err != nil {
-		r = &probeResult{view: mediaView{State: "failed", Error: err.Error()}, failedAt: time.Now()}
+		r = &probeResult{view: mediaView{State: "failed", Error: p.g.redactOwn(err.Error())}, failedAt: time.Now()}
 		if !errors.Is(err, context.Canceled) {
 			p.g.log.Warn("probing a media file", "infohash", k.ih.HexString(), "file", k.file, "err", err)
 		}
@@ -209,6 +210,15 @@ const ownParam = "own"
 // the uplink were busy.
 func (g *Gateway) ownStreamURL(ih metainfo.Hash, file int) string {
 	return fmt.Sprintf("%s/stream/%s/%d?%s=%s", g.loopbackBase(), ih.HexString(), file, ownParam, g.ownToken)
+}
+
+// redactOwn takes the gateway's token out of a message a client may read (ffprobe's and ffmpeg's
+// errors name the URL they read).
+func (g *Gateway) redactOwn(msg string) string {
+	if g.ownToken == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, g.ownToken, "…")
 }
 
 // ownRead says whether the request is the gateway's own (ownStreamURL).

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +87,38 @@ func needTools(t *testing.T, pkg string, tools ...string) {
 			}
 			t.Skipf("%s not installed (apt-get install %s)", tool, pkg)
 		}
+	}
+}
+
+// TestProbeFailureKeepsTokenPrivate: ffprobe's error names the URL it read, the gateway's own
+// /stream with its token (ownStreamURL); the API shows the error without the token.
+func TestProbeFailureKeepsTokenPrivate(t *testing.T) {
+	needTools(t, "ffprobe")
+	seeder, err := peertest.NewSeeder(t.TempDir(), "noise.mp4", 256<<10, 16<<10, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seeder.Close()
+	r := startGateway(t, func(c *Config) { c.FFprobe = "ffprobe" })
+	if res := addFromSeeder(t, r, seeder); res.status != http.StatusCreated {
+		t.Fatalf("add: %d %s", res.status, res.body)
+	}
+	ih := seeder.Torrent.InfoHash().HexString()
+	var m *mediaView
+	waitFor(t, time.Minute, "the probe of random bytes to fail", func() bool {
+		var v struct {
+			Files []fileView `json:"files"`
+		}
+		if json.Unmarshal(r.get(t, "/api/torrents/"+ih, nil).body, &v) != nil || len(v.Files) != 1 {
+			return false
+		}
+		m = v.Files[0].Media
+		return m != nil && m.State == "failed"
+	})
+	if !strings.Contains(m.Error, "/stream/"+ih) {
+		t.Fatalf("ffprobe's error %q does not name the URL it read: nothing to redact here", m.Error)
+	}
+	if strings.Contains(m.Error, r.g.ownToken) {
+		t.Errorf("the probe's error shows the gateway's own token: %q", m.Error)
 	}
 }
