@@ -72,6 +72,56 @@ func readUntil(t *testing.T, c net.Conn, within time.Duration, ids ...byte) (byt
 	}
 }
 
+// demoMetainfo is the demo torrent's metainfo, from the gateway's API, and its info.
+func demoMetainfo(t *testing.T, r *running) (*metainfo.MetaInfo, metainfo.Info) {
+	t.Helper()
+	res := r.get(t, "/api/torrents/"+demoInfoHash(t, r)+"/metainfo", nil)
+	mi, err := metainfo.Load(bytes.NewReader(res.body))
+	if err != nil {
+		t.Fatalf("metainfo: %v (%d)", err, res.status)
+	}
+	info, err := mi.UnmarshalInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mi, info
+}
+
+// fillCap reaches the upload cap of r's gateway (256 KiB/s) for the next 16 s: 4 MiB owed.
+func fillCap(r *running) {
+	for range 16 {
+		r.g.uploadLimit.ReserveN(time.Now(), uploadBurst)
+	}
+}
+
+// dialRawBrowser connects a raw wire to r's gateway over WebRTC, a browser speaking BitTorrent
+// by hand, and exchanges handshakes: the fast extension on, and the extension protocol too when
+// ltep is 0x10 (reserved byte 5). It fails the test unless the gateway speaks the fast
+// extension. The conn closes with the test.
+func dialRawBrowser(ctx context.Context, t *testing.T, r *running, mi *metainfo.MetaInfo, info metainfo.Info, ltep byte) net.Conn {
+	t.Helper()
+	b := newWebRTCPeer(ctx, t, r, true)
+	conn, err := b.Connect(ctx, mi.HashInfoBytes(), info.TotalLength())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ih, pid := mi.HashInfoBytes(), b.PeerID()
+	hs := append([]byte("\x13BitTorrent protocol\x00\x00\x00\x00\x00"), ltep, 0x00, 0x04)
+	hs = append(append(hs, ih[:]...), pid[:]...)
+	if _, err := conn.Write(hs); err != nil {
+		t.Fatal(err)
+	}
+	var theirs [68]byte
+	if _, err := io.ReadFull(conn, theirs[:]); err != nil {
+		t.Fatal(err)
+	}
+	if theirs[27]&0x04 == 0 {
+		t.Fatal("the gateway's handshake has no fast extension")
+	}
+	return conn
+}
+
 // TestUploadSharing: with upload sharing, a browser hears that the gateway has nothing
 // (HaveNone) and then only the pieces the gateway offers it: while the cap is reached, pieces
 // nobody else has first; a piece another browser holds only once the browser has gone without it
@@ -83,13 +133,7 @@ func TestUploadSharing(t *testing.T) {
 		name := map[bool]string{true: "on", false: "off"}[sharing]
 		t.Run(name, func(t *testing.T) {
 			r := startGateway(t, func(c *Config) { c.Demo = true; c.UploadRate = 256 << 10; c.UploadSharing = sharing })
-			demo := demoInfoHash(t, r)
-			res := r.get(t, "/api/torrents/"+demo+"/metainfo", nil)
-			mi, err := metainfo.Load(bytes.NewReader(res.body))
-			if err != nil {
-				t.Fatalf("metainfo: %v (%d)", err, res.status)
-			}
-			info, _ := mi.UnmarshalInfo()
+			mi, info := demoMetainfo(t, r)
 			if info.NumPieces() < 8 {
 				t.Fatalf("the demo has %d pieces", info.NumPieces())
 			}
@@ -105,31 +149,10 @@ func TestUploadSharing(t *testing.T) {
 			ta.CancelPieces(1, info.NumPieces())
 			waitFor(t, 60*time.Second, "browser a holding piece 0", func() bool { return ta.Piece(0).State().Complete })
 
-			// The cap is reached from here on: 4 MiB owed at 256 KiB/s.
-			for range 16 {
-				r.g.uploadLimit.ReserveN(time.Now(), uploadBurst)
-			}
+			fillCap(r)
 
 			// Browser b: a raw wire, fast extension on.
-			b := newWebRTCPeer(ctx, t, r, true)
-			conn, err := b.Connect(ctx, mi.HashInfoBytes(), info.TotalLength())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			ih := mi.HashInfoBytes()
-			pid := b.PeerID()
-			hs := append([]byte("\x13BitTorrent protocol\x00\x00\x00\x00\x00\x00\x00\x04"), ih[:]...)
-			if _, err := conn.Write(append(hs, pid[:]...)); err != nil {
-				t.Fatal(err)
-			}
-			var theirs [68]byte
-			if _, err := io.ReadFull(conn, theirs[:]); err != nil {
-				t.Fatal(err)
-			}
-			if theirs[27]&0x04 == 0 {
-				t.Fatal("the gateway's handshake has no fast extension")
-			}
+			conn := dialRawBrowser(ctx, t, r, mi, info, 0)
 			connected := time.Now()
 			id, _ := readUntil(t, conn, 30*time.Second, msgHaveAll, msgHaveNone, msgBitfield)
 			if !sharing {
@@ -206,13 +229,7 @@ func TestUploadSharing(t *testing.T) {
 // it would have offered instead without the message.
 func TestUploadSharingNeeds(t *testing.T) {
 	r := startGateway(t, func(c *Config) { c.Demo = true; c.UploadRate = 256 << 10; c.UploadSharing = true })
-	demo := demoInfoHash(t, r)
-	res := r.get(t, "/api/torrents/"+demo+"/metainfo", nil)
-	mi, err := metainfo.Load(bytes.NewReader(res.body))
-	if err != nil {
-		t.Fatalf("metainfo: %v (%d)", err, res.status)
-	}
-	info, _ := mi.UnmarshalInfo()
+	mi, info := demoMetainfo(t, r)
 	n := info.NumPieces()
 	front := max(2, (torrent.UploadSharingFront+int(info.PieceLength)-1)/int(info.PieceLength))
 	if n < 2*front+2 {
@@ -239,28 +256,10 @@ func TestUploadSharingNeeds(t *testing.T) {
 		return true
 	})
 
-	// The cap is reached from here on: 4 MiB owed at 256 KiB/s.
-	for range 16 {
-		r.g.uploadLimit.ReserveN(time.Now(), uploadBurst)
-	}
+	fillCap(r)
 
 	// Browser b: a raw wire speaking the fast and extension protocols.
-	b := newWebRTCPeer(ctx, t, r, true)
-	conn, err := b.Connect(ctx, mi.HashInfoBytes(), info.TotalLength())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ih := mi.HashInfoBytes()
-	pid := b.PeerID()
-	hs := append([]byte("\x13BitTorrent protocol\x00\x00\x00\x00\x00\x10\x00\x04"), ih[:]...)
-	if _, err := conn.Write(append(hs, pid[:]...)); err != nil {
-		t.Fatal(err)
-	}
-	var theirs [68]byte
-	if _, err := io.ReadFull(conn, theirs[:]); err != nil {
-		t.Fatal(err)
-	}
+	conn := dialRawBrowser(ctx, t, r, mi, info, 0x10)
 	// The gateway's extended handshake names its id for sg_needs; HaveNone comes too.
 	var needsID byte
 	sawHaveNone := false
