@@ -130,6 +130,8 @@ func TestBusOfferAnswerAcrossNodes(t *testing.T) {
 		t.Fatalf("answer body %v", ans["answer"])
 	}
 
+	// The owner counts a relayed answer once it has sent it: the answer can arrive first.
+	waitFor(t, "n1 to count the relayed answer", func() bool { return n1.s.Stats().AnswersRelayed == 1 })
 	st1, st2 := n1.s.Stats(), n2.s.Stats()
 	if st1.Swarms != 1 || st1.Peers != 2 || st1.RemoteSockets != 2 || st1.OffersRelayed != 1 || st1.AnswersRelayed != 1 {
 		t.Fatalf("n1 (owner) stats %+v", st1)
