@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -315,24 +316,39 @@ func TestWebRTCPeerLimit(t *testing.T) {
 	waitComplete(t, torSeed, 90*time.Second)
 	waitFor(t, 60*time.Second, "the seeder-to-seeder conn to close", func() bool { return r.g.bridge.Stats().PeerConnections == 0 })
 
-	// A browser that holds the one slot: handshaken and interested, never complete.
+	// A browser that holds the one slot: handshaken and interested, never complete. Its offer
+	// may be answered by the seeding browser rather than the gateway (the tracker picks): the
+	// handshake says who answered, and only the gateway's conn will do.
 	holder := newPeer(true)
-	conn, err := holder.Connect(ctx, mi.HashInfoBytes(), e.Torrent().Length())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	ih := mi.HashInfoBytes()
 	hs := append([]byte("\x13BitTorrent protocol\x00\x00\x00\x00\x00\x00\x00\x00"), ih[:]...)
 	pid := holder.PeerID()
 	hs = append(hs, pid[:]...)
-	if _, err := conn.Write(hs); err != nil {
-		t.Fatal(err)
+	var conn net.Conn
+	for conn == nil {
+		c, err := holder.Connect(ctx, ih, e.Torrent().Length())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var theirs [68]byte
+		if _, err := c.Write(hs); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, theirs[:]); err != nil {
+			t.Fatal(err)
+		}
+		if [20]byte(theirs[48:]) != [20]byte(r.g.peerID) {
+			t.Logf("the holder's offer was answered by %x, not the gateway: again", theirs[48:])
+			c.Close()
+			continue
+		}
+		conn = c
 	}
+	defer conn.Close()
 	if _, err := conn.Write([]byte{0, 0, 0, 1, 2}); err != nil { // interested
 		t.Fatal(err)
 	}
-	go io.Copy(io.Discard, conn) // the gateway's handshake, bitfield, unchoke
+	go io.Copy(io.Discard, conn) // the gateway's bitfield, unchoke
 	waitFor(t, 30*time.Second, "the holder to be the gateway's WebRTC peer", func() bool {
 		_, p := e.Counts()
 		return p.WebRTC == 1
