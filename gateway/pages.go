@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/anacrolix/torrent/metainfo"
 	"html/template"
 	"io/fs"
 	"mime"
@@ -19,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/anacrolix/torrent/metainfo"
 	"github.com/labstack/echo/v4"
 
 	"github.com/swarmgate/swarmgate/registry"

@@ -11,9 +11,10 @@ import (
 // the torrent client's lock held).
 //
 // While it is busy, upload sharing offers browsers the pieces no other browser holds first
-// (third_party/README.md, "Upload sharing"), and, for uplinkCalmFor after too (uplinkBusyLately),
-// the watch and embed pages are rendered without the quick start: its bytes come again over webtorrent, and under a saturated cap an HTTP stream
-// gets one turn among all the peer conns, slower than the video (BenchmarkOffload).
+// (third_party/README.md, "Upload sharing"), and, for uplinkCalmFor after too
+// (uplinkBusyLately), the watch and embed pages are rendered without the quick start: its bytes
+// come again over webtorrent, and under a saturated cap an HTTP stream gets one turn among all
+// the peer conns, slower than the video (BenchmarkOffload).
 func (g *Gateway) uplinkBusy() bool {
 	return g.uploadLimit != nil && g.uploadLimit.Tokens() < uploadBurst/2
 }

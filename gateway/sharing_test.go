@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"golang.org/x/time/rate"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
+	"golang.org/x/time/rate"
 
 	"github.com/swarmgate/swarmgate/internal/peertest"
 	"github.com/swarmgate/swarmgate/registry"
@@ -48,15 +48,12 @@ func writeMsg(t *testing.T, c net.Conn, id byte, payload ...uint32) {
 	}
 }
 
-// readUntil reads messages until one of ids comes, and returns it and its payload.
-func readUntil(t *testing.T, c net.Conn, within time.Duration, ids ...byte) (byte, []byte) {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(within))
-	defer c.SetReadDeadline(time.Time{})
+// readMsg reads the next message but keepalives, and returns its id and payload.
+func readMsg(c net.Conn) (byte, []byte, error) {
 	var hdr [4]byte
 	for {
 		if _, err := io.ReadFull(c, hdr[:]); err != nil {
-			t.Fatalf("waiting for message %v: %v", ids, err)
+			return 0, nil, err
 		}
 		n := binary.BigEndian.Uint32(hdr[:])
 		if n == 0 {
@@ -64,12 +61,37 @@ func readUntil(t *testing.T, c net.Conn, within time.Duration, ids ...byte) (byt
 		}
 		b := make([]byte, n)
 		if _, err := io.ReadFull(c, b); err != nil {
-			t.Fatal(err)
+			return 0, nil, err
 		}
-		if bytes.IndexByte(ids, b[0]) >= 0 {
-			return b[0], b[1:]
+		return b[0], b[1:], nil
+	}
+}
+
+// readUntil reads messages until one of ids comes, and returns it and its payload.
+func readUntil(t *testing.T, c net.Conn, within time.Duration, ids ...byte) (byte, []byte) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(within))
+	defer c.SetReadDeadline(time.Time{})
+	for {
+		id, p, err := readMsg(c)
+		if err != nil {
+			t.Fatalf("waiting for message %v: %v", ids, err)
+		}
+		if bytes.IndexByte(ids, id) >= 0 {
+			return id, p
 		}
 	}
+}
+
+// joinBrowser has a real anacrolix client join the torrent as a browser (over WebRTC through
+// r's tracker) and returns its torrent, for the test to select pieces on.
+func joinBrowser(ctx context.Context, t *testing.T, r *running, mi *metainfo.MetaInfo) *torrent.Torrent {
+	t.Helper()
+	tor, err := newWebRTCPeer(ctx, t, r, false).Join(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tor
 }
 
 // demoMetainfo is the demo torrent's metainfo, from the gateway's API, and its info.
@@ -141,11 +163,7 @@ func TestUploadSharing(t *testing.T) {
 			defer cancel()
 
 			// Browser a fetches piece 0 only, and stays (it is no seed).
-			a := newWebRTCPeer(ctx, t, r, false)
-			ta, err := a.Join(mi)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ta := joinBrowser(ctx, t, r, mi)
 			ta.CancelPieces(1, info.NumPieces())
 			waitFor(t, 60*time.Second, "browser a holding piece 0", func() bool { return ta.Piece(0).State().Complete })
 
@@ -240,11 +258,7 @@ func TestUploadSharingNeeds(t *testing.T) {
 
 	// Browser a holds every piece but the last (a seed would leave the seeding gateway), and
 	// stays.
-	a := newWebRTCPeer(ctx, t, r, false)
-	ta, err := a.Join(mi)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ta := joinBrowser(ctx, t, r, mi)
 	ta.CancelPieces(n-1, n)
 	ta.DownloadPieces(0, n-1)
 	waitFor(t, 60*time.Second, "browser a holding all pieces but the last", func() bool {
@@ -302,20 +316,16 @@ func TestUploadSharingNeeds(t *testing.T) {
 	if waited := offered[want].Sub(told); waited < torrent.UploadSharingStuckAfter {
 		t.Errorf("piece %d offered %v after b said it needs it, before UploadSharingStuckAfter (%v): another browser holds it", want, waited, torrent.UploadSharingStuckAfter)
 	}
-	// The file's first pieces are not where b reads: not offered meanwhile, nor a while after.
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		conn.SetReadDeadline(deadline)
-		var hdr [4]byte
-		if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+	// The file's first pieces are not where b reads: not offered meanwhile, nor in the second
+	// after (the read ends at its deadline).
+	conn.SetReadDeadline(time.Now().Add(time.Second))
+	for {
+		id, p, err := readMsg(conn)
+		if err != nil {
 			break
 		}
-		body := make([]byte, binary.BigEndian.Uint32(hdr[:]))
-		if _, err := io.ReadFull(conn, body); err != nil {
-			break
-		}
-		if len(body) == 5 && body[0] == msgHave {
-			offered[binary.BigEndian.Uint32(body[1:])] = time.Now()
+		if id == msgHave && len(p) == 4 {
+			offered[binary.BigEndian.Uint32(p)] = time.Now()
 		}
 	}
 	for p := range uint32(front) {
@@ -369,11 +379,7 @@ func TestUploadCapTakesTurns(t *testing.T) {
 	}()
 	waitFor(t, 30*time.Second, "the HTTP stream under way", func() bool { return httpSent(e) > 0 })
 
-	p := newWebRTCPeer(ctx, t, r, false)
-	tp, err := p.Join(mi)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tp := joinBrowser(ctx, t, r, mi)
 	httpBefore := httpSent(e)
 	waitFor(t, 4*time.Minute, "the browser complete, or the HTTP stream taking four times its share", func() bool {
 		return tp.BytesCompleted() == size || httpSent(e)-httpBefore > 4*size
