@@ -41,35 +41,45 @@ function connect (torrent, gateway) {
     torrent.emit('wire', page)
   })
   peer.once('handshake', () => peer.handshake(IH, '2'.repeat(40)))
+  // Up once the page has the peer's extended handshake (what tellNeeds looks at).
+  const up = new Promise(resolve => page.on('extended', ext => { if (ext === 'handshake') resolve() }))
   page.handshake(IH, '1'.repeat(40))
-  return { told, heard, page, peer }
+  return { told, heard, page, peer, up }
 }
 
-const settle = () => new Promise(resolve => setTimeout(resolve, 50))
+// until waits for cond, polling, for at most 2 s.
+async function until (cond, what) {
+  for (const deadline = Date.now() + 2000; !cond();) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+}
 
 test('tellNeeds tells the gateway the piece a stream waits on, once per change, and a late gateway what is current', async () => {
   const torrent = fakeTorrent()
   tellNeeds(torrent)
   const gw = connect(torrent, true)
   const browser = connect(torrent, false)
-  await settle()
+  await Promise.all([gw.up, browser.up])
   assert.deepEqual(gw.told, [], 'nothing told before a stream waits')
 
   torrent.critical(40, 42)
   torrent.critical(40, 42) // the same piece again: not told again
   torrent.critical(41, 43)
-  await settle()
+  await until(() => gw.told.length >= 2, 'two messages at the gateway')
   assert.deepEqual(gw.told, [{ piece: 40 }, { piece: 41 }])
   assert.deepEqual(torrent.criticalCalls, [[40, 42], [40, 42], [41, 43]], 'webtorrent\'s own critical still runs')
 
   const late = connect(torrent, true)
-  await settle()
+  await until(() => late.told.length >= 1, 'the late gateway wire to hear')
   assert.deepEqual(late.told, [{ piece: 41 }], 'a gateway wire that comes later hears where the player is')
 
   torrent.critical(3, 5) // a seek back
-  await settle()
+  await until(() => gw.told.length >= 3 && late.told.length >= 2, 'the seek at both gateway wires')
   assert.deepEqual(gw.told.at(-1), { piece: 3 })
   assert.deepEqual(late.told.at(-1), { piece: 3 })
+  // The browser's wire was written to in the same turns as the gateways' (tellNeeds tells the
+  // wires in order), so whatever it was sent has arrived by now.
   assert.deepEqual(browser.heard, [], 'another browser hears nothing')
   assert.equal(gw.heard.length, 3)
   for (const w of [gw, browser, late]) {
@@ -82,7 +92,7 @@ test('tellNeeds: a wire closed meanwhile does not break webtorrent\'s critical',
   const torrent = fakeTorrent()
   tellNeeds(torrent)
   const gw = connect(torrent, true)
-  await settle()
+  await gw.up
   gw.page.destroy()
   torrent.critical(7, 9)
   assert.deepEqual(torrent.criticalCalls, [[7, 9]])
