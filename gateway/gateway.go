@@ -325,7 +325,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	go g.offers.run()
 	if g.uploadLimit != nil {
 		g.wg.Add(1)
-		go g.every(uplinkLookEvery, func() { g.noteUplink() })
+		go g.every(uplinkLookEvery, g.noteUplink)
 	}
 	if g.cluster != nil {
 		g.cluster.join()

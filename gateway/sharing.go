@@ -29,18 +29,16 @@ const uplinkCalmFor = 10 * time.Second
 // meanwhile.
 const uplinkLookEvery = 250 * time.Millisecond
 
-// noteUplink is uplinkBusy, remembering when it last said yes.
-func (g *Gateway) noteUplink() bool {
-	busy := g.uplinkBusy()
-	if busy {
+// noteUplink remembers when the cap was last seen reached (every uplinkLookEvery).
+func (g *Gateway) noteUplink() {
+	if g.uplinkBusy() {
 		g.uplinkBusyAt.Store(time.Now().UnixNano())
 	}
-	return busy
 }
 
 // uplinkBusyLately says whether the upload cap is reached now or was within uplinkCalmFor.
 func (g *Gateway) uplinkBusyLately() bool {
-	return g.noteUplink() || time.Since(time.Unix(0, g.uplinkBusyAt.Load())) < uplinkCalmFor
+	return g.uplinkBusy() || time.Since(time.Unix(0, g.uplinkBusyAt.Load())) < uplinkCalmFor
 }
 
 // UploadSharingStats is what upload sharing has done so far (Config.UploadSharing): pieces
