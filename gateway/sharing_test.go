@@ -450,10 +450,10 @@ func TestNoQuickStartWhileUplinkBusy(t *testing.T) {
 	// was reached a moment ago: still none; once it has had room for uplinkCalmFor, the quick
 	// start again.
 	r.g.uploadLimit.SetLimit(rate.Limit(1 << 40))
-	time.Sleep(10 * time.Millisecond)
+	waitFor(t, 5*time.Second, "the cap's debt paid back", func() bool { return !r.g.uplinkBusy() })
 	r.g.uploadLimit.SetLimit(limit)
 	if r.g.uplinkBusy() {
-		t.Fatalf("the cap is still reached with its reservations given back (%.0f tokens)", r.g.uploadLimit.Tokens())
+		t.Fatalf("the cap is reached again at once (%.0f tokens)", r.g.uploadLimit.Tokens())
 	}
 	if got := src("/watch/" + demo); got != "" {
 		t.Errorf("with room, the cap reached a moment ago: video src %q, want none", got)
