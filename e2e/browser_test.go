@@ -164,6 +164,13 @@ func TestBrowsersShareWithEachOther(t *testing.T) {
 		t.Errorf("first viewer's upload count does not match what the second got from browsers (%.0f): %v", v2.SG.Stats.FromBrowsers, v1)
 	}
 	checkFromGatewayMatchesToWebRTC(t, m, first, second)
+	// Both pages played from webtorrent (a cap of about twice the bitrate has no room for the quick
+	// start), their streams waited on pieces, and each told the gateway which (sg_needs).
+	n := scrapeMetrics(t, m.Base)["swarmgate_upload_needs_messages_total"]
+	t.Logf("sg_needs messages the gateway heard: %.0f", n)
+	if n < 2 {
+		t.Errorf("the gateway heard %.0f sg_needs messages from the two pages, want at least one each", n)
+	}
 }
 
 // checkFromGatewayMatchesToWebRTC cross-checks the pages' fromGateway, the bytes they got from the

@@ -113,6 +113,7 @@ var (
 	descBanned   = prometheus.NewDesc(metricsNamespace+"_peers_banned", "Peer IPs banned for sending data that failed its piece hash.", nil, nil)
 
 	descDeclined   = prometheus.NewDesc(metricsNamespace+"_upload_declined_requests_total", "Browsers' requests rejected for pieces the gateway had not offered them (--upload-sharing).", nil, nil)
+	descNeeds      = prometheus.NewDesc(metricsNamespace+"_upload_needs_messages_total", "Messages from browsers naming the piece their player waits on (BEP 10 extension sg_needs, --upload-sharing).", nil, nil)
 	descTcJobs     = prometheus.NewDesc(metricsNamespace+"_transcode_jobs", "ffmpeg jobs making HLS segments, by state (running, paused ahead of their viewers).", []string{"state"}, nil)
 	descTcStarted  = prometheus.NewDesc(metricsNamespace+"_transcode_jobs_started_total", "ffmpeg jobs started.", nil, nil)
 	descTcFailed   = prometheus.NewDesc(metricsNamespace+"_transcode_jobs_failed_total", "ffmpeg jobs that failed.", nil, nil)
@@ -133,7 +134,7 @@ type gatewayCollector struct {
 }
 
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTorrents, descPeers, descBytes, descPieces, descSockets, descSwarms, descSigPeers, descSigMsgs, descSigFails, descRTC, descRTCDisc, descCache, descCacheCap, descEvicted, descEvictedB, descIdle, descBanned, descRefusals, descDeclined,
+	for _, d := range []*prometheus.Desc{descTorrents, descPeers, descBytes, descPieces, descSockets, descSwarms, descSigPeers, descSigMsgs, descSigFails, descRTC, descRTCDisc, descCache, descCacheCap, descEvicted, descEvictedB, descIdle, descBanned, descRefusals, descDeclined, descNeeds,
 		descTcJobs, descTcStarted, descTcFailed, descTcRefused, descTcSegments, descTcMedia, descTcWork, descTcCache,
 		descMembers, descCatalog, descForwarded, descRemote} {
 		ch <- d
@@ -217,7 +218,9 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descEvictedB, prometheus.CounterValue, float64(cs.EvictedBytes))
 	ch <- prometheus.MustNewConstMetric(descIdle, prometheus.CounterValue, float64(c.g.torrents.DroppedIdle()))
 	ch <- prometheus.MustNewConstMetric(descBanned, prometheus.GaugeValue, float64(len(c.g.client.BadPeerIPs())))
-	ch <- prometheus.MustNewConstMetric(descDeclined, prometheus.CounterValue, float64(c.g.DeclinedRequests()))
+	sharing := c.g.UploadSharingStats()
+	ch <- prometheus.MustNewConstMetric(descDeclined, prometheus.CounterValue, float64(sharing.Declined))
+	ch <- prometheus.MustNewConstMetric(descNeeds, prometheus.CounterValue, float64(sharing.Told))
 	if c.g.transcoder != nil {
 		ts := c.g.transcoder.Stats()
 		ch <- prometheus.MustNewConstMetric(descTcJobs, prometheus.GaugeValue, float64(ts.JobsRunning-ts.JobsPaused), "running")
