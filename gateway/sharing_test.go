@@ -30,6 +30,7 @@ const (
 	msgHaveNone   = 15
 	msgInterested = 2
 	msgRequest    = 6
+	msgCancel     = 8
 	msgPiece      = 7
 	msgReject     = 16
 	msgExtended   = 20
@@ -335,6 +336,79 @@ func TestUploadSharingNeeds(t *testing.T) {
 	}
 	if st := r.g.client.UploadSharingStats(); st.Told != 1 {
 		t.Errorf("stats %+v: want 1 told", st)
+	}
+}
+
+// TestUploadSharingFreshBudget: under the upload cap, the fresh pieces on their way to all
+// browsers together are about UploadSharingFreshTime of the cap's time, not UploadSharingFresh
+// bytes for each browser: the cap then sends them one after another, each entering the swarm as
+// soon as it can. With the cap reached, browser a is offered the pieces at its front and asks for
+// them; browser b, coming next, hears of no fresh piece while a's are on their way, and of fresh
+// ones once a cancels its requests (an offer nobody asks for does not hold the budget).
+func TestUploadSharingFreshBudget(t *testing.T) {
+	const capRate, chunk = 256 << 10, 16 << 10
+	r := startGateway(t, func(c *Config) { c.Demo = true; c.UploadRate = capRate; c.UploadSharing = true })
+	mi, info := demoMetainfo(t, r)
+	n, pl := info.NumPieces(), int(info.PieceLength)
+	pieces := func(bytes int) int { return max(2, (bytes+pl-1)/pl) }
+	front, fresh := pieces(torrent.UploadSharingFront), pieces(torrent.UploadSharingFresh)
+	budget := max(2, int(capRate*torrent.UploadSharingFreshTime.Seconds())/pl)
+	if front < budget || n < front+fresh+1 || pl%chunk != 0 {
+		t.Fatalf("the demo has %d pieces of %d bytes: fronts span %d, the fresh budget %d, fresh per browser %d", n, pl, front, budget, fresh)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	fillCap(r) // 16 s owed: nothing asked now is sent during the test
+
+	// offers reads conn's Haves until the deadline and adds them to into.
+	offers := func(conn net.Conn, until time.Time, into map[uint32]bool) {
+		conn.SetReadDeadline(until)
+		defer conn.SetReadDeadline(time.Time{})
+		for {
+			id, p, err := readMsg(conn)
+			if err != nil {
+				return
+			}
+			if id == msgHave && len(p) == 4 {
+				into[binary.BigEndian.Uint32(p)] = true
+			}
+		}
+	}
+	a := dialRawBrowser(ctx, t, r, mi, info, 0)
+	readUntil(t, a, 30*time.Second, msgHaveNone)
+	_, p := readUntil(t, a, 30*time.Second, msgHave)
+	toA := map[uint32]bool{binary.BigEndian.Uint32(p): true}
+	offers(a, time.Now().Add(500*time.Millisecond), toA)
+	if len(toA) != front {
+		t.Fatalf("browser a was offered %d pieces, want its front's %d: %v", len(toA), front, toA)
+	}
+	writeMsg(t, a, msgInterested)
+	for piece := range toA {
+		for begin := 0; begin < pl; begin += chunk {
+			writeMsg(t, a, msgRequest, piece, uint32(begin), chunk)
+		}
+	}
+
+	b := dialRawBrowser(ctx, t, r, mi, info, 0)
+	readUntil(t, b, 30*time.Second, msgHaveNone)
+	toB := map[uint32]bool{}
+	offers(b, time.Now().Add(3*time.Second), toB)
+	if len(toB) > 0 {
+		t.Fatalf("browser b was offered %v while a's %d pieces were on their way (the budget is %d)", toB, front, budget)
+	}
+	// a no longer asks: its pieces no longer hold the budget, b hears of fresh ones.
+	for piece := range toA {
+		for begin := 0; begin < pl; begin += chunk {
+			writeMsg(t, a, msgCancel, piece, uint32(begin), chunk)
+		}
+	}
+	cancelled := time.Now()
+	for {
+		_, p := readUntil(t, b, 10*time.Second, msgHave)
+		if piece := binary.BigEndian.Uint32(p); piece >= uint32(front) {
+			t.Logf("b offered fresh piece %d %v after a cancelled", piece, time.Since(cancelled))
+			break
+		}
 	}
 }
 

@@ -19,8 +19,9 @@ import (
 // a Have for each piece we choose to let it ask for:
 //
 //   - fresh pieces, that no trading peer holds or has been offered yet, lowest index first,
-//     UploadSharingFresh bytes of them outstanding per conn: each piece enters the swarm once,
-//     and the peers pass it on;
+//     UploadSharingFresh bytes of them outstanding per conn, and under an upload cap about
+//     UploadSharingFreshTime of the cap's time of them on their way in all: each piece enters
+//     the swarm once, as soon as it can, and the peers pass it on;
 //   - the pieces at the peer's front (UploadSharingFront bytes from the first piece it lacks, and
 //     from the one after the last it got: where a sequential or streaming client reads; or, for a
 //     peer that says where its player reads (UploadSharingNeedsExtension), from there): a fresh
@@ -62,6 +63,12 @@ const (
 	// UploadSharingFresh is how many bytes of fresh pieces a conn may have been offered and not
 	// yet got (at least two pieces).
 	UploadSharingFresh = 1 << 20
+	// UploadSharingFreshTime bounds, under an upload cap, the fresh pieces on their way to all
+	// trading peers together: about this much of the cap's time (at least two pieces). The cap
+	// then sends them one after another at its whole rate, not all at once at a fraction of it
+	// each, so each enters the swarm, and can be passed on, as soon as it can. Pieces at a peer's
+	// front are offered beyond it.
+	UploadSharingFreshTime = 2 * time.Second
 	// UploadSharingFront is the span of a peer's front, in bytes (at least two pieces): about a
 	// second of a video's bitrate.
 	UploadSharingFront = 512 << 10
@@ -72,6 +79,9 @@ const (
 	// sharingRoomWait: while the uplink has room, a piece at a peer's front that other trading
 	// peers hold is offered this soon (they get the first chance).
 	sharingRoomWait = 500 * time.Millisecond
+	// sharingOfferGrace: a fresh piece offered this recently counts as on its way (for
+	// UploadSharingFreshTime) before its peer asks for it.
+	sharingOfferGrace = time.Second
 	// sharingUrgentHold: after a chunk of a piece at a peer's front is queued for the uplink,
 	// other conns leave the cap's next turns to it for this long (sharingYield).
 	sharingUrgentHold = 100 * time.Millisecond
@@ -216,8 +226,9 @@ func (t *Torrent) sharingUpdate() (again bool) {
 		s.heldSince, s.sentSince = make([]time.Time, n), make([]time.Time, n)
 	}
 	now := time.Now()
-	held := make([]int32, n) // trading peers holding each piece
-	sent := make([]int32, n) // conns offered each piece and not holding it
+	held := make([]int32, n)     // trading peers holding each piece
+	sent := make([]int32, n)     // conns offered each piece and not holding it
+	requested := make([]bool, n) // pieces a trading peer has asked us for and not got yet
 	var conns []*PeerConn
 	for c := range t.conns {
 		if c.closed.IsSet() || !us.Trades(c.Network) {
@@ -235,6 +246,16 @@ func (t *Torrent) sharingUpdate() (again bool) {
 			}
 			return true
 		})
+		for r := range c.unreadPeerRequests {
+			if int(r.Index) < n {
+				requested[r.Index] = true
+			}
+		}
+		for r := range c.readyPeerRequests {
+			if int(r.Index) < n {
+				requested[r.Index] = true
+			}
+		}
 		if c.sharing != nil {
 			conns = append(conns, c)
 			c.sentHaves.IterTyped(func(p int) bool {
@@ -267,8 +288,21 @@ func (t *Torrent) sharingUpdate() (again bool) {
 		outstanding[i], lacks = t.sharingFront(c, held, sent, frontSpan, busy, now)
 		again = again || lacks
 	}
+	// Fresh pieces on their way: no trading peer holds them, and a peer has asked us for them or
+	// was offered them under sharingOfferGrace ago (its request may be coming). An offer nobody
+	// asks for (a peer that does not want the piece, or not yet) does not hold the budget.
+	inFlight := 0
+	for p := range n {
+		if held[p] == 0 && sent[p] > 0 && (requested[p] || now.Sub(s.sentSince[p]) < sharingOfferGrace) {
+			inFlight++
+		}
+	}
+	budget := n
+	if l := t.cl.config.UploadRateLimiter.Limit(); l != rate.Inf && l > 0 {
+		budget = max(2, int(float64(l)*UploadSharingFreshTime.Seconds()/float64(t.info.PieceLength)))
+	}
 	for i, c := range conns {
-		t.sharingFresh(c, held, sent, freshSpan, outstanding[i], now)
+		inFlight += t.sharingFresh(c, held, sent, min(freshSpan, outstanding[i]+budget-inFlight), outstanding[i], now)
 	}
 	return again
 }
@@ -368,15 +402,18 @@ func (t *Torrent) sharingFront(c *PeerConn, held, sent []int32, span int, busy b
 	return outstanding, true
 }
 
-// sharingFresh offers c fresh pieces, lowest first, until it has span outstanding.
-func (t *Torrent) sharingFresh(c *PeerConn, held, sent []int32, span, outstanding int, now time.Time) {
+// sharingFresh offers c fresh pieces, lowest first, until it has span outstanding, and says how
+// many it offered.
+func (t *Torrent) sharingFresh(c *PeerConn, held, sent []int32, span, outstanding int, now time.Time) (offered int) {
 	for p := pieceIndex(0); p < t.numPieces() && outstanding < span; p++ {
 		if held[p] == 0 && sent[p] == 0 && !c.peerHasPiece(p) && t.havePiece(p) {
 			t.cl.sharingStats.Fresh++
 			t.sharingOfferPiece(c, p, sent, now)
 			outstanding++
+			offered++
 		}
 	}
+	return offered
 }
 
 // sharingYield says whether the conn, about to send a chunk for r, should leave the upload cap's
