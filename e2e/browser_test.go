@@ -151,6 +151,14 @@ func TestBrowsersShareWithEachOther(t *testing.T) {
 		return got >= float64(m.Length), fmt.Sprintf("received %.0f of %d bytes", got, m.Length)
 	})
 	t.Logf("second viewer complete after %v: %v", time.Since(start).Round(time.Millisecond), v2)
+	// The page lists its peers for diagnosis: the gateway and the first viewer.
+	kinds := map[string]int{}
+	for _, w := range v2.SG.Wires {
+		kinds[w.Kind]++
+	}
+	if kinds["gateway"] != 1 || kinds["browsers"] != 1 {
+		t.Errorf("second viewer's wires %+v: want one to the gateway, one to the other browser", v2.SG.Wires)
+	}
 	share := v2.SG.Stats.FromBrowsers / v2.SG.received()
 	if share < 0.5 {
 		t.Errorf("second viewer got %.0f %% of its bytes from browsers, want ≥ 50 %% (view: %v)", 100*share, v2)

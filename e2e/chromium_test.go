@@ -364,6 +364,15 @@ type swarmgateState struct {
 		Uploaded      float64 `json:"uploaded"`
 		P2PShare      float64 `json:"p2pShare"`
 	} `json:"stats"`
+	Wires []struct {
+		Kind         string  `json:"kind"`
+		PeerChoking  bool    `json:"peerChoking"`
+		AmChoking    bool    `json:"amChoking"`
+		Requests     int     `json:"requests"`
+		PeerRequests int     `json:"peerRequests"`
+		Down         float64 `json:"down"`
+		Up           float64 `json:"up"`
+	} `json:"wires"`
 }
 
 // received is every byte the page counts as downloaded, by source.

@@ -40,7 +40,7 @@ import (
 // bitrate) or "none", sharing "on" or "off", page "plain" or "watch" (default
 // "5:capped:on:plain,5:capped:off:plain,10:capped:on:plain,10:capped:off:plain,5:none:on:plain,5:capped:on:watch");
 // SWARMGATE_OFFLOAD_SECONDS, the video's length (60); SWARMGATE_OFFLOAD_MBPS, its bitrate (4);
-// SWARMGATE_OFFLOAD_TRACE=1 logs each viewer every 10 s.
+// SWARMGATE_OFFLOAD_TRACE=1 logs each viewer every 10 s, and a watch page's wires at each stall.
 func BenchmarkOffload(b *testing.B) {
 	seconds := envInt(b, "SWARMGATE_OFFLOAD_SECONDS", 60)
 	mbps := envFloat(b, "SWARMGATE_OFFLOAD_MBPS", 4)
@@ -73,9 +73,9 @@ func BenchmarkOffload(b *testing.B) {
 			res := runOffloadCase(b, offloadCase{viewers: n, rate: rate, sharing: f[2] == "on", watch: f[3] == "watch",
 				seeder: seeder, pages: pages, length: fi.Size(), seconds: seconds})
 			reportf("%-22s egress %.2f× the file (%.1f MiB: WebRTC %.1f, HTTP %.1f), from browsers %.1f MiB (%.0f %% of what viewers got); "+
-				"opened at %s s; done %d of %d, finish %s s (slowest ÷ fastest %.2f; since the first viewer opened: %s s); stalls %d, %.1f s stalled; declined requests %d",
+				"opened at %s s; done %d of %d, finish %s s (slowest ÷ fastest %.2f; since the first viewer opened: %s s); stalls %d, %.1f s stalled; declined requests %d; machine CPU %.0f %% busy, ≥ 95 %% for %.0f of %.0f s",
 				c, res.egress, res.egressBytes/(1<<20), res.toWebRTC/(1<<20), res.toHTTP/(1<<20), res.fromBrowsers/(1<<20), 100*res.browserShare,
-				fmtTimes(res.opened), res.done, n, fmtTimes(res.finish), res.spread, fmtTimes(res.sinceFirst), res.stalls, res.stalledSeconds, res.declined)
+				fmtTimes(res.opened), res.done, n, fmtTimes(res.finish), res.spread, fmtTimes(res.sinceFirst), res.stalls, res.stalledSeconds, res.declined, 100*res.cpuBusy, res.cpuSaturated, res.cpuSeconds)
 			name := strings.ReplaceAll(c, ":", "-")
 			b.ReportMetric(res.egress, name+"-egress")
 		}
@@ -106,6 +106,8 @@ type offloadResult struct {
 	stalls                                int
 	stalledSeconds                        float64
 	declined                              int64
+	cpuBusy                               float64 // of the machine's CPU time while the case ran, 0..1
+	cpuSaturated, cpuSeconds              float64 // seconds of it with the CPU ≥ 95 % busy, of all
 }
 
 // viewerState is what a page reports: the plain page's window.__s, or our watch page's state
@@ -118,7 +120,7 @@ type viewerState struct {
 	Webseed  float64      `json:"webseed"`
 	Stalls   int          `json:"stalls"`
 	Stalled  float64      `json:"stalled"`  // seconds
-	StallLog [][3]float64 `json:"stallLog"` // per stall: film time, seconds buffered ahead, ms (watchStallsJS)
+	StallLog [][4]float64 `json:"stallLog"` // per stall: film time, seconds buffered ahead, ms, browser peers (watchStallsJS)
 	// FirstFrame is when the watch page first played, ms since it started; Time, Paused and
 	// ReadyState are its video's.
 	FirstFrame float64 `json:"firstFrame"`
@@ -140,6 +142,7 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 	}
 	getJSONInto(b, base+"/api/config", &cfg)
 
+	cpuBusy0, cpuAll0, _ := cpuTimes()
 	browsers := make([]*browser, c.viewers)
 	started := make([]time.Time, c.viewers)
 	for i := range browsers {
@@ -162,6 +165,8 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 	}
 	deadline := time.Now().Add(bound)
 	states := make([]viewerState, c.viewers)
+	var res offloadResult
+	lastBusy, lastAll, lastAt := cpuTimes()
 	trace, lastTrace := os.Getenv("SWARMGATE_OFFLOAD_TRACE") != "", time.Time{}
 	for time.Now().Before(deadline) {
 		all := true
@@ -194,6 +199,13 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 			break
 		}
 		time.Sleep(time.Second)
+		if busy, all, at := cpuTimes(); all > lastAll {
+			res.cpuSeconds += at.Sub(lastAt).Seconds()
+			if float64(busy-lastBusy) >= 0.95*float64(all-lastAll) {
+				res.cpuSaturated += at.Sub(lastAt).Seconds()
+			}
+			lastBusy, lastAll, lastAt = busy, all, at
+		}
 	}
 
 	var tv struct {
@@ -203,7 +215,9 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 		} `json:"bytes"`
 	}
 	getJSONInto(b, base+"/api/torrents/"+v.InfoHash, &tv)
-	var res offloadResult
+	if cpuBusy1, cpuAll1, _ := cpuTimes(); cpuAll1 > cpuAll0 {
+		res.cpuBusy = float64(cpuBusy1-cpuBusy0) / float64(cpuAll1-cpuAll0)
+	}
 	res.toWebRTC, res.toHTTP = tv.Bytes.ToWebRTC, tv.Bytes.ToHTTP
 	res.egressBytes = res.toWebRTC + res.toHTTP
 	res.egress = res.egressBytes / float64(c.length)
@@ -247,8 +261,16 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 				Handover              []map[string]any
 			}
 			if err := br.eval(0, watchPageStateJS, &ps); err == nil {
-				reportf("viewer%d: first frame %.0f ms, stalls %d (%.1f s; film s/buffered ahead s/ms: %v), mode %s, source %s, marks %v; %q; hand-over tries %v", i, states[i].FirstFrame,
+				reportf("viewer%d: first frame %.0f ms, stalls %d (%.1f s; film s/buffered ahead s/ms/browser peers: %v), mode %s, source %s, marks %v; %q; hand-over tries %v", i, states[i].FirstFrame,
 					states[i].Stalls, states[i].Stalled, states[i].StallLog, ps.Mode, ps.Source, ps.Marks, ps.Message, ps.Handover)
+				if trace {
+					var wires []string
+					if err := br.eval(0, `window.__stalls?.wires || []`, &wires); err == nil {
+						for _, w := range wires {
+							reportf("viewer%d: %s", i, w)
+						}
+					}
+				}
 			}
 		}
 	}
@@ -256,6 +278,26 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 		br.stop()
 	}
 	return res
+}
+
+// cpuTimes is the machine's CPU time so far, busy and all, in clock ticks (/proc/stat; zero
+// where there is none), and when it was read: how loaded the machine was tells a stall for want
+// of CPU from one for want of data.
+func cpuTimes() (busy, all uint64, at time.Time) {
+	at = time.Now()
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, at
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseUint(f, 10, 64)
+		all += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, all, at
 }
 
 // reportf prints a line of the offload report at once, on stderr: testing keeps only the first ten
@@ -275,10 +317,11 @@ const watchPageStateJS = `(() => {
 // watchStallsJS, run before the watch page's own scripts, counts its stalls: "waiting" of the
 // video that has the picture (id "player": the quick start's, then the one it hands over to)
 // after it first played, and for how long; and when it first played. Each stall is logged as
-// [film time, seconds the video held buffered ahead of it, ms it lasted]: a stall with nothing
-// buffered ahead waited for data; one with seconds ahead waited for the decoder (the machine).
+// [film time, seconds the video held buffered ahead of it, ms it lasted, the browsers its torrent
+// was connected to then]: a stall with nothing buffered ahead waited for data; one with seconds
+// ahead waited for the decoder (the machine).
 const watchStallsJS = `(() => {
-  const st = window.__stalls = {n: 0, ms: 0, first: 0, since: 0, log: []};
+  const st = window.__stalls = {n: 0, ms: 0, first: 0, since: 0, log: [], wires: []};
   const isPlayer = e => e.target instanceof HTMLMediaElement && e.target.id === "player";
   const ahead = v => {
     for (let i = 0; i < v.buffered.length; i++) {
@@ -296,7 +339,10 @@ const watchStallsJS = `(() => {
     if (!isPlayer(e) || !st.first || st.since) return;
     st.n++;
     st.since = performance.now();
-    st.log.push([Math.round(e.target.currentTime * 10) / 10, Math.round(ahead(e.target) * 10) / 10, 0]);
+    st.log.push([Math.round(e.target.currentTime * 10) / 10, Math.round(ahead(e.target) * 10) / 10, 0, window.swarmgate?.stats?.browserPeers ?? -1]);
+    const n = st.n, wires = () => JSON.stringify(window.swarmgate?.wires || []);
+    st.wires.push("stall " + n + " at start: " + wires());
+    setTimeout(() => { if (st.n === n && st.since) st.wires.push("stall " + n + " 1 s in: " + wires()) }, 1000);
   }, true);
 })()`
 

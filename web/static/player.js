@@ -14,10 +14,13 @@
 //   { state: "loading"|"playing"|"error", mode: "webtorrent"|"stream", source, message, infohash,
 //     file,
 //     stats: { gatewayPeers, browserPeers, webseedPeers, downloadSpeed, uploadSpeed,
-//              fromGateway, fromBrowsers, fromWebseed, uploaded, p2pShare } }
+//              fromGateway, fromBrowsers, fromWebseed, uploaded, p2pShare },
+//     wires: [{ kind, peerChoking, amChoking, requests, peerRequests, down, up }] }
 // Speeds are bytes/s, the from* counters and uploaded are bytes, p2pShare = fromBrowsers / all
-// bytes downloaded (0..1). plan: { how: "direct"|"remux"|"transcode", hls, why, audio } is how
-// this browser plays the file (playplan.js): direct through webtorrent, or HLS from the gateway
+// bytes downloaded (0..1). wires are the torrent's peers (not the webseed), for diagnosis: who
+// chokes whom, requests outstanding each way, speeds in bytes/s.
+// plan: { how: "direct"|"remux"|"transcode", hls, why, audio } is how this browser plays the
+// file (playplan.js): direct through webtorrent, or HLS from the gateway
 // (vod.js: mode "hls", or "hls-native" where the browser plays HLS itself), with
 // hls: { variant, stream, playlist, verified, rejected } and stats.verified/rejected counting
 // segments from peers that did and did not match the gateway's signed entries. source is what
@@ -64,7 +67,8 @@ export const sg = {
   message: '',
   infohash: '',
   file: -1,
-  stats: swarmStats({ peers: NONE, from: NONE, uploaded: 0 })
+  stats: swarmStats({ peers: NONE, from: NONE, uploaded: 0 }),
+  wires: []
 }
 window.swarmgate = sg
 
@@ -593,7 +597,21 @@ function watchStats (torrent, gateway) {
       peers[kind(w)]++
     }
     sg.stats = swarmStats({ peers, from, uploaded, downloadSpeed: torrent.downloadSpeed, uploadSpeed: torrent.uploadSpeed })
+    sg.wires = torrent.wires.filter(w => w.type !== 'webSeed').map(w => wireState(w, kind(w)))
   }, STATS_EVERY_MS)
+}
+
+// wireState is one peer wire as sg.wires shows it.
+function wireState (w, kind) {
+  return {
+    kind,
+    peerChoking: w.peerChoking,
+    amChoking: w.amChoking,
+    requests: w.requests.length,
+    peerRequests: w.peerRequests.length,
+    down: Math.round(w.downloadSpeed()),
+    up: Math.round(w.uploadSpeed())
+  }
 }
 
 // registerWorker registers webtorrent's worker at the root and waits until it controls the page.
