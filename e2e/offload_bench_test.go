@@ -40,6 +40,7 @@ import (
 // bitrate) or "none", sharing "on" or "off", page "plain" or "watch" (default
 // "5:capped:on:plain,5:capped:off:plain,10:capped:on:plain,10:capped:off:plain,5:none:on:plain,5:capped:on:watch");
 // SWARMGATE_OFFLOAD_SECONDS, the video's length (60); SWARMGATE_OFFLOAD_MBPS, its bitrate (4);
+// SWARMGATE_OFFLOAD_SIZE, its picture (640x360: every page decodes it on the same machine);
 // SWARMGATE_OFFLOAD_TRACE=1 logs each viewer every 10 s, and a watch page's wires at each stall.
 func BenchmarkOffload(b *testing.B) {
 	seconds := envInt(b, "SWARMGATE_OFFLOAD_SECONDS", 60)
@@ -47,13 +48,14 @@ func BenchmarkOffload(b *testing.B) {
 	cases := strings.Split(envString("SWARMGATE_OFFLOAD_CASES",
 		"5:capped:on:plain,5:capped:off:plain,10:capped:on:plain,10:capped:off:plain,5:none:on:plain,5:capped:on:watch"), ",")
 	needDefaultRoute(b)
-	film := makeCBRFilm(b, seconds, mbps)
+	size := envString("SWARMGATE_OFFLOAD_SIZE", "640x360")
+	film := makeCBRFilm(b, seconds, mbps, size)
 	capRate := int64(1.5 * mbps * 1e6 / 8)
 	fi, err := os.Stat(film)
 	if err != nil {
 		b.Fatal(err)
 	}
-	reportf("film: %d s at %.1f Mbit/s, %.1f MiB; cap %.0f KB/s (one copy in %.0f s)", seconds, mbps, float64(fi.Size())/(1<<20),
+	reportf("film: %d s at %.1f Mbit/s, %s, %.1f MiB; cap %.0f KB/s (one copy in %.0f s)", seconds, mbps, size, float64(fi.Size())/(1<<20),
 		float64(capRate)/1e3, float64(fi.Size())/float64(capRate))
 	seeder := seedFile(b, film, 256<<10)
 	pages := newPlainPages(b)
@@ -73,9 +75,9 @@ func BenchmarkOffload(b *testing.B) {
 			res := runOffloadCase(b, offloadCase{viewers: n, rate: rate, sharing: f[2] == "on", watch: f[3] == "watch",
 				seeder: seeder, pages: pages, length: fi.Size(), seconds: seconds})
 			reportf("%-22s egress %.2f× the file (%.1f MiB: WebRTC %.1f, HTTP %.1f), from browsers %.1f MiB (%.0f %% of what viewers got); "+
-				"opened at %s s; done %d of %d, finish %s s (slowest ÷ fastest %.2f; since the first viewer opened: %s s); stalls %d, %.1f s stalled; declined requests %d; machine CPU %.0f %% busy, ≥ 95 %% for %.0f of %.0f s",
+				"opened at %s s; done %d of %d, finish %s s (slowest ÷ fastest %.2f; since the first viewer opened: %s s); stalls %d, %.1f s stalled (%.1f s of it with the CPU ≥ 95 %% busy); declined requests %d; machine CPU %.0f %% busy, ≥ 95 %% for %.0f of %.0f s",
 				c, res.egress, res.egressBytes/(1<<20), res.toWebRTC/(1<<20), res.toHTTP/(1<<20), res.fromBrowsers/(1<<20), 100*res.browserShare,
-				fmtTimes(res.opened), res.done, n, fmtTimes(res.finish), res.spread, fmtTimes(res.sinceFirst), res.stalls, res.stalledSeconds, res.declined, 100*res.cpuBusy, res.cpuSaturated, res.cpuSeconds)
+				fmtTimes(res.opened), res.done, n, fmtTimes(res.finish), res.spread, fmtTimes(res.sinceFirst), res.stalls, res.stalledSeconds, res.stalledSaturated, res.declined, 100*res.cpuBusy, res.cpuSaturated, res.cpuSeconds)
 			name := strings.ReplaceAll(c, ":", "-")
 			b.ReportMetric(res.egress, name+"-egress")
 		}
@@ -108,6 +110,7 @@ type offloadResult struct {
 	declined                              int64
 	cpuBusy                               float64 // of the machine's CPU time while the case ran, 0..1
 	cpuSaturated, cpuSeconds              float64 // seconds of it with the CPU ≥ 95 % busy, of all
+	stalledSaturated                      float64 // seconds stalled while the CPU was ≥ 95 % busy
 }
 
 // viewerState is what a page reports: the plain page's window.__s, or our watch page's state
@@ -120,7 +123,7 @@ type viewerState struct {
 	Webseed  float64      `json:"webseed"`
 	Stalls   int          `json:"stalls"`
 	Stalled  float64      `json:"stalled"`  // seconds
-	StallLog [][4]float64 `json:"stallLog"` // per stall: film time, seconds buffered ahead, ms, browser peers (watchStallsJS)
+	StallLog [][5]float64 `json:"stallLog"` // per stall: film time, seconds buffered ahead, ms, browser peers, page ms at its start (watchStallsJS)
 	// FirstFrame is when the watch page first played, ms since it started; Time, Paused and
 	// ReadyState are its video's.
 	FirstFrame float64 `json:"firstFrame"`
@@ -143,6 +146,7 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 	getJSONInto(b, base+"/api/config", &cfg)
 
 	cpuBusy0, cpuAll0, _ := cpuTimes()
+	cpu := sampleCPU()
 	browsers := make([]*browser, c.viewers)
 	started := make([]time.Time, c.viewers)
 	for i := range browsers {
@@ -166,7 +170,6 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 	deadline := time.Now().Add(bound)
 	states := make([]viewerState, c.viewers)
 	var res offloadResult
-	lastBusy, lastAll, lastAt := cpuTimes()
 	trace, lastTrace := os.Getenv("SWARMGATE_OFFLOAD_TRACE") != "", time.Time{}
 	for time.Now().Before(deadline) {
 		all := true
@@ -199,14 +202,12 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 			break
 		}
 		time.Sleep(time.Second)
-		if busy, all, at := cpuTimes(); all > lastAll {
-			res.cpuSeconds += at.Sub(lastAt).Seconds()
-			if float64(busy-lastBusy) >= 0.95*float64(all-lastAll) {
-				res.cpuSaturated += at.Sub(lastAt).Seconds()
-			}
-			lastBusy, lastAll, lastAt = busy, all, at
-		}
 	}
+	saturated := cpu.stop()
+	for _, span := range saturated {
+		res.cpuSaturated += span[1].Sub(span[0]).Seconds()
+	}
+	res.cpuSeconds = time.Since(cpu.start).Seconds()
 
 	var tv struct {
 		Bytes struct {
@@ -234,6 +235,16 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 		got += s.Browsers + s.Gateway + s.Webseed
 		res.stalls += s.Stalls
 		res.stalledSeconds += s.Stalled
+		for _, st := range s.StallLog {
+			// The page's clock starts about when it was opened.
+			from := started[i].Add(time.Duration(st[4]) * time.Millisecond)
+			to := from.Add(time.Duration(st[2]) * time.Millisecond)
+			for _, span := range saturated {
+				if a, b := later(from, span[0]), earlier(to, span[1]); b.After(a) {
+					res.stalledSaturated += b.Sub(a).Seconds()
+				}
+			}
+		}
 		if s.Done {
 			res.done++
 			t := s.DoneAt / 1000
@@ -261,7 +272,7 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 				Handover              []map[string]any
 			}
 			if err := br.eval(0, watchPageStateJS, &ps); err == nil {
-				reportf("viewer%d: first frame %.0f ms, stalls %d (%.1f s; film s/buffered ahead s/ms/browser peers: %v), mode %s, source %s, marks %v; %q; hand-over tries %v", i, states[i].FirstFrame,
+				reportf("viewer%d: first frame %.0f ms, stalls %d (%.1f s; film s/buffered ahead s/ms/browser peers/page ms: %v), mode %s, source %s, marks %v; %q; hand-over tries %v", i, states[i].FirstFrame,
 					states[i].Stalls, states[i].Stalled, states[i].StallLog, ps.Mode, ps.Source, ps.Marks, ps.Message, ps.Handover)
 				if trace {
 					var wires []string
@@ -300,6 +311,57 @@ func cpuTimes() (busy, all uint64, at time.Time) {
 	return busy, all, at
 }
 
+// cpuSampler notes, every half second, the spans in which the machine's CPU was ≥ 95 % busy.
+type cpuSampler struct {
+	start     time.Time
+	done      chan struct{}
+	saturated chan [][2]time.Time
+}
+
+func sampleCPU() *cpuSampler {
+	s := &cpuSampler{start: time.Now(), done: make(chan struct{}), saturated: make(chan [][2]time.Time, 1)}
+	go func() {
+		var spans [][2]time.Time
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		lastBusy, lastAll, lastAt := cpuTimes()
+		for {
+			select {
+			case <-s.done:
+				s.saturated <- spans
+				return
+			case <-tick.C:
+			}
+			busy, all, at := cpuTimes()
+			if all > lastAll && float64(busy-lastBusy) >= 0.95*float64(all-lastAll) {
+				spans = append(spans, [2]time.Time{lastAt, at})
+			}
+			lastBusy, lastAll, lastAt = busy, all, at
+		}
+	}()
+	return s
+}
+
+// stop ends the sampling and returns the saturated spans.
+func (s *cpuSampler) stop() [][2]time.Time {
+	close(s.done)
+	return <-s.saturated
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 // reportf prints a line of the offload report at once, on stderr: testing keeps only the first ten
 // lines a benchmark logs, and a run of every case takes half an hour.
 func reportf(format string, args ...any) {
@@ -318,7 +380,7 @@ const watchPageStateJS = `(() => {
 // video that has the picture (id "player": the quick start's, then the one it hands over to)
 // after it first played, and for how long; and when it first played. Each stall is logged as
 // [film time, seconds the video held buffered ahead of it, ms it lasted, the browsers its torrent
-// was connected to then]: a stall with nothing buffered ahead waited for data; one with seconds
+// was connected to then, ms since the page opened]: a stall with nothing buffered ahead waited for data; one with seconds
 // ahead waited for the decoder (the machine).
 const watchStallsJS = `(() => {
   const st = window.__stalls = {n: 0, ms: 0, first: 0, since: 0, log: [], wires: []};
@@ -339,7 +401,7 @@ const watchStallsJS = `(() => {
     if (!isPlayer(e) || !st.first || st.since) return;
     st.n++;
     st.since = performance.now();
-    st.log.push([Math.round(e.target.currentTime * 10) / 10, Math.round(ahead(e.target) * 10) / 10, 0, window.swarmgate?.stats?.browserPeers ?? -1]);
+    st.log.push([Math.round(e.target.currentTime * 10) / 10, Math.round(ahead(e.target) * 10) / 10, 0, window.swarmgate?.stats?.browserPeers ?? -1, Math.round(performance.now())]);
     const n = st.n, wires = () => JSON.stringify(window.swarmgate?.wires || []);
     st.wires.push("stall " + n + " at start: " + wires());
     setTimeout(() => { if (st.n === n && st.since) st.wires.push("stall " + n + " 1 s in: " + wires()) }, 1000);
@@ -381,11 +443,12 @@ func fetchMetainfoBytes(t testing.TB, base, ih string) []byte {
 	return b
 }
 
-// makeCBRFilm makes a constant-bitrate H.264/AAC MP4 of the given length and bitrate.
-func makeCBRFilm(t testing.TB, seconds int, mbps float64) string {
-	path := filepath.Join(t.TempDir(), fmt.Sprintf("cbr-%ds-%gM.mp4", seconds, mbps))
+// makeCBRFilm makes a constant-bitrate H.264/AAC MP4 of the given length, bitrate and picture
+// size (WxH).
+func makeCBRFilm(t testing.TB, seconds int, mbps float64, size string) string {
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("cbr-%ds-%gM-%s.mp4", seconds, mbps, size))
 	rate := fmt.Sprintf("%dk", int(mbps*1000))
-	args := []string{"-v", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+	args := []string{"-v", "error", "-f", "lavfi", "-i", "testsrc2=size=" + size + ":rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-t", strconv.Itoa(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
 		"-b:v", rate, "-minrate", rate, "-maxrate", rate, "-bufsize", rate, "-x264-params", "nal-hrd=cbr:force-cfr=1",
 		"-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart", path}
