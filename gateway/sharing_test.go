@@ -339,6 +339,74 @@ func TestUploadSharingNeeds(t *testing.T) {
 	}
 }
 
+// TestUploadSharingStuckAfterRate: while the cap is reached, a browser that does not say where
+// its player reads (a downloader, as far as the gateway can tell) is offered a piece another
+// browser holds once it has gone without it for the time two pieces took it so far, at least
+// UploadSharingStuckAfter, and UploadSharingSlowAfter until it has got two: browser b says it got
+// nothing, browser c says it got two pieces a tenth of a second apart.
+func TestUploadSharingStuckAfterRate(t *testing.T) {
+	r := startGateway(t, func(c *Config) { c.Demo = true; c.UploadRate = 256 << 10; c.UploadSharing = true })
+	mi, info := demoMetainfo(t, r)
+	n := info.NumPieces()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+
+	// Browser a fetches piece 0 only, and stays.
+	ta := joinBrowser(ctx, t, r, mi)
+	ta.CancelPieces(1, n)
+	waitFor(t, 60*time.Second, "browser a holding piece 0", func() bool { return ta.Piece(0).State().Complete })
+	fillCap(r)
+
+	// offeredZero reads conn's offers until piece 0 comes, and says when (it runs beside the
+	// test's goroutine: no t.Fatal).
+	offeredZero := func(conn net.Conn) (time.Time, error) {
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		for {
+			id, p, err := readMsg(conn)
+			if err != nil {
+				return time.Time{}, err
+			}
+			if id == msgHave && len(p) == 4 && binary.BigEndian.Uint32(p) == 0 {
+				return time.Now(), nil
+			}
+		}
+	}
+	type result struct {
+		name   string
+		waited time.Duration
+		err    error
+	}
+	results := make(chan result, 2)
+	for _, name := range []string{"b", "c"} {
+		conn := dialRawBrowser(ctx, t, r, mi, info, 0)
+		connected := time.Now()
+		readUntil(t, conn, 30*time.Second, msgHaveNone)
+		if name == "c" {
+			writeMsg(t, conn, msgHave, uint32(n-1))
+			time.Sleep(100 * time.Millisecond)
+			writeMsg(t, conn, msgHave, uint32(n-2))
+		}
+		go func() {
+			at, err := offeredZero(conn)
+			results <- result{name, at.Sub(connected), err}
+		}()
+	}
+	for range 2 {
+		res := <-results
+		if res.err != nil {
+			t.Fatalf("%s waiting for piece 0: %v", res.name, res.err)
+		}
+		t.Logf("%s offered piece 0 %v after it came", res.name, res.waited)
+		switch {
+		case res.name == "b" && res.waited < torrent.UploadSharingSlowAfter:
+			t.Errorf("b, which got nothing yet, offered piece 0 after %v, before UploadSharingSlowAfter (%v)", res.waited, torrent.UploadSharingSlowAfter)
+		case res.name == "c" && (res.waited < torrent.UploadSharingStuckAfter || res.waited >= torrent.UploadSharingSlowAfter):
+			t.Errorf("c, which got two pieces fast, offered piece 0 after %v, want between UploadSharingStuckAfter (%v) and UploadSharingSlowAfter (%v)",
+				res.waited, torrent.UploadSharingStuckAfter, torrent.UploadSharingSlowAfter)
+		}
+	}
+}
+
 // TestUploadSharingFreshBudget: under the upload cap, the fresh pieces on their way to all
 // browsers together are about UploadSharingFreshTime of the cap's time, not UploadSharingFresh
 // bytes for each browser: the cap then sends them one after another, each entering the swarm as

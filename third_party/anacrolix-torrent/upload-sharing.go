@@ -27,7 +27,8 @@ import (
 //     peer that says where its player reads (UploadSharingNeedsExtension), from there): a fresh
 //     one goes to that peer first; while the uplink has room (Busy false) any after
 //     sharingRoomWait; while busy one that other trading peers hold once the peer has gone
-//     without it for UploadSharingStuckAfter (it is not connected to them, or they are slow), or
+//     without it for UploadSharingStuckAfter (it is not connected to them, or they are slow;
+//     longer for a downloader whose pieces come slowly, sharingStuckAfter), or
 //     UploadSharingSlowAfter when it is on its way to another who has not got it yet. So a peer
 //     whose player needs a piece never waits long for it, whoever holds it.
 //
@@ -55,7 +56,7 @@ type UploadSharing struct {
 
 const (
 	// UploadSharingStuckAfter is how long a peer may lack a piece at its front that other
-	// trading peers hold before we offer it ourselves.
+	// trading peers hold before we offer it ourselves (at least: sharingStuckAfter).
 	UploadSharingStuckAfter = 2 * time.Second
 	// UploadSharingSlowAfter is how long a piece at a peer's front may be on its way to another
 	// trading peer, held by none yet, before we offer it to this one too.
@@ -101,6 +102,9 @@ type UploadSharingStats struct {
 type sharingConn struct {
 	since      time.Time                // when it started
 	lastGot    pieceIndex               // the last piece it said it got, -1 before any
+	got        int                      // pieces it said it got (Haves)
+	firstGot   time.Time                // when it said it got the first
+	lastGotAt  time.Time                // and the last
 	needs      pieceIndex               // the piece its player waits on, -1 until it says (UploadSharingNeedsExtension)
 	frontSince map[pieceIndex]time.Time // when each piece now at its front got there
 	urgent     map[pieceIndex]struct{}  // pieces offered at its front that it lacks still
@@ -142,6 +146,12 @@ func (c *PeerConn) declineRequest(r Request) bool {
 func (c *PeerConn) sharingPeerGot(piece pieceIndex) {
 	if c.sharing != nil {
 		c.sharing.lastGot = piece
+		now := time.Now()
+		if c.sharing.got == 0 {
+			c.sharing.firstGot = now
+		}
+		c.sharing.got++
+		c.sharing.lastGotAt = now
 	}
 	c.t.sharingSoon()
 }
@@ -370,6 +380,7 @@ func (t *Torrent) sharingFront(c *PeerConn, held, sent []int32, span int, busy b
 		since = make(map[pieceIndex]time.Time)
 		c.sharing.frontSince = since
 	}
+	stuckAfter := t.sharingStuckAfter(c)
 	for _, p := range front {
 		at, ok := since[p]
 		if !ok {
@@ -385,7 +396,7 @@ func (t *Torrent) sharingFront(c *PeerConn, held, sent []int32, span int, busy b
 			t.cl.sharingStats.Fresh++
 		case !busy && (held[p] == 0 || waited >= sharingRoomWait):
 			t.cl.sharingStats.Front++
-		case held[p] > 0 && waited >= UploadSharingStuckAfter && now.Sub(t.sharing.heldSince[p]) >= UploadSharingStuckAfter,
+		case held[p] > 0 && waited >= stuckAfter && now.Sub(t.sharing.heldSince[p]) >= stuckAfter,
 			held[p] == 0 && waited >= UploadSharingSlowAfter && now.Sub(t.sharing.sentSince[p]) >= UploadSharingSlowAfter:
 			t.cl.sharingStats.Front++
 			t.cl.sharingStats.Escalated++
@@ -400,6 +411,28 @@ func (t *Torrent) sharingFront(c *PeerConn, held, sent []int32, span int, busy b
 		outstanding++
 	}
 	return outstanding, true
+}
+
+// sharingStuckAfter is how long c may lack a piece at its front that other trading peers hold
+// before we offer it ourselves while busy: UploadSharingStuckAfter for a peer that said where its
+// player reads (a player has a deadline); for another (a downloader, as far as we can tell), the
+// time two pieces took it at the rate it got them, within UploadSharingStuckAfter and
+// UploadSharingSlowAfter, and UploadSharingSlowAfter until it has got two. Why: ten plain
+// webtorrent pages fetching a film of 256 KiB pieces from each other at about 100 KB/s each were
+// "stuck" after 2 s on nearly every piece, and the gateway sent 2.5 copies of the film.
+func (t *Torrent) sharingStuckAfter(c *PeerConn) time.Duration {
+	s := c.sharing
+	if s.needs >= 0 {
+		return UploadSharingStuckAfter
+	}
+	if s.got < 2 {
+		return UploadSharingSlowAfter
+	}
+	// The pieces after the first, over the time from it to the last: how fast it got them while
+	// it did (a peer stuck since then is not made to wait longer for it).
+	rate := float64(s.got-1) * float64(t.info.PieceLength) / max(s.lastGotAt.Sub(s.firstGot).Seconds(), 0.001)
+	d := time.Duration(2 * float64(t.info.PieceLength) / rate * float64(time.Second))
+	return min(max(d, UploadSharingStuckAfter), UploadSharingSlowAfter)
 }
 
 // sharingFresh offers c fresh pieces, lowest first, until it has span outstanding, and says how
