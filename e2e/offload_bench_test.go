@@ -240,8 +240,8 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 			from := started[i].Add(time.Duration(st[4]) * time.Millisecond)
 			to := from.Add(time.Duration(st[2]) * time.Millisecond)
 			for _, span := range saturated {
-				if a, b := later(from, span[0]), earlier(to, span[1]); b.After(a) {
-					res.stalledSaturated += b.Sub(a).Seconds()
+				if lo, hi := later(from, span[0]), earlier(to, span[1]); hi.After(lo) {
+					res.stalledSaturated += hi.Sub(lo).Seconds()
 				}
 			}
 		}
