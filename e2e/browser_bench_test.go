@@ -26,9 +26,10 @@ for (const name of ["loadstart", "loadedmetadata", "canplay", "playing"]) {
 const collectJS = `(() => {
   const out = Object.assign({}, window.__milestones);
   const nav = performance.getEntriesByType("navigation")[0];
-  if (nav) out.domContentLoaded = nav.domContentLoadedEventEnd;
+  if (nav) { out.domContentLoaded = nav.domContentLoadedEventEnd; out.document = nav.responseEnd }
   for (const e of performance.getEntriesByType("resource")) {
-    for (const [key, part] of [["webtorrent.js", "webtorrent.min.js"], ["api/config", "/api/config"], ["metainfo", "/metainfo"]]) {
+    for (const [key, part] of [["webtorrent.js", "webtorrent.min.js"], ["api/config", "/api/config"], ["metainfo", "/metainfo"],
+        ["watch.js", "/static/watch.js"], ["player.js", "/static/player.js"], ["needs.js", "/static/needs.js"]]) {
       if (e.name.includes(part) && out[key] === undefined) out[key] = e.responseEnd;
     }
   }
@@ -92,7 +93,7 @@ func BenchmarkTimeToFirstFrame(b *testing.B) {
 		runs []map[string]float64
 	}{{"plain HTTP", direct}, {"gateway", gw}} {
 		var line strings.Builder
-		for _, k := range []string{"domContentLoaded", "webtorrent.js", "api/config", "metainfo",
+		for _, k := range []string{"document", "watch.js", "player.js", "needs.js", "domContentLoaded", "webtorrent.js", "api/config", "metainfo",
 			"swarmgate:torrent", "swarmgate:webtorrent", "swarmgate:worker", "swarmgate:metainfo", "swarmgate:ready", "swarmgate:streaming",
 			"loadstart", "loadedmetadata", "canplay", "playing", "swarmgate:handover-start", "swarmgate:handover"} {
 			if m := medianOf(side.runs, k); m >= 0 {
