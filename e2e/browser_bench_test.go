@@ -14,7 +14,13 @@ import (
 // milestonesJS records when the document's first <video> reaches each milestone, in ms since the
 // document's navigation started (performance.now()'s origin). Capture listeners on window see the
 // media events before the page's own handlers, whatever the page does.
-const milestonesJS = `window.__milestones = {};
+const milestonesJS = `window.__milestones = {}; window.__busy = [];
+try {
+  new PerformanceObserver(l => { for (const e of l.getEntries()) window.__busy.push([e.entryType, Math.round(e.startTime), Math.round(e.duration),
+    Math.round(e.renderStart ? e.renderStart - e.startTime : -1), Math.round(e.styleAndLayoutStart ? e.styleAndLayoutStart - e.startTime : -1),
+    (e.scripts || []).map(s => [s.sourceURL.split("/").pop(), s.invokerType, s.invoker, Math.round(s.startTime), Math.round(s.duration), Math.round(s.forcedStyleAndLayoutDuration)])]) })
+    .observe({type: "long-animation-frame", buffered: true});
+} catch {}
 for (const name of ["loadstart", "loadedmetadata", "canplay", "playing"]) {
   addEventListener(name, () => {
     if (window.__milestones[name] === undefined) window.__milestones[name] = performance.now();
@@ -128,6 +134,18 @@ func firstFrameMilestones(b *testing.B, url string, handover bool) map[string]fl
 		}
 		return true, ""
 	})
+	// What kept the page's main thread busy before the first frame: long animation frames (over
+	// 50 ms), with the scripts that ran in them.
+	var busy []any
+	if err := br.eval(0, `window.__busy || []`, &busy); err == nil {
+		var before []any
+		for _, f := range busy {
+			if e, ok := f.([]any); ok && len(e) > 1 && e[1].(float64) < ms["playing"] {
+				before = append(before, e[1:])
+			}
+		}
+		b.Logf("%s: long frames before the first frame [start ms, duration, render starts after, style+layout after, scripts [url, type, invoker, start, ms, style+layout ms]]: %v", url, before)
+	}
 	if handover {
 		waitUntil(b, 30*time.Second, "hand-over to webtorrent at "+url, func() (bool, string) {
 			if err := br.eval(0, collectJS, &ms); err != nil {
