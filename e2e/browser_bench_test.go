@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -76,12 +77,19 @@ func BenchmarkTimeToFirstFrame(b *testing.B) {
 	var gw, direct []map[string]float64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		direct = append(direct, firstFrameMilestones(b, plain.URL+"/plain.html", false))
+		// SWARMGATE_TTFF_TRACE=dir: a Chromium trace of the first run of each side, in dir.
+		tracePath := func(side string) string {
+			if dir := os.Getenv("SWARMGATE_TTFF_TRACE"); dir != "" && i == 0 {
+				return filepath.Join(dir, side+".json")
+			}
+			return ""
+		}
+		direct = append(direct, firstFrameMilestones(b, plain.URL+"/plain.html", false, tracePath("plain")))
 
 		srv := startGateway(b, nil)
 		v := addMagnet(b, srv.URL, seeder.Magnet())
 		fetchMetainfo(b, srv.URL, v.InfoHash)
-		gw = append(gw, firstFrameMilestones(b, srv.URL+"/watch/"+v.InfoHash+"?file=0", true))
+		gw = append(gw, firstFrameMilestones(b, srv.URL+"/watch/"+v.InfoHash+"?file=0", true, tracePath("gateway")))
 		if err := srv.Close(); err != nil {
 			b.Error(err)
 		}
@@ -118,10 +126,13 @@ func BenchmarkTimeToFirstFrame(b *testing.B) {
 // firstFrameMilestones opens url in a fresh browser, waits for the video's first "playing" (and
 // with handover, for the player to hand the picture over to webtorrent, still in webtorrent
 // mode) and returns the milestones (ms since navigation start) of collectJS.
-func firstFrameMilestones(b *testing.B, url string, handover bool) map[string]float64 {
+func firstFrameMilestones(b *testing.B, url string, handover bool, tracePath string) map[string]float64 {
 	b.Helper()
 	br := startBrowser(b, browserOptions{name: "bench", initScripts: []string{milestonesJS}})
 	defer br.stop()
+	if tracePath != "" {
+		br.startTrace()
+	}
 	br.navigate(url)
 	var ms map[string]float64
 	waitUntil(b, 60*time.Second, "first playing event at "+url, func() (bool, string) {
@@ -134,6 +145,10 @@ func firstFrameMilestones(b *testing.B, url string, handover bool) map[string]fl
 		}
 		return true, ""
 	})
+	if tracePath != "" {
+		br.endTrace(tracePath)
+		b.Logf("%s: trace in %s", url, tracePath)
+	}
 	// What kept the page's main thread busy before the first frame: long animation frames (over
 	// 50 ms), with the scripts that ran in them.
 	var busy []any

@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/tracing"
 	"github.com/chromedp/chromedp"
 )
 
@@ -97,6 +98,9 @@ type browser struct {
 	console  []string                                                            // console messages, exceptions, browser log entries
 	contexts map[runtime.ExecutionContextID]*runtime.ExecutionContextDescription // live JS contexts of the tab's frames
 	output   tailBuffer                                                          // the process's stdout and stderr, last bytes
+
+	trace     [][]byte      // trace events collected since startTrace
+	traceDone chan struct{} // closed when the trace is complete
 }
 
 // startBrowser starts a fresh Chromium (its own profile, so no storage or service worker is shared
@@ -195,6 +199,15 @@ func (b *browser) onEvent(ev any) {
 			text += " " + remoteObjectText(d.Exception)
 		}
 		b.console = append(b.console, fmt.Sprintf("%s EXCEPTION [ctx %d] %s (%s:%d:%d)", now, d.ExecutionContextID, text, d.URL, d.LineNumber+1, d.ColumnNumber+1))
+	case *tracing.EventDataCollected:
+		for _, v := range ev.Value {
+			b.trace = append(b.trace, []byte(v))
+		}
+	case *tracing.EventTracingComplete:
+		if b.traceDone != nil {
+			close(b.traceDone)
+			b.traceDone = nil
+		}
 	case *log.EventEntryAdded:
 		e := ev.Entry
 		b.console = append(b.console, fmt.Sprintf("%s log.%s [%s] %s %s", now, e.Level, e.Source, e.Text, e.URL))
@@ -259,6 +272,54 @@ func (b *browser) navigate(url string) {
 	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		b.t.Fatalf("%s: navigate to %s: %v", b.name, url, err)
+	}
+}
+
+// startTrace starts recording a Chromium performance trace of the tab (what its threads did:
+// tasks, parsing, script compile and run, layout, media), for endTrace to save.
+func (b *browser) startTrace() {
+	b.t.Helper()
+	b.mu.Lock()
+	b.trace, b.traceDone = nil, make(chan struct{})
+	b.mu.Unlock()
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	cats := []string{"toplevel", "devtools.timeline", "disabled-by-default-devtools.timeline", "v8", "v8.execute", "blink", "loading", "media"}
+	if _, err := chromedp.Call(ctx, tracing.Start, tracing.StartParams{TraceConfig: &tracing.TraceConfig{IncludedCategories: cats}}); err != nil {
+		b.t.Fatalf("%s: start tracing: %v", b.name, err)
+	}
+}
+
+// endTrace stops the trace and writes it to path in Chrome's JSON trace format (open it in
+// chrome://tracing or Perfetto).
+func (b *browser) endTrace(path string) {
+	b.t.Helper()
+	b.mu.Lock()
+	done := b.traceDone
+	b.mu.Unlock()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, tracing.End, cdp.Empty{}); err != nil {
+		b.t.Fatalf("%s: end tracing: %v", b.name, err)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		b.t.Fatalf("%s: the trace did not complete", b.name)
+	}
+	b.mu.Lock()
+	events := b.trace
+	b.mu.Unlock()
+	out := []byte(`{"traceEvents":[`)
+	for i, e := range events {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, e...)
+	}
+	out = append(out, "]}\n"...)
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		b.t.Fatal(err)
 	}
 }
 
