@@ -58,7 +58,9 @@ const collectJS = `(() => {
 //
 // Each side gets a fresh Chromium (fresh profile, no cache), started before the clock runs. It
 // reports both as medians over b.N (gateway-ms, http-ms) and their ratio, the goal being ≤ 1.5×,
-// and when the gateway's page handed the picture over to webtorrent (handover-ms). Run:
+// and when the gateway's page handed the picture over to webtorrent (handover-ms); it logs each
+// page's long animation frames before its first frame. SWARMGATE_TTFF_TRACE=dir saves a Chromium
+// trace of each side's first run there (plain.json, gateway.json). Run:
 //
 //	go test -run '^$' -bench TimeToFirstFrame -benchtime 5x ./e2e/
 func BenchmarkTimeToFirstFrame(b *testing.B) {
