@@ -321,22 +321,13 @@ func TestWebRTCPeerLimit(t *testing.T) {
 	// handshake says who answered, and only the gateway's conn will do.
 	holder := newPeer(true)
 	ih := mi.HashInfoBytes()
-	hs := append([]byte("\x13BitTorrent protocol\x00\x00\x00\x00\x00\x00\x00\x00"), ih[:]...)
-	pid := holder.PeerID()
-	hs = append(hs, pid[:]...)
 	var conn net.Conn
 	for conn == nil {
 		c, err := holder.Connect(ctx, ih, e.Torrent().Length())
 		if err != nil {
 			t.Fatal(err)
 		}
-		var theirs [68]byte
-		if _, err := c.Write(hs); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadFull(c, theirs[:]); err != nil {
-			t.Fatal(err)
-		}
+		theirs := exchangeHandshake(t, c, ih, holder.PeerID(), [8]byte{})
 		if [20]byte(theirs[48:]) != [20]byte(r.g.peerID) {
 			t.Logf("the holder's offer was answered by %x, not the gateway: again", theirs[48:])
 			c.Close()

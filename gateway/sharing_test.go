@@ -129,8 +129,18 @@ func dialRawBrowser(ctx context.Context, t *testing.T, r *running, mi *metainfo.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	ih, pid := mi.HashInfoBytes(), b.PeerID()
-	hs := append([]byte("\x13BitTorrent protocol\x00\x00\x00\x00\x00"), ltep, 0x00, 0x04)
+	theirs := exchangeHandshake(t, conn, mi.HashInfoBytes(), b.PeerID(), [8]byte{5: ltep, 7: 0x04})
+	if theirs[27]&0x04 == 0 {
+		t.Fatal("the gateway's handshake has no fast extension")
+	}
+	return conn
+}
+
+// exchangeHandshake writes a BitTorrent handshake with the reserved bytes given and reads the
+// other side's, which it returns whole (reserved bytes at 20–27, peer id at 48–67).
+func exchangeHandshake(t *testing.T, conn net.Conn, ih metainfo.Hash, pid [20]byte, reserved [8]byte) [68]byte {
+	t.Helper()
+	hs := append([]byte("\x13BitTorrent protocol"), reserved[:]...)
 	hs = append(append(hs, ih[:]...), pid[:]...)
 	if _, err := conn.Write(hs); err != nil {
 		t.Fatal(err)
@@ -139,10 +149,28 @@ func dialRawBrowser(ctx context.Context, t *testing.T, r *running, mi *metainfo.
 	if _, err := io.ReadFull(conn, theirs[:]); err != nil {
 		t.Fatal(err)
 	}
-	if theirs[27]&0x04 == 0 {
-		t.Fatal("the gateway's handshake has no fast extension")
+	return theirs
+}
+
+// readOffers reads conn's messages until the deadline and notes in into when each Have came.
+func readOffers(conn net.Conn, until time.Time, into map[uint32]time.Time) {
+	conn.SetReadDeadline(until)
+	defer conn.SetReadDeadline(time.Time{})
+	for {
+		id, p, err := readMsg(conn)
+		if err != nil {
+			return
+		}
+		if id == msgHave && len(p) == 4 {
+			into[binary.BigEndian.Uint32(p)] = time.Now()
+		}
 	}
-	return conn
+}
+
+// spanPieces is how many pieces of info a span of bytes is for upload sharing: at least two.
+func spanPieces(bytes int, info metainfo.Info) int {
+	pl := int(info.PieceLength)
+	return max(2, (bytes+pl-1)/pl)
 }
 
 // TestUploadSharing: with upload sharing, a browser hears that the gateway has nothing
@@ -250,7 +278,7 @@ func TestUploadSharingNeeds(t *testing.T) {
 	r := startGateway(t, func(c *Config) { c.Demo = true; c.UploadRate = 256 << 10; c.UploadSharing = true })
 	mi, info := demoMetainfo(t, r)
 	n := info.NumPieces()
-	front := max(2, (torrent.UploadSharingFront+int(info.PieceLength)-1)/int(info.PieceLength))
+	front := spanPieces(torrent.UploadSharingFront, info)
 	if n < 2*front+2 {
 		t.Fatalf("the demo has %d pieces, fronts span %d", n, front)
 	}
@@ -318,17 +346,8 @@ func TestUploadSharingNeeds(t *testing.T) {
 		t.Errorf("piece %d offered %v after b said it needs it, before UploadSharingStuckAfter (%v): another browser holds it", want, waited, torrent.UploadSharingStuckAfter)
 	}
 	// The file's first pieces are not where b reads: not offered meanwhile, nor in the second
-	// after (the read ends at its deadline).
-	conn.SetReadDeadline(time.Now().Add(time.Second))
-	for {
-		id, p, err := readMsg(conn)
-		if err != nil {
-			break
-		}
-		if id == msgHave && len(p) == 4 {
-			offered[binary.BigEndian.Uint32(p)] = time.Now()
-		}
-	}
+	// after.
+	readOffers(conn, time.Now().Add(time.Second), offered)
 	for p := range uint32(front) {
 		if _, ok := offered[p]; ok {
 			t.Errorf("piece %d, at the file's start, offered though b said its player reads at %d (offers: %v)", p, want, offered)
@@ -418,8 +437,7 @@ func TestUploadSharingFreshBudget(t *testing.T) {
 	r := startGateway(t, func(c *Config) { c.Demo = true; c.UploadRate = capRate; c.UploadSharing = true })
 	mi, info := demoMetainfo(t, r)
 	n, pl := info.NumPieces(), int(info.PieceLength)
-	pieces := func(bytes int) int { return max(2, (bytes+pl-1)/pl) }
-	front, fresh := pieces(torrent.UploadSharingFront), pieces(torrent.UploadSharingFresh)
+	front, fresh := spanPieces(torrent.UploadSharingFront, info), spanPieces(torrent.UploadSharingFresh, info)
 	budget := max(2, int(capRate*torrent.UploadSharingFreshTime.Seconds())/pl)
 	if front < budget || n < front+fresh+1 || pl%chunk != 0 {
 		t.Fatalf("the demo has %d pieces of %d bytes: fronts span %d, the fresh budget %d, fresh per browser %d", n, pl, front, budget, fresh)
@@ -428,25 +446,11 @@ func TestUploadSharingFreshBudget(t *testing.T) {
 	defer cancel()
 	fillCap(r) // 16 s owed: nothing asked now is sent during the test
 
-	// offers reads conn's Haves until the deadline and adds them to into.
-	offers := func(conn net.Conn, until time.Time, into map[uint32]bool) {
-		conn.SetReadDeadline(until)
-		defer conn.SetReadDeadline(time.Time{})
-		for {
-			id, p, err := readMsg(conn)
-			if err != nil {
-				return
-			}
-			if id == msgHave && len(p) == 4 {
-				into[binary.BigEndian.Uint32(p)] = true
-			}
-		}
-	}
 	a := dialRawBrowser(ctx, t, r, mi, info, 0)
 	readUntil(t, a, 30*time.Second, msgHaveNone)
 	_, p := readUntil(t, a, 30*time.Second, msgHave)
-	toA := map[uint32]bool{binary.BigEndian.Uint32(p): true}
-	offers(a, time.Now().Add(500*time.Millisecond), toA)
+	toA := map[uint32]time.Time{binary.BigEndian.Uint32(p): time.Now()}
+	readOffers(a, time.Now().Add(500*time.Millisecond), toA)
 	if len(toA) != front {
 		t.Fatalf("browser a was offered %d pieces, want its front's %d: %v", len(toA), front, toA)
 	}
@@ -459,8 +463,8 @@ func TestUploadSharingFreshBudget(t *testing.T) {
 
 	b := dialRawBrowser(ctx, t, r, mi, info, 0)
 	readUntil(t, b, 30*time.Second, msgHaveNone)
-	toB := map[uint32]bool{}
-	offers(b, time.Now().Add(3*time.Second), toB)
+	toB := map[uint32]time.Time{}
+	readOffers(b, time.Now().Add(3*time.Second), toB)
 	if len(toB) > 0 {
 		t.Fatalf("browser b was offered %v while a's %d pieces were on their way (the budget is %d)", toB, front, budget)
 	}
@@ -578,9 +582,7 @@ func TestNoQuickStartWhileUplinkBusy(t *testing.T) {
 		t.Errorf("under a cap of 1.5× the file's bitrate: video src %q, want none", got)
 	}
 	r.g.uploadLimit.SetLimit(limit)
-	for range 8 { // 2 MiB owed at 256 KiB/s
-		r.g.uploadLimit.ReserveN(time.Now(), uploadBurst)
-	}
+	fillCap(r)
 	// Noticed with no page asking and no upload sharing (no peer conns here): the gateway looks every uplinkLookEvery.
 	waitFor(t, 5*time.Second, "the gateway to note the cap reached", func() bool { return r.g.uplinkBusyAt.Load() != 0 })
 	for _, page := range []string{"/watch/", "/embed/"} {
@@ -635,24 +637,10 @@ func TestUploadSharingFrontFirst(t *testing.T) {
 	ta.DownloadAll()
 	waitFor(t, 60*time.Second, "the native peer fetching", func() bool { return ta.BytesCompleted() > 0 })
 
-	b := newWebRTCPeer(ctx, t, r, true)
-	conn, err := b.Connect(ctx, mi.HashInfoBytes(), info.TotalLength())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ih, pid := mi.HashInfoBytes(), b.PeerID()
-	hs := append([]byte("\x13BitTorrent protocol\x00\x00\x00\x00\x00\x00\x00\x04"), ih[:]...)
-	if _, err := conn.Write(append(hs, pid[:]...)); err != nil {
-		t.Fatal(err)
-	}
-	var theirs [68]byte
-	if _, err := io.ReadFull(conn, theirs[:]); err != nil {
-		t.Fatal(err)
-	}
+	conn := dialRawBrowser(ctx, t, r, mi, info, 0)
 	writeMsg(t, conn, msgInterested)
 	// b's front: the first pieces, offered at once (no other browser holds them).
-	front := int(max(2, (torrent.UploadSharingFront+info.PieceLength-1)/info.PieceLength))
+	front := spanPieces(torrent.UploadSharingFront, info)
 	offered := map[uint32]bool{}
 	for len(offered) < front {
 		_, p := readUntil(t, conn, 30*time.Second, msgHave)
