@@ -542,6 +542,33 @@ func httpSent(e *registry.Entry) int64 {
 	return b.ToHTTP
 }
 
+// TestQuickStartAssumesBitrateUnprobed: until a probe says a file's bitrate (here there is no
+// probe at all), the quick start assumes quickProbingBitrate (8 Mbit/s), as README's
+// --upload-rate row says: a 256 KiB/s cap has no room for it, a cap of quickCapRoom times that
+// has.
+func TestQuickStartAssumesBitrateUnprobed(t *testing.T) {
+	r := startGateway(t, func(c *Config) { c.Demo, c.UploadRate, c.UploadSharing = true, 256<<10, false })
+	demo := demoInfoHash(t, r)
+	if rate, probing := r.g.fileBitrate(mustHash(t, demo), 0, int64(len(demoVideo))); rate != 0 || probing {
+		t.Fatalf("the demo has a bitrate (%.0f B/s, probing %v) without ffprobe", rate, probing)
+	}
+	srcRE := regexp.MustCompile(`<video id="player"[^>]*?(?: src="([^"]*)")?>`)
+	src := func() string {
+		m := srcRE.FindSubmatch(r.get(t, "/watch/"+demo, nil).body)
+		if m == nil {
+			t.Fatal("no <video id=\"player\">")
+		}
+		return string(m[1])
+	}
+	if got := src(); got != "" {
+		t.Errorf("under a cap of 256 KiB/s, bitrate unknown: video src %q, want none", got)
+	}
+	r.g.uploadLimit.SetLimit(rate.Limit(quickCapRoom * quickProbingBitrate))
+	if got := src(); !strings.Contains(got, "/stream/"+demo+"/0") {
+		t.Errorf("under a cap of %.0f B/s, bitrate unknown: video src %q, want the file's stream", quickCapRoom*quickProbingBitrate, got)
+	}
+}
+
 // TestNoQuickStartWhileUplinkBusy: the watch and embed pages start their video on the file's
 // /stream (the quick start) while the upload cap has room, and not while it is reached or was
 // within uplinkCalmFor (the gateway notes it by itself, upload sharing off).
