@@ -17,7 +17,7 @@ import (
 // media events before the page's own handlers, whatever the page does.
 const milestonesJS = `window.__milestones = {}; window.__busy = [];
 try {
-  new PerformanceObserver(l => { for (const e of l.getEntries()) window.__busy.push([e.entryType, Math.round(e.startTime), Math.round(e.duration),
+  new PerformanceObserver(l => { for (const e of l.getEntries()) window.__busy.push([Math.round(e.startTime), Math.round(e.duration),
     Math.round(e.renderStart ? e.renderStart - e.startTime : -1), Math.round(e.styleAndLayoutStart ? e.styleAndLayoutStart - e.startTime : -1),
     (e.scripts || []).map(s => [s.sourceURL.split("/").pop(), s.invokerType, s.invoker, Math.round(s.startTime), Math.round(s.duration), Math.round(s.forcedStyleAndLayoutDuration)])]) })
     .observe({type: "long-animation-frame", buffered: true});
@@ -157,8 +157,10 @@ func firstFrameMilestones(b *testing.B, url string, handover bool, tracePath str
 	if err := br.eval(0, `window.__busy || []`, &busy); err == nil {
 		var before []any
 		for _, f := range busy {
-			if e, ok := f.([]any); ok && len(e) > 1 && e[1].(float64) < ms["playing"] {
-				before = append(before, e[1:])
+			if e, ok := f.([]any); ok && len(e) > 0 {
+				if start, ok := e[0].(float64); ok && start < ms["playing"] {
+					before = append(before, e)
+				}
 			}
 		}
 		b.Logf("%s: long frames before the first frame [start ms, duration, render starts after, style+layout after, scripts [url, type, invoker, start, ms, style+layout ms]]: %v", url, before)

@@ -592,12 +592,15 @@ function watchStats (torrent, gateway) {
       return
     }
     const peers = { gateway: 0, browsers: 0, webseed: 0, other: 0 }
+    const wires = []
     for (const w of torrent.wires) {
       attach(w)
-      peers[kind(w)]++
+      const k = kind(w)
+      peers[k]++
+      if (k !== 'webseed') wires.push(wireState(w, k))
     }
     sg.stats = swarmStats({ peers, from, uploaded, downloadSpeed: torrent.downloadSpeed, uploadSpeed: torrent.uploadSpeed })
-    sg.wires = torrent.wires.filter(w => w.type !== 'webSeed').map(w => wireState(w, kind(w)))
+    sg.wires = wires
   }, STATS_EVERY_MS)
 }
 
