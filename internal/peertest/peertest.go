@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -182,17 +183,23 @@ func Port(hostPort string) int {
 	return n
 }
 
-// FreeLoopbackAddrs returns n 127.0.0.1 addresses nothing listens on (ports the kernel gave and
-// took back), for servers a test starts that cannot listen on port 0 (cluster routes name each
-// other's addresses up front).
+// FreeLoopbackAddrs returns n 127.0.0.1 addresses nothing listens on, for servers a test starts
+// that cannot listen on port 0 (cluster routes name each other's addresses up front). The ports
+// are drawn at random below Linux's default ephemeral range (32768–60999), each checked free by
+// a listen: a port the kernel hands out for port 0 is also what it hands to outgoing connections,
+// and in a busy test run one of those took such a port between its release and the server's
+// listen (the embedded NATS of TestClusterNodeOwnTorrent, "not ready in 10 s").
 func FreeLoopbackAddrs(tb testing.TB, n int) []string {
 	tb.Helper()
 	var addrs []string
 	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(addrs) < n; tries++ {
+		if tries == 1000 {
+			tb.Fatalf("no free loopback port below 32768 in %d tries", tries)
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+mrand.IntN(12768)))
 		if err != nil {
-			tb.Fatal(err)
+			continue // taken
 		}
 		ls = append(ls, l)
 		addrs = append(addrs, l.Addr().String())
