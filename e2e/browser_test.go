@@ -55,6 +55,9 @@ func checkPlayingView(t testing.TB, v pageView, m *mediaTorrent, wantMode string
 	}
 	if v.Video == nil || v.Video.Error != nil {
 		t.Errorf("video element missing or in error: %v", v)
+	} else if !v.Video.Controls {
+		// The quick start's video starts without them; the page's loader adds them once it plays.
+		t.Errorf("the playing video has no controls")
 	}
 }
 
@@ -71,6 +74,10 @@ func TestBrowserPlaysFromNativeSwarm(t *testing.T) {
 			v := b.waitView(45*time.Second, nil, "page plays", playingCond(t))
 			t.Logf("playing %v after navigation: %v", time.Since(start).Round(time.Millisecond), v)
 			checkPlayingView(t, v, m, "webtorrent")
+			var statsShown bool
+			if err := b.eval(0, `!document.getElementById("stats").hidden`, &statsShown); err != nil || !statsShown {
+				t.Errorf("the stats panel is hidden on a playing page (%v)", err)
+			}
 			v = b.waitView(30*time.Second, nil, "video passes 3 s", advancedCond(t, 3))
 			t.Logf("past 3 s %v after navigation: %v", time.Since(start).Round(time.Millisecond), v)
 			if v.SG == nil || v.SG.State != "playing" {

@@ -463,6 +463,7 @@ type videoState struct {
 	Ended       bool    `json:"ended"`
 	Seeking     bool    `json:"seeking"`
 	ReadyState  int     `json:"readyState"`
+	Controls    bool    `json:"controls"`
 	Src         string  `json:"src"`
 	Error       *struct {
 		Code    int    `json:"code"`
@@ -480,7 +481,7 @@ const pageViewJS = `(() => {
   if (v) out.video = {
     currentTime: v.currentTime,
     duration: Number.isFinite(v.duration) ? v.duration : -1,
-    paused: v.paused, ended: v.ended, seeking: v.seeking, readyState: v.readyState,
+    paused: v.paused, ended: v.ended, seeking: v.seeking, readyState: v.readyState, controls: v.controls,
     src: v.currentSrc || v.src || "",
     error: v.error ? {code: v.error.code, message: v.error.message} : null,
   };

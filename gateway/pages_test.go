@@ -46,12 +46,13 @@ func TestPagesAndAssets(t *testing.T) {
 		{"/", "text/html", []string{`id="add"`, `/static/index.js`}},
 		{"/watch/" + ih, "text/html", []string{`<video id="player"`, `id="message"`, `/static/watch.js`, "<title>" + demoName}},
 		{"/watch/" + ih + "?file=0", "text/html", []string{`<video id="player"`}},
-		{"/embed/" + ih + "?file=0", "text/html", []string{`<video id="player"`, `id="message"`, `/static/player.js`}},
+		{"/embed/" + ih + "?file=0", "text/html", []string{`<video id="player"`, `id="message"`, `/static/embedded.js`}},
 		{"/embed.js", "text/javascript", []string{"customElements.define('swarm-player'"}},
 		{"/sw.min.js", "text/javascript", []string{string(vendored[:40])}},
 		{"/static/vendor/webtorrent.min.js", "text/javascript", []string{"export{"}},
 		{"/static/player.js", "text/javascript", []string{"window.swarmgate"}},
 		{"/static/watch.js", "text/javascript", nil},
+		{"/static/embedded.js", "text/javascript", []string{"start("}},
 		{"/static/index.js", "text/javascript", nil},
 		{"/static/style.css", "text/css", nil},
 		{"/static/icon.svg", "image/svg+xml", nil},
@@ -389,23 +390,37 @@ func TestPagesStartOnStream(t *testing.T) {
 	if views[0].Files[0].MIME != "video/mp4" {
 		t.Fatalf("the demo is %s, not an MP4", views[0].Files[0].MIME)
 	}
+	// The video's src; and whether the page is as a quick start wants it: the video without its
+	// controls and the page's modules run by the loader once it plays, else both from the start.
 	srcRE := regexp.MustCompile(`<video id="player"[^>]*?(?: src="([^"]*)")?>`)
-	src := func(page string) string {
-		m := srcRE.FindSubmatch(r.get(t, page, nil).body)
+	src := func(page, module string) (src string, quickStartPage, plainPage bool) {
+		body := r.get(t, page, nil).body
+		m := srcRE.FindSubmatch(body)
 		if m == nil {
 			t.Fatalf("%s: no <video id=\"player\">", page)
 		}
-		return html.UnescapeString(string(m[1]))
+		controls := bytes.Contains(m[0], []byte(" controls "))
+		loader := bytes.Contains(body, []byte(`import("`+module+`")`))
+		script := bytes.Contains(body, []byte(`<script type="module" src="`+module+`">`))
+		return html.UnescapeString(string(m[1])), !controls && loader && !script, controls && !loader && script
 	}
-	for _, page := range []string{"/watch/", "/embed/"} {
+	for page, module := range map[string]string{"/watch/": "/static/watch.js", "/embed/": "/static/embedded.js"} {
 		for _, q := range []string{"", "?file=0"} {
-			if got := src(page + ih + q); got != want+"?quick=1" {
+			got, quickStartPage, _ := src(page+ih+q, module)
+			if got != want+"?quick=1" {
 				t.Errorf("%s%s: video src %q, want the file's stream, paced %q", page, q, got, want+"?quick=1")
+			}
+			if !quickStartPage {
+				t.Errorf("%s%s%s: the video has its controls or %s is not loaded after it plays", page, ih, q, module)
 			}
 		}
 		for _, q := range []string{"?file=0&audio=1", "?caps=no-mse", "?file=1"} {
-			if got := src(page + ih + q); got != "" {
+			got, _, plainPage := src(page+ih+q, module)
+			if got != "" {
 				t.Errorf("%s%s: video src %q, want none", page, q, got)
+			}
+			if !plainPage {
+				t.Errorf("%s%s%s: the video lacks its controls or %s is not a module script", page, ih, q, module)
 			}
 		}
 	}

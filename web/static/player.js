@@ -86,6 +86,8 @@ export async function start ({ video, messageEl, hooks = {} }) {
   // The stream the page's HTML started the video on (the quick start), if any.
   const quick = video.getAttribute('src') || ''
   p.listenTo(video)
+  // With the quick start this runs once the video plays (the page's loader waits for it).
+  if (!video.paused && video.readyState >= HTMLMediaElement.HAVE_FUTURE_DATA) sg.state = 'playing'
 
   // Everything that does not depend on the torrent starts now, side by side: a first frame waits
   // for the slowest of them, not for their sum. Failures are settled here and reported where the

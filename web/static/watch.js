@@ -115,3 +115,6 @@ startPlot($('plot'), $('legend'), [
 
 setInterval(renderStats, 500)
 renderStats()
+// Hidden in the page's HTML: without the scripts it says nothing, and the first layout (which the
+// first frame waits on) is smaller without it.
+$('stats').hidden = false
