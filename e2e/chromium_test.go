@@ -85,6 +85,11 @@ type browserOptions struct {
 	initScripts []string
 	// name tells the browser's log lines apart when a test has several.
 	name string
+	// tabOf, when set, opens the "browser" as a tab of that running one, in a browser context of
+	// its own (its own storage, cache and service workers: another viewer, as a fresh profile
+	// is), sharing its browser, GPU and network processes. For benchmarks with many viewers on
+	// one machine, where those processes' per-browser CPU is the machine's, not a viewer's.
+	tabOf *browser
 }
 
 // browser is one headless Chromium process with one tab.
@@ -145,8 +150,18 @@ func launchBrowser(t testing.TB, path string, opts browserOptions) (*browser, er
 			allocOpts = append(allocOpts, chromedp.Flag(name, true))
 		}
 	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), allocOpts...)
-	ctx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithListener(b.onEvent))
+	var ctx context.Context
+	var cancelTab, cancelAlloc context.CancelFunc
+	if opts.tabOf != nil {
+		// Chromium's output stays the first browser's; a new browser context opens in a window of
+		// its own, so the tab is visible like the others.
+		ctx, cancelTab = chromedp.NewContext(opts.tabOf.ctx, chromedp.WithNewBrowserContext(), chromedp.WithListener(b.onEvent))
+		cancelAlloc = func() {}
+	} else {
+		var allocCtx context.Context
+		allocCtx, cancelAlloc = chromedp.NewExecAllocator(context.Background(), allocOpts...)
+		ctx, cancelTab = chromedp.NewContext(allocCtx, chromedp.WithListener(b.onEvent))
+	}
 	b.ctx = ctx
 	var once sync.Once
 	b.stop = func() {
@@ -154,8 +169,9 @@ func launchBrowser(t testing.TB, path string, opts browserOptions) (*browser, er
 			if t.Failed() {
 				b.dump()
 			}
-			// A graceful close first, bounded; cancelling the allocator then kills whatever is
-			// left and waits for the process to exit.
+			// A graceful close first, bounded (a tab: closed, its browser context disposed);
+			// cancelling the allocator then kills whatever is left and waits for the process to
+			// exit.
 			closeCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			_ = chromedp.Cancel(closeCtx)
 			cancel()

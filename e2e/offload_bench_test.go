@@ -41,7 +41,10 @@ import (
 // "5:capped:on:plain,5:capped:off:plain,10:capped:on:plain,10:capped:off:plain,5:none:on:plain,5:capped:on:watch");
 // SWARMGATE_OFFLOAD_SECONDS, the video's length (60); SWARMGATE_OFFLOAD_MBPS, its bitrate (4);
 // SWARMGATE_OFFLOAD_SIZE, its picture (640x360: every page decodes it on the same machine);
-// SWARMGATE_OFFLOAD_TRACE=1 logs each viewer every 10 s, and a watch page's wires at each stall.
+// SWARMGATE_OFFLOAD_TRACE=1 logs each viewer every 10 s, and a watch page's wires at each stall;
+// SWARMGATE_OFFLOAD_ONE_BROWSER=1 opens the viewers as tabs of one Chromium, each in a browser
+// context of its own (storage, cache, service workers: a fresh profile each, as before), so that
+// the machine runs one browser, GPU and network process instead of one per viewer.
 func BenchmarkOffload(b *testing.B) {
 	seconds := envInt(b, "SWARMGATE_OFFLOAD_SECONDS", 60)
 	mbps := envFloat(b, "SWARMGATE_OFFLOAD_MBPS", 4)
@@ -147,12 +150,16 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 
 	cpuBusy0, cpuAll0, _ := cpuTimes()
 	cpu := sampleCPU()
+	oneBrowser := os.Getenv("SWARMGATE_OFFLOAD_ONE_BROWSER") != ""
 	browsers := make([]*browser, c.viewers)
 	started := make([]time.Time, c.viewers)
 	for i := range browsers {
 		opts := browserOptions{name: fmt.Sprintf("viewer%d", i)}
 		if c.watch {
 			opts.initScripts = []string{watchStallsJS}
+		}
+		if oneBrowser && i > 0 {
+			opts.tabOf = browsers[0]
 		}
 		browsers[i] = startBrowser(b, opts)
 		started[i] = time.Now()
@@ -267,13 +274,13 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 		// over from the quick start, fetched the film over HTTP.
 		for i, br := range browsers {
 			var ps struct {
-				Mode, Source, Message string
-				Marks                 map[string]float64
-				Handover              []map[string]any
+				Mode, Source, Message, Visibility string
+				Marks                             map[string]float64
+				Handover                          []map[string]any
 			}
 			if err := br.eval(0, watchPageStateJS, &ps); err == nil {
-				reportf("viewer%d: first frame %.0f ms, stalls %d (%.1f s; film s/buffered ahead s/ms/browser peers/page ms: %v), mode %s, source %s, marks %v; %q; hand-over tries %v", i, states[i].FirstFrame,
-					states[i].Stalls, states[i].Stalled, states[i].StallLog, ps.Mode, ps.Source, ps.Marks, ps.Message, ps.Handover)
+				reportf("viewer%d: first frame %.0f ms, stalls %d (%.1f s; film s/buffered ahead s/ms/browser peers/page ms: %v), mode %s, source %s, marks %v; %q; hand-over tries %v; page %s", i, states[i].FirstFrame,
+					states[i].Stalls, states[i].Stalled, states[i].StallLog, ps.Mode, ps.Source, ps.Marks, ps.Message, ps.Handover, ps.Visibility)
 				if trace {
 					var wires []string
 					if err := br.eval(0, `window.__stalls?.wires || []`, &wires); err == nil {
@@ -285,8 +292,9 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 			}
 		}
 	}
-	for _, br := range browsers {
-		br.stop()
+	// The tabs before the browser they are in.
+	for i := len(browsers) - 1; i >= 0; i-- {
+		browsers[i].stop()
 	}
 	return res
 }
@@ -373,7 +381,7 @@ func reportf(format string, args ...any) {
 const watchPageStateJS = `(() => {
   const s = window.swarmgate || {}; const marks = {};
   for (const m of performance.getEntriesByType("mark")) if (m.name.startsWith("swarmgate:")) marks[m.name.slice(10)] = Math.round(m.startTime);
-  return {mode: s.mode || "", source: s.source || "", message: s.message || "", marks, handover: s.handover || []};
+  return {mode: s.mode || "", source: s.source || "", message: s.message || "", marks, handover: s.handover || [], visibility: document.visibilityState};
 })()`
 
 // watchStallsJS, run before the watch page's own scripts, counts its stalls: "waiting" of the
