@@ -90,6 +90,8 @@ type browserOptions struct {
 	// is), sharing its browser, GPU and network processes. For benchmarks with many viewers on
 	// one machine, where those processes' per-browser CPU is the machine's, not a viewer's.
 	tabOf *browser
+	// flags are Chromium flags besides chromiumFlags ("name=value" or "name"); not for a tab.
+	flags []string
 }
 
 // browser is one headless Chromium process with one tab.
@@ -142,7 +144,7 @@ func launchBrowser(t testing.TB, path string, opts browserOptions) (*browser, er
 	// browser exits, kills Chromium's helper processes that still use it before removing it; a
 	// t.TempDir would race those helpers in its own cleanup.
 	allocOpts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(path), chromedp.CombinedOutput(&b.output)}
-	for _, f := range chromiumFlags {
+	for _, f := range append(slices.Clone(chromiumFlags), opts.flags...) {
 		name, value, ok := strings.Cut(f, "=")
 		if ok {
 			allocOpts = append(allocOpts, chromedp.Flag(name, value))

@@ -44,7 +44,9 @@ import (
 // SWARMGATE_OFFLOAD_TRACE=1 logs each viewer every 10 s, and a watch page's wires at each stall;
 // SWARMGATE_OFFLOAD_ONE_BROWSER=1 opens the viewers as tabs of one Chromium, each in a browser
 // context of its own (storage, cache, service workers: a fresh profile each, as before), so that
-// the machine runs one browser, GPU and network process instead of one per viewer.
+// the machine runs one browser, GPU and network process instead of one per viewer;
+// SWARMGATE_OFFLOAD_WINDOW=WxH sets Chromium's window size (the watch page's video is drawn in
+// software here, at the page's width: a viewer's GPU would do that).
 func BenchmarkOffload(b *testing.B) {
 	seconds := envInt(b, "SWARMGATE_OFFLOAD_SECONDS", 60)
 	mbps := envFloat(b, "SWARMGATE_OFFLOAD_MBPS", 4)
@@ -161,6 +163,9 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 		if oneBrowser && i > 0 {
 			opts.tabOf = browsers[0]
 		}
+		if w := os.Getenv("SWARMGATE_OFFLOAD_WINDOW"); w != "" {
+			opts.flags = append(opts.flags, "window-size="+strings.Replace(w, "x", ",", 1))
+		}
 		browsers[i] = startBrowser(b, opts)
 		started[i] = time.Now()
 		if c.watch {
@@ -274,13 +279,13 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 		// over from the quick start, fetched the film over HTTP.
 		for i, br := range browsers {
 			var ps struct {
-				Mode, Source, Message, Visibility string
-				Marks                             map[string]float64
-				Handover                          []map[string]any
+				Mode, Source, Message, Visibility, Shown string
+				Marks                                    map[string]float64
+				Handover                                 []map[string]any
 			}
 			if err := br.eval(0, watchPageStateJS, &ps); err == nil {
-				reportf("viewer%d: first frame %.0f ms, stalls %d (%.1f s; film s/buffered ahead s/ms/browser peers/page ms: %v), mode %s, source %s, marks %v; %q; hand-over tries %v; page %s", i, states[i].FirstFrame,
-					states[i].Stalls, states[i].Stalled, states[i].StallLog, ps.Mode, ps.Source, ps.Marks, ps.Message, ps.Handover, ps.Visibility)
+				reportf("viewer%d: first frame %.0f ms, stalls %d (%.1f s; film s/buffered ahead s/ms/browser peers/page ms: %v), mode %s, source %s, marks %v; %q; hand-over tries %v; page %s, video shown at %s px", i, states[i].FirstFrame,
+					states[i].Stalls, states[i].Stalled, states[i].StallLog, ps.Mode, ps.Source, ps.Marks, ps.Message, ps.Handover, ps.Visibility, ps.Shown)
 				if trace {
 					var wires []string
 					if err := br.eval(0, `window.__stalls?.wires || []`, &wires); err == nil {
@@ -381,7 +386,8 @@ func reportf(format string, args ...any) {
 const watchPageStateJS = `(() => {
   const s = window.swarmgate || {}; const marks = {};
   for (const m of performance.getEntriesByType("mark")) if (m.name.startsWith("swarmgate:")) marks[m.name.slice(10)] = Math.round(m.startTime);
-  return {mode: s.mode || "", source: s.source || "", message: s.message || "", marks, handover: s.handover || [], visibility: document.visibilityState};
+  return {mode: s.mode || "", source: s.source || "", message: s.message || "", marks, handover: s.handover || [], visibility: document.visibilityState,
+    shown: (v => v ? v.clientWidth + "x" + v.clientHeight : "")(document.getElementById("player"))};
 })()`
 
 // watchStallsJS, run before the watch page's own scripts, counts its stalls: "waiting" of the
