@@ -87,6 +87,49 @@ func TestBrowserPlaysFromNativeSwarm(t *testing.T) {
 	}
 }
 
+// The quick start's watch page shows the video's first frame before its controls and the
+// player's modules (their start held up the first frame: docs/bench.md); a browser that says it
+// will not autoplay gets the controls, and the player, at once.
+func TestQuickStartControlsAfterFirstFrame(t *testing.T) {
+	m := seedMediaThroughGateway(t, "test-h264.mp4", nil)
+	// What the page had when its parsing ended.
+	const atParsed = `document.addEventListener("DOMContentLoaded", () => {
+	  const v = document.getElementById("player");
+	  window.__atParsed = {src: v.getAttribute("src") || "", controls: v.controls, player: !!window.swarmgate};
+	})`
+	for _, c := range []struct {
+		name    string
+		refuses bool // the browser says it will not autoplay
+	}{{"autoplays", false}, {"refuses-autoplay", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			scripts := []string{atParsed}
+			if c.refuses {
+				scripts = append(scripts, `navigator.getAutoplayPolicy = () => "disallowed"`)
+			}
+			b := startBrowser(t, browserOptions{name: c.name, initScripts: scripts})
+			b.navigate(m.WatchURL())
+			v := b.waitView(45*time.Second, nil, "page plays", playingCond(t))
+			checkPlayingView(t, v, m, "webtorrent")
+			var at struct {
+				Src              string
+				Controls, Player bool
+			}
+			if err := b.eval(0, `window.__atParsed`, &at); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(at.Src, "/stream/") {
+				t.Fatalf("the page did not start on the gateway's stream (src %q): no quick start to test", at.Src)
+			}
+			if at.Controls != c.refuses {
+				t.Errorf("controls when the page was parsed: %v, want %v", at.Controls, c.refuses)
+			}
+			if !c.refuses && at.Player {
+				t.Errorf("the player ran before the video played")
+			}
+		})
+	}
+}
+
 // 2. Seeking to 80 % of the video resumes playback within seconds: the page (and the gateway
 // behind it) fetch the pieces at the new position first.
 func TestBrowserSeek(t *testing.T) {
