@@ -128,6 +128,18 @@ func TestQuickStartControlsAfterFirstFrame(t *testing.T) {
 			}
 		})
 	}
+	// The player's module does not load: the page says so, and the video plays on, with controls.
+	t.Run("player-fails-to-load", func(t *testing.T) {
+		b := startBrowser(t, browserOptions{name: "no-player", blockURLs: []string{"*://*:*/static/watch.js"}})
+		b.navigate(m.WatchURL())
+		v := b.waitView(45*time.Second, nil, "the video plays past 1 s, the page saying the player did not load", func(v pageView) (bool, string) {
+			ok, reason := advancedCond(t, 1)(v)
+			return ok && strings.Contains(v.Message, "The player did not load"), fmt.Sprintf("%s; message %q", reason, v.Message)
+		})
+		if !v.Video.Controls {
+			t.Errorf("the video has no controls")
+		}
+	})
 }
 
 // 2. Seeking to 80 % of the video resumes playback within seconds: the page (and the gateway

@@ -14,6 +14,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/cdproto/tracing"
@@ -92,6 +93,9 @@ type browserOptions struct {
 	tabOf *browser
 	// flags are Chromium flags besides chromiumFlags ("name=value" or "name"); not for a tab.
 	flags []string
+	// blockURLs are URL patterns (URLPattern syntax, absolute: "*://*:*/static/watch.js") the tab
+	// fails to load, as a network error.
+	blockURLs []string
 }
 
 // browser is one headless Chromium process with one tab.
@@ -189,6 +193,18 @@ func launchBrowser(t testing.TB, path string, opts browserOptions) (*browser, er
 	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
 		if _, err := cdp.Call(ctx, tgt, log.Enable, cdp.Empty{}); err != nil {
 			return err
+		}
+		if len(opts.blockURLs) > 0 {
+			var blocked network.SetBlockedURLsParams
+			for _, u := range opts.blockURLs {
+				blocked.URLPatterns = append(blocked.URLPatterns, &network.BlockPattern{URLPattern: u, Block: true})
+			}
+			if _, err := cdp.Call(ctx, tgt, network.Enable, network.EnableParams{}); err != nil {
+				return err
+			}
+			if _, err := cdp.Call(ctx, tgt, network.SetBlockedURLs, blocked); err != nil {
+				return err
+			}
 		}
 		scripts := opts.initScripts
 		if opts.noWebRTC {
