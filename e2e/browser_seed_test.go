@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -85,16 +86,33 @@ func TestBrowserSeededFileStreams(t *testing.T) {
 	start := time.Now()
 	v := addMagnet(t, base, "magnet:?xt=urn:btih:"+seeded.InfoHash)
 	client := &http.Client{Timeout: 30 * time.Second}
+	// Both ends of the transfer, for a failure's message (it failed once in a loaded full run:
+	// the body stalled).
+	sides := func() string {
+		var g struct {
+			State    string           `json:"state"`
+			Progress float64          `json:"progress"`
+			Peers    map[string]int   `json:"peers"`
+			Bytes    map[string]int64 `json:"bytes"`
+		}
+		if res, err := http.Get(base + "/api/torrents/" + v.InfoHash); err == nil {
+			_ = json.NewDecoder(res.Body).Decode(&g)
+			res.Body.Close()
+		}
+		var page any
+		_ = b.eval(0, `(() => { const t = window.seedClient?.torrents[0]; return t ? {wires: t.wires.length, uploaded: t.uploaded, uploadSpeed: t.uploadSpeed, done: t.done} : null })()`, &page)
+		return fmt.Sprintf("gateway: %s, progress %.3f, peers %v, bytes %v; page: %v", g.State, g.Progress, g.Peers, g.Bytes, page)
+	}
 	var got []byte
 	waitUntil(t, 60*time.Second, "the whole file through /stream", func() (bool, string) {
 		res, err := client.Get(base + "/stream/" + v.InfoHash + "/0")
 		if err != nil {
-			return false, err.Error()
+			return false, err.Error() + "; " + sides()
 		}
 		defer res.Body.Close()
 		body, err := io.ReadAll(res.Body)
 		if err != nil {
-			return false, "reading: " + err.Error()
+			return false, "reading: " + err.Error() + "; " + sides()
 		}
 		if res.StatusCode != http.StatusOK {
 			return false, res.Status + " " + string(body)
