@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,7 +46,15 @@ const seedInPageJS = `(() => {
 // has to offer to the page itself; the page's own offers went out with its first announce, when
 // the swarm held nobody to take them.
 func TestBrowserSeededFileStreams(t *testing.T) {
-	base := startGateway(t, nil).URL
+	srv := startGateway(t, nil)
+	base := srv.URL
+	t.Cleanup(func() {
+		if t.Failed() {
+			var status strings.Builder
+			srv.Gateway.Client().WriteStatus(&status)
+			t.Logf("the gateway's torrent client:\n%s", status.String())
+		}
+	})
 	b := startBrowser(t, browserOptions{name: "seeding page"})
 	b.navigate(base + "/")
 	const size = 3<<20 + 12345
