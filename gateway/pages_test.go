@@ -376,6 +376,20 @@ func TestPagesCarryBootData(t *testing.T) {
 	}
 }
 
+// playerVideoRE is a watch or embed page's player <video> tag, its src (if any) in group 1.
+var playerVideoRE = regexp.MustCompile(`<video id="player"[^>]*?(?: src="([^"]*)")?>`)
+
+// playerVideo returns the player's <video> tag of page (its body) and the tag's src, unescaped
+// ("" for none).
+func playerVideo(t *testing.T, page string, body []byte) (tag, src string) {
+	t.Helper()
+	m := playerVideoRE.FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("%s: no <video id=\"player\">", page)
+	}
+	return string(m[0]), html.UnescapeString(string(m[1]))
+}
+
 // TestPagesStartOnStream: the watch and embed pages of a torrent with metadata start their video
 // on the /stream of the file the page plays (the quick start), the one ?file names or else the
 // largest video; not where the player alone knows how it will play (?audio, ?caps: HLS), nor for
@@ -392,17 +406,13 @@ func TestPagesStartOnStream(t *testing.T) {
 	}
 	// The video's src; and whether the page is as a quick start wants it: the video without its
 	// controls and the page's modules run by the loader once it plays, else both from the start.
-	srcRE := regexp.MustCompile(`<video id="player"[^>]*?(?: src="([^"]*)")?>`)
 	src := func(page, module string) (src string, quickStartPage, plainPage bool) {
 		body := r.get(t, page, nil).body
-		m := srcRE.FindSubmatch(body)
-		if m == nil {
-			t.Fatalf("%s: no <video id=\"player\">", page)
-		}
-		controls := bytes.Contains(m[0], []byte(" controls "))
+		tag, src := playerVideo(t, page, body)
+		controls := strings.Contains(tag, " controls ")
 		loader := bytes.Contains(body, []byte(`import("`+module+`")`))
 		script := bytes.Contains(body, []byte(`<script type="module" src="`+module+`">`))
-		return html.UnescapeString(string(m[1])), !controls && loader && !script, controls && !loader && script
+		return src, !controls && loader && !script, controls && !loader && script
 	}
 	for page, module := range map[string]string{"/watch/": "/static/watch.js", "/embed/": "/static/embedded.js"} {
 		for _, q := range []string{"", "?file=0"} {

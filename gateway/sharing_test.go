@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -552,13 +551,9 @@ func TestQuickStartAssumesBitrateUnprobed(t *testing.T) {
 	if rate, probing := r.g.fileBitrate(mustHash(t, demo), 0, int64(len(demoVideo))); rate != 0 || probing {
 		t.Fatalf("the demo has a bitrate (%.0f B/s, probing %v) without ffprobe", rate, probing)
 	}
-	srcRE := regexp.MustCompile(`<video id="player"[^>]*?(?: src="([^"]*)")?>`)
 	src := func() string {
-		m := srcRE.FindSubmatch(r.get(t, "/watch/"+demo, nil).body)
-		if m == nil {
-			t.Fatal("no <video id=\"player\">")
-		}
-		return string(m[1])
+		_, src := playerVideo(t, "/watch/"+demo, r.get(t, "/watch/"+demo, nil).body)
+		return src
 	}
 	if got := src(); got != "" {
 		t.Errorf("under a cap of 256 KiB/s, bitrate unknown: video src %q, want none", got)
@@ -578,13 +573,9 @@ func TestNoQuickStartWhileUplinkBusy(t *testing.T) {
 		c.Demo, c.FFprobe, c.UploadRate, c.UploadSharing = true, "ffprobe", 256<<10, false
 	})
 	demo := demoInfoHash(t, r)
-	srcRE := regexp.MustCompile(`<video id="player"[^>]*?(?: src="([^"]*)")?>`)
 	src := func(page string) string {
-		m := srcRE.FindSubmatch(r.get(t, page, nil).body)
-		if m == nil {
-			t.Fatalf("%s: no <video id=\"player\">", page)
-		}
-		return string(m[1])
+		_, src := playerVideo(t, page, r.get(t, page, nil).body)
+		return src
 	}
 	// Before the probe says the bitrate, 8 Mbit/s is assumed: more than a 256 KiB/s cap has
 	// room for. (The probe may be done already when the demo is in the cache.)
