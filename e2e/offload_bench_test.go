@@ -150,9 +150,9 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 	}
 	getJSONInto(b, base+"/api/config", &cfg)
 
-	cpuBusy0, cpuAll0, _ := cpuTimes()
 	cpu := sampleCPU()
 	oneBrowser := os.Getenv("SWARMGATE_OFFLOAD_ONE_BROWSER") != ""
+	window := os.Getenv("SWARMGATE_OFFLOAD_WINDOW")
 	browsers := make([]*browser, c.viewers)
 	started := make([]time.Time, c.viewers)
 	for i := range browsers {
@@ -163,8 +163,8 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 		if oneBrowser && i > 0 {
 			opts.tabOf = browsers[0]
 		}
-		if w := os.Getenv("SWARMGATE_OFFLOAD_WINDOW"); w != "" {
-			opts.flags = append(opts.flags, "window-size="+strings.Replace(w, "x", ",", 1))
+		if window != "" {
+			opts.flags = append(opts.flags, "window-size="+strings.Replace(window, "x", ",", 1))
 		}
 		browsers[i] = startBrowser(b, opts)
 		started[i] = time.Now()
@@ -215,7 +215,8 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 		}
 		time.Sleep(time.Second)
 	}
-	saturated := cpu.stop()
+	saturated, busy := cpu.stop()
+	res.cpuBusy = busy
 	for _, span := range saturated {
 		res.cpuSaturated += span[1].Sub(span[0]).Seconds()
 	}
@@ -228,9 +229,6 @@ func runOffloadCase(b *testing.B, c offloadCase) offloadResult {
 		} `json:"bytes"`
 	}
 	getJSONInto(b, base+"/api/torrents/"+v.InfoHash, &tv)
-	if cpuBusy1, cpuAll1, _ := cpuTimes(); cpuAll1 > cpuAll0 {
-		res.cpuBusy = float64(cpuBusy1-cpuBusy0) / float64(cpuAll1-cpuAll0)
-	}
 	res.toWebRTC, res.toHTTP = tv.Bytes.ToWebRTC, tv.Bytes.ToHTTP
 	res.egressBytes = res.toWebRTC + res.toHTTP
 	res.egress = res.egressBytes / float64(c.length)
@@ -326,23 +324,31 @@ func cpuTimes() (busy, all uint64, at time.Time) {
 
 // cpuSampler notes, every half second, the spans in which the machine's CPU was ≥ 95 % busy.
 type cpuSampler struct {
-	start     time.Time
-	done      chan struct{}
-	saturated chan [][2]time.Time
+	start  time.Time
+	done   chan struct{}
+	result chan cpuSample
+}
+
+// cpuSample is what a cpuSampler saw: the saturated spans, and the share of the CPU time that
+// was busy over all of it (0..1).
+type cpuSample struct {
+	saturated [][2]time.Time
+	busy      float64
 }
 
 func sampleCPU() *cpuSampler {
-	s := &cpuSampler{start: time.Now(), done: make(chan struct{}), saturated: make(chan [][2]time.Time, 1)}
+	s := &cpuSampler{start: time.Now(), done: make(chan struct{}), result: make(chan cpuSample, 1)}
 	go func() {
 		var spans [][2]time.Time
 		tick := time.NewTicker(500 * time.Millisecond)
 		defer tick.Stop()
-		lastBusy, lastAll, lastAt := cpuTimes()
+		firstBusy, firstAll, _ := cpuTimes()
+		lastBusy, lastAll, lastAt := firstBusy, firstAll, s.start
 		for {
+			stopping := false
 			select {
 			case <-s.done:
-				s.saturated <- spans
-				return
+				stopping = true
 			case <-tick.C:
 			}
 			busy, all, at := cpuTimes()
@@ -350,15 +356,24 @@ func sampleCPU() *cpuSampler {
 				spans = append(spans, [2]time.Time{lastAt, at})
 			}
 			lastBusy, lastAll, lastAt = busy, all, at
+			if stopping {
+				res := cpuSample{saturated: spans}
+				if all > firstAll {
+					res.busy = float64(busy-firstBusy) / float64(all-firstAll)
+				}
+				s.result <- res
+				return
+			}
 		}
 	}()
 	return s
 }
 
-// stop ends the sampling and returns the saturated spans.
-func (s *cpuSampler) stop() [][2]time.Time {
+// stop ends the sampling and returns the saturated spans and the busy share.
+func (s *cpuSampler) stop() (saturated [][2]time.Time, busy float64) {
 	close(s.done)
-	return <-s.saturated
+	r := <-s.result
+	return r.saturated, r.busy
 }
 
 func later(a, b time.Time) time.Time {
