@@ -128,6 +128,20 @@ func TestQuickStartControlsAfterFirstFrame(t *testing.T) {
 			}
 		})
 	}
+	// JavaScript off (README: the page plays without it, without controls, and links the stream):
+	// the video plays, and the page's <noscript> links its stream.
+	t.Run("no-javascript", func(t *testing.T) {
+		b := startBrowser(t, browserOptions{name: "no-js", noScript: true})
+		b.navigate(m.WatchURL())
+		v := b.waitView(45*time.Second, nil, "the video plays past 1 s without scripts", advancedCond(t, 1))
+		if v.SG != nil {
+			t.Fatalf("the page's scripts ran: %v", v)
+		}
+		var link string
+		if err := b.eval(0, `document.querySelector("noscript a")?.getAttribute("href") || ""`, &link); err != nil || !strings.Contains(link, "/stream/") {
+			t.Errorf("the page links %q (%v), want the file's stream", link, err)
+		}
+	})
 	// The player's module does not load: the page says so, and the video plays on, with controls.
 	t.Run("player-fails-to-load", func(t *testing.T) {
 		b := startBrowser(t, browserOptions{name: "no-player", blockURLs: []string{"*://*:*/static/watch.js"}})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
@@ -93,6 +94,9 @@ type browserOptions struct {
 	tabOf *browser
 	// flags are Chromium flags besides chromiumFlags ("name=value" or "name"); not for a tab.
 	flags []string
+	// noScript disables the pages' scripts, as a browser with JavaScript off (DevTools' own
+	// evaluations still run).
+	noScript bool
 	// blockURLs are URL patterns (URLPattern syntax, absolute: "*://*:*/static/watch.js") the tab
 	// fails to load, as a network error.
 	blockURLs []string
@@ -193,6 +197,11 @@ func launchBrowser(t testing.TB, path string, opts browserOptions) (*browser, er
 	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
 		if _, err := cdp.Call(ctx, tgt, log.Enable, cdp.Empty{}); err != nil {
 			return err
+		}
+		if opts.noScript {
+			if _, err := cdp.Call(ctx, tgt, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+				return err
+			}
 		}
 		if len(opts.blockURLs) > 0 {
 			var blocked network.SetBlockedURLsParams
